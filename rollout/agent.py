@@ -1,0 +1,104 @@
+"""AEnvironment-style entrypoint and the single-episode command line.
+
+    from rollout.agent import run_agent_return_reward
+    reward = await run_agent_return_reward({"domain": "telecom", "task_id": "..."})
+
+The endpoints come from the environment (OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_MODEL,
+TAU2_USER_LLM, TAU2_USER_LLM_API_BASE, TAU2_USER_LLM_API_KEY), as in AEnvironment's
+example and AReaL's subproc mode. Returns a Python float; infrastructure failures raise
+`EpisodeFailure` (never a silent 0.0).
+
+    python -m rollout.agent --domain airline --task_id 12 --scripted oracle
+    python -m rollout.agent --domain telecom --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any, Optional
+
+from rollout.areal import Tau2Agent
+from rollout.failures import InvalidInput
+
+
+async def run_agent_return_reward(data: dict[str, Any]) -> float:
+    """Run one episode for `data` ({"domain", "task_id", optional "seed", "solo", ...})."""
+    return await Tau2Agent().run(data)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rollout.agent", description="Run one TAU2 episode and print its reward.")
+    p.add_argument("--domain", required=True, help="airline | retail | telecom | mock")
+    p.add_argument("--task_id", "--task-id", dest="task_id", help="task id (see --list)")
+    p.add_argument("--list", action="store_true", help="list the task ids of --split and exit")
+    p.add_argument("--split", default="base", help="split for --list (base, train, test, ...)")
+    p.add_argument("--scripted", choices=["oracle", "noop"], help="offline: play the built-in scripted model")
+    p.add_argument("--solo", action=argparse.BooleanOptionalAction, default=None, help="force solo / user mode")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    p.add_argument("overrides", nargs="*", help="config overrides key=value (see conf/defaults.yaml)")
+    args = p.parse_args(argv)
+    try:
+        return asyncio.run(_main(args))
+    except InvalidInput as e:
+        print(f"error: {e.failure.message}", file=sys.stderr)
+        return 2
+
+
+async def _main(args) -> int:
+    from rollout.domains import check_domain, load_domain
+
+    check_domain(args.domain)
+    if args.list:
+        for task_id in load_domain(args.domain).task_ids(args.split):
+            print(task_id)
+        return 0
+    if args.task_id is None:
+        raise InvalidInput("--task_id is required (or --list to see the ids)")
+    overrides = list(args.overrides)
+    server = None
+    if args.scripted:
+        from rollout.scripted import ScriptedServer
+
+        server = ScriptedServer(args.scripted, record=False).start()
+        overrides = [f"llm.base_url={server.url}", f"user_llm.base_url={server.url}", "user_llm.model=scripted-user",
+                     "llm.model=scripted-agent", *overrides]
+    try:
+        agent = Tau2Agent(**_dotlist_to_dict(overrides))
+        data = {"domain": args.domain, "task_id": args.task_id, "seed": args.seed, "solo": args.solo}
+        result = await agent.run_episode(data)
+    finally:
+        if server is not None:
+            server.stop()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.transcript())
+        print()
+        mode = "solo" if result.solo else "with user simulator"
+        if result.ok:
+            print(f"reward: {result.reward}  termination: {result.termination}  ({args.domain}/{args.task_id}, {mode}, "
+                  f"{result.steps} steps, {result.durations.get('total_s', 0):.2f}s)")
+        else:
+            print(f"FAILED {result.failure.failure_class.value}: {result.failure.message}")
+    return 0 if result.ok else 1
+
+
+def _dotlist_to_dict(items: list[str]) -> dict:
+    """['a.b=1', 'c=x'] -> {'a': {'b': 1}, 'c': 'x'} (values parsed by omegaconf)."""
+    from omegaconf import OmegaConf
+
+    from rollout.config import _split_overrides
+
+    preset, conf = _split_overrides(items)
+    out = OmegaConf.to_container(conf)
+    if preset:
+        out["sampling"] = preset
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The AReaL face: `Tau2Agent`, a workflow AReaL builds and awaits (no Ray inside).
+
+    trainer.train(workflow="rollout.areal.Tau2Agent", workflow_kwargs={"sampling": "train", ...})
+
+AReaL calls `Tau2Agent(**workflow_kwargs)` once and then `await agent.run(data, base_url=...,
+api_key=..., http_client=...)` concurrently, n_samples times on the same `data` dict (never
+mutated here). In AReaL's subproc mode no kwargs come; `OPENAI_BASE_URL` / `OPENAI_API_KEY`
+are read from the process environment at call time. `run` returns a Python float; an
+infrastructure failure raises `EpisodeFailure` (AReaL then drops the group); bad input
+raises `InvalidInput` (also an EpisodeFailure, and a ValueError).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from rollout.clients import Endpoints, make_client, resolve_model
+from rollout.config import RolloutConfig, load_config
+from rollout.episode import EpisodeSpec, resolve, run_episode
+from rollout.failures import EpisodeFailure, InvalidInput
+from rollout.results import EpisodeResult
+
+DATA_KEYS = ("domain", "task_id", "split", "seed", "sample", "solo", "overrides")
+
+
+def spec_from_data(data: dict[str, Any]) -> EpisodeSpec:
+    """An EpisodeSpec from an AReaL / AEnvironment data row. Raises InvalidInput."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"data must be a dict with 'domain' and 'task_id', got {type(data).__name__}")
+    missing = [k for k in ("domain", "task_id") if k not in data]
+    if missing:
+        raise InvalidInput(f"data is missing {', '.join(repr(k) for k in missing)}; got keys {sorted(data)}")
+    unknown = sorted(set(data) - set(DATA_KEYS))
+    if unknown:
+        raise InvalidInput(f"unknown data keys {unknown}; valid keys: {', '.join(DATA_KEYS)}")
+    seed = data.get("seed")
+    return EpisodeSpec(domain=str(data["domain"]), task_id=str(data["task_id"]), sample=int(data.get("sample", 0)),
+                       seed=int(seed) if seed is not None else None, solo=data.get("solo"))
+
+
+class Tau2Agent:
+    """An AReaL agent workflow over the episode core. `workflow_kwargs` are config overrides.
+
+    Keys are those of `conf/defaults.yaml` (nested dicts), e.g.
+    `{"sampling": "eval", "user_llm": {"base_url": ..., "model": ...}, "episode": {"timeout_s": 600}}`.
+    """
+
+    def __init__(self, **workflow_kwargs: Any):
+        self._overrides = dict(workflow_kwargs)
+        load_config(self._overrides)  # validate now: a typo fails at construction, not mid-training
+
+    def config(self, row_overrides: Optional[dict] = None) -> RolloutConfig:
+        """The config for one run: resolved now, so environment variables of this process apply."""
+        merged = _deep_merge(self._overrides, row_overrides or {})
+        return load_config(merged)
+
+    async def run(self, data: dict[str, Any], **extra_kwargs: Any) -> float:
+        result = await self.run_episode(data, **extra_kwargs)
+        return result.reward_or_raise()
+
+    async def run_episode(self, data: dict[str, Any], *, base_url: Optional[str] = None, api_key: Optional[str] = None,
+                          http_client=None, **_ignored: Any) -> EpisodeResult:
+        """Run one episode and return the full result (the `run` contract minus the float)."""
+        spec = spec_from_data(data)
+        cfg = self.config(data.get("overrides"))
+        resolved = resolve(spec, cfg)  # InvalidInput before any client or model call
+        base_url = base_url or cfg.llm.base_url or os.environ.get("OPENAI_BASE_URL")
+        api_key = api_key or cfg.llm.api_key or os.environ.get("OPENAI_API_KEY")
+        secrets = cfg.secrets() + ([api_key] if api_key else [])
+        agent_client = make_client(cfg.llm, base_url=base_url, api_key=api_key, http_client=http_client, role="llm")
+        user_client = None if resolved.solo else make_client(cfg.user_llm, role="user_llm")
+        owned = [c for c in (None if http_client is not None else agent_client, user_client) if c is not None]
+        try:
+            try:
+                endpoints = Endpoints(
+                    agent_client=agent_client,
+                    agent_model=await resolve_model(agent_client, cfg.llm.model, role="llm", secrets=secrets),
+                    user_client=user_client,
+                    user_model=await resolve_model(user_client, cfg.user_llm.model, role="user_llm", secrets=secrets) if user_client else None,
+                )
+            except EpisodeFailure as e:
+                return EpisodeResult(domain=spec.domain, task_id=spec.task_id, sample=spec.sample, seed=spec.seed,
+                                     solo=resolved.solo, failure=e.failure)
+            if api_key and api_key not in cfg.secrets():
+                cfg.llm.api_key = api_key  # so the episode redacts it too
+            return await run_episode(spec, cfg, endpoints)
+        finally:
+            for client in owned:
+                await client.close()
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,0 +1,67 @@
+"""OpenAI-compatible clients for the agent and the user simulator, built from config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from openai import AsyncOpenAI
+
+from rollout.config import AgentLLMConfig, EndpointConfig, UserLLMConfig
+from rollout.failures import EpisodeFailure, FailureClass, InvalidInput, redact
+
+PLACEHOLDER_KEY = "EMPTY"  # vLLM / SGLang accept any key; openai refuses to build a client without one
+FALLBACK_MODEL = "default"
+
+
+@dataclass
+class Endpoints:
+    """The clients and model names one episode talks to. The user side is None in solo mode."""
+
+    agent_client: AsyncOpenAI
+    agent_model: str
+    user_client: Optional[AsyncOpenAI] = None
+    user_model: Optional[str] = None
+
+
+def user_sim_configured(cfg: UserLLMConfig) -> bool:
+    return bool(cfg.base_url or cfg.model)
+
+
+def make_client(cfg: EndpointConfig, *, base_url: Optional[str] = None, api_key: Optional[str] = None,
+                http_client=None, role: str = "llm") -> AsyncOpenAI:
+    """An AsyncOpenAI client; explicit arguments win over the config's fields."""
+    url = base_url or cfg.base_url
+    if not url:
+        raise InvalidInput(
+            f"no endpoint for {role}: set {role}.base_url (or OPENAI_BASE_URL / TAU2_USER_LLM_API_BASE), "
+            f"or run offline with llm.scripted=oracle"
+        )
+    return AsyncOpenAI(
+        base_url=url,
+        api_key=api_key or cfg.api_key or PLACEHOLDER_KEY,
+        http_client=http_client,
+        max_retries=cfg.max_retries,
+        timeout=cfg.request_timeout_s,
+    )
+
+
+async def resolve_model(client: AsyncOpenAI, configured: Optional[str], *, role: str, secrets: list[str]) -> str:
+    """The configured model name, else the first model the server lists (vLLM/SGLang serve one).
+
+    Falls back to 'default' when the server has no /models route (AReaL's proxy ignores the
+    name). A server that cannot be reached at all raises EpisodeFailure.
+    """
+    if configured:
+        return configured
+    import openai
+
+    try:
+        page = await client.models.list()
+    except (openai.NotFoundError, openai.BadRequestError, openai.PermissionDeniedError):
+        return FALLBACK_MODEL
+    except Exception as e:
+        cls = FailureClass.USER_SIM_ERROR if role == "user_llm" else FailureClass.MODEL_ERROR
+        raise EpisodeFailure(cls, redact(f"listing models failed: {type(e).__name__}: {e}", secrets)) from None
+    models = [m.id for m in page.data]
+    return models[0] if models else FALLBACK_MODEL

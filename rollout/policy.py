@@ -1,0 +1,173 @@
+"""The policy side of an episode: an OpenAI Agents SDK agent over tau2's prompt and tools.
+
+`AgentTurns.run_turn(conversation)` runs the agent until it speaks to the user (or the
+episode stops), through `Runner.run` with `OpenAIChatCompletionsModel` on the caller's
+`AsyncOpenAI` client. Tools are tau2's own schemas as `FunctionTool`s; every call is
+executed by the episode's `EpisodeRecorder`, sequentially, with requestor 'assistant'.
+The system prompt and tool list are built by tau2's own agent classes (`LLMAgent`, or
+`LLMSoloAgent` with the ticket and the `done` tool), so the policy sees what tau2's agent
+sees and nothing of the task's evaluation criteria or user scenario.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+from agents import Agent, FunctionTool, ModelSettings, RunConfig, Runner
+from agents.items import ModelResponse
+from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
+from agents.run_config import ToolExecutionConfig
+from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
+
+from rollout.config import SamplingConfig
+from rollout.failures import EpisodeFailure, FailureClass, redact
+from rollout.trajectory import EpisodeRecorder, RawToolCall, StopEpisode
+
+MAX_RUNNER_TURNS = 10_000  # the recorder enforces tau2's max_steps; this only guards the SDK loop
+
+
+@dataclasses.dataclass
+class Usage:
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def add(self, requests: int, input_tokens: int, output_tokens: int) -> None:
+        self.requests += requests
+        self.input_tokens += input_tokens or 0
+        self.output_tokens += output_tokens or 0
+
+
+class _RecordingModel(OpenAIChatCompletionsModel):
+    """Chat-completions model that reports each generation to the episode recorder.
+
+    Endpoint errors become `EpisodeFailure(MODEL_ERROR)` with the API key redacted.
+    """
+
+    def __init__(self, *, model: str, openai_client, recorder: EpisodeRecorder, usage: Usage, secrets: list[str]):
+        super().__init__(model=model, openai_client=openai_client)
+        self._recorder = recorder
+        self._usage = usage
+        self._secrets = secrets
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        self._recorder.begin_agent_turn()
+        try:
+            response = await super().get_response(*args, **kwargs)
+        except (StopEpisode, EpisodeFailure):
+            raise
+        except Exception as e:  # openai.APIError, ModelBehaviorError, httpx errors, ...
+            raise EpisodeFailure(FailureClass.MODEL_ERROR, redact(f"{type(e).__name__}: {e}", self._secrets)) from None
+        self._usage.add(1, response.usage.input_tokens, response.usage.output_tokens)
+        text_parts, calls = [], []
+        for item in response.output:
+            if isinstance(item, ResponseOutputMessage):
+                text_parts.extend(getattr(part, "text", "") or "" for part in item.content)
+            elif isinstance(item, ResponseFunctionToolCall):
+                calls.append(RawToolCall(id=item.call_id, name=item.name, arguments=item.arguments or ""))
+        self._recorder.record_agent_response("".join(text_parts), calls)
+        return response
+
+
+def _function_tool(tau2_tool, recorder: EpisodeRecorder) -> FunctionTool:
+    schema = tau2_tool.openai_schema["function"]
+
+    async def invoke(ctx, _raw_arguments: str) -> str:
+        # Arguments were parsed (or rejected) when the response was recorded; run that call.
+        return recorder.execute_agent_tool(ctx.tool_call_id)
+
+    return FunctionTool(
+        name=schema["name"],
+        description=schema.get("description", ""),
+        params_json_schema=schema["parameters"],
+        on_invoke_tool=invoke,
+        strict_json_schema=False,
+    )
+
+
+def tau2_agent(env, task, solo: bool):
+    """tau2's own agent object for this episode (used for its system prompt and tools only)."""
+    from tau2.agent.llm_agent import LLMAgent, LLMSoloAgent
+
+    if solo:
+        return LLMSoloAgent(tools=env.get_tools() + env.get_user_tools(), domain_policy=env.get_policy(), task=task)
+    return LLMAgent(tools=env.get_tools(), domain_policy=env.get_policy())
+
+
+def model_settings(sampling: SamplingConfig, *, solo: bool, seed: Optional[int], headers: dict[str, str]) -> ModelSettings:
+    """The agent's sampling parameters as Agents SDK ModelSettings."""
+    return ModelSettings(
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        parallel_tool_calls=sampling.parallel_tool_calls,
+        tool_choice="required" if solo else None,  # tau2's solo agent must call a tool every turn
+        extra_body=dict(sampling.extra_body) or None,
+        extra_headers=headers or None,
+        extra_args={"seed": seed} if (sampling.send_seed and seed is not None) else None,
+    )
+
+
+class AgentTurns:
+    """Runs the agent one turn at a time, carrying the whole conversation across turns."""
+
+    def __init__(
+        self,
+        *,
+        env,
+        task,
+        solo: bool,
+        recorder: EpisodeRecorder,
+        client,
+        model: str,
+        sampling: SamplingConfig,
+        seed: Optional[int],
+        headers: dict[str, str],
+        secrets: list[str],
+    ):
+        tau2 = tau2_agent(env, task, solo)
+        self.usage = Usage()
+        self.system_prompt: str = tau2.system_prompt
+        self.agent = Agent(
+            name="tau2-agent",
+            instructions=self.system_prompt,
+            tools=[_function_tool(t, recorder) for t in tau2.tools],
+            model=_RecordingModel(model=model, openai_client=client, recorder=recorder, usage=self.usage, secrets=secrets),
+            model_settings=model_settings(sampling, solo=solo, seed=seed, headers=headers),
+            reset_tool_choice=not solo,
+        )
+        self._run_config = RunConfig(
+            tracing_disabled=True,
+            tool_not_found_behavior="return_error_to_model",
+            tool_execution=ToolExecutionConfig(max_function_tool_concurrency=1),
+        )
+
+    async def run_turn(self, conversation: list) -> list:
+        """Run the agent from `conversation` (SDK input items) until it addresses the user.
+
+        Returns the conversation extended with this turn's items. Raises StopEpisode when
+        the episode ends during the turn and EpisodeFailure when the endpoint fails.
+        """
+        result = await Runner.run(self.agent, conversation, max_turns=MAX_RUNNER_TURNS, run_config=self._run_config)
+        return result.to_input_list()
+
+
+def history_to_input(messages) -> list[dict]:
+    """tau2 messages the agent may see (initial history) as Agents SDK input items."""
+    import json
+
+    from tau2.data_model.message import AssistantMessage, ToolMessage, UserMessage
+
+    items: list[dict] = []
+    for m in messages:
+        if isinstance(m, UserMessage) and not m.is_tool_call():
+            items.append({"role": "user", "content": m.content or ""})
+        elif isinstance(m, AssistantMessage):
+            if m.has_text_content():
+                items.append({"role": "assistant", "content": m.content})
+            for tc in m.tool_calls or []:
+                items.append({"type": "function_call", "call_id": tc.id, "name": tc.name, "arguments": json.dumps(tc.arguments)})
+        elif isinstance(m, ToolMessage) and m.requestor == "assistant":
+            items.append({"type": "function_call_output", "call_id": m.id, "output": m.content or ""})
+    return items

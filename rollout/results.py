@@ -1,0 +1,73 @@
+"""The outcome of one episode: a reward (scored by tau2) or a classified failure, never both."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+from rollout.failures import EpisodeFailure, Failure
+
+
+@dataclass
+class EpisodeResult:
+    """One episode's outcome. Exactly one of `reward` and `failure` is set.
+
+    `messages` is the trajectory in tau2's message format (JSON-ready dicts), `reward_info`
+    tau2's RewardInfo breakdown, `termination` tau2's termination reason.
+    """
+
+    domain: str
+    task_id: str
+    sample: int = 0
+    seed: Optional[int] = None
+    solo: bool = False
+    reward: Optional[float] = None
+    reward_info: Optional[dict[str, Any]] = None
+    termination: Optional[str] = None
+    failure: Optional[Failure] = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    invalid_tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    tool_errors: int = 0
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def reward_or_raise(self) -> float:
+        """The reward as a Python float; raises EpisodeFailure if the episode failed."""
+        if self.failure is not None:
+            raise EpisodeFailure(self.failure.failure_class, self.failure.message)
+        return float(self.reward)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["failure"] = self.failure.to_dict() if self.failure else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EpisodeResult":
+        d = dict(d)
+        d["failure"] = Failure.from_dict(d["failure"]) if d.get("failure") else None
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def transcript(self, width: int = 160) -> str:
+        """A short human-readable transcript: one line per message."""
+        lines = []
+        for m in self.messages:
+            role = m.get("role", "?")
+            if m.get("tool_calls"):
+                body = "; ".join(f"{tc['name']}({_short(tc['arguments'], 80)})" for tc in m["tool_calls"])
+                body = f"[calls] {body}"
+            else:
+                body = (m.get("content") or "").replace("\n", " ")
+            lines.append(f"{role:>9}: {_short(body, width)}")
+        return "\n".join(lines)
+
+
+def _short(value: Any, n: int) -> str:
+    s = value if isinstance(value, str) else str(value)
+    return s if len(s) <= n else s[: n - 3] + "..."

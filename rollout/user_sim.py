@@ -1,0 +1,120 @@
+"""The tau2 user simulator, asynchronous, over any OpenAI-compatible endpoint.
+
+Same prompt and protocol as tau2's `UserSimulator`: its system prompt (tau2's simulation
+guidelines plus the task's scenario), its role flipping, its tools (telecom users have
+device tools, executed with requestor 'user' on the episode's environment) and its stop
+signals (###STOP###, ###TRANSFER###, ###OUT-OF-SCOPE###). Only the transport differs: an
+`AsyncOpenAI` client instead of litellm.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from tau2.data_model.message import Message, SystemMessage
+from tau2.data_model.simulation import TerminationReason
+from tau2.user.base import UserState, is_valid_user_history_message
+from tau2.user.user_simulator import UserSimulator as Tau2UserSimulator
+from tau2.utils.llm_utils import to_litellm_messages
+
+from rollout.config import UserLLMConfig
+from rollout.failures import EpisodeFailure, FailureClass, redact
+from rollout.policy import Usage
+from rollout.trajectory import EpisodeRecorder, RawToolCall, StopEpisode
+
+LITELLM_PREFIXES = ("openai/", "hosted_vllm/", "litellm_proxy/")
+
+
+def strip_provider_prefix(model: str) -> str:
+    """'openai/gpt-4.1' -> 'gpt-4.1' (tau2/AEnvironment name models the litellm way)."""
+    for prefix in LITELLM_PREFIXES:
+        if model.startswith(prefix):
+            return model[len(prefix):]
+    return model
+
+
+def to_chat_messages(messages: list[Message]) -> list[dict]:
+    """tau2 messages as OpenAI chat messages (tau2's converter, minus its non-standard keys)."""
+    out = []
+    for m in to_litellm_messages(messages):
+        if m.get("tool_calls") is None:
+            m.pop("tool_calls", None)
+        else:
+            m["tool_calls"] = [{k: v for k, v in tc.items() if k != "name"} for tc in m["tool_calls"]]
+        out.append(m)
+    return out
+
+
+class UserSimulator:
+    """One episode's simulated customer."""
+
+    def __init__(
+        self,
+        *,
+        env,
+        task,
+        recorder: EpisodeRecorder,
+        client,
+        model: str,
+        cfg: UserLLMConfig,
+        seed: Optional[int],
+        headers: dict[str, str],
+        secrets: list[str],
+        history: list[Message] = (),
+    ):
+        tools = env.get_user_tools() if env.user_tools is not None else None
+        tau2_user = Tau2UserSimulator(tools=tools, instructions=task.user_scenario.instructions if task.user_scenario else None)
+        self.state = UserState(
+            system_messages=[SystemMessage(role="system", content=tau2_user.system_prompt)],
+            messages=[m for m in history if is_valid_user_history_message(m)],
+        )
+        self._tools = [t.openai_schema for t in tools] if tools else None
+        self._recorder = recorder
+        self._client = client
+        self._model = strip_provider_prefix(model)
+        self._cfg = cfg
+        self._seed = seed
+        self._headers = headers
+        self._secrets = secrets
+        self.usage = Usage()
+
+    async def respond(self, agent_message: Message) -> str:
+        """The user's reply to the agent's message (after any device tool calls).
+
+        Raises StopEpisode(USER_STOP) when the user ends the conversation, StopEpisode for
+        step/error limits, and EpisodeFailure(USER_SIM_ERROR) when the endpoint fails.
+        """
+        self.state.messages.append(agent_message)
+        while True:
+            self._recorder.check_limits()
+            text, raw_calls = await self._generate()
+            message, tool_results = self._recorder.record_user_message(text, raw_calls)
+            self.state.messages.append(message)
+            if not message.is_tool_call():
+                if Tau2UserSimulator.is_stop(message):
+                    raise StopEpisode(TerminationReason.USER_STOP)
+                return message.content
+            self.state.messages.extend(tool_results)
+
+    async def _generate(self) -> tuple[Optional[str], list[RawToolCall]]:
+        messages = to_chat_messages(self.state.system_messages + self.state.flip_roles())
+        kwargs = {"model": self._model, "messages": messages, "temperature": self._cfg.temperature}
+        if self._tools:
+            kwargs["tools"] = self._tools
+        if self._seed is not None:
+            kwargs["seed"] = self._seed
+        if self._cfg.extra_body:
+            kwargs["extra_body"] = dict(self._cfg.extra_body)
+        if self._headers:
+            kwargs["extra_headers"] = self._headers
+        try:
+            completion = await self._client.chat.completions.create(**kwargs)
+            choice = completion.choices[0].message
+        except Exception as e:
+            raise EpisodeFailure(FailureClass.USER_SIM_ERROR, redact(f"{type(e).__name__}: {e}", self._secrets)) from None
+        usage = getattr(completion, "usage", None)
+        self.usage.add(1, getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0))
+        calls = [RawToolCall(id=tc.id, name=tc.function.name, arguments=tc.function.arguments or "") for tc in choice.tool_calls or []]
+        if not calls and not (choice.content or "").strip():
+            raise EpisodeFailure(FailureClass.USER_SIM_ERROR, "the user simulator returned an empty message")
+        return choice.content, calls
