@@ -12,10 +12,9 @@ raises `InvalidInput` (also an EpisodeFailure, and a ValueError).
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
-from rollout.clients import Endpoints, make_client, resolve_model
+from rollout.clients import open_endpoints
 from rollout.config import RolloutConfig, load_config
 from rollout.episode import EpisodeSpec, resolve, run_episode
 from rollout.failures import EpisodeFailure, InvalidInput
@@ -65,25 +64,18 @@ class Tau2Agent:
         spec = spec_from_data(data)
         cfg = self.config(data.get("overrides"))
         resolved = resolve(spec, cfg)  # InvalidInput before any client or model call
-        base_url = base_url or cfg.llm.base_url or os.environ.get("OPENAI_BASE_URL")
-        api_key = api_key or cfg.llm.api_key or os.environ.get("OPENAI_API_KEY")
-        secrets = cfg.secrets() + ([api_key] if api_key else [])
-        agent_client = make_client(cfg.llm, base_url=base_url, api_key=api_key, http_client=http_client, role="llm")
-        user_client = None if resolved.solo else make_client(cfg.user_llm, role="user_llm")
-        owned = [c for c in (None if http_client is not None else agent_client, user_client) if c is not None]
+        api_key = api_key or cfg.llm.api_key
+        if api_key:
+            cfg.llm.api_key = api_key  # the episode redacts every configured key
         try:
-            try:
-                endpoints = Endpoints(
-                    agent_client=agent_client,
-                    agent_model=await resolve_model(agent_client, cfg.llm.model, role="llm", secrets=secrets),
-                    user_client=user_client,
-                    user_model=await resolve_model(user_client, cfg.user_llm.model, role="user_llm", secrets=secrets) if user_client else None,
-                )
-            except EpisodeFailure as e:
-                return EpisodeResult(domain=spec.domain, task_id=spec.task_id, sample=spec.sample, seed=spec.seed,
-                                     solo=resolved.solo, failure=e.failure)
-            if api_key and api_key not in cfg.secrets():
-                cfg.llm.api_key = api_key  # so the episode redacts it too
+            endpoints, owned = await open_endpoints(cfg, need_user=not resolved.solo, base_url=base_url or cfg.llm.base_url,
+                                                    api_key=api_key, http_client=http_client)
+        except EpisodeFailure as e:
+            if isinstance(e, InvalidInput):
+                raise
+            return EpisodeResult(domain=spec.domain, task_id=spec.task_id, sample=spec.sample, seed=spec.seed,
+                                 solo=resolved.solo, failure=e.failure)
+        try:
             return await run_episode(spec, cfg, endpoints)
         finally:
             for client in owned:

@@ -65,3 +65,30 @@ async def resolve_model(client: AsyncOpenAI, configured: Optional[str], *, role:
         raise EpisodeFailure(cls, redact(f"listing models failed: {type(e).__name__}: {e}", secrets)) from None
     models = [m.id for m in page.data]
     return models[0] if models else FALLBACK_MODEL
+
+
+async def open_endpoints(cfg, *, need_user: bool, base_url: Optional[str] = None, api_key: Optional[str] = None,
+                         http_client=None) -> tuple[Endpoints, list[AsyncOpenAI]]:
+    """Clients and model names for episodes of `cfg` (a RolloutConfig).
+
+    `base_url` / `api_key` / `http_client` override the agent endpoint (AReaL passes them
+    per call). Returns the endpoints and the clients the caller owns and must close (a
+    client over a caller-supplied `http_client` is not owned). Raises InvalidInput when
+    an endpoint is missing and EpisodeFailure when a model name cannot be resolved.
+    """
+    secrets = cfg.secrets() + ([api_key] if api_key else [])
+    agent = make_client(cfg.llm, base_url=base_url, api_key=api_key, http_client=http_client, role="llm")
+    user = make_client(cfg.user_llm, role="user_llm") if need_user else None
+    owned = [c for c in ((agent if http_client is None else None), user) if c is not None]
+    try:
+        endpoints = Endpoints(
+            agent_client=agent,
+            agent_model=await resolve_model(agent, cfg.llm.model, role="llm", secrets=secrets),
+            user_client=user,
+            user_model=await resolve_model(user, cfg.user_llm.model, role="user_llm", secrets=secrets) if user else None,
+        )
+    except BaseException:
+        for client in owned:
+            await client.close()
+        raise
+    return endpoints, owned

@@ -130,8 +130,8 @@ async def _play(spec: EpisodeSpec, resolved: Resolved, cfg: RolloutConfig, endpo
         user = UserSimulator(env=env, task=task, recorder=recorder, client=endpoints.user_client, model=endpoints.user_model,
                              cfg=cfg.user_llm, seed=spec.seed, headers=headers("user"), secrets=secrets, history=history)
 
-    conversation = history_to_input(history)
     next_is_user, to_user = _first_turn(recorder, history, solo)
+    conversation = history_to_input(recorder.messages)  # tau2's agent sees its greeting too
     termination: Optional[TerminationReason] = None
     try:
         while True:

@@ -91,7 +91,8 @@ def tau2_agent(env, task, solo: bool):
     from tau2.agent.llm_agent import LLMAgent, LLMSoloAgent
 
     if solo:
-        return LLMSoloAgent(tools=env.get_tools() + env.get_user_tools(), domain_policy=env.get_policy(), task=task)
+        user_tools = env.get_user_tools() if env.user_tools is not None else []
+        return LLMSoloAgent(tools=env.get_tools() + user_tools, domain_policy=env.get_policy(), task=task)
     return LLMAgent(tools=env.get_tools(), domain_policy=env.get_policy())
 
 

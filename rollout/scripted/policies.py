@@ -21,6 +21,7 @@ from typing import Any, Optional
 ACTION_REQUEST = "Please perform this action on your device: "
 CLOSING = "Is there anything else I can help you with?"
 STOP = "###STOP###"
+GREETING = "Hi! How can I help you today?"  # tau2's fixed first agent message
 _ACTION_RE = re.compile(re.escape(ACTION_REQUEST) + r"(\{.*\})", re.S)
 
 
@@ -78,6 +79,23 @@ def agent_reply(policy: str, body: dict, headers: dict[str, str]) -> dict:
     info = list(criteria.communicate_info or []) if criteria else []
     said = f"Here is the information you need: {'; '.join(info)}. " if info else ""
     return text(f"{said}{CLOSING}")
+
+
+def replay_reply(script: list[dict], body: dict) -> dict:
+    """The next message of a registered script: the i-th scripted action at the agent's i-th turn.
+
+    Each action is {"tool": name, "arguments": {...}} or {"text": "..."}; after the script the
+    agent closes (solo: calls `done`).
+    """
+    messages = body.get("messages", [])
+    turn = sum(1 for m in messages if m.get("role") == "assistant" and m.get("content") != GREETING)
+    solo = "done" in {t["function"]["name"] for t in body.get("tools") or []}
+    if turn < len(script):
+        action = script[turn]
+        if "tool" in action:
+            return tool_call(_call_id(messages), action["tool"], action.get("arguments", {}))
+        return text(action["text"])
+    return tool_call(_call_id(messages), "done", {}) if solo else text(CLOSING)
 
 
 def _performed(messages: list) -> list[tuple[str, Any]]:

@@ -4,7 +4,8 @@ It answers `POST /v1/chat/completions` for both the agent (requests tagged
 `X-Rollout-Role: agent`, played by the oracle or noop policy) and the user simulator
 (`X-Rollout-Role: user`), and `GET /v1/models`. Everything else in the rollout path is
 real. Switchable at run time through `POST /admin/faults` (or `ScriptedServer.set_faults`):
-per-completion latency, and a number of faulty answers (HTTP 500, a hang, malformed
+per-completion latency, scripts the agent replays on given tasks (`POST /admin/scripts`),
+and a number of faulty answers (HTTP 500, a hang, malformed
 tool-call JSON, an empty message) for the agent, the user or both. `GET /admin/stats`
 counts completions by role.
 """
@@ -18,9 +19,9 @@ from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
-from rollout.scripted.policies import agent_reply, tool_call, user_reply
+from rollout.scripted.policies import agent_reply, replay_reply, tool_call, user_reply
 
-FAULT_MODES = ("none", "http_500", "hang", "malformed_tool_json", "empty")
+FAULT_MODES = ("none", "http_500", "http_401", "hang", "malformed_tool_json", "empty")
 
 
 @dataclass
@@ -51,6 +52,7 @@ class ScriptedServer:
         self.faults = faults or Faults()
         self.record = record
         self.requests: list[dict] = []
+        self.scripts: dict[tuple[str, str], list[dict]] = {}
         self.stats = {"agent": 0, "user": 0, "faults": 0}
         self._lock = threading.Lock()
         self._httpd = _Server((host, port), _handler_for(self))
@@ -80,6 +82,11 @@ class ScriptedServer:
         with self._lock:
             self.faults = Faults(**kwargs)
 
+    def set_script(self, domain: str, task_id: str, actions: list[dict]) -> None:
+        """Make the agent replay `actions` on this task (see policies.replay_reply)."""
+        with self._lock:
+            self.scripts[(domain, str(task_id))] = list(actions)
+
     def _take_fault(self, role: str) -> tuple[str, float, float]:
         """(mode, latency, hang) for one completion, consuming one faulty answer if due."""
         with self._lock:
@@ -104,6 +111,9 @@ class ScriptedServer:
             time.sleep(latency)
         if mode == "http_500":
             return 500, {"error": {"message": "scripted fault: internal server error", "type": "server_error"}}
+        if mode == "http_401":  # like OpenAI's, the error body quotes the key it was given
+            key = headers.get("authorization", "").removeprefix("Bearer ")
+            return 401, {"error": {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error"}}
         if mode == "hang":
             time.sleep(hang)
         if mode == "empty":
@@ -111,7 +121,8 @@ class ScriptedServer:
         elif role == "user":
             message = user_reply(body, headers)
         else:
-            message = agent_reply(self.agent_policy, body, headers)
+            script = self.scripts.get((headers.get("x-rollout-domain", ""), headers.get("x-rollout-task-id", "")))
+            message = replay_reply(script, body) if script is not None else agent_reply(self.agent_policy, body, headers)
         if mode == "malformed_tool_json":
             name = (body.get("tools") or [{"function": {"name": "unknown"}}])[0]["function"]["name"]
             message = tool_call(f"call_bad_{len(body.get('messages', []))}", name, '{"broken": ')
@@ -173,6 +184,9 @@ def _handler_for(server: ScriptedServer):
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status, payload = server.complete(body, headers)
                 self._send(status, payload)
+            elif self.path == "/admin/scripts":
+                server.set_script(body["domain"], body["task_id"], body["actions"])
+                self._send(200, {"ok": True})
             elif self.path == "/admin/faults":
                 try:
                     server.set_faults(**body)

@@ -1,0 +1,41 @@
+"""Helpers shared by the tests: configs pointed at a scripted server, concurrent episode runs."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rollout.config import load_config
+from rollout.episode import EpisodeSpec
+from rollout.runner import EpisodeRunner
+
+
+def scripted_config(server, *, user: bool = True, extra: list[str] = ()):
+    overrides = [f"llm.base_url={server.url}", "llm.model=scripted-agent", "llm.max_retries=0"]
+    if user:
+        overrides += [f"user_llm.base_url={server.url}", "user_llm.model=scripted-user", "user_llm.max_retries=0"]
+    return load_config(overrides + list(extra))
+
+
+def run_specs(cfg, specs, concurrency: int = 16):
+    """Run episodes concurrently in one event loop; results in the order of `specs`."""
+
+    async def main():
+        sem = asyncio.Semaphore(concurrency)
+        async with EpisodeRunner(cfg) as runner:
+            async def one(spec):
+                async with sem:
+                    return await runner.run(spec)
+
+            return await asyncio.gather(*[one(s) for s in specs])
+
+    return asyncio.run(main())
+
+
+def run_domain(cfg, domain, task_ids, *, solo=None):
+    return run_specs(cfg, [EpisodeSpec(domain, t, solo=solo) for t in task_ids])
+
+
+def describe(results) -> str:
+    return "; ".join(
+        f"{r.task_id}: reward={r.reward} term={r.termination} failure={r.failure}" for r in results
+    )

@@ -1,0 +1,68 @@
+"""Parity: for the same action sequence, our reward equals tau2's own AgentGymEnv reward."""
+
+import json
+
+import pytest
+
+from rollout.domains import load_domain
+from rollout.episode import EpisodeSpec
+from rollout.scripted.policies import ACTION_REQUEST, CLOSING
+from tests import tau2_direct
+from tests.helpers import run_specs, scripted_config
+
+CASES = [  # (domain, task_id, solo)
+    ("airline", "12", False), ("airline", "5", False), ("airline", "23", False),
+    ("retail", "0", False), ("retail", "105", False),
+    ("telecom", None, False), ("telecom", None, True),
+    ("mock", "create_task_1", False), ("mock", "update_task_with_initialization_actions", True),
+]
+
+
+def gold_actions(task, solo: bool) -> list[dict]:
+    out = []
+    for a in task.evaluation_criteria.actions or []:
+        if a.requestor == "user" and not solo:
+            out.append({"text": ACTION_REQUEST + json.dumps({"name": a.name, "arguments": a.arguments})})
+        else:
+            out.append({"tool": a.name, "arguments": a.arguments})
+    info = task.evaluation_criteria.communicate_info or []
+    if info and not solo:
+        out.append({"text": f"Here is the information you need: {'; '.join(info)}. {CLOSING}"})
+    return out
+
+
+def wrong_write(actions: list[dict]) -> list[dict]:
+    """The same sequence with one string argument of the first tool call changed."""
+    out = [dict(a) for a in actions]
+    for a in out:
+        args = a.get("arguments") or {}
+        key = next((k for k, v in args.items() if isinstance(v, str)), None)
+        if key is not None:
+            a["arguments"] = {**args, key: args[key] + "_WRONG"}
+            return out
+    return out[1:]  # no string argument anywhere: drop the first action instead
+
+
+def _cases():
+    for domain, task_id, solo in CASES:
+        assets = load_domain(domain)
+        if task_id is None:  # the base telecom task with the fewest gold actions
+            task_id = min(assets.task_ids("base"), key=lambda t: len(assets.task(t).evaluation_criteria.actions))
+        task = assets.task(task_id)
+        gold = gold_actions(task, solo)
+        for name, actions in (("gold", gold), ("noop", []), ("wrong_write", wrong_write(gold))):
+            yield pytest.param(domain, task_id, solo, actions, name, id=f"{domain}-{task_id[:24]}-{'solo' if solo else 'user'}-{name}")
+
+
+@pytest.mark.parametrize("domain,task_id,solo,actions,kind", list(_cases()))
+def test_reward_equals_agent_gym_env(server, domain, task_id, solo, actions, kind):
+    server.set_script(domain, task_id, actions)
+    [ours] = run_specs(scripted_config(server, user=not solo), [EpisodeSpec(domain, task_id, solo=solo)])
+    assert ours.ok, ours.failure
+    gym_reward, gym_info = tau2_direct.gym_reward(domain, task_id, actions, solo=solo, user_url=server.url)
+    assert ours.reward == gym_reward
+    assert ours.reward_info["reward_breakdown"] == gym_info["reward_breakdown"]
+    if kind == "gold":
+        assert ours.reward == 1.0
+    if kind == "wrong_write" and domain != "mock":
+        assert ours.reward == 0.0  # the sequences do discriminate
