@@ -18,6 +18,10 @@ CASES = [  # (domain, task_id, solo)
 ]
 
 
+# Tasks whose gold ends in a DB write, so a wrong argument there must cost the reward.
+DISCRIMINATING = {("airline", "12"), ("airline", "23"), ("retail", "0")}
+
+
 def gold_actions(task, solo: bool) -> list[dict]:
     out = []
     for a in task.evaluation_criteria.actions or []:
@@ -32,15 +36,15 @@ def gold_actions(task, solo: bool) -> list[dict]:
 
 
 def wrong_write(actions: list[dict]) -> list[dict]:
-    """The same sequence with one string argument of the first tool call changed."""
+    """The same sequence with one string argument of the last tool call (usually the write) changed."""
     out = [dict(a) for a in actions]
-    for a in out:
+    for a in reversed(out):
         args = a.get("arguments") or {}
         key = next((k for k, v in args.items() if isinstance(v, str)), None)
         if key is not None:
             a["arguments"] = {**args, key: args[key] + "_WRONG"}
             return out
-    return out[1:]  # no string argument anywhere: drop the first action instead
+    return out[:-1]  # no string argument anywhere: drop the last action instead
 
 
 def _cases():
@@ -64,5 +68,5 @@ def test_reward_equals_agent_gym_env(server, domain, task_id, solo, actions, kin
     assert ours.reward_info["reward_breakdown"] == gym_info["reward_breakdown"]
     if kind == "gold":
         assert ours.reward == 1.0
-    if kind == "wrong_write" and domain != "mock":
-        assert ours.reward == 0.0  # the sequences do discriminate
+    if kind == "wrong_write" and (domain, task_id) in DISCRIMINATING:
+        assert ours.reward == 0.0  # the wrong write really changes the outcome here
