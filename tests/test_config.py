@@ -1,0 +1,45 @@
+"""Config: conf/ defaults, presets, overrides and clear errors."""
+
+import pytest
+
+from rollout.config import load_config, to_dict
+from rollout.failures import InvalidInput
+
+
+def test_defaults_and_presets():
+    cfg = load_config()
+    assert cfg.sampling.preset == "train" and cfg.sampling.temperature == 1.0
+    assert cfg.episode.max_steps == 200 and cfg.episode.max_errors == 10
+    assert load_config(["sampling=eval"]).sampling.temperature == 0.0
+    assert load_config({"sampling": "eval", "episode": {"timeout_s": 5}}).episode.timeout_s == 5.0
+
+
+def test_environment_variables_fill_endpoints(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    monkeypatch.setenv("TAU2_USER_LLM", "openai/user-model")
+    cfg = load_config()
+    assert cfg.llm.base_url == "http://127.0.0.1:1/v1" and cfg.user_llm.model == "openai/user-model"
+    assert load_config(["llm.base_url=http://127.0.0.1:2/v1"]).llm.base_url == "http://127.0.0.1:2/v1"
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["episode.max_stepz=3"], "unknown key 'episode.max_stepz', did you mean 'max_steps'"),
+    (["llm.modle=x"], "unknown key 'llm.modle', did you mean 'model'"),
+    (["episode.max_steps=three"], "invalid value for config key 'episode.max_steps'"),
+    (["sampling=hot"], "unknown sampling preset 'hot'; valid presets: eval, train"),
+    (["llm.scripted=gpt"], "llm.scripted='gpt' is not one of oracle, noop"),
+    (["env.backend=docker"], "env.backend='docker' is not one of local, aenv"),
+    (["episode.timeout_s=-1"], "episode.timeout_s must be > 0"),
+    (["--domain"], "not of the form key=value"),
+])
+def test_bad_overrides_name_the_problem(overrides, message):
+    with pytest.raises(InvalidInput) as e:
+        load_config(overrides)
+    assert message in str(e.value)
+
+
+def test_to_dict_round_trips_without_secrets():
+    cfg = load_config(["llm.api_key=sk-abcdefghijkl", "sampling.extra_body={top_k: 20}"])
+    d = to_dict(cfg)
+    assert d["llm"]["api_key"] == "***" and d["sampling"]["extra_body"] == {"top_k": 20}
+    assert to_dict(cfg, redact_secrets=False)["llm"]["api_key"] == "sk-abcdefghijkl"
