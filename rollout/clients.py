@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from openai import AsyncOpenAI
+import asyncio
+
+import httpx2
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
 from rollout.config import AgentLLMConfig, EndpointConfig, UserLLMConfig
 from rollout.failures import EpisodeFailure, FailureClass, InvalidInput, redact
@@ -28,15 +31,41 @@ def user_sim_configured(cfg: UserLLMConfig) -> bool:
     return bool(cfg.base_url or cfg.model)
 
 
+class CappedTransport(httpx2.AsyncBaseTransport):
+    """An HTTP transport that lets at most `limit` requests be in flight at once."""
+
+    def __init__(self, limit: int, inner: Optional[httpx2.AsyncBaseTransport] = None):
+        self._inner = inner or httpx2.AsyncHTTPTransport()
+        self._limit = limit
+        self._sem: Optional[asyncio.Semaphore] = None
+
+    async def handle_async_request(self, request):
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self._limit)
+        async with self._sem:
+            response = await self._inner.handle_async_request(request)
+            await response.aread()  # hold the slot until the body is in
+            return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def make_client(cfg: EndpointConfig, *, base_url: Optional[str] = None, api_key: Optional[str] = None,
-                http_client=None, role: str = "llm") -> AsyncOpenAI:
-    """An AsyncOpenAI client; explicit arguments win over the config's fields."""
+                http_client=None, role: str = "llm", max_concurrency: int = 0) -> AsyncOpenAI:
+    """An AsyncOpenAI client; explicit arguments win over the config's fields.
+
+    `max_concurrency` > 0 caps the requests this client has in flight (ignored when the
+    caller supplies its own `http_client`).
+    """
     url = base_url or cfg.base_url
     if not url:
         raise InvalidInput(
             f"no endpoint for {role}: set {role}.base_url (or OPENAI_BASE_URL / TAU2_USER_LLM_API_BASE), "
             f"or run offline with llm.scripted=oracle"
         )
+    if http_client is None and max_concurrency > 0:
+        http_client = DefaultAsyncHttpxClient(transport=CappedTransport(max_concurrency))
     return AsyncOpenAI(
         base_url=url,
         api_key=api_key or cfg.api_key or PLACEHOLDER_KEY,
@@ -77,8 +106,9 @@ async def open_endpoints(cfg, *, need_user: bool, base_url: Optional[str] = None
     an endpoint is missing and EpisodeFailure when a model name cannot be resolved.
     """
     secrets = cfg.secrets() + ([api_key] if api_key else [])
-    agent = make_client(cfg.llm, base_url=base_url, api_key=api_key, http_client=http_client, role="llm")
-    user = make_client(cfg.user_llm, role="user_llm") if need_user else None
+    agent = make_client(cfg.llm, base_url=base_url, api_key=api_key, http_client=http_client, role="llm",
+                        max_concurrency=cfg.llm.max_concurrency)
+    user = make_client(cfg.user_llm, role="user_llm", max_concurrency=cfg.user_llm.max_concurrency) if need_user else None
     owned = [c for c in ((agent if http_client is None else None), user) if c is not None]
     try:
         endpoints = Endpoints(

@@ -13,7 +13,7 @@ import difflib
 import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -34,6 +34,7 @@ class EndpointConfig:
     model: Optional[str] = None
     max_retries: int = 1
     request_timeout_s: float = 300.0
+    max_concurrency: int = 0  # requests in flight to this endpoint across a sweep; 0: no cap
 
 
 @dataclass
@@ -80,6 +81,8 @@ class EnvConfig:
 class RolloutConfig:
     """Everything one episode needs besides its (domain, task_id, sample)."""
 
+    CONF_FILES: ClassVar[tuple[str, ...]] = ("defaults.yaml",)
+
     llm: AgentLLMConfig = field(default_factory=AgentLLMConfig)
     user_llm: UserLLMConfig = field(default_factory=UserLLMConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -107,7 +110,7 @@ def load_config(
     Raises `InvalidInput` on an unknown key, a wrong type or an unknown preset.
     """
     preset, over = _split_overrides(overrides)
-    base = OmegaConf.load(conf_dir / "defaults.yaml")
+    base = OmegaConf.merge(*[OmegaConf.load(conf_dir / name) for name in schema.CONF_FILES])
     base_preset = base.pop("sampling", None)
     preset = preset or (base_preset if isinstance(base_preset, str) else None) or "train"
     preset_path = conf_dir / "sampling" / f"{preset}.yaml"
