@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from rollout.backends import session_factory
 from rollout.clients import open_endpoints
 from rollout.config import RolloutConfig, load_config
 from rollout.episode import EpisodeSpec, resolve, run_episode
@@ -68,16 +69,23 @@ class Tau2Agent:
         if api_key:
             cfg.llm.api_key = api_key  # the episode redacts every configured key
         try:
-            endpoints, owned = await open_endpoints(cfg, need_user=not resolved.solo, base_url=base_url or cfg.llm.base_url,
+            endpoints, owned = await open_endpoints(cfg, need_user=not resolved.solo and cfg.env.backend == "local", base_url=base_url or cfg.llm.base_url,
                                                     api_key=api_key, http_client=http_client)
         except EpisodeFailure as e:
             if isinstance(e, InvalidInput):
                 raise
             return EpisodeResult(domain=spec.domain, task_id=spec.task_id, sample=spec.sample, seed=spec.seed,
                                  solo=resolved.solo, failure=e.failure)
+        session = None
         try:
-            return await run_episode(spec, cfg, endpoints)
+            session = await session_factory(cfg, endpoints)()
+            return await run_episode(spec, cfg, endpoints, session)
+        except EpisodeFailure as e:  # the environment slot could not be opened
+            return EpisodeResult(domain=spec.domain, task_id=spec.task_id, sample=spec.sample, seed=spec.seed,
+                                 solo=resolved.solo, failure=e.failure)
         finally:
+            if session is not None:
+                await session.close()
             for client in owned:
                 await client.close()
 

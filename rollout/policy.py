@@ -2,11 +2,12 @@
 
 `AgentTurns.run_turn(conversation)` runs the agent until it speaks to the user (or the
 episode stops), through `Runner.run` with `OpenAIChatCompletionsModel` on the caller's
-`AsyncOpenAI` client. Tools are tau2's own schemas as `FunctionTool`s; every call is
-executed by the episode's `EpisodeRecorder`, sequentially, with requestor 'assistant'.
-The system prompt and tool list are built by tau2's own agent classes (`LLMAgent`, or
-`LLMSoloAgent` with the ticket and the `done` tool), so the policy sees what tau2's agent
-sees and nothing of the task's evaluation criteria or user scenario.
+`AsyncOpenAI` client. The system prompt and tool schemas come from the environment
+session, which builds them with tau2's own agent classes (`LLMAgent`, or `LLMSoloAgent`
+with the ticket and the `done` tool), so the policy sees what tau2's agent sees and
+nothing of the task's evaluation criteria or user scenario. Tools are those schemas as
+`FunctionTool`s; each generation goes to the session, which executes its calls in order
+with requestor 'assistant'.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.run_config import ToolExecutionConfig
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
 
+from tau2.data_model.simulation import TerminationReason
+
 from rollout.config import SamplingConfig
 from rollout.failures import EpisodeFailure, FailureClass, redact
-from rollout.trajectory import EpisodeRecorder, RawToolCall, StopEpisode
+from rollout.session import Opening
+from rollout.trajectory import RawToolCall, StopEpisode
 
 MAX_RUNNER_TURNS = 10_000  # the recorder enforces tau2's max_steps; this only guards the SDK loop
 
@@ -39,20 +43,24 @@ class Usage:
         self.output_tokens += output_tokens or 0
 
 
-class _RecordingModel(OpenAIChatCompletionsModel):
-    """Chat-completions model that reports each generation to the episode recorder.
+class _SessionModel(OpenAIChatCompletionsModel):
+    """Chat-completions model that hands each generation to the environment session.
 
-    Endpoint errors become `EpisodeFailure(MODEL_ERROR)` with the API key redacted.
+    The session records it and acts on it (runs its tool calls, or the user's turn); the
+    results wait in `results` for the FunctionTools, the user's reply in `user_reply`.
+    Endpoint errors become `EpisodeFailure(MODEL_ERROR)` with the API key redacted; the
+    end of the episode raises `StopEpisode`.
     """
 
-    def __init__(self, *, model: str, openai_client, recorder: EpisodeRecorder, usage: Usage, secrets: list[str]):
+    def __init__(self, *, model: str, openai_client, session, usage: Usage, secrets: list[str]):
         super().__init__(model=model, openai_client=openai_client)
-        self._recorder = recorder
+        self._session = session
         self._usage = usage
         self._secrets = secrets
+        self.results: dict[str, str] = {}
+        self.user_reply: Optional[str] = None
 
     async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        self._recorder.begin_agent_turn()
         try:
             response = await super().get_response(*args, **kwargs)
         except (StopEpisode, EpisodeFailure):
@@ -66,21 +74,25 @@ class _RecordingModel(OpenAIChatCompletionsModel):
                 text_parts.extend(getattr(part, "text", "") or "" for part in item.content)
             elif isinstance(item, ResponseFunctionToolCall):
                 calls.append(RawToolCall(id=item.call_id, name=item.name, arguments=item.arguments or ""))
-        self._recorder.record_agent_response("".join(text_parts), calls)
+        outcome = await self._session.agent_step("".join(text_parts), calls)
+        if outcome.termination is not None:
+            raise StopEpisode(TerminationReason(outcome.termination))
+        self.results.update(outcome.results)
+        self.user_reply = outcome.user_reply
         return response
 
 
-def _function_tool(tau2_tool, recorder: EpisodeRecorder) -> FunctionTool:
-    schema = tau2_tool.openai_schema["function"]
+def _function_tool(schema: dict, model: _SessionModel) -> FunctionTool:
+    fn = schema["function"]
 
     async def invoke(ctx, _raw_arguments: str) -> str:
-        # Arguments were parsed (or rejected) when the response was recorded; run that call.
-        return recorder.execute_agent_tool(ctx.tool_call_id)
+        # The session already ran this call when the generation was recorded.
+        return model.results.pop(ctx.tool_call_id, f"Error: no result for tool call '{ctx.tool_call_id}'")
 
     return FunctionTool(
-        name=schema["name"],
-        description=schema.get("description", ""),
-        params_json_schema=schema["parameters"],
+        name=fn["name"],
+        description=fn.get("description", ""),
+        params_json_schema=fn["parameters"],
         on_invoke_tool=invoke,
         strict_json_schema=False,
     )
@@ -111,30 +123,17 @@ def model_settings(sampling: SamplingConfig, *, solo: bool, seed: Optional[int],
 
 
 class AgentTurns:
-    """Runs the agent one turn at a time, carrying the whole conversation across turns."""
+    """Runs the agent one turn at a time over a session, carrying the whole conversation."""
 
-    def __init__(
-        self,
-        *,
-        env,
-        task,
-        solo: bool,
-        recorder: EpisodeRecorder,
-        client,
-        model: str,
-        sampling: SamplingConfig,
-        seed: Optional[int],
-        headers: dict[str, str],
-        secrets: list[str],
-    ):
-        tau2 = tau2_agent(env, task, solo)
+    def __init__(self, *, session, opening: Opening, solo: bool, client, model: str, sampling: SamplingConfig,
+                 seed: Optional[int], headers: dict[str, str], secrets: list[str]):
         self.usage = Usage()
-        self.system_prompt: str = tau2.system_prompt
+        self._model = _SessionModel(model=model, openai_client=client, session=session, usage=self.usage, secrets=secrets)
         self.agent = Agent(
             name="tau2-agent",
-            instructions=self.system_prompt,
-            tools=[_function_tool(t, recorder) for t in tau2.tools],
-            model=_RecordingModel(model=model, openai_client=client, recorder=recorder, usage=self.usage, secrets=secrets),
+            instructions=opening.system_prompt,
+            tools=[_function_tool(t, self._model) for t in opening.tools],
+            model=self._model,
             model_settings=model_settings(sampling, solo=solo, seed=seed, headers=headers),
             reset_tool_choice=not solo,
         )
@@ -144,14 +143,17 @@ class AgentTurns:
             tool_execution=ToolExecutionConfig(max_function_tool_concurrency=1),
         )
 
-    async def run_turn(self, conversation: list) -> list:
+    async def run_turn(self, conversation: list) -> tuple[list, str]:
         """Run the agent from `conversation` (SDK input items) until it addresses the user.
 
-        Returns the conversation extended with this turn's items. Raises StopEpisode when
-        the episode ends during the turn and EpisodeFailure when the endpoint fails.
+        Returns the conversation with this turn's items appended and the user's reply.
+        Raises StopEpisode when the episode ends and EpisodeFailure when an endpoint fails.
         """
+        self._model.user_reply = None
         result = await Runner.run(self.agent, conversation, max_turns=MAX_RUNNER_TURNS, run_config=self._run_config)
-        return result.to_input_list()
+        if self._model.user_reply is None:
+            raise EpisodeFailure(FailureClass.ENV_ERROR, "the agent's turn ended without a user reply")
+        return result.to_input_list(), self._model.user_reply
 
 
 def history_to_input(messages) -> list[dict]:

@@ -1,7 +1,8 @@
 """Many episodes in one event loop over long-lived clients: the engine inside a Ray worker.
 
-`EpisodeRunner(cfg)` opens the agent and user-simulator clients once (lazily, in the loop
-that uses them) and runs any number of episodes concurrently through the episode core.
+`EpisodeRunner(cfg, slots)` opens the agent and user-simulator clients once (lazily, in
+the loop that uses them) and a pool of `slots` environment sessions of the configured
+backend, reused across episodes, and runs episodes concurrently through the episode core.
 """
 
 from __future__ import annotations
@@ -9,44 +10,63 @@ from __future__ import annotations
 import asyncio
 from typing import Optional
 
+from rollout.backends import session_factory
 from rollout.clients import Endpoints, open_endpoints, user_sim_configured
 from rollout.config import RolloutConfig
 from rollout.episode import EpisodeSpec, run_episode
-from rollout.failures import EpisodeFailure
+from rollout.failures import EpisodeFailure, FailureClass
 from rollout.results import EpisodeResult
+from rollout.slots import BrokenSession, SessionPool
+
+# After these failures the session's state is unknown (a dead server, a cut-off step).
+DISCARD_SESSION_ON = {FailureClass.ENV_ERROR, FailureClass.TIMEOUT}
 
 
 class EpisodeRunner:
     """Runs episodes of one config; call `close()` (or `async with`) when done."""
 
-    def __init__(self, cfg: RolloutConfig):
+    def __init__(self, cfg: RolloutConfig, slots: int = 64):
         self.cfg = cfg
+        self.slots = slots
         self._endpoints: Optional[Endpoints] = None
+        self._pool: Optional[SessionPool] = None
         self._owned: list = []
         self._lock: Optional[asyncio.Lock] = None
 
-    async def endpoints(self) -> Endpoints:
-        if self._endpoints is None:
-            self._lock = self._lock or asyncio.Lock()
-            async with self._lock:
-                if self._endpoints is None:
-                    need_user = user_sim_configured(self.cfg.user_llm)
-                    self._endpoints, self._owned = await open_endpoints(self.cfg, need_user=need_user)
-        return self._endpoints
+    async def _open(self) -> None:
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            if self._endpoints is None:
+                need_user = user_sim_configured(self.cfg.user_llm) and self.cfg.env.backend == "local"
+                self._endpoints, self._owned = await open_endpoints(self.cfg, need_user=need_user)
+                self._pool = SessionPool(session_factory(self.cfg, self._endpoints), self.slots)
 
     async def run(self, spec: EpisodeSpec) -> EpisodeResult:
         """One episode; failures (including unreachable endpoints) come back classified."""
         try:
-            endpoints = await self.endpoints()
+            await self._open()
         except EpisodeFailure as e:
             return EpisodeResult(domain=spec.domain, task_id=str(spec.task_id), sample=spec.sample, seed=spec.seed,
                                  failure=e.failure)
-        return await run_episode(spec, self.cfg, endpoints)
+        result = None
+        try:
+            async with self._pool.slot() as session:
+                result = await run_episode(spec, self.cfg, self._endpoints, session)
+                if result.failure is not None and result.failure.failure_class in DISCARD_SESSION_ON:
+                    raise BrokenSession()
+        except BrokenSession:
+            pass
+        except EpisodeFailure as e:  # the slot itself could not be opened (e.g. env server start)
+            result = EpisodeResult(domain=spec.domain, task_id=str(spec.task_id), sample=spec.sample, seed=spec.seed,
+                                   failure=e.failure)
+        return result
 
     async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
         for client in self._owned:
             await client.close()
-        self._owned, self._endpoints = [], None
+        self._owned, self._endpoints, self._pool = [], None, None
 
     async def __aenter__(self) -> "EpisodeRunner":
         return self

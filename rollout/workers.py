@@ -1,9 +1,9 @@
 """The Ray face's worker: an async actor that runs many episodes concurrently.
 
-Each `RolloutWorker` actor owns one `EpisodeRunner` (long-lived clients for the agent and
-the user simulator, per-endpoint request caps) and its environment sessions: with the
-local backend, the per-domain tasks and databases loaded once in the actor and copied per
-episode. `run(spec)` never raises for an episode's own failure: it returns the
+Each `RolloutWorker` actor owns one `EpisodeRunner`: long-lived clients for the agent and
+the user simulator (with per-endpoint request caps) and one environment session per slot,
+reused across episodes (local backend: the per-domain tasks and databases loaded once in
+the actor and copied per episode; aenv backend: one aenv server instance per slot). `run(spec)` never raises for an episode's own failure: it returns the
 `EpisodeResult` as a plain dict (exceptions such as openai's do not unpickle in the
 driver).
 """
@@ -32,13 +32,13 @@ WORKER_ENV = {
 class RolloutWorker:
     """Actor body (wrapped with `ray.remote` by `start_workers`)."""
 
-    def __init__(self, cfg: RolloutConfig, worker_id: int):
+    def __init__(self, cfg: RolloutConfig, worker_id: int, slots: int):
         from agents import set_tracing_disabled
 
         set_tracing_disabled(True)
         self.cfg = cfg
         self.worker_id = worker_id
-        self.runner = EpisodeRunner(cfg)
+        self.runner = EpisodeRunner(cfg, slots=slots)
 
     async def warmup(self, domains: list[str]) -> int:
         """Load the domains' tasks and databases now; returns the actor's pid."""
@@ -70,7 +70,7 @@ def start_workers(count: int, cfg: RolloutConfig, *, slots: int, cpus: float, fi
 
     actor = ray.remote(RolloutWorker)
     return [
-        actor.options(max_concurrency=slots + 4, num_cpus=cpus, runtime_env={"env_vars": WORKER_ENV}).remote(cfg, first_id + i)
+        actor.options(max_concurrency=slots + 4, num_cpus=cpus, runtime_env={"env_vars": WORKER_ENV}).remote(cfg, first_id + i, slots)
         for i in range(count)
     ]
 
