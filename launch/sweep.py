@@ -122,7 +122,8 @@ def _init_ray(cfg: SweepConfig) -> None:
     if cfg.ray.address:
         ray.init(address=cfg.ray.address)
     else:
-        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, object_store_memory=cfg.ray.object_store_mb * 2**20)
+        ray.init(address="local", num_cpus=cfg.ray.num_cpus, include_dashboard=False,
+                 object_store_memory=cfg.ray.object_store_mb * 2**20)
 
 
 def _num_workers(cfg: SweepConfig, episodes: int) -> int:

@@ -134,6 +134,13 @@ class LocalSession:
             self.termination = outcome.termination = stop.reason.value
         return outcome
 
+    def agent_stop(self) -> str:
+        """End the episode as the agent's stop (tau2's gym `done`, for the upstream env API)."""
+        if self.termination is None:
+            self.recorder.record_agent_stop()
+            self.termination = "agent_stop"
+        return self.termination
+
     async def finish(self) -> Scored:
         from tau2.data_model.simulation import TerminationReason
 

@@ -84,7 +84,7 @@ class EpisodeRecorder:
         text = text if text and text.strip() else None
         if self.solo and any(c.name == STOP_TOOL for c in raw_calls):
             # tau2 rewrites a `done` call into the stop token and drops the other calls.
-            self._append(AssistantMessage(role="assistant", content=STOP_TOKEN))
+            self.record_agent_stop()
             raise StopEpisode(TerminationReason.AGENT_STOP)
         if not raw_calls:
             if text is None:  # tau2's agent would fail validation: the policy sent nothing
@@ -97,6 +97,11 @@ class EpisodeRecorder:
         calls = self._parse_calls(raw_calls, "assistant")
         self._append(AssistantMessage(role="assistant", content=text, tool_calls=calls))
         self._pending = _Pending(calls)
+
+    def record_agent_stop(self) -> None:
+        """Record the agent's stop message (tau2's rewrite of a `done` call)."""
+        self.flush_tool_results()
+        self._append(AssistantMessage(role="assistant", content=STOP_TOKEN))
 
     def execute_agent_tool(self, call_id: str) -> str:
         """Run one of the pending agent tool calls now; return the text the model sees."""

@@ -23,7 +23,7 @@ def ray_cluster():
 
     from rollout.workers import WORKER_ENV
 
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20,
              runtime_env={"env_vars": dict(WORKER_ENV)}, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
