@@ -73,8 +73,21 @@ class EpisodeConfig:
 
 
 @dataclass
+class AenvConfig:
+    """The aenv backend: local servers on loopback, or an AEnvironment cluster."""
+
+    name: str = "tau2-rollout-env@0.1.0"
+    system_url: Optional[str] = None  # AENV_SYSTEM_URL: cluster mode; null: local servers on 127.0.0.x
+    api_key: Optional[str] = None
+    ttl: str = "30m"
+    startup_timeout_s: float = 180.0
+    request_timeout_s: float = 300.0
+
+
+@dataclass
 class EnvConfig:
     backend: str = "local"
+    aenv: AenvConfig = field(default_factory=AenvConfig)
 
 
 @dataclass
@@ -91,7 +104,7 @@ class RolloutConfig:
 
     def secrets(self) -> list[str]:
         """The configured API keys, for redaction."""
-        return [k for k in (self.llm.api_key, self.user_llm.api_key) if k]
+        return [k for k in (self.llm.api_key, self.user_llm.api_key, self.env.aenv.api_key) if k]
 
 
 def sampling_presets(conf_dir: Path = CONF_DIR) -> list[str]:

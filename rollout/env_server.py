@@ -94,15 +94,15 @@ class Tau2EnvServer:
     async def reward(self) -> dict:
         """tau2's reward for the finished episode (computed once), plus the upstream fields."""
         if self.termination is None:
-            return {"rewards": self.rewards, "total_reward": 0.0, "done": False, "steps": self.steps}
+            return {"rewards": self.rewards, "total_reward": 0.0, "done": False, "steps": self._session.recorder.step_count
+                    if self._session and self._session.recorder else 0}
         if self.scored is None:
             try:
                 self.scored = await self._session.finish()
             except EpisodeFailure as e:
                 return self._failure(e)
             self.rewards = [self.scored.reward]
-        return {**to_wire(self.scored), "rewards": self.rewards, "total_reward": self.scored.reward, "done": True,
-                "steps": self.steps}
+        return {**to_wire(self.scored), "rewards": self.rewards, "total_reward": self.scored.reward, "done": True}
 
     # ---- the upstream tau2-env functions ---------------------------------------------------
     async def ensure_episode(self) -> Optional[dict]:
