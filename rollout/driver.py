@@ -170,8 +170,13 @@ class SweepDriver:
                 flight.cancelled = True
 
     def _stop_workers(self) -> None:
+        """Let each worker release its sessions (cluster instances, servers), then kill it."""
         import ray
 
+        try:
+            ray.get([actor.close.remote() for actor in self.workers], timeout=60)
+        except Exception:
+            pass
         for actor in self.workers:
             try:
                 ray.kill(actor)

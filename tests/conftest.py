@@ -34,3 +34,15 @@ def server():
     """A private oracle server with a request log, for tests that inspect or perturb it."""
     with ScriptedServer("oracle") as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    import ray
+
+    from rollout.workers import WORKER_ENV
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20,
+             runtime_env={"env_vars": dict(WORKER_ENV)}, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

@@ -17,18 +17,6 @@ from rollout.metrics import summarize
 from rollout.store import EpisodeStore
 
 
-@pytest.fixture(scope="session")
-def ray_cluster():
-    import ray
-
-    from rollout.workers import WORKER_ENV
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20,
-             runtime_env={"env_vars": dict(WORKER_ENV)}, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
 def sweep_args(server, out, *extra):
     return [f"llm.base_url={server.url}", "llm.model=a", "llm.max_retries=0", f"user_llm.base_url={server.url}",
             "user_llm.model=u", "user_llm.max_retries=0", f"output_dir={out}", "progress=false", *extra]

@@ -53,11 +53,19 @@ def _call_id(messages: list) -> str:
     return f"call_{len(messages)}"
 
 
+def _tool_name(name: str, body: dict) -> str:
+    """`name` as the request offers it: AEnvironment's MCP tools come prefixed ("env@1.0/name")."""
+    offered = [t["function"]["name"] for t in body.get("tools") or []]
+    if name in offered:
+        return name
+    return next((t for t in offered if t.endswith("/" + name)), name)
+
+
 def agent_reply(policy: str, body: dict, headers: dict[str, str]) -> dict:
     """The scripted agent's next message for this request."""
     messages = body.get("messages", [])
     tools = {t["function"]["name"] for t in body.get("tools") or []}
-    solo = "done" in tools
+    solo = _tool_name("done", body) in tools
     if policy == "noop":
         return tool_call(_call_id(messages), "done", {}) if solo else text(f"Sorry, I cannot help with that. {CLOSING}")
     task = _task(headers)
@@ -89,13 +97,13 @@ def replay_reply(script: list[dict], body: dict) -> dict:
     """
     messages = body.get("messages", [])
     turn = sum(1 for m in messages if m.get("role") == "assistant" and m.get("content") != GREETING)
-    solo = "done" in {t["function"]["name"] for t in body.get("tools") or []}
+    solo = _tool_name("done", body) in {t["function"]["name"] for t in body.get("tools") or []}
     if turn < len(script):
         action = script[turn]
         if "tool" in action:
-            return tool_call(_call_id(messages), action["tool"], action.get("arguments", {}))
+            return tool_call(_call_id(messages), _tool_name(action["tool"], body), action.get("arguments", {}))
         return text(action["text"])
-    return tool_call(_call_id(messages), "done", {}) if solo else text(CLOSING)
+    return tool_call(_call_id(messages), _tool_name("done", body), {}) if solo else text(CLOSING)
 
 
 def _performed(messages: list) -> list[tuple[str, Any]]:

@@ -83,7 +83,10 @@ class ScriptedServer:
             self.faults = Faults(**kwargs)
 
     def set_script(self, domain: str, task_id: str, actions: list[dict]) -> None:
-        """Make the agent replay `actions` on this task (see policies.replay_reply)."""
+        """Make the agent replay `actions` on this task (see policies.replay_reply).
+
+        domain = task_id = "" sets the script for requests without X-Rollout-* headers.
+        """
         with self._lock:
             self.scripts[(domain, str(task_id))] = list(actions)
 
@@ -121,7 +124,8 @@ class ScriptedServer:
         elif role == "user":
             message = user_reply(body, headers)
         else:
-            script = self.scripts.get((headers.get("x-rollout-domain", ""), headers.get("x-rollout-task-id", "")))
+            key = (headers.get("x-rollout-domain", ""), headers.get("x-rollout-task-id", ""))
+            script = self.scripts.get(key, self.scripts.get(("", "")))  # ("", ""): untagged requests
             message = replay_reply(script, body) if script is not None else agent_reply(self.agent_policy, body, headers)
         if mode == "malformed_tool_json":
             name = (body.get("tools") or [{"function": {"name": "unknown"}}])[0]["function"]["name"]

@@ -74,10 +74,38 @@ async def tau2_reward(**_ignored) -> dict:
     return await SERVER.reward()
 
 
+def _openai_strict(schema):
+    """`schema` with its $refs inlined and no `additionalProperties: true`, as OpenAI's strict
+    function schemas (and the Agents SDK's strict conversion in `list_openai_tools`) require."""
+    defs = schema.get("$defs", {}) if isinstance(schema, dict) else {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: walk(v) for k, v in node.items() if k != "$defs" and not (k == "additionalProperties" and v is True)}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+def _typed(annotation):
+    """The annotation validating as tau2's tool does, with an OpenAI-compatible schema."""
+    from pydantic import TypeAdapter, WithJsonSchema
+
+    try:
+        schema = _openai_strict(TypeAdapter(annotation).json_schema())
+    except Exception:
+        return annotation
+    return typing.Annotated[annotation, WithJsonSchema(schema)]
+
+
 def _mcp_tool(tool):
     """An async function with the tau2 tool's name, doc and typed signature, run as one step."""
     hints = typing.get_type_hints(tool._func)
-    params = [p.replace(annotation=hints.get(p.name, p.annotation), kind=inspect.Parameter.KEYWORD_ONLY)
+    params = [p.replace(annotation=_typed(hints.get(p.name, p.annotation)), kind=inspect.Parameter.KEYWORD_ONLY)
               for p in inspect.signature(tool._func).parameters.values()]
 
     async def call(**kwargs) -> dict:
