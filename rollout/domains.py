@@ -2,7 +2,9 @@
 
 `load_domain(name)` reads a domain's task file and database once (cached for the life of
 the process; the cached objects are never mutated) and hands each episode a fresh
-environment whose databases are private deep copies of the templates.
+environment whose databases are private copy-on-write copies of the templates (see
+cow_db.py). It also registers that environment constructor in tau2's registry under
+`rollout/<name>`, so tau2's own evaluator builds its environments the same fast way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from rollout.cow_db import cow_copy, fast_db_hash, template_json
 from rollout.failures import InvalidInput
 
 DOMAINS = ("airline", "retail", "telecom", "mock")
@@ -25,9 +28,12 @@ class DomainAssets:
     tasks: dict[str, Any]  # task id -> tau2 Task, every task in the domain's task file
     splits: dict[str, list[str]]  # split name -> task ids
     supports_solo: bool
+    evaluation_domain: str  # the name tau2's evaluator builds this domain's environments by
     _env_constructor: Any = field(repr=False)
     _db: Any = field(repr=False)
     _user_db: Any = field(repr=False)
+    _db_json: Any = field(repr=False)
+    _user_db_json: Any = field(repr=False)
 
     def task(self, task_id: str | int):
         """The tau2 Task with this id. Raises InvalidInput naming valid ids."""
@@ -50,12 +56,16 @@ class DomainAssets:
             )
         return list(self.splits[split])
 
-    def new_environment(self, solo: bool):
-        """A fresh tau2 Environment over private copies of the domain's databases."""
-        kwargs = {"db": self._db.model_copy(deep=True), "solo_mode": solo}
+    def new_environment(self, solo: bool = False):
+        """A fresh tau2 Environment over private (copy-on-write) copies of the domain's databases."""
+        kwargs = {"db": cow_copy(self._db), "solo_mode": solo}
         if self._user_db is not None:
-            kwargs["user_db"] = self._user_db.model_copy(deep=True)
-        return self._env_constructor(**kwargs)
+            kwargs["user_db"] = cow_copy(self._user_db)
+        env = self._env_constructor(**kwargs)
+        _use_fast_hash(env.tools, self._db_json)
+        if env.user_tools is not None:
+            _use_fast_hash(env.user_tools, self._user_db_json)
+        return env
 
     def check_solo(self, task) -> None:
         """Raise InvalidInput unless `task` can run in solo mode (tau2's LLMSoloAgent rule)."""
@@ -97,15 +107,27 @@ def load_domain(name: str) -> DomainAssets:
         supports_solo = True
     except ValueError:
         supports_solo = False
-    return DomainAssets(
+    assets = DomainAssets(
         name=name,
         tasks={t.id: t for t in tasks},
         splits=splits,
         supports_solo=supports_solo,
+        evaluation_domain=f"rollout/{name}",
         _env_constructor=constructor,
         _db=env.tools.db,
         _user_db=user_db,
+        _db_json=template_json(env.tools.db),
+        _user_db_json=template_json(user_db) if user_db is not None else {},
     )
+    # tau2's evaluate_simulation builds its two environments through the registry: register
+    # ours (same environments, copy-on-write over the warm templates) under a name of our own.
+    registry.register_domain(lambda solo_mode=False: assets.new_environment(solo_mode), assets.evaluation_domain)
+    return assets
+
+
+def _use_fast_hash(toolkit, cached: dict) -> None:
+    """This toolkit's DB hash, computed by cow_db.fast_db_hash (equal to tau2's, faster)."""
+    toolkit.get_db_hash = lambda: fast_db_hash(toolkit.db, cached)
 
 
 def _load_splits(name: str) -> dict[str, list[str]]:

@@ -30,11 +30,17 @@ def simulation_run(*, task, messages, termination: TerminationReason, start_time
 def score(simulation: SimulationRun, task, *, domain: str, solo: bool) -> RewardInfo:
     """tau2's reward for the simulation (EvaluationType.ALL, as `tau2 run` and the gym use).
 
+    tau2's evaluator builds its predicted and gold environments with this project's
+    constructor for the domain (copy-on-write copies of the warm databases, same contents
+    as tau2's own constructor loads from disk).
+
     Raises EpisodeFailure(ENV_ERROR) when tau2's evaluator itself raises (e.g. an env
     assertion on a missing entity, or a trajectory that does not replay).
     """
+    from rollout.domains import load_domain
+
     try:
-        return evaluate_simulation(simulation, task, EvaluationType.ALL, solo, domain)
+        return evaluate_simulation(simulation, task, EvaluationType.ALL, solo, load_domain(domain).evaluation_domain)
     except Exception as e:
         raise EpisodeFailure(FailureClass.ENV_ERROR, f"tau2 evaluation failed: {type(e).__name__}: {e}") from None
 

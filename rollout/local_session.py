@@ -20,7 +20,7 @@ from rollout.config import UserLLMConfig
 from rollout.domains import load_domain
 from rollout.evaluation import score_async, simulation_run
 from rollout.failures import EpisodeFailure, FailureClass, InvalidInput
-from rollout.policy import history_to_input, tau2_agent
+from rollout.policy import agent_view, history_to_input
 from rollout.session import Opening, ResetRequest, Scored, StepOutcome
 from rollout.trajectory import EpisodeRecorder, RawToolCall, StopEpisode
 from rollout.user_sim import Tau2UserSimulator, UserSimulator
@@ -80,7 +80,7 @@ class LocalSession:
             self.user = UserSimulator(env=env, task=task, recorder=self.recorder, client=self._user_client,
                                       model=self._user_model, cfg=self._user_cfg, seed=req.seed,
                                       headers=request_headers(req, "user"), secrets=self._secrets, history=history)
-        agent = tau2_agent(env, task, req.solo)
+        system_prompt, tools = agent_view(req.domain, req.solo, task.id if req.solo else None)
         self._durations["env_setup_s"] = round(time.perf_counter() - self._t0, 4)
         user_first, to_user = self._first_turn(history)
         if user_first:
@@ -89,7 +89,7 @@ class LocalSession:
                 await self.user.respond(to_user)
             except StopEpisode as stop:
                 self.termination = stop.reason.value
-        return Opening(system_prompt=agent.system_prompt, tools=[t.openai_schema for t in agent.tools],
+        return Opening(system_prompt=system_prompt, tools=list(tools),
                        conversation=history_to_input(self.recorder.messages), termination=self.termination)
 
     def _first_turn(self, history: list):

@@ -13,6 +13,7 @@ with requestor 'assistant'.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Optional
 
 from agents import Agent, FunctionTool, ModelSettings, RunConfig, Runner
@@ -96,6 +97,20 @@ def _function_tool(schema: dict, model: _SessionModel) -> FunctionTool:
         on_invoke_tool=invoke,
         strict_json_schema=False,
     )
+
+
+@functools.lru_cache(maxsize=None)
+def agent_view(domain: str, solo: bool, task_id: Optional[str]) -> tuple[str, tuple[dict, ...]]:
+    """tau2's system prompt and tool schemas for the agent of a domain (cached per process).
+
+    They depend only on the domain and mode, plus the task's ticket in solo mode (pass
+    task_id None in non-solo mode). Callers must not mutate the schemas.
+    """
+    from rollout.domains import load_domain
+
+    assets = load_domain(domain)
+    agent = tau2_agent(assets.new_environment(solo), assets.task(task_id) if task_id is not None else None, solo)
+    return agent.system_prompt, tuple(t.openai_schema for t in agent.tools)
 
 
 def tau2_agent(env, task, solo: bool):
