@@ -65,22 +65,24 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=sys.
         print(f"{len(specs)} episodes planned, {len(specs) - len(todo)} already in {output / 'episodes.jsonl'}, "
               f"{len(todo)} to run", file=out, flush=True)
         started = time.monotonic()
-        written = 0
+        written, episodes_s = 0, None
         if todo:
-            written = _run_on_ray(cfg, store, todo, len(specs), on_record)
+            written, episodes_s = _run_on_ray(cfg, store, todo, len(specs), on_record)
         wall = time.monotonic() - started
         planned = {key_of(s) for s in specs}
         records = [r for r in store.records() if record_key(r) in planned]
     summary = summarize(records, num_samples=cfg.num_samples)
     summary["run"] = {"episodes_planned": len(specs), "episodes_run": written, "wall_s": round(wall, 3),
-                      "episodes_per_s": round(written / wall, 4) if written and wall > 0 else None}
+                      "episodes_s": round(episodes_s, 3) if episodes_s else None,
+                      "episodes_per_s": round(written / episodes_s, 4) if written and episodes_s else None}
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_table(summary, episodes_per_s=summary["run"]["episodes_per_s"]), file=out)
     print(f"results: {output}/episodes.jsonl, {output}/summary.json", file=out, flush=True)
     return summary
 
 
-def _run_on_ray(cfg: SweepConfig, store: EpisodeStore, todo, total: int, on_record) -> int:
+def _run_on_ray(cfg: SweepConfig, store: EpisodeStore, todo, total: int, on_record) -> tuple[int, Optional[float]]:
+    """Run `todo` on Ray; (episodes written, seconds from the first dispatch to the end)."""
     import ray
 
     from rollout.driver import SweepDriver
@@ -106,7 +108,7 @@ def _run_on_ray(cfg: SweepConfig, store: EpisodeStore, todo, total: int, on_reco
             driver.run(todo)
         finally:
             progress.close()
-        return driver.written
+        return driver.written, (driver.finished - driver.started) if driver.started else None
     finally:
         if started_ray:
             ray.shutdown()

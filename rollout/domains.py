@@ -10,6 +10,7 @@ cow_db.py). It also registers that environment constructor in tau2's registry un
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -89,10 +90,19 @@ def check_domain(name: str) -> str:
     return name
 
 
-@functools.lru_cache(maxsize=None)
 def load_domain(name: str) -> DomainAssets:
-    """Load (once per process) a domain's tasks, splits and database templates."""
+    """Load (once per process) a domain's tasks, splits and database templates. Thread-safe:
+    concurrent first calls (the scripted server's threads, workers' warm-up) load once."""
     check_domain(name)
+    with _LOADING:
+        return _load_domain(name)
+
+
+_LOADING = threading.Lock()
+
+
+@functools.lru_cache(maxsize=None)
+def _load_domain(name: str) -> DomainAssets:
     from tau2.registry import registry
 
     constructor = registry.get_env_constructor(name)

@@ -65,10 +65,12 @@ class SweepDriver:
         self.workers: list = []
         self.replaced_workers = 0
         self.written = 0
+        self.started = self.finished = None
         self._next_id = itertools.count()
 
     # ---- public ------------------------------------------------------------------------
-    def run(self, specs: list[EpisodeSpec]) -> None:
+    def run(self, specs: list[EpisodeSpec], *, keep_workers: bool = False) -> None:
+        """Run every episode; with keep_workers, the warm workers serve the next run too."""
         import ray
 
         ready: list[_Task] = [_Task(s) for s in specs]
@@ -76,7 +78,12 @@ class SweepDriver:
         delayed: list[tuple[float, int, _Task]] = []  # (not_before, tie, task)
         inflight: dict = {}
         load = [0] * self.num_workers
-        self.workers = [self._new_worker(i) for i in range(self.num_workers)]
+        if not self.workers:
+            self.workers = [self._new_worker(i) for i in range(self.num_workers)]
+            self._await_warm(self.workers)
+        self.started = time.monotonic()  # episodes only: worker start-up is excluded
+        if self.progress:
+            self.progress.started = self.started
         try:
             while ready or delayed or inflight:
                 now = time.monotonic()
@@ -97,15 +104,27 @@ class SweepDriver:
             for ref in inflight:
                 ray.cancel(ref)
             raise
+        except BaseException:
+            keep_workers = False
+            raise
         finally:
-            self._stop_workers()
+            self.finished = time.monotonic()
+            if not keep_workers:
+                self.stop_workers()
 
     # ---- internals ---------------------------------------------------------------------
     def _new_worker(self, index: int):
         [actor] = start_workers(1, self.cfg, slots=self.slots, cpus=self.cpus, first_id=next(self._next_id))
-        if self.warmup_domains:
-            actor.warmup.remote(self.warmup_domains)
         return actor
+
+    def _await_warm(self, actors: list) -> None:
+        """Wait (bounded) until the workers have imported tau2 and loaded the domains."""
+        import ray
+
+        try:
+            ray.get([a.warmup.remote(self.warmup_domains) for a in actors], timeout=300)
+        except Exception:
+            pass  # a worker that cannot warm up fails its episodes, which are then retried
 
     def _dispatch(self, ready: list[_Task], inflight: dict, load: list[int]) -> None:
         while ready:
@@ -128,6 +147,7 @@ class SweepDriver:
         except RayActorError as e:
             if self.workers[flight.worker] is flight.actor:  # replace it once, not once per lost episode
                 self.workers[flight.worker] = self._new_worker(flight.worker)
+                self.workers[flight.worker].warmup.remote(self.warmup_domains)
                 self.replaced_workers += 1
             return _failure_record(flight.task.spec, FailureClass.WORKER_DIED, f"worker died: {type(e).__name__}")
         except TaskCancelledError:
@@ -169,7 +189,7 @@ class SweepDriver:
                 ray.cancel(ref)
                 flight.cancelled = True
 
-    def _stop_workers(self) -> None:
+    def stop_workers(self) -> None:
         """Let each worker release its sessions (cluster instances, servers), then kill it."""
         import ray
 

@@ -33,29 +33,3 @@ def noop_reward(domain: str, task):
 
 def tasks(domain: str):
     return registry.get_tasks_loader(domain)()
-
-
-def gym_reward(domain: str, task_id: str, actions: list[dict], *, solo: bool, user_url: str):
-    """tau2's AgentGymEnv reward for an agent that plays `actions`, then closes (solo: `done`).
-
-    Actions are {"tool": name, "arguments": {...}} or {"text": ...}. The gym's user simulator
-    talks to the scripted server at `user_url` through litellm, like any OpenAI endpoint.
-    """
-    import json
-
-    from tau2.gym.gym_agent import AgentGymEnv
-
-    from rollout.scripted.policies import CLOSING
-
-    env = AgentGymEnv(domain, task_id, solo_mode=solo, user_llm="openai/scripted-user",
-                      user_llm_args={"api_base": user_url, "api_key": "unused", "temperature": 0.0,
-                                     "extra_headers": {"X-Rollout-Role": "user"}})
-    env.reset()
-    steps = [json.dumps({"name": a["tool"], "arguments": a.get("arguments", {})}) if "tool" in a else a["text"]
-             for a in actions]
-    steps.append(json.dumps({"name": "done", "arguments": {}}) if solo else CLOSING)
-    for step in steps:
-        _, reward, terminated, _, info = env.step(step)
-        if terminated:
-            return reward, json.loads(info["reward_info"])
-    raise AssertionError(f"gym episode {domain}/{task_id} did not terminate")

@@ -1,13 +1,10 @@
 """Parity: for the same action sequence, our reward equals tau2's own AgentGymEnv reward."""
 
-import json
-
 import pytest
 
 from rollout.domains import load_domain
 from rollout.episode import EpisodeSpec
-from rollout.scripted.policies import ACTION_REQUEST, CLOSING
-from tests import tau2_direct
+from launch.baselines import gold_script, play_in_gym
 from tests.helpers import run_specs, scripted_config
 
 CASES = [  # (domain, task_id, solo)
@@ -20,19 +17,6 @@ CASES = [  # (domain, task_id, solo)
 
 # Tasks whose gold ends in a DB write, so a wrong argument there must cost the reward.
 DISCRIMINATING = {("airline", "12"), ("airline", "23"), ("retail", "0")}
-
-
-def gold_actions(task, solo: bool) -> list[dict]:
-    out = []
-    for a in task.evaluation_criteria.actions or []:
-        if a.requestor == "user" and not solo:
-            out.append({"text": ACTION_REQUEST + json.dumps({"name": a.name, "arguments": a.arguments})})
-        else:
-            out.append({"tool": a.name, "arguments": a.arguments})
-    info = task.evaluation_criteria.communicate_info or []
-    if info and not solo:
-        out.append({"text": f"Here is the information you need: {'; '.join(info)}. {CLOSING}"})
-    return out
 
 
 def wrong_write(actions: list[dict]) -> list[dict]:
@@ -53,7 +37,7 @@ def _cases():
         if task_id is None:  # the base telecom task with the fewest gold actions
             task_id = min(assets.task_ids("base"), key=lambda t: len(assets.task(t).evaluation_criteria.actions))
         task = assets.task(task_id)
-        gold = gold_actions(task, solo)
+        gold = gold_script(task, solo)
         for name, actions in (("gold", gold), ("noop", []), ("wrong_write", wrong_write(gold))):
             yield pytest.param(domain, task_id, solo, actions, name, id=f"{domain}-{task_id[:24]}-{'solo' if solo else 'user'}-{name}")
 
@@ -63,7 +47,7 @@ def test_reward_equals_agent_gym_env(server, domain, task_id, solo, actions, kin
     server.set_script(domain, task_id, actions)
     [ours] = run_specs(scripted_config(server, user=not solo), [EpisodeSpec(domain, task_id, solo=solo)])
     assert ours.ok, ours.failure
-    gym_reward, gym_info = tau2_direct.gym_reward(domain, task_id, actions, solo=solo, user_url=server.url)
+    gym_reward, gym_info = play_in_gym(domain, task_id, actions, solo=solo, user_url=server.url)
     assert ours.reward == gym_reward
     assert ours.reward_info["reward_breakdown"] == gym_info["reward_breakdown"]
     if kind == "gold":

@@ -69,24 +69,56 @@ def agent_reply(policy: str, body: dict, headers: dict[str, str]) -> dict:
     if policy == "noop":
         return tool_call(_call_id(messages), "done", {}) if solo else text(f"Sorry, I cannot help with that. {CLOSING}")
     task = _task(headers)
-    if task is None:
-        return text(f"I could not identify the task (no X-Rollout-* headers). {CLOSING}")
-    criteria = task.evaluation_criteria
-    gold = list(criteria.actions or []) if criteria else []
+    if task is not None:
+        criteria = task.evaluation_criteria
+        gold = [(a.name, a.arguments, a.requestor) for a in (criteria.actions or [])] if criteria else []
+        info = list(criteria.communicate_info or []) if criteria else []
+    else:  # tau2's own ground-truth agent (llm_agent_gt) lists the gold actions in its prompt
+        gold, info = _resolution_steps(messages[0].get("content", "") if messages else ""), []
+        if not gold:
+            return text(f"I could not identify the task (no X-Rollout-* headers). {CLOSING}")
     progress = 0
     for done in _performed(messages):
-        if progress < len(gold) and done == (gold[progress].name, gold[progress].arguments):
+        if progress < len(gold) and done == gold[progress][:2]:
             progress += 1
     if progress < len(gold):
-        action = gold[progress]
-        if action.requestor == "user" and not solo:
-            return text(ACTION_REQUEST + json.dumps({"name": action.name, "arguments": action.arguments}))
-        return tool_call(_call_id(messages), action.name, action.arguments)
+        name, arguments, requestor = gold[progress]
+        if requestor == "user" and not solo:
+            return text(ACTION_REQUEST + json.dumps({"name": name, "arguments": arguments}))
+        return tool_call(_call_id(messages), _tool_name(name, body), arguments)
     if solo:
-        return tool_call(_call_id(messages), "done", {})
-    info = list(criteria.communicate_info or []) if criteria else []
+        return tool_call(_call_id(messages), _tool_name("done", body), {})
     said = f"Here is the information you need: {'; '.join(info)}. " if info else ""
     return text(f"{said}{CLOSING}")
+
+
+_STEP_RE = re.compile(r"\[Step \d+\] (Perform|Instruct the user to perform) the following action: (\w+)\((.*)\)\.$")
+
+
+def _resolution_steps(system_prompt: str) -> list[tuple[str, dict, str]]:
+    """(name, arguments, requestor) of each step in tau2's ground-truth agent prompt."""
+    if "<resolution_steps>" not in system_prompt:
+        return []
+    steps = []
+    for line in system_prompt.split("<resolution_steps>", 1)[1].splitlines():
+        m = _STEP_RE.match(line.strip())
+        if m:
+            steps.append((m.group(2), _parse_arguments(m.group(3)), "assistant" if m.group(1) == "Perform" else "user"))
+    return steps
+
+
+def _parse_arguments(text: str) -> dict:
+    """tau2's `name(k=v, ...)` format (values unquoted): literals where they parse, else strings."""
+    import ast
+
+    args = {}
+    for part in filter(None, re.split(r", (?=\w+=)", text)):
+        key, _, value = part.partition("=")
+        try:
+            args[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            args[key] = value
+    return args
 
 
 def replay_reply(script: list[dict], body: dict) -> dict:
