@@ -4,7 +4,9 @@ With no agent endpoint configured this is the offline smoke sweep (local Ray, ta
 in-process, the built-in scripted oracle, the first 3 tasks of every domain). With
 `llm.base_url=...` (and a user simulator endpoint) it is a real sweep. Results go to
 `<output_dir>/episodes.jsonl` as they finish; a rerun with the same output_dir resumes.
-At the end: `summary.json`, the resolved config (`config.yaml`, keys redacted) and a table.
+At the end: `summary.json`, the resolved config (`config.yaml`, keys redacted), tau2
+Results files (`tau2_results*.json`, see rollout/tau2_export.py), a report (`report/`)
+and a table.
 
 Exit status: 0 done, 2 bad input (nothing started), 130 interrupted (finished episodes kept).
 """
@@ -23,6 +25,7 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
+from launch.report import write_report
 from rollout.config import load_config, to_dict
 from rollout.failures import InvalidInput
 from rollout.metrics import format_table, summarize
@@ -30,6 +33,7 @@ from rollout.plan import key_of, plan_episodes
 from rollout.progress import Progress
 from rollout.store import EpisodeStore, record_key
 from rollout.sweep_config import SweepConfig
+from rollout.tau2_export import export_sweep
 from rollout.workers import split_caps
 
 SMOKE_MAX_TASKS = 3
@@ -77,7 +81,10 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=sys.
                       "episodes_per_s": round(written / episodes_s, 4) if written and episodes_s else None}
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_table(summary, episodes_per_s=summary["run"]["episodes_per_s"]), file=out)
-    print(f"results: {output}/episodes.jsonl, {output}/summary.json", file=out, flush=True)
+    exported = export_sweep(output, records, to_dict(cfg))
+    page = write_report([output]) if records else None
+    print(f"results: {output}/episodes.jsonl, summary.json, {', '.join(p.name for p in exported)}"
+          + (f", report/{page.name}" if page else ""), file=out, flush=True)
     return summary
 
 

@@ -19,6 +19,20 @@ from rollout.plan import Key
 EPISODES_FILE = "episodes.jsonl"
 
 
+def read_records(output_dir: str | os.PathLike) -> list[dict]:
+    """Every complete record of a sweep's episodes.jsonl, without taking the writer's lock."""
+    path = Path(output_dir) / EPISODES_FILE
+    if not path.exists():
+        raise InvalidInput(f"no {EPISODES_FILE} in {output_dir}")
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # a line cut short by a killed writer
+            continue
+    return records
+
+
 def record_key(record: dict) -> Key:
     k = record["key"]
     return (k["domain"], str(k["task_id"]), int(k["sample"]))
