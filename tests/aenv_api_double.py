@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from rollout.aenv_local import ENV_DIR
+from rollout.scripted.server import JsonHandler
 
 POD = Path(__file__).with_name("aenv_pod.py")
 
@@ -111,19 +112,8 @@ class AenvApiServiceDouble:
     def _control_handler(self):
         double = self
 
-        class Control(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _reply(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        class Control(JsonHandler):
+            _reply = JsonHandler._send
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")

@@ -149,21 +149,26 @@ class _Server(ThreadingHTTPServer):
         pass
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """A keep-alive HTTP/1.1 handler that answers JSON; quiet."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # otherwise every keep-alive request waits on delayed ACK
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 def _handler_for(server: ScriptedServer):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # otherwise every keep-alive request waits on delayed ACK
-
-        def log_message(self, *args):
-            pass
-
-        def _send(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    class Handler(JsonHandler):
 
         def _body(self) -> dict:
             length = int(self.headers.get("Content-Length") or 0)
