@@ -64,10 +64,9 @@ class UserSimulator:
     ):
         tools = env.get_user_tools() if env.user_tools is not None else None
         tau2_user = Tau2UserSimulator(tools=tools, instructions=task.user_scenario.instructions if task.user_scenario else None)
-        self.state = UserState(
-            system_messages=[SystemMessage(role="system", content=tau2_user.system_prompt)],
-            messages=[m for m in history if is_valid_user_history_message(m)],
-        )
+        self.state = UserState(system_messages=[SystemMessage(role="system", content=tau2_user.system_prompt)], messages=[])
+        self._chat = to_chat_messages(self.state.system_messages)  # the request's messages, kept in step
+        self._add([m for m in history if is_valid_user_history_message(m)])
         self._tools = [t.openai_schema for t in tools] if tools else None
         self._recorder = recorder
         self._client = client
@@ -84,21 +83,25 @@ class UserSimulator:
         Raises StopEpisode(USER_STOP) when the user ends the conversation, StopEpisode for
         step/error limits, and EpisodeFailure(USER_SIM_ERROR) when the endpoint fails.
         """
-        self.state.messages.append(agent_message)
+        self._add([agent_message])
         while True:
             self._recorder.check_limits()
             text, raw_calls = await self._generate()
             message, tool_results = self._recorder.record_user_message(text, raw_calls)
-            self.state.messages.append(message)
+            self._add([message])
             if not message.is_tool_call():
                 if Tau2UserSimulator.is_stop(message):
                     raise StopEpisode(TerminationReason.USER_STOP)
                 return message.content
-            self.state.messages.extend(tool_results)
+            self._add(tool_results)
+
+    def _add(self, messages: list[Message]) -> None:
+        """Append to the user's state and to the request messages (tau2's role flip, per message)."""
+        self.state.messages.extend(messages)
+        self._chat.extend(to_chat_messages(UserState(system_messages=[], messages=list(messages)).flip_roles()))
 
     async def _generate(self) -> tuple[Optional[str], list[RawToolCall]]:
-        messages = to_chat_messages(self.state.system_messages + self.state.flip_roles())
-        kwargs = {"model": self._model, "messages": messages, "temperature": self._cfg.temperature}
+        kwargs = {"model": self._model, "messages": list(self._chat), "temperature": self._cfg.temperature}
         if self._tools:
             kwargs["tools"] = self._tools
         if self._seed is not None:
