@@ -48,6 +48,18 @@ def build_job(overrides: list[str], *, working_dir: str = ".", pip: bool = False
     return entrypoint, runtime_env
 
 
+def _submit(client, entrypoint: str, runtime_env: dict, wait_s: float = 120.0) -> str:
+    """Submit, waiting while a freshly started head has no job agent yet ("No available agent")."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+        except RuntimeError as e:
+            if "No available agent" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "--" in argv:
@@ -68,7 +80,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     entrypoint, runtime_env = build_job(overrides, working_dir=args.working_dir, pip=args.pip)
     client = JobSubmissionClient(args.address)
-    job_id = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+    job_id = _submit(client, entrypoint, runtime_env)
     print(f"submitted {job_id}: {entrypoint}", flush=True)
     if args.no_wait:
         return 0
