@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import json
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path

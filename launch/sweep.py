@@ -13,7 +13,6 @@ Exit status: 0 done, 2 bad input (nothing started), 130 interrupted (finished ep
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os

@@ -20,7 +20,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Optional
 
 from rollout.failures import EpisodeFailure, FailureClass, redact
 

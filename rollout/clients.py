@@ -14,7 +14,7 @@ from openai._base_client import make_request_options
 from openai._types import NotGiven, Omit
 from openai.types.chat import ChatCompletion
 
-from rollout.config import AgentLLMConfig, EndpointConfig, UserLLMConfig
+from rollout.config import EndpointConfig, UserLLMConfig
 from rollout.failures import EpisodeFailure, FailureClass, InvalidInput, redact
 
 PLACEHOLDER_KEY = "EMPTY"  # vLLM / SGLang accept any key; openai refuses to build a client without one

@@ -67,7 +67,7 @@ def resolve(spec: EpisodeSpec, cfg: RolloutConfig) -> Resolved:
     if solo:
         assets.check_solo(task)
     elif not user_sim_configured(cfg.user_llm):
-        raise InvalidInput(f"solo=false needs a user simulator endpoint (user_llm.base_url / user_llm.model)")
+        raise InvalidInput("solo=false needs a user simulator endpoint (user_llm.base_url / user_llm.model)")
     return Resolved(assets, task, solo)
 
 

@@ -74,11 +74,6 @@ class EpisodeRecorder:
             raise StopEpisode(TerminationReason.TOO_MANY_ERRORS)
 
     # ---- agent side ---------------------------------------------------------------------
-    def begin_agent_turn(self) -> None:
-        """Before every agent generation: record pending tool results, then check limits."""
-        self.flush_tool_results()
-        self.check_limits()
-
     def record_agent_response(self, text: Optional[str], raw_calls: list[RawToolCall]) -> None:
         """Record one agent generation. Raises StopEpisode when tau2 would end the episode here."""
         text = text if text and text.strip() else None
@@ -116,9 +111,8 @@ class EpisodeRecorder:
     def flush_tool_results(self) -> None:
         """Append the results of the pending agent tool calls in call order (one step).
 
-        Calls the SDK did not run (a tool name the agent does not have) are executed here:
-        tau2 answers them with its own "Tool ... not found" error, exactly as its
-        orchestrator would.
+        A call not executed yet is executed here (e.g. a tool name the agent does not
+        have: tau2 answers it with its own "Tool ... not found" error, as its orchestrator).
         """
         pending, self._pending = self._pending, None
         if pending is None:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from launch.sweep import prepare, run_sweep
-from rollout.domains import load_domain
 
 AIRLINE_FIRST = ["0", "1", "2", "3", "4"]  # the no-op policy scores 1.0 on 0, 1, 4 and 0.0 on 2, 3
 
