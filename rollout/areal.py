@@ -65,6 +65,8 @@ class Tau2Agent:
         spec = spec_from_data(data)
         cfg = self.config(data.get("overrides"))
         resolved = resolve(spec, cfg)  # InvalidInput before any client or model call
+        if data.get("split") is not None and spec.task_id not in resolved.assets.task_ids(str(data["split"])):
+            raise InvalidInput(f"task_id '{spec.task_id}' is not in split '{data['split']}' of domain '{spec.domain}'")
         api_key = api_key or cfg.llm.api_key
         if api_key:
             cfg.llm.api_key = api_key  # the episode redacts every configured key

@@ -130,6 +130,8 @@ def test_user_simulator_down_raises_user_sim_error(server):
     ({"domain": "airline", "task_id": "999"}, "unknown task_id '999' for domain 'airline'"),
     ({"domain": "airline"}, "missing 'task_id'"),
     ({"domain": "airline", "task_id": "1", "temprature": 1}, "unknown data keys"),
+    ({"domain": "airline", "task_id": "0", "split": "nope"}, "unknown split 'nope' for domain 'airline'"),
+    ({"domain": "airline", "task_id": "0", "split": "test"}, "task_id '0' is not in split 'test' of domain 'airline'"),
 ])
 def test_bad_input_is_rejected_before_any_model_call(server, data, match):
     with pytest.raises(InvalidInput, match=match):
