@@ -5,8 +5,9 @@ several repetitions; the scripted model server runs in a separate process.
 
   P1  environment-side cost per episode (gold actions, zero-latency model): ours
       (LocalSession) vs tau2's AgentGymEnv driven with the same actions
-  P2  LLM-bound throughput (200 ms per completion; 8/32/64 episodes in flight): ours vs the
-      ideal N / (completions per episode x latency) and vs `tau2 run --max-concurrency N`
+  P2  LLM-bound throughput (200 ms per completion; 8/32/64 episodes in flight): ours (one
+      process, and the Ray face with 2 workers) vs the ideal N / (completions per episode x
+      latency) and vs `tau2 run --max-concurrency N`
   P3  Ray fan-out (2 workers) vs the same episodes in one process with plain asyncio
   P4  memory per in-flight airline episode vs the airline DB's in-memory size
   P5  aenv backend: starting an episode on a reused instance vs on a fresh server
@@ -147,7 +148,28 @@ async def _throughput(cfg, specs, in_flight: int) -> tuple[float, int]:
     return len(results) / elapsed, completions
 
 
-def bench_p2(sizes: list[int], latency: float, episodes_per_slot: int, with_tau2: bool) -> dict:
+def _ray_throughput(cfg, specs, in_flight: int, workers: int = 2) -> float:
+    """Episodes per second of the same episodes on the Ray face (`workers` actors)."""
+    import ray
+
+    from rollout.driver import SweepDriver
+    from rollout.store import EpisodeStore
+
+    out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-p2-{os.getpid()}-{in_flight}"
+    ray.init(address="local", num_cpus=workers, include_dashboard=False, object_store_memory=256 * 2**20)
+    try:
+        with EpisodeStore(out_dir) as store:
+            driver = SweepDriver(cfg, store, num_workers=workers, slots_per_worker=max(1, in_flight // workers),
+                                 warmup_domains=[P2_DOMAIN])
+            driver.run(specs[:workers], keep_workers=True)
+            driver.run(specs)
+            return len(specs) / (driver.finished - driver.started)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def bench_p2(sizes: list[int], latency: float, episodes_per_slot: int, with_tau2: bool, with_ray: bool = True) -> dict:
     out = {}
     ids = load_domain(P2_DOMAIN).task_ids()
     with scripted_server(latency) as url:
@@ -158,6 +180,10 @@ def bench_p2(sizes: list[int], latency: float, episodes_per_slot: int, with_tau2
             ideal = n / (completions / count * latency)
             row = {"eps_per_s": round(eps, 3), "ideal_eps_per_s": round(ideal, 3),
                    "fraction_of_ideal": round(eps / ideal, 3), "completions_per_episode": round(completions / count, 2)}
+            if with_ray:  # the same episodes fanned out to 2 worker processes
+                ray_eps = _ray_throughput(_config(url), specs, n)
+                row["ray_eps_per_s"] = round(ray_eps, 3)
+                row["ray_fraction_of_ideal"] = round(ray_eps / ideal, 3)
             if with_tau2:
                 tau2 = run_tau2_runner(P2_DOMAIN, ids[:n], url=url, concurrency=n, trials=episodes_per_slot)
                 row["tau2_runner_eps_per_s"] = round(tau2["eps_per_s"], 3)
