@@ -37,7 +37,12 @@ def test_ray_job_submit_runs_a_sweep(tmp_path):
     env.pop("RAY_ADDRESS", None)  # as with an activated virtualenv: the job's `python` is this one
     dashboard = free_port()
     ray_bin = str(Path(sys.executable).parent / "ray")
-    head = subprocess.Popen([ray_bin, "start", "--head", f"--port={free_port()}", f"--dashboard-port={dashboard}",
+    # Every port of its own: the test session's in-process Ray may hold the defaults (e.g.
+    # the dashboard agent's 52365), and a second head would then have no job agent.
+    ports = [f"--{name}={free_port()}" for name in ("port", "ray-client-server-port", "dashboard-agent-listen-port",
+                                                    "dashboard-agent-grpc-port", "runtime-env-agent-port",
+                                                    "metrics-export-port", "node-manager-port", "object-manager-port")]
+    head = subprocess.Popen([ray_bin, "start", "--head", *ports, f"--dashboard-port={dashboard}",
                              "--dashboard-host=127.0.0.1", "--include-dashboard=true", "--num-cpus=2",
                              "--disable-usage-stats", "--block"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
