@@ -61,7 +61,8 @@ def run_tau2_runner(domain: str, task_ids: list[str], *, url: str, concurrency: 
     """`tau2 run` (tau2's own thread-pool runner) with its ground-truth agent on the scripted server.
 
     Returns {"episodes", "window_s", "eps_per_s"}: the window is from the first simulation's
-    start to the last one's end, as recorded in tau2's results file.
+    start to the last one's end, as recorded in tau2's results file. If tau2's run aborts
+    (one failed simulation aborts it), eps_per_s is None and "error" says why.
     """
     llm_args = json.dumps({"api_base": url, "api_key": "unused", "temperature": 0.0})
     user_args = json.dumps({"api_base": url, "api_key": "unused", "temperature": 0.0,
@@ -73,8 +74,10 @@ def run_tau2_runner(domain: str, task_ids: list[str], *, url: str, concurrency: 
                "--task-ids", *task_ids, "--num-trials", str(trials), "--max-concurrency", str(concurrency),
                "--max-retries", "0", "--save-to", "bench", "--results-dir", out, "--log-level", "ERROR"]
         env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHON_DOTENV_DISABLED": "1"}
-        subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=True, timeout=1800)
+        proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0:  # one failed simulation aborts tau2's run (no --skip-failed-samples)
+            return {"episodes": 0, "window_s": None, "eps_per_s": None,
+                    "error": (proc.stderr or proc.stdout).strip().splitlines()[-1][-300:] if (proc.stderr or proc.stdout) else "failed"}
         results = json.loads((Path(out) / "bench.json").read_text())
     sims = results["simulations"]
     start = min(datetime.fromisoformat(s["start_time"]) for s in sims)

@@ -186,7 +186,9 @@ def bench_p2(sizes: list[int], latency: float, episodes_per_slot: int, with_tau2
                 row["ray_fraction_of_ideal"] = round(ray_eps / ideal, 3)
             if with_tau2:
                 tau2 = run_tau2_runner(P2_DOMAIN, ids[:n], url=url, concurrency=n, trials=episodes_per_slot)
-                row["tau2_runner_eps_per_s"] = round(tau2["eps_per_s"], 3)
+                row["tau2_runner_eps_per_s"] = round(tau2["eps_per_s"], 3) if tau2["eps_per_s"] else None
+                if tau2.get("error"):
+                    row["tau2_runner_error"] = tau2["error"]
             out[str(n)] = row
     return out
 
