@@ -34,7 +34,7 @@ def datasets_for(rollout_conf: dict[str, Any]):
     """(train, valid) HuggingFace Datasets of tau2 rows (see launch.dataset)."""
     from datasets import Dataset
 
-    from launch.dataset import dataset_rows
+    from rollout.sweep.dataset import dataset_rows
 
     domain = rollout_conf.get("domain", "airline")
     train = dataset_rows(domain, rollout_conf.get("split_train", "train"), min_rows=int(rollout_conf.get("min_rows", 128)))

@@ -1,85 +1,8 @@
-"""`python -m launch.export_sft <output_dir> [--out sft.jsonl] [--min-reward 1.0] [--domains airline,retail]`
+"""`python -m launch.export_sft`: the repository's entry point for `rollout.sweep.sft` (installed as `tau2-rollout`)."""
 
-Trajectories of a sweep as OpenAI chat-format JSONL for supervised fine-tuning: one line
-per scored episode, `{"messages": [...], "tools": [...], "metadata": {...}}`. Messages are
-what the agent saw and said: tau2's system prompt (policy, and ticket in solo), tau2's
-greeting, the user's messages, the agent's messages with `tool_calls` (arguments as JSON
-strings) and the tool results (`role: tool`, `tool_call_id`). The user simulator's own
-device tool calls are not part of the agent's conversation and are left out.
-"""
-
-from __future__ import annotations
-
-import argparse
-import json
 import sys
-from pathlib import Path
-from typing import Iterable, Optional
 
-from rollout.store import read_records
-
-
-def to_chat(record: dict) -> dict:
-    """One episode record as an OpenAI chat-format training example."""
-    from rollout.policy import agent_view
-
-    domain, task_id, solo = record["key"]["domain"], str(record["key"]["task_id"]), bool(record.get("solo"))
-    system_prompt, tools = agent_view(domain, solo, task_id if solo else None)
-    messages: list[dict] = [{"role": "system", "content": system_prompt}]
-    for m in record["messages"]:
-        role = m["role"]
-        if role == "user" and not m.get("tool_calls"):
-            messages.append({"role": "user", "content": m.get("content") or ""})
-        elif role == "assistant":
-            out: dict = {"role": "assistant", "content": m.get("content")}
-            if m.get("tool_calls"):
-                out["tool_calls"] = [{"id": tc["id"], "type": "function",
-                                      "function": {"name": tc["name"], "arguments": json.dumps(tc["arguments"])}}
-                                     for tc in m["tool_calls"]]
-            messages.append(out)
-        elif role == "tool" and m.get("requestor", "assistant") == "assistant":
-            messages.append({"role": "tool", "tool_call_id": m["id"], "content": m.get("content") or ""})
-    return {"messages": messages, "tools": list(tools),
-            "metadata": {"domain": domain, "task_id": task_id, "sample": record["key"]["sample"],
-                         "reward": record["reward"], "termination": record.get("termination")}}
-
-
-def export(records: Iterable[dict], *, min_reward: Optional[float] = None, domains: Optional[set[str]] = None):
-    for r in records:
-        if r.get("status") != "ok" or not r.get("messages"):
-            continue
-        if min_reward is not None and float(r["reward"]) < min_reward:
-            continue
-        if domains and r["key"]["domain"] not in domains:
-            continue
-        yield to_chat(r)
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m launch.export_sft", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("output_dir")
-    p.add_argument("--out", default=None, help="default: <output_dir>/sft.jsonl")
-    p.add_argument("--min-reward", type=float, default=None)
-    p.add_argument("--domains", default=None, help="comma-separated")
-    args = p.parse_args(argv)
-    from rollout.failures import InvalidInput
-
-    try:
-        records = read_records(args.output_dir)
-    except InvalidInput as e:
-        print(f"error: {e.failure.message}", file=sys.stderr)
-        return 2
-    out = Path(args.out or Path(args.output_dir) / "sft.jsonl")
-    domains = set(args.domains.split(",")) if args.domains else None
-    n = 0
-    with open(out, "w") as f:
-        for example in export(records, min_reward=args.min_reward, domains=domains):
-            f.write(json.dumps(example) + "\n")
-            n += 1
-    print(f"wrote {n} examples to {out}")
-    return 0
-
+from rollout.sweep.sft import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""The AReaL face: `Tau2Agent`, a workflow AReaL builds and awaits (no Ray inside).
+"""The AReaL workflow `Tau2Agent` and AEnvironment's `run_agent_return_reward` (no Ray inside).
 
     trainer.train(workflow="rollout.areal.Tau2Agent", workflow_kwargs={"sampling": "train", ...})
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from rollout.backends import session_factory
 from rollout.clients import open_endpoints
 from rollout.config import RolloutConfig, load_config
+from rollout.env.backends import session_factory
 from rollout.episode import EpisodeSpec, resolve, run_episode
 from rollout.failures import EpisodeFailure, InvalidInput
 from rollout.results import EpisodeResult
@@ -97,3 +97,11 @@ def _deep_merge(base: dict, extra: dict) -> dict:
     for k, v in extra.items():
         out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+async def run_agent_return_reward(data: dict[str, Any]) -> float:
+    """AEnvironment's example signature: one episode for `data` ({"domain", "task_id",
+    optional "seed", "solo", ...}) with every setting from the process environment
+    (OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_MODEL, TAU2_USER_LLM, TAU2_USER_LLM_API_BASE,
+    TAU2_USER_LLM_API_KEY). Returns a Python float; raises EpisodeFailure as `Tau2Agent.run`."""
+    return await Tau2Agent().run(data)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
-
 import asyncio
+from dataclasses import dataclass
 from functools import cached_property
+from typing import Optional
 
 import httpx2
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient

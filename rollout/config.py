@@ -1,16 +1,17 @@
 """Typed configuration: dataclass schema, conf/ YAML defaults, presets and overrides.
 
-`load_config(overrides)` merges, in order: the dataclass schema, `conf/defaults.yaml`, the
-selected sampling preset (`sampling=<name>` picks `conf/sampling/<name>.yaml`) and the
-overrides (a `key=value` list from the command line, or a nested dict such as AReaL's
-`workflow_kwargs`). Every key and type is validated; a mistake raises `InvalidInput`
-naming the key and the valid choices before any expensive work starts.
+`load_config(overrides)` merges, in order: the dataclass schema, the package's YAML defaults
+(`rollout/defaults/defaults.yaml`, plus `sweep.yaml` for sweeps), any YAML files the user
+names (`--config my.yaml`), the selected sampling preset (`sampling=<name>` picks
+`rollout/defaults/sampling/<name>.yaml`) and the overrides (a `key=value` list from the
+command line, or a nested dict such as AReaL's `workflow_kwargs`). Every key and type is
+validated; a mistake raises `InvalidInput` naming the key and the valid choices before any
+expensive work starts. `parse_overrides` is the one parser of `key=value` lists.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -20,9 +21,10 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from rollout.failures import InvalidInput
 
-CONF_DIR = Path(os.environ.get("TAU2_ROLLOUT_CONF", Path(__file__).resolve().parent.parent / "conf"))
+CONF_DIR = Path(__file__).resolve().parent / "defaults"  # package data: ships in the wheel
 SCRIPTED_POLICIES = ("oracle", "noop")
 ENV_BACKENDS = ("local", "aenv")
+INVALID_TOOL_ARGS = ("end", "feedback")
 
 
 @dataclass
@@ -56,7 +58,7 @@ class SamplingConfig:
 
     preset: str = "train"
     temperature: Optional[float] = 1.0
-    top_p: Optional[float] = 1.0
+    top_p: Optional[float] = None
     max_tokens: Optional[int] = None
     parallel_tool_calls: Optional[bool] = None
     send_seed: bool = True
@@ -67,9 +69,11 @@ class SamplingConfig:
 class EpisodeConfig:
     max_steps: int = 200
     max_errors: int = 10
-    timeout_s: float = 600.0
+    timeout_s: float = 3600.0
     solo: Optional[bool] = None
     tag_requests: bool = True
+    invalid_tool_args: str = "end"
+    empty_reply_retries: int = 3
 
 
 @dataclass
@@ -116,27 +120,39 @@ def load_config(
     *,
     schema: type = RolloutConfig,
     conf_dir: Path = CONF_DIR,
+    files: list[str | Path] = (),
 ):
     """Build a validated config object of type `schema` (a dataclass).
 
     `overrides` is either a dotlist (`["llm.model=x", "sampling=eval"]`) or a nested dict.
-    Raises `InvalidInput` on an unknown key, a wrong type or an unknown preset.
+    `files` are extra YAML files merged after the package defaults (`--config`). The
+    sampling preset applies only to schemas with a `sampling` field. Raises `InvalidInput`
+    on an unknown key, a wrong type, an unknown preset or an unreadable file.
     """
-    preset, over = _split_overrides(overrides)
-    base = OmegaConf.merge(*[OmegaConf.load(conf_dir / name) for name in schema.CONF_FILES])
-    base_preset = base.pop("sampling", None)
-    preset = preset or (base_preset if isinstance(base_preset, str) else None) or "train"
-    preset_path = conf_dir / "sampling" / f"{preset}.yaml"
-    if not preset_path.exists():
-        raise InvalidInput(
-            f"unknown sampling preset '{preset}'; valid presets: {', '.join(sampling_presets(conf_dir))}"
-        )
-    preset_cfg = OmegaConf.create({"sampling": {**OmegaConf.to_container(OmegaConf.load(preset_path)), "preset": preset}})
-    structured = OmegaConf.structured(schema)
+    preset, over = parse_overrides(overrides)
+    layers = [_load_yaml(conf_dir / name) for name in schema.CONF_FILES] + [_load_yaml(Path(f)) for f in files]
+    base = OmegaConf.merge(*layers) if layers else OmegaConf.create({})
+    has_sampling = any(f.name == "sampling" for f in fields(schema))
+    base_preset = base.pop("sampling", None) if has_sampling else None
+    if isinstance(base_preset, DictConfig):  # a file with a sampling section: its fields override the preset
+        over = OmegaConf.merge(OmegaConf.create({"sampling": base_preset}), over)
+        preset = preset or base_preset.get("preset", None)
+        base_preset = None
+    layers = [OmegaConf.structured(schema), base]
+    if has_sampling:
+        preset = preset or (base_preset if isinstance(base_preset, str) else None) or "train"
+        preset_path = conf_dir / "sampling" / f"{preset}.yaml"
+        if not preset_path.exists():
+            raise InvalidInput(
+                f"unknown sampling preset '{preset}'; valid presets: {', '.join(sampling_presets(conf_dir))}"
+            )
+        layers.append(OmegaConf.create({"sampling": {**OmegaConf.to_container(OmegaConf.load(preset_path)), "preset": preset}}))
+    elif preset is not None:
+        raise InvalidInput(f"unknown key 'sampling'; valid keys: {', '.join(sorted(f.name for f in fields(schema)))}")
     try:
-        _check_keys(over, schema)
-        merged = OmegaConf.merge(structured, base, preset_cfg, over)
-        cfg = OmegaConf.to_object(merged)
+        check_keys(base, schema)
+        check_keys(over, schema)
+        cfg = OmegaConf.to_object(OmegaConf.merge(*layers, over))
     except InvalidInput:
         raise
     except (ValidationError, ConfigKeyError, OmegaConfBaseException) as e:
@@ -144,6 +160,18 @@ def load_config(
         raise InvalidInput(f"invalid value for config key '{key}': {_first_line(e)}") from None
     _validate(cfg)
     return cfg
+
+
+def _load_yaml(path: Path) -> DictConfig:
+    try:
+        node = OmegaConf.load(path)
+    except FileNotFoundError:
+        raise InvalidInput(f"config file not found: {path}") from None
+    except (OSError, OmegaConfBaseException, ValueError) as e:
+        raise InvalidInput(f"cannot read config file {path}: {_first_line(e)}") from None
+    if not isinstance(node, DictConfig):
+        raise InvalidInput(f"config file {path} must hold a mapping of keys, got a {type(node).__name__}")
+    return node
 
 
 def to_dict(cfg, redact_secrets: bool = True) -> dict[str, Any]:
@@ -160,8 +188,11 @@ def to_dict(cfg, redact_secrets: bool = True) -> dict[str, Any]:
     return scrub(data)
 
 
-def _split_overrides(overrides) -> tuple[Optional[str], DictConfig]:
-    """Separate the sampling preset name (`sampling=<name>`) from the other overrides."""
+def parse_overrides(overrides) -> tuple[Optional[str], DictConfig]:
+    """Parse overrides (a `key=value` list or a nested dict) into (sampling preset name, the rest).
+
+    Raises InvalidInput for an item that is not `key=value` or a value omegaconf cannot parse
+    (e.g. `domains=[airline`)."""
     if overrides is None:
         return None, OmegaConf.create({})
     if isinstance(overrides, dict):
@@ -186,11 +217,20 @@ def _split_overrides(overrides) -> tuple[Optional[str], DictConfig]:
             items.append(item)
     try:
         return preset, OmegaConf.from_dotlist(items)
-    except OmegaConfBaseException as e:
+    except Exception as e:  # omegaconf's errors, or yaml's for a value such as `domains=[airline`
         raise InvalidInput(f"cannot parse overrides {items}: {_first_line(e)}") from None
 
 
-def _check_keys(node: DictConfig, schema: type, prefix: str = "") -> None:
+def overrides_to_dict(overrides: list[str]) -> dict[str, Any]:
+    """`['a.b=1', 'sampling=eval']` -> `{'a': {'b': 1}, 'sampling': 'eval'}` (values parsed by omegaconf)."""
+    preset, conf = parse_overrides(overrides)
+    out = OmegaConf.to_container(conf)
+    if preset:
+        out["sampling"] = preset
+    return out
+
+
+def check_keys(node: DictConfig, schema: type, prefix: str = "") -> None:
     """Reject keys the schema does not have, with a did-you-mean suggestion."""
     valid = {f.name: f for f in fields(schema)}
     for key in node.keys():
@@ -203,7 +243,7 @@ def _check_keys(node: DictConfig, schema: type, prefix: str = "") -> None:
         sub_schema = _dataclass_of(sub_type, schema)
         value = node.get(key)
         if sub_schema is not None and isinstance(value, DictConfig):
-            _check_keys(value, sub_schema, prefix=f"{full}.")
+            check_keys(value, sub_schema, prefix=f"{full}.")
 
 
 def _dataclass_of(type_hint, owner):
@@ -234,6 +274,10 @@ def _validate(cfg) -> None:
             checks.append(f"episode.max_errors must be > 0, got {ep.max_errors}")
         if ep.timeout_s <= 0:
             checks.append(f"episode.timeout_s must be > 0, got {ep.timeout_s}")
+        if ep.invalid_tool_args not in INVALID_TOOL_ARGS:
+            checks.append(f"episode.invalid_tool_args='{ep.invalid_tool_args}' is not one of {', '.join(INVALID_TOOL_ARGS)}")
+        if ep.empty_reply_retries < 0:
+            checks.append(f"episode.empty_reply_retries must be >= 0, got {ep.empty_reply_retries}")
     if checks:
         raise InvalidInput("; ".join(checks))
 

@@ -17,16 +17,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Optional
 
+from rollout.agent_loop import AgentTurns
 from rollout.clients import Endpoints, user_sim_configured
 from rollout.config import RolloutConfig
-from rollout.domains import DomainAssets, check_domain, load_domain
+from rollout.env.domains import DomainAssets, check_domain, load_domain
+from rollout.env.protocol import EnvSession, ResetRequest, StopEpisode, request_headers
 from rollout.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, redact
-from rollout.local_session import request_headers
-from rollout.policy import AgentTurns
 from rollout.results import EpisodeResult
-from rollout.session import EnvSession, ResetRequest
-from rollout.trajectory import StopEpisode
-
 
 
 @dataclass(frozen=True)
@@ -79,7 +76,7 @@ async def run_episode(spec: EpisodeSpec, cfg: RolloutConfig, endpoints: Endpoint
         resolved = resolve(spec, cfg)
         result.solo = resolved.solo
         await asyncio.wait_for(_play(spec, resolved, cfg, endpoints, session, result), timeout=cfg.episode.timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         result.failure = Failure(FailureClass.TIMEOUT, f"episode exceeded episode.timeout_s={cfg.episode.timeout_s}")
     except EpisodeFailure as e:
         result.failure = e.failure
@@ -94,20 +91,21 @@ async def run_episode(spec: EpisodeSpec, cfg: RolloutConfig, endpoints: Endpoint
 
 async def _play(spec: EpisodeSpec, resolved: Resolved, cfg: RolloutConfig, endpoints: Endpoints, session: EnvSession,
                 result: EpisodeResult) -> None:
+    ep = cfg.episode
     request = ResetRequest(domain=spec.domain, task_id=str(spec.task_id), solo=resolved.solo, sample=spec.sample,
-                           seed=spec.seed, episode_id=uuid.uuid4().hex, max_steps=cfg.episode.max_steps,
-                           max_errors=cfg.episode.max_errors, tag_requests=cfg.episode.tag_requests)
+                           seed=spec.seed, episode_id=uuid.uuid4().hex, max_steps=ep.max_steps, max_errors=ep.max_errors,
+                           tag_requests=ep.tag_requests, invalid_tool_args=ep.invalid_tool_args,
+                           empty_reply_retries=ep.empty_reply_retries)
     opening = await session.reset(request)
     agent_usage = {}
     if opening.termination is None:
         agent = AgentTurns(session=session, opening=opening, solo=resolved.solo, client=endpoints.agent_client,
                            model=endpoints.agent_model, sampling=cfg.sampling, seed=spec.seed,
-                           headers=request_headers(request, "agent"), secrets=cfg.secrets())
-        conversation = opening.conversation
+                           headers=request_headers(request, "agent"), secrets=cfg.secrets(),
+                           empty_retries=ep.empty_reply_retries)
         try:
             while True:
-                conversation, reply = await agent.run_turn(conversation)
-                conversation = conversation + [{"role": "user", "content": reply}]
+                await agent.run_turn()
         except StopEpisode:
             pass
         finally:

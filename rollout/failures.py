@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 
 class FailureClass(str, enum.Enum):
@@ -40,7 +40,7 @@ class Failure:
         return {"class": self.failure_class.value, "message": self.message}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Failure":
+    def from_dict(cls, d: dict) -> Failure:
         return cls(FailureClass(d["class"]), d["message"])
 
 

@@ -9,6 +9,20 @@ from rollout.failures import EpisodeFailure, Failure
 
 
 @dataclass
+class Usage:
+    """Requests and tokens of one side of an episode."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def add(self, requests: int, input_tokens: int, output_tokens: int) -> None:
+        self.requests += requests
+        self.input_tokens += input_tokens or 0
+        self.output_tokens += output_tokens or 0
+
+
+@dataclass
 class EpisodeResult:
     """One episode's outcome. Exactly one of `reward` and `failure` is set.
 
@@ -48,7 +62,7 @@ class EpisodeResult:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EpisodeResult":
+    def from_dict(cls, d: dict[str, Any]) -> EpisodeResult:
         d = dict(d)
         d["failure"] = Failure.from_dict(d["failure"]) if d.get("failure") else None
         known = cls.__dataclass_fields__

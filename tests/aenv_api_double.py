@@ -20,11 +20,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from rollout.aenv_local import ENV_DIR
+from rollout.env.aenv.servers import ENV_DIR
+from rollout.process_env import child_env
 from rollout.scripted.server import JsonHandler
 
 POD = Path(__file__).with_name("aenv_pod.py")
@@ -75,11 +76,10 @@ class AenvApiServiceDouble:
         n = next(self._ids)
         pod_id = f"tau2-pod-{n}"
         ip = f"{self._pod_net}.{n}"
-        env = {**os.environ, **(body.get("environment_variables") or {}), "FASTMCP_CHECK_FOR_UPDATES": "off",
-               "FASTMCP_SHOW_CLI_BANNER": "false"}
+        env = {**os.environ, **child_env(body.get("environment_variables") or {})}
         process = subprocess.Popen([sys.executable, str(POD), str(ENV_DIR), ip], env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         with self._lock:
             self.pods[pod_id] = {"process": process, "ip": ip, "created_at": now, "env": body}
             self.created.append(pod_id)
@@ -97,7 +97,7 @@ class AenvApiServiceDouble:
             except OSError:
                 pass
         return {"id": pod_id, "status": status, "ip": pod["ip"], "created_at": pod["created_at"],
-                "updated_at": datetime.now(timezone.utc).isoformat(), "ttl": pod["env"].get("ttl", "")}
+                "updated_at": datetime.now(UTC).isoformat(), "ttl": pod["env"].get("ttl", "")}
 
     def _stop(self, pod_id: str) -> None:
         pod = self.pods.get(pod_id)

@@ -11,8 +11,8 @@ import asyncio
 import json
 import sys
 
-from agents import Agent, ModelSettings, RunConfig, Runner, set_default_openai_api
 from aenv.core.environment import Environment
+from agents import Agent, ModelSettings, RunConfig, Runner, set_default_openai_api
 
 
 async def main(env_name: str) -> dict:

@@ -5,9 +5,9 @@ import os
 for _var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "TAU2_USER_LLM", "TAU2_USER_LLM_API_BASE",
              "TAU2_USER_LLM_API_KEY", "AENV_SYSTEM_URL"):
     os.environ.pop(_var, None)
-os.environ["OPENAI_AGENTS_DISABLE_TRACING"] = "1"
-os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+from rollout.process_env import DEFAULTS  # noqa: E402
+
+os.environ.update(DEFAULTS)
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_AUTH_MODE"] = "disabled"
 
@@ -40,9 +40,23 @@ def server():
 def ray_cluster():
     import ray
 
-    from rollout.workers import WORKER_ENV
+    from rollout.process_env import child_env
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20,
-             runtime_env={"env_vars": dict(WORKER_ENV)}, log_to_driver=False)
+             runtime_env={"env_vars": child_env()}, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+_LAYER_MARKS = {"unit": "unit", "integration": "integration", "ray": "ray"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test by its directory (tests/unit, tests/integration, tests/ray), and `ray`
+    for any test that uses a Ray cluster fixture, so `-m unit` runs the fast ones alone."""
+    for item in items:
+        layer = item.path.parent.name
+        if layer in _LAYER_MARKS:
+            item.add_marker(getattr(pytest.mark, _LAYER_MARKS[layer]))
+        if "ray_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)

@@ -6,7 +6,7 @@ import asyncio
 
 from rollout.config import load_config
 from rollout.episode import EpisodeSpec
-from rollout.runner import EpisodeRunner
+from rollout.sweep.runner import EpisodeRunner
 
 
 def scripted_config(server, *, user: bool = True, extra: list[str] = ()):

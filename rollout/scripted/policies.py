@@ -39,7 +39,7 @@ def _task(headers: dict[str, str]):
     domain, task_id = headers.get("x-rollout-domain"), headers.get("x-rollout-task-id")
     if not domain or not task_id:
         return None
-    from rollout.domains import load_domain
+    from rollout.env.domains import load_domain
 
     return load_domain(domain).task(task_id)
 

@@ -1,0 +1,406 @@
+"""`python -m launch.bench [--out bench.json] [--quick]`: the rollout system against its baselines.
+
+Each row runs the baseline side by side in the same run and reports the median of
+several repetitions; the scripted model server runs in a separate process.
+
+  P1  environment-side cost per episode (gold actions, zero-latency model): ours
+      (LocalSession) vs tau2's AgentGymEnv driven with the same actions
+  P2  LLM-bound throughput (200 ms per completion; 8/32/64 episodes in flight): ours (one
+      process, and the Ray face with 2 workers) vs the ideal N / (completions per episode x
+      latency) and vs `tau2 run --max-concurrency N`
+  P3  Ray fan-out (2 workers) vs the same episodes in one process with plain asyncio
+  P4  memory per in-flight airline episode vs the airline DB's in-memory size
+  P5  aenv backend: starting an episode on a reused instance vs on a fresh server
+
+Also prints the rollout system's own CPU time per episode and a profile summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import json
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+import rollout  # noqa: F401  (offline, quiet tau2 import)
+from rollout.bench.baselines import gold_script, play_in_gym, run_tau2_runner
+from rollout.config import load_config
+from rollout.env.domains import load_domain
+from rollout.episode import EpisodeSpec
+from rollout.sweep.runner import EpisodeRunner
+
+DOMAINS = ("airline", "retail", "telecom")
+
+
+@contextmanager
+def scripted_server(latency: float = 0.0, policy: str = "oracle"):
+    """The scripted model server in its own process (its CPU is not the rollout system's)."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "rollout.scripted", "--port", str(port), "--policy", policy,
+                             "--latency", str(latency)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url + "/models", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _config(url: str, *extra: str):
+    return load_config([f"llm.base_url={url}", "llm.model=scripted-agent", "llm.max_retries=0",
+                        f"user_llm.base_url={url}", "user_llm.model=scripted-user", *extra])
+
+
+# ---- P1 -------------------------------------------------------------------------------------
+async def _ours_env_side(cfg, domain: str, task_id: str) -> float:
+    """Seconds for the environment side of one episode driven directly with the gold actions."""
+    from rollout.clients import make_client
+    from rollout.env.local import LocalSession
+    from rollout.env.protocol import RawToolCall, ResetRequest
+    from rollout.scripted.policies import CLOSING
+
+    client = make_client(cfg.user_llm, role="user_llm")
+    session = LocalSession(user_client=client, user_model=cfg.user_llm.model, user_cfg=cfg.user_llm)
+    script = gold_script(load_domain(domain).task(task_id), solo=False)
+    start = time.perf_counter()
+    await session.reset(ResetRequest(domain=domain, task_id=task_id, solo=False, episode_id="bench"))
+    for i, action in enumerate(script):
+        if "tool" in action:
+            await session.agent_step(None, [RawToolCall(f"c{i}", action["tool"], json.dumps(action["arguments"]))])
+        else:
+            await session.agent_step(action["text"], [])
+    if session.termination is None:
+        await session.agent_step(CLOSING, [])
+    scored = await session.finish()
+    elapsed = time.perf_counter() - start
+    await client.close()
+    assert scored.reward == 1.0, (domain, task_id, scored.reward)
+    return elapsed
+
+
+def bench_p1(url: str, tasks: int, reps: int) -> dict:
+    out = {}
+    for domain in DOMAINS:
+        ids = load_domain(domain).task_ids()[:tasks]
+        cfg = _config(url)
+        asyncio.run(_ours_env_side(cfg, domain, ids[0]))  # warm: domain loaded, caches filled
+        ours, base = [], []
+        for _ in range(reps):
+            for task_id in ids:
+                ours.append(asyncio.run(_ours_env_side(cfg, domain, task_id)))
+                script = gold_script(load_domain(domain).task(task_id), solo=False)
+                start = time.perf_counter()
+                reward, _ = play_in_gym(domain, task_id, script, solo=False, user_url=url)
+                base.append(time.perf_counter() - start)
+                assert reward == 1.0, (domain, task_id, reward)
+        o, b = statistics.median(ours), statistics.median(base)
+        out[domain] = {"ours_s": round(o, 4), "baseline_s": round(b, 4), "speedup": round(b / o, 1)}
+    return out
+
+
+# ---- P2 -------------------------------------------------------------------------------------
+P2_DOMAIN = "telecom"
+
+
+async def _throughput(cfg, specs, in_flight: int) -> tuple[float, int]:
+    """(episodes per second, completions) with at most `in_flight` episodes at once."""
+    sem = asyncio.Semaphore(in_flight)
+    async with EpisodeRunner(cfg, slots=in_flight) as runner:
+        await runner.run(specs[0])  # warm up the clients and the domain
+
+        async def one(spec):
+            async with sem:
+                return await runner.run(spec)
+
+        start = time.perf_counter()
+        results = await asyncio.gather(*[one(s) for s in specs])
+        elapsed = time.perf_counter() - start
+    assert all(r.reward == 1.0 for r in results), [r.failure for r in results if r.reward != 1.0][:3]
+    completions = sum(r.usage["agent"]["requests"] + r.usage["user"].get("requests", 0) for r in results)
+    return len(results) / elapsed, completions
+
+
+def _ray_throughput(cfg, specs, in_flight: int, workers: int = 2) -> float:
+    """Episodes per second of the same episodes on the Ray face (`workers` actors)."""
+    import ray
+
+    from rollout.sweep.driver import SweepDriver
+    from rollout.sweep.records import EpisodeStore
+
+    out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-p2-{os.getpid()}-{in_flight}"
+    ray.init(address="local", num_cpus=workers, include_dashboard=False, object_store_memory=256 * 2**20)
+    try:
+        with EpisodeStore(out_dir) as store:
+            driver = SweepDriver(cfg, store, num_workers=workers, slots_per_worker=max(1, in_flight // workers),
+                                 warmup_domains=[P2_DOMAIN])
+            driver.run(specs[:workers], keep_workers=True)
+            driver.run(specs)
+            return len(specs) / (driver.finished - driver.started)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def bench_p2(sizes: list[int], latency: float, episodes_per_slot: int, with_tau2: bool, with_ray: bool = True) -> dict:
+    out = {}
+    ids = load_domain(P2_DOMAIN).task_ids()
+    with scripted_server(latency) as url:
+        for n in sizes:  # n tasks x episodes_per_slot samples, the same episodes for both systems
+            specs = [EpisodeSpec(P2_DOMAIN, ids[i], sample=k) for k in range(episodes_per_slot) for i in range(n)]
+            count = len(specs)
+            eps, completions = asyncio.run(_throughput(_config(url), specs, n))
+            ideal = n / (completions / count * latency)
+            row = {"eps_per_s": round(eps, 3), "ideal_eps_per_s": round(ideal, 3),
+                   "fraction_of_ideal": round(eps / ideal, 3), "completions_per_episode": round(completions / count, 2)}
+            if with_ray:  # the same episodes fanned out to 2 worker processes
+                ray_eps = _ray_throughput(_config(url), specs, n)
+                row["ray_eps_per_s"] = round(ray_eps, 3)
+                row["ray_fraction_of_ideal"] = round(ray_eps / ideal, 3)
+            if with_tau2:
+                tau2 = run_tau2_runner(P2_DOMAIN, ids[:n], url=url, concurrency=n, trials=episodes_per_slot)
+                row["tau2_runner_eps_per_s"] = round(tau2["eps_per_s"], 3) if tau2["eps_per_s"] else None
+                if tau2.get("error"):
+                    row["tau2_runner_error"] = tau2["error"]
+            out[str(n)] = row
+    return out
+
+
+# ---- P3 -------------------------------------------------------------------------------------
+def bench_p3(episodes: int, latency: float, reps: int) -> dict:
+    import ray
+
+    from rollout.sweep.driver import SweepDriver
+    from rollout.sweep.records import EpisodeStore
+
+    ids = load_domain("telecom").task_ids()
+    specs = [EpisodeSpec("telecom", ids[i % len(ids)], sample=i // len(ids)) for i in range(episodes)]
+    ray_s, local_s = [], []
+    with scripted_server(latency) as url:
+        cfg = _config(url)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20)
+        try:
+            out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-p3-{os.getpid()}"
+            with EpisodeStore(out_dir) as store:
+                driver = SweepDriver(cfg, store, num_workers=2, slots_per_worker=16, warmup_domains=["telecom"])
+                driver.run(specs[:8], keep_workers=True)  # warm-up, as the in-process runs warm up too
+                for rep in range(reps):
+                    driver.run(specs, keep_workers=rep < reps - 1)
+                    ray_s.append(driver.finished - driver.started)
+            shutil.rmtree(out_dir, ignore_errors=True)
+            for rep in range(reps):
+
+                async def local():  # noqa: B023
+                    sem = asyncio.Semaphore(32)
+                    async with EpisodeRunner(cfg, slots=32) as runner:
+                        await runner.run(specs[0])
+
+                        async def one(s):
+                            async with sem:
+                                return await runner.run(s)
+
+                        start = time.perf_counter()
+                        await asyncio.gather(*[one(s) for s in specs])
+                        return time.perf_counter() - start
+
+                local_s.append(asyncio.run(local()))
+        finally:
+            ray.shutdown()
+    ray_med, local_med = statistics.median(ray_s), statistics.median(local_s)
+    return {"ray_s": round(ray_med, 3), "inprocess_s": round(local_med, 3), "overhead": round(ray_med / local_med - 1, 3)}
+
+
+# ---- P4 -------------------------------------------------------------------------------------
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def bench_p4(in_flight: int) -> dict:
+    """Run in a fresh process (see --p4-child) so other rows do not pollute its RSS."""
+    out = subprocess.run([sys.executable, "-m", "rollout.bench.bench", "--p4-child", str(in_flight)],
+                         capture_output=True, text=True, check=True, timeout=900)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _p4_child(in_flight: int) -> dict:
+    import copy
+
+    assets = load_domain("airline")
+    gc.collect()
+    before = _rss_mib()
+    db_copy = copy.deepcopy(assets._db)  # the DB's in-memory size: RSS growth of one more copy
+    gc.collect()
+    db_mib = _rss_mib() - before
+    del db_copy
+    with scripted_server(latency=1.0) as url:  # slow model: every episode stays in flight
+        cfg = _config(url)
+        ids = assets.task_ids()
+
+        async def main():
+            async with EpisodeRunner(cfg, slots=in_flight) as runner:
+                await runner.run(EpisodeSpec("airline", ids[0]))
+                gc.collect()
+                base = _rss_mib()
+                peak = base
+                tasks = [asyncio.ensure_future(runner.run(EpisodeSpec("airline", ids[i % len(ids)], sample=i)))
+                         for i in range(in_flight)]
+                while not all(t.done() for t in tasks):
+                    peak = max(peak, _rss_mib())
+                    await asyncio.sleep(0.05)
+                results = [t.result() for t in tasks]
+                assert all(r.reward == 1.0 for r in results)
+                return (peak - base) / in_flight
+
+        per_episode = asyncio.run(main())
+    return {"mib_per_episode": round(per_episode, 3), "db_mib": round(db_mib, 2), "ratio": round(per_episode / db_mib, 3),
+            "in_flight": in_flight}
+
+
+# ---- P5 -------------------------------------------------------------------------------------
+def bench_p5(reps: int) -> dict:
+    from rollout.env.aenv.session import open_aenv_session
+    from rollout.env.protocol import ResetRequest
+
+    async def main(url):
+        cfg = _config(url, "env.backend=aenv")
+        request = ResetRequest(domain="telecom", task_id=load_domain("telecom").task_ids()[0], solo=True)
+        fresh, reused = [], []
+        for _ in range(reps):
+            start = time.perf_counter()
+            session = await open_aenv_session(cfg)
+            await session.reset(request)
+            fresh.append(time.perf_counter() - start)
+            for _ in range(5):
+                start = time.perf_counter()
+                await session.reset(request)
+                reused.append(time.perf_counter() - start)
+            await session.close()
+        return statistics.median(reused), statistics.median(fresh)
+
+    with scripted_server() as url:
+        reused_s, fresh_s = asyncio.run(main(url))
+    return {"reused_s": round(reused_s, 4), "fresh_s": round(fresh_s, 3), "speedup": round(fresh_s / reused_s, 1)}
+
+
+# ---- CPU profile ------------------------------------------------------------------------------
+def cpu_profile(episodes: int) -> dict:
+    """The rollout process's CPU seconds per episode and where they go (by package)."""
+    ids = load_domain("airline").task_ids()
+    with scripted_server() as url:
+        cfg = _config(url)
+        specs = [EpisodeSpec("airline", ids[i % len(ids)], sample=i) for i in range(episodes)]
+
+        async def main():
+            async with EpisodeRunner(cfg, slots=8) as runner:
+                await runner.run(specs[0])
+                sem = asyncio.Semaphore(8)
+
+                async def one(s):
+                    async with sem:
+                        return await runner.run(s)
+
+                profile = cProfile.Profile()
+                cpu0 = time.process_time()
+                profile.enable()
+                await asyncio.gather(*[one(s) for s in specs])
+                profile.disable()
+                return time.process_time() - cpu0, profile
+
+        cpu, profile = asyncio.run(main())
+    by_package = defaultdict(float)
+    for (filename, _, function), (_, _, tottime, _, _) in pstats.Stats(profile).stats.items():
+        if "epoll" in function:  # waiting for I/O, not CPU
+            continue
+        by_package[_package(filename, function)] += tottime
+    total = sum(by_package.values()) or 1.0
+    top = sorted(by_package.items(), key=lambda kv: -kv[1])[:8]
+    return {"cpu_s_per_episode": round(cpu / episodes, 4), "episodes": episodes,
+            "share": {k: round(v / total, 3) for k, v in top}}
+
+
+def _package(filename: str, function: str) -> str:
+    """A profile entry's package: site-packages name, 'rollout', 'stdlib' or the builtin's module."""
+    if filename in ("~", "") or filename.startswith("<"):
+        for key in ("json", "pydantic", "hashlib", "socket", "isinstance", "getattr"):
+            if key in function:
+                return f"builtin:{key}"
+        return "builtin:other"
+    if "/site-packages/" in filename:
+        return filename.split("/site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    if "/rollout/" in filename:
+        return "rollout"
+    return "stdlib"
+
+
+# ---- driver -----------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m launch.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="bench.json")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run, not a measurement)")
+    p.add_argument("--rows", default="P1,P2,P3,P4,P5,CPU")
+    p.add_argument("--p4-child", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.p4_child:
+        print(json.dumps(_p4_child(args.p4_child)))
+        return 0
+    rows = set(args.rows.upper().split(","))
+    q = args.quick
+    report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "quick": q}
+    with scripted_server() as url:
+        if "P1" in rows:
+            report["P1"] = bench_p1(url, tasks=1 if q else 4, reps=1 if q else 3)
+            _print("P1", report["P1"])
+    if "P2" in rows:
+        report["P2"] = bench_p2([2] if q else [8, 32, 64], latency=0.2, episodes_per_slot=1 if q else 3, with_tau2=True)
+        _print("P2", report["P2"])
+    if "P3" in rows:
+        report["P3"] = bench_p3(episodes=8 if q else 128, latency=0.05, reps=1 if q else 3)
+        _print("P3", report["P3"])
+    if "P4" in rows:
+        report["P4"] = bench_p4(in_flight=4 if q else 32)
+        _print("P4", report["P4"])
+    if "P5" in rows:
+        report["P5"] = bench_p5(reps=1 if q else 3)
+        _print("P5", report["P5"])
+    if "CPU" in rows:
+        report["CPU"] = cpu_profile(episodes=4 if q else 40)
+        _print("CPU", report["CPU"])
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _print(row: str, data: dict) -> None:
+    print(f"{row}: {json.dumps(data)}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

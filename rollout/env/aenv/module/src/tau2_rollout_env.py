@@ -1,0 +1,142 @@
+"""tau2-rollout's AEnvironment environment module (served by `python -m aenv.main`).
+
+Registers, on aenv's MCP server, the functions of `rollout.env_server.Tau2EnvServer` (this
+project's reset/step protocol and the upstream tau2-env functions), the reward at
+/task/reward, and — when TAU2_DOMAIN is set — one MCP tool per tau2 tool of that domain
+with tau2's real parameter names and types. The logic lives in the installed `rollout`
+package; this file only registers it.
+"""
+
+import inspect
+import os
+import typing
+
+from aenv import get_registry, register_function, register_reward
+
+import rollout  # noqa: F401  (offline, quiet tau2 import)
+from rollout.env.aenv.state import Tau2EnvServer
+
+SERVER = Tau2EnvServer(os.environ)
+
+
+@register_function
+async def tau2_reset(domain: str, task_id: str, solo: bool, sample: int = 0, seed: typing.Optional[int] = None,
+                     episode_id: str = "", max_steps: int = 200, max_errors: int = 10, tag_requests: bool = True,
+                     user_llm: typing.Optional[dict] = None) -> dict:
+    """Start a fresh episode on this instance (no process restart)."""
+    return await SERVER.reset(domain, task_id, solo, sample, seed, episode_id, max_steps, max_errors, tag_requests, user_llm)
+
+
+@register_function
+async def tau2_step(text: typing.Optional[str] = None, tool_calls: typing.Optional[list] = None) -> dict:
+    """One agent generation: its text and raw tool calls [{"id", "name", "arguments"}]."""
+    return await SERVER.step(text, tool_calls)
+
+
+@register_function
+async def tau2_get_system_prompt():
+    """The agent's system prompt (tau2's, with the ticket in solo mode)."""
+    return await SERVER.system_prompt()
+
+
+@register_function
+async def tau2_get_available_tools():
+    """The agent's tools as OpenAI function schemas."""
+    return await SERVER.available_tools()
+
+
+@register_function
+async def tau2_get_task_info() -> dict:
+    """Domain, task id, tool names, limits (no evaluation data)."""
+    return await SERVER.task_info()
+
+
+@register_function
+async def tau2_get_status() -> dict:
+    """Step, done, last observation, rewards (no secrets)."""
+    return await SERVER.status()
+
+
+@register_function
+async def tau2_send_message(message: str) -> dict:
+    """Send the agent's message to the user; returns the user's reply as the observation."""
+    return await SERVER.send_message(message)
+
+
+@register_function
+async def tau2_done() -> dict:
+    """The agent ends the episode."""
+    return await SERVER.done()
+
+
+@register_reward
+async def tau2_reward(**_ignored) -> dict:
+    """tau2's reward and breakdown for the finished episode."""
+    return await SERVER.reward()
+
+
+def _openai_strict(schema):
+    """`schema` with its $refs inlined and no `additionalProperties: true`, as OpenAI's strict
+    function schemas (and the Agents SDK's strict conversion in `list_openai_tools`) require."""
+    defs = schema.get("$defs", {}) if isinstance(schema, dict) else {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: walk(v) for k, v in node.items() if k != "$defs" and not (k == "additionalProperties" and v is True)}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+def _typed(annotation):
+    """The annotation validating as tau2's tool does, with an OpenAI-compatible schema."""
+    from pydantic import TypeAdapter, WithJsonSchema
+
+    try:
+        schema = _openai_strict(TypeAdapter(annotation).json_schema())
+    except Exception:
+        return annotation
+    return typing.Annotated[annotation, WithJsonSchema(schema)]
+
+
+def _mcp_tool(tool):
+    """An async function with the tau2 tool's name, doc and typed signature, run as one step."""
+    hints = typing.get_type_hints(tool._func)
+    params = [p.replace(annotation=_typed(hints.get(p.name, p.annotation)), kind=inspect.Parameter.KEYWORD_ONLY)
+              for p in inspect.signature(tool._func).parameters.values()]
+
+    async def call(**kwargs) -> dict:
+        return await SERVER.call_tool(tool.name, kwargs)
+
+    call.__name__ = call.__qualname__ = tool.name
+    call.__doc__ = tool.openai_schema["function"].get("description", "")
+    call.__signature__ = inspect.Signature(params, return_annotation=dict)
+    call.__annotations__ = {**{p.name: p.annotation for p in params}, "return": dict}
+    return call
+
+
+def _register_domain_tools() -> None:
+    if not SERVER.domain:
+        return
+    from rollout.env.domains import load_domain
+
+    assets = load_domain(SERVER.domain)
+    solo = SERVER.solo and assets.supports_solo
+    env = assets.new_environment(solo)
+    tools = env.get_tools() + (env.get_user_tools() if solo and env.user_tools is not None else [])
+    registry = get_registry()
+    for tool in tools:
+        registry.register(_mcp_tool(tool), name=tool.name)
+    if solo:
+        async def done() -> dict:
+            """Call this function when you are done with the task."""
+            return await SERVER.done()
+
+        registry.register(done, name="done")
+
+
+_register_domain_tools()

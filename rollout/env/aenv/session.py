@@ -1,0 +1,128 @@
+"""The aenv backend: an environment session on an aenv MCP server, through the aenv SDK.
+
+`open_aenv_session(cfg)` gets one instance of this project's env (`rollout/env/aenv/module`):
+
+- local mode (no `env.aenv.system_url`): starts its own server on a loopback address
+  (`LocalAenvServer`) and talks to it with the SDK's `Environment` in its no-scheduler
+  mode;
+- cluster mode (`env.aenv.system_url`, i.e. AENV_SYSTEM_URL, + `env.aenv.api_key`): the
+  SDK's `Environment(env_name, environment_variables, aenv_url, api_key)` creates the
+  instance through the api-service and reaches it through its MCP gateway.
+
+The session is reused across episodes through the env's `tau2_reset`; each generation is
+one `tau2_step` call, the reward one `/task/reward` call. `close()` always releases the
+instance (cluster: DELETE) and stops a local server. Transport errors are
+`EpisodeFailure(ENV_ERROR)`; failures the env reports keep their class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict
+from typing import Optional
+
+from rollout.config import RolloutConfig
+from rollout.env.protocol import Opening, RawToolCall, ResetRequest, Scored, StepOutcome, from_wire
+from rollout.env.user_sim import strip_provider_prefix
+from rollout.failures import EpisodeFailure, FailureClass, redact
+
+
+def _silence_sdk_logs() -> None:
+    """The SDK logs every call with its arguments at INFO on stdout; keep warnings (idempotent)."""
+    from aenv.core.logging import setup_logging
+
+    setup_logging(logging.StreamHandler(), level=logging.WARNING)
+
+
+def user_sim_env_vars(cfg: RolloutConfig) -> dict[str, str]:
+    """TAU2_USER_LLM* variables for the env server's user simulator (AEnvironment's names)."""
+    u = cfg.user_llm
+    out = {}
+    if u.model:
+        out["TAU2_USER_LLM"] = strip_provider_prefix(u.model)
+    if u.base_url:
+        out["TAU2_USER_LLM_API_BASE"] = u.base_url
+    if u.api_key:
+        out["TAU2_USER_LLM_API_KEY"] = u.api_key
+    return out
+
+
+class AenvSession:
+    """An EnvSession over one aenv env instance (see module doc)."""
+
+    def __init__(self, env, cfg: RolloutConfig, server=None):
+        self._env = env
+        self._cfg = cfg
+        self._server = server  # LocalAenvServer in local mode
+        self._timeout = cfg.env.aenv.request_timeout_s
+        self._secrets = cfg.secrets()
+
+    async def _call(self, function: str, args: dict) -> dict:
+        try:
+            if function == "reward":
+                data = await self._env.call_reward(args, timeout=self._timeout)
+            else:
+                data = await self._env.call_function(function, args, timeout=self._timeout)
+        except (asyncio.CancelledError, EpisodeFailure):
+            raise
+        except Exception as e:
+            where = f" (server {self._server.host}: {'alive' if self._server.alive else 'dead'})" if self._server else ""
+            raise EpisodeFailure(FailureClass.ENV_ERROR,
+                                 redact(f"aenv {function} failed{where}: {type(e).__name__}: {e}", self._secrets)) from None
+        if isinstance(data, dict) and data.get("failure"):
+            f = data["failure"]
+            raise EpisodeFailure(FailureClass(f["class"]), f["message"])
+        return data
+
+    async def reset(self, request: ResetRequest) -> Opening:
+        user = self._cfg.user_llm
+        args = {**asdict(request), "user_llm": {"temperature": user.temperature, "extra_body": dict(user.extra_body),
+                                                "max_retries": user.max_retries, "request_timeout_s": user.request_timeout_s}}
+        return from_wire(Opening, await self._call("tau2_reset", args))
+
+    async def agent_step(self, text: Optional[str], tool_calls: list[RawToolCall]) -> StepOutcome:
+        calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in tool_calls]
+        return from_wire(StepOutcome, await self._call("tau2_step", {"text": text, "tool_calls": calls}))
+
+    async def finish(self) -> Scored:
+        return from_wire(Scored, await self._call("reward", {}))
+
+    async def close(self) -> None:
+        """Release the instance (always) and stop a local server."""
+        try:
+            await asyncio.shield(self._env.release())
+        except Exception:
+            pass
+        if self._server is not None:
+            await asyncio.shield(self._server.stop())
+
+
+async def open_aenv_session(cfg: RolloutConfig) -> AenvSession:
+    """A new instance of the env and a session on it. Raises EpisodeFailure(ENV_ERROR)."""
+    from aenv.core.environment import Environment
+
+    _silence_sdk_logs()
+    a = cfg.env.aenv
+    if a.system_url:
+        env = Environment(env_name=a.name, environment_variables=user_sim_env_vars(cfg), aenv_url=a.system_url,
+                          api_key=a.api_key, ttl=a.ttl, timeout=a.request_timeout_s, startup_timeout=a.startup_timeout_s)
+        try:
+            await env.initialize()
+        except BaseException as e:
+            await asyncio.shield(env.release())
+            if isinstance(e, Exception):
+                raise EpisodeFailure(FailureClass.ENV_ERROR, redact(f"aenv instance failed to start: {e}", cfg.secrets())) from None
+            raise
+        return AenvSession(env, cfg)
+    from rollout.env.aenv.servers import LocalAenvServer
+
+    server = await LocalAenvServer.start(user_sim_env_vars(cfg), startup_timeout_s=a.startup_timeout_s)
+    try:
+        env = Environment(env_name=a.name, aenv_url=server.url, timeout=a.request_timeout_s, skip_for_healthy=True)
+        env.dummy_instance_ip = server.host  # the SDK's no-scheduler mode, for this instance only
+        await env.initialize()
+    except BaseException:
+        await server.stop()
+        raise
+    return AenvSession(env, cfg, server=server)

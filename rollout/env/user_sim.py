@@ -1,0 +1,126 @@
+"""The tau2 user simulator, asynchronous, over any OpenAI-compatible endpoint.
+
+Same requests and protocol as tau2's `UserSimulator` under `tau2 run`: its system prompt
+(tau2's simulation guidelines plus `str(task.user_scenario)`: persona and instructions),
+its role flipping, its tools (telecom users have device tools, executed with requestor
+'user' on the episode's environment, `tool_choice: "auto"`), its regeneration of empty
+replies (tau2's `generate`) and its stop signals (###STOP###, ###TRANSFER###,
+###OUT-OF-SCOPE###). Only the transport differs: an `AsyncOpenAI` client instead of litellm.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from tau2.data_model.message import Message, SystemMessage
+from tau2.data_model.simulation import TerminationReason
+from tau2.user.base import UserState, is_valid_user_history_message
+from tau2.user.user_simulator import UserSimulator as Tau2UserSimulator
+
+from rollout.config import UserLLMConfig
+from rollout.env.messages import to_chat_messages
+from rollout.env.protocol import RawToolCall, is_empty_reply
+from rollout.env.trajectory import EpisodeRecorder, InvalidArguments
+from rollout.failures import EpisodeFailure, FailureClass, redact
+from rollout.results import Usage
+
+LITELLM_PREFIXES = ("openai/", "hosted_vllm/", "litellm_proxy/")
+
+
+def strip_provider_prefix(model: str) -> str:
+    """'openai/gpt-4.1' -> 'gpt-4.1' (tau2/AEnvironment name models the litellm way)."""
+    for prefix in LITELLM_PREFIXES:
+        if model.startswith(prefix):
+            return model[len(prefix):]
+    return model
+
+
+class UserSimulator:
+    """One episode's simulated customer."""
+
+    def __init__(
+        self,
+        *,
+        env,
+        task,
+        recorder: EpisodeRecorder,
+        client,
+        model: str,
+        cfg: UserLLMConfig,
+        seed: Optional[int],
+        headers: dict[str, str],
+        secrets: list[str],
+        history: list[Message] = (),
+        empty_retries: int = 3,
+    ):
+        tools = env.get_user_tools() if env.user_tools is not None else None
+        tau2_user = Tau2UserSimulator(tools=tools, instructions=str(task.user_scenario))  # as tau2's run.py
+        self.state = UserState(system_messages=[SystemMessage(role="system", content=tau2_user.system_prompt)], messages=[])
+        self._chat = to_chat_messages(self.state.system_messages)  # the request's messages, kept in step
+        self._add([m for m in history if is_valid_user_history_message(m)])
+        self._tools = [t.openai_schema for t in tools] if tools else None
+        self._recorder = recorder
+        self._client = client
+        self._model = strip_provider_prefix(model)
+        self._cfg = cfg
+        self._seed = seed
+        self._headers = headers
+        self._secrets = secrets
+        self._empty_retries = empty_retries
+        self.usage = Usage()
+
+    async def respond(self, agent_message: Message) -> str:
+        """The user's reply to the agent's message (after any device tool calls).
+
+        Raises StopEpisode(USER_STOP) when the user ends the conversation, StopEpisode for
+        step/error limits, and EpisodeFailure(USER_SIM_ERROR) when the endpoint fails.
+        """
+        self._add([agent_message])
+        while True:
+            self._recorder.check_limits()
+            text, raw_calls = await self._generate()
+            try:
+                message, tool_results = self._recorder.record_user_message(text, raw_calls)
+            except InvalidArguments as e:
+                raise EpisodeFailure(FailureClass.USER_SIM_ERROR, str(e)) from None
+            self._add([message])
+            if not message.is_tool_call():
+                if Tau2UserSimulator.is_stop(message):
+                    raise self._recorder.stop(TerminationReason.USER_STOP)
+                return message.content
+            self._add(tool_results)
+
+    def _add(self, messages: list[Message]) -> None:
+        """Append to the user's state and to the request messages (tau2's role flip, per message)."""
+        self.state.messages.extend(messages)
+        self._chat.extend(to_chat_messages(UserState(system_messages=[], messages=list(messages)).flip_roles()))
+
+    async def _generate(self) -> tuple[Optional[str], list[RawToolCall]]:
+        """One user generation; an empty reply is regenerated up to `empty_retries` times."""
+        for _ in range(self._empty_retries + 1):
+            text, calls = await self._request()
+            if not is_empty_reply(text, calls):
+                return text, calls
+        raise EpisodeFailure(FailureClass.USER_SIM_ERROR,
+                             f"the user simulator returned an empty message {self._empty_retries + 1} times")
+
+    async def _request(self) -> tuple[Optional[str], list[RawToolCall]]:
+        kwargs = {"model": self._model, "messages": list(self._chat), "temperature": self._cfg.temperature}
+        if self._tools:
+            kwargs["tools"] = self._tools
+            kwargs["tool_choice"] = "auto"  # tau2's generate, whenever there are tools
+        if self._seed is not None:
+            kwargs["seed"] = self._seed
+        if self._cfg.extra_body:
+            kwargs["extra_body"] = dict(self._cfg.extra_body)
+        if self._headers:
+            kwargs["extra_headers"] = self._headers
+        try:
+            completion = await self._client.chat.completions.create(**kwargs)
+            choice = completion.choices[0].message
+        except Exception as e:
+            raise EpisodeFailure(FailureClass.USER_SIM_ERROR, redact(f"{type(e).__name__}: {e}", self._secrets)) from None
+        usage = getattr(completion, "usage", None)
+        self.usage.add(1, getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0))
+        calls = [RawToolCall(id=tc.id, name=tc.function.name, arguments=tc.function.arguments or "") for tc in choice.tool_calls or []]
+        return choice.content, calls

@@ -1,0 +1,185 @@
+"""`python -m launch.sweep [key=value ...]`: run a sweep of TAU2 episodes on Ray.
+
+With no agent endpoint configured this is the offline smoke sweep (local Ray, tau2
+in-process, the built-in scripted oracle, the first 3 tasks of every domain). With
+`llm.base_url=...` (and a user simulator endpoint) it is a real sweep. Results go to
+`<output_dir>/episodes.jsonl` as they finish; a rerun with the same output_dir resumes.
+At the end: `summary.json`, the resolved config (`config.yaml`, keys redacted), tau2
+Results files (`tau2_results*.json`, see rollout/tau2_export.py), a report (`report/`)
+and a table.
+
+Exit status: 0 done, 2 bad input (nothing started), 130 interrupted (finished episodes kept).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from omegaconf import OmegaConf
+
+from rollout.config import load_config, to_dict
+from rollout.failures import InvalidInput
+from rollout.sweep.config import SweepConfig
+from rollout.sweep.exports import export_sweep
+from rollout.sweep.metrics import format_table, summarize
+from rollout.sweep.plan import key_of, plan_episodes
+from rollout.sweep.progress import Progress
+from rollout.sweep.records import EpisodeStore, record_key
+from rollout.sweep.report import write_report
+from rollout.sweep.workers import split_caps
+
+SMOKE_MAX_TASKS = 3
+
+
+def prepare(argv: list[str]) -> tuple[SweepConfig, bool]:
+    """The validated sweep config and whether it is the offline smoke run."""
+    cfg = load_config(argv, schema=SweepConfig)
+    smoke = cfg.llm.scripted is None and not cfg.llm.base_url
+    if smoke:
+        cfg.llm.scripted = "oracle"
+        if cfg.max_tasks is None:
+            cfg.max_tasks = SMOKE_MAX_TASKS
+    if cfg.llm.scripted:  # endpoints are filled in once the scripted server is up
+        cfg.llm.model = cfg.llm.model or "scripted-agent"
+        cfg.user_llm.model = "scripted-user"
+    if cfg.output_dir is None:
+        cfg.output_dir = str(Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S"))
+    return cfg, smoke
+
+
+def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=sys.stdout) -> dict:
+    """Plan, resume, run and summarize a sweep. Returns the summary (also written to disk)."""
+    specs = plan_episodes(cfg)  # InvalidInput before Ray starts
+    output = Path(cfg.output_dir)
+    with EpisodeStore(output) as store:
+        _save_config(cfg, output, out)
+        done = store.completed_keys()
+        todo = [s for s in specs if key_of(s) not in done]
+        if smoke:
+            print(f"smoke sweep: no llm.base_url set -> built-in scripted {cfg.llm.scripted} model, "
+                  f"first {cfg.max_tasks} tasks per domain (set llm.base_url=... for a real sweep)", file=out)
+        print(f"{len(specs)} episodes planned, {len(specs) - len(todo)} already in {output / 'episodes.jsonl'}, "
+              f"{len(todo)} to run", file=out, flush=True)
+        started = time.monotonic()
+        written, episodes_s = 0, None
+        if todo:
+            written, episodes_s = _run_on_ray(cfg, store, todo, len(specs), on_record)
+        wall = time.monotonic() - started
+        planned = {key_of(s) for s in specs}
+        records = [r for r in store.records() if record_key(r) in planned]
+    summary = summarize(records, num_samples=cfg.num_samples)
+    summary["run"] = {"episodes_planned": len(specs), "episodes_run": written, "wall_s": round(wall, 3),
+                      "episodes_s": round(episodes_s, 3) if episodes_s else None,
+                      "episodes_per_s": round(written / episodes_s, 4) if written and episodes_s else None}
+    (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(format_table(summary, episodes_per_s=summary["run"]["episodes_per_s"]), file=out)
+    exported = export_sweep(output, records, to_dict(cfg))
+    page = write_report([output]) if records else None
+    print(f"results: {output}/episodes.jsonl, summary.json, {', '.join(p.name for p in exported)}"
+          + (f", report/{page.name}" if page else ""), file=out, flush=True)
+    return summary
+
+
+def _run_on_ray(cfg: SweepConfig, store: EpisodeStore, todo, total: int, on_record) -> tuple[int, Optional[float]]:
+    """Run `todo` on Ray; (episodes written, seconds from the first dispatch to the end)."""
+    import ray
+
+    from rollout.sweep.driver import SweepDriver
+
+    server = None
+    started_ray = False
+    try:
+        if cfg.llm.scripted:
+            from rollout.scripted import ScriptedServer
+
+            server = ScriptedServer(cfg.llm.scripted, record=False).start()
+            cfg.llm.base_url = cfg.user_llm.base_url = server.url
+        if not ray.is_initialized():
+            _init_ray(cfg)
+            started_ray = True
+        workers = _num_workers(cfg, len(todo))
+        progress = Progress(total, done=total - len(todo), enabled=cfg.progress)
+        driver = SweepDriver(split_caps(cfg.episode_config(), workers), store, num_workers=workers,
+                             slots_per_worker=cfg.ray.slots_per_worker, cpus_per_worker=cfg.ray.cpus_per_worker,
+                             retry=cfg.retry, progress=progress, on_record=on_record,
+                             warmup_domains=sorted({s.domain for s in todo}))
+        try:
+            driver.run(todo)
+        finally:
+            progress.close()
+        return driver.written, (driver.finished - driver.started) if driver.started else None
+    finally:
+        if started_ray:
+            ray.shutdown()
+        if server is not None:
+            server.stop()
+
+
+def _init_ray(cfg: SweepConfig) -> None:
+    import ray
+
+    # The workers' environment comes with each actor (start_workers), which also works
+    # inside a Ray job, whose own runtime env a driver-level one may not override.
+    if cfg.ray.address:
+        ray.init(address=cfg.ray.address)
+    else:
+        ray.init(address="local", num_cpus=cfg.ray.num_cpus, include_dashboard=False,
+                 object_store_memory=cfg.ray.object_store_mb * 2**20)
+
+
+def _num_workers(cfg: SweepConfig, episodes: int) -> int:
+    import ray
+
+    if cfg.ray.num_workers is not None:
+        if cfg.ray.num_workers < 1:
+            raise InvalidInput(f"ray.num_workers must be >= 1, got {cfg.ray.num_workers}")
+        return cfg.ray.num_workers
+    cpus = ray.cluster_resources().get("CPU", 1)
+    by_cpu = max(1, int(cpus // cfg.ray.cpus_per_worker)) if cfg.ray.cpus_per_worker > 0 else 1
+    return max(1, min(by_cpu, math.ceil(episodes / cfg.ray.slots_per_worker)))
+
+
+def _save_config(cfg: SweepConfig, output: Path, out) -> None:
+    """Write the resolved config (keys redacted); warn when resuming with different settings."""
+    path = output / "config.yaml"
+    current = to_dict(cfg)
+    current.pop("output_dir", None)
+    if path.exists():
+        previous = OmegaConf.to_container(OmegaConf.load(path))
+        differ = sorted(k for k in set(previous) | set(current)
+                        if k not in ("ray", "progress") and previous.get(k) != current.get(k))
+        if differ:
+            print(f"warning: resuming {output} with different settings for: {', '.join(differ)}", file=out)
+        return
+    path.write_text(OmegaConf.to_yaml(current))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `ray job stop`: stop like Ctrl-C
+    try:
+        cfg, smoke = prepare(argv)
+        run_sweep(cfg, smoke=smoke)
+    except InvalidInput as e:
+        print(f"error: {e.failure.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished episodes are in episodes.jsonl; rerun with the same output_dir to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    sys.exit(main())

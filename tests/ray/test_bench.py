@@ -1,0 +1,26 @@
+"""The benchmark runs end to end at tiny sizes and writes the JSON scripts read (no timing asserted)."""
+
+import json
+import os
+import subprocess
+import sys
+
+
+def test_bench_quick_writes_its_json(tmp_path):
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    p = subprocess.run([sys.executable, "-m", "rollout", "bench", "--quick", "--out", str(out)], capture_output=True,
+                       text=True, timeout=900, env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    report = json.loads(out.read_text())
+    for domain in ("airline", "retail", "telecom"):
+        assert set(report["P1"][domain]) == {"ours_s", "baseline_s", "speedup"}
+    for row in report["P2"].values():
+        assert {"eps_per_s", "ideal_eps_per_s", "fraction_of_ideal", "tau2_runner_eps_per_s"} <= set(row)
+    assert {"ray_s", "inprocess_s", "overhead"} <= set(report["P3"])
+    assert {"mib_per_episode", "db_mib", "ratio"} <= set(report["P4"])
+    assert {"reused_s", "fresh_s"} <= set(report["P5"])
+    assert report["CPU"]["cpu_s_per_episode"] > 0 and report["CPU"]["share"]
+    for row in ("P1", "P2", "P3", "P4", "P5", "CPU"):
+        assert f"{row}: " in p.stdout  # printed as it goes
