@@ -73,7 +73,7 @@ class LocalSession:
         if not req.solo:
             # tau2's Orchestrator.initialize: the message the user answers first is not in its history
             user_history = history[:-1] if user_first and history else history
-            self.user = UserSimulator(env=env, task=task, recorder=self.recorder, client=self._user_client,
+            self.user = UserSimulator(domain=req.domain, task=task, recorder=self.recorder, client=self._user_client,
                                       model=self._user_model, cfg=self._user_cfg, seed=req.seed,
                                       headers=request_headers(req, "user"), secrets=self._secrets, history=user_history,
                                       empty_retries=req.empty_reply_retries)

@@ -10,6 +10,7 @@ replies (tau2's `generate`) and its stop signals (###STOP###, ###TRANSFER###,
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 from tau2.data_model.message import Message, SystemMessage
@@ -18,6 +19,7 @@ from tau2.user.base import UserState, is_valid_user_history_message
 from tau2.user.user_simulator import UserSimulator as Tau2UserSimulator
 
 from rollout.config import UserLLMConfig
+from rollout.env.domains import load_domain
 from rollout.env.messages import to_chat_messages
 from rollout.env.protocol import RawToolCall, is_empty_reply
 from rollout.env.trajectory import EpisodeRecorder, InvalidArguments
@@ -35,13 +37,30 @@ def strip_provider_prefix(model: str) -> str:
     return model
 
 
+@functools.lru_cache(maxsize=None)
+def _user_tools(domain: str) -> Optional[tuple]:
+    """tau2's user tools of a domain (None: its users have none), built once per process."""
+    env = load_domain(domain).new_environment(False)
+    return tuple(env.get_user_tools()) if env.user_tools is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
+def user_view(domain: str, task_id: str) -> tuple[str, Optional[tuple[dict, ...]]]:
+    """The user simulator's system prompt for a task, as `tau2 run` builds it
+    (`UserSimulator(instructions=str(task.user_scenario))`), and its tool schemas (cached)."""
+    tools = _user_tools(domain)
+    task = load_domain(domain).task(task_id)
+    prompt = Tau2UserSimulator(tools=list(tools) if tools else None, instructions=str(task.user_scenario)).system_prompt
+    return prompt, tuple(t.openai_schema for t in tools) if tools else None
+
+
 class UserSimulator:
     """One episode's simulated customer."""
 
     def __init__(
         self,
         *,
-        env,
+        domain: str,
         task,
         recorder: EpisodeRecorder,
         client,
@@ -53,12 +72,11 @@ class UserSimulator:
         history: list[Message] = (),
         empty_retries: int = 3,
     ):
-        tools = env.get_user_tools() if env.user_tools is not None else None
-        tau2_user = Tau2UserSimulator(tools=tools, instructions=str(task.user_scenario))  # as tau2's run.py
-        self.state = UserState(system_messages=[SystemMessage(role="system", content=tau2_user.system_prompt)], messages=[])
+        system_prompt, tools = user_view(domain, task.id)
+        self.state = UserState(system_messages=[SystemMessage(role="system", content=system_prompt)], messages=[])
         self._chat = to_chat_messages(self.state.system_messages)  # the request's messages, kept in step
         self._add([m for m in history if is_valid_user_history_message(m)])
-        self._tools = [t.openai_schema for t in tools] if tools else None
+        self._tools = list(tools) if tools else None
         self._recorder = recorder
         self._client = client
         self._model = strip_provider_prefix(model)
