@@ -20,13 +20,8 @@ def run_specs(cfg, specs, concurrency: int = 16):
     """Run episodes concurrently in one event loop; results in the order of `specs`."""
 
     async def main():
-        sem = asyncio.Semaphore(concurrency)
         async with EpisodeRunner(cfg) as runner:
-            async def one(spec):
-                async with sem:
-                    return await runner.run(spec)
-
-            return await asyncio.gather(*[one(s) for s in specs])
+            return await runner.run_many(specs, concurrency)
 
     return asyncio.run(main())
 

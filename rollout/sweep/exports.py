@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Optional
 
 from rollout.env.domains import load_domain
+from rollout.sweep.records import SweepRecord
 
 RESULTS_FILE = "tau2_results.json"
 
 
-def to_tau2_results(records: list[dict], *, domain: str, solo: bool, config: Optional[dict] = None):
+def to_tau2_results(records: list[SweepRecord], *, domain: str, solo: bool, config: Optional[dict] = None):
     """tau2 `Results` for the scored records of one domain and mode."""
     from tau2.data_model.simulation import AgentInfo, Info, Results, SimulationRun, UserInfo
     from tau2.user.user_simulator import get_global_user_sim_guidelines
@@ -31,21 +32,20 @@ def to_tau2_results(records: list[dict], *, domain: str, solo: bool, config: Opt
     env = assets.new_environment(solo)
     sims, task_ids = [], []
     for r in records:
-        durations = r.get("durations") or {}
-        messages = r["messages"]
+        messages = r.messages
         sims.append(SimulationRun(
-            id=f"{domain}/{r['key']['task_id']}/{r['key']['sample']}",
-            task_id=str(r["key"]["task_id"]),
+            id=f"{domain}/{r.task_id}/{r.sample}",
+            task_id=r.task_id,
             start_time=messages[0].get("timestamp") or "" if messages else "",
             end_time=messages[-1].get("timestamp") or "" if messages else "",
-            duration=float(durations.get("total_s", 0.0)),
-            termination_reason=r["termination"],
-            reward_info=r["reward_info"],
+            duration=float(r.durations.get("total_s", 0.0)),
+            termination_reason=r.termination,
+            reward_info=r.reward_info,
             messages=messages,
-            trial=int(r["key"]["sample"]),
-            seed=r.get("seed"),
+            trial=r.sample,
+            seed=r.seed,
         ))
-        task_ids.append(str(r["key"]["task_id"]))
+        task_ids.append(r.task_id)
     llm, user = config.get("llm", {}), config.get("user_llm", {})
     info = Info(
         git_commit=_git_commit(),
@@ -64,13 +64,13 @@ def to_tau2_results(records: list[dict], *, domain: str, solo: bool, config: Opt
     return Results(info=info, tasks=tasks, simulations=sims)
 
 
-def export_sweep(output_dir: str | Path, records: Iterable[dict], config: Optional[dict] = None) -> list[Path]:
+def export_sweep(output_dir: str | Path, records: Iterable[SweepRecord], config: Optional[dict] = None) -> list[Path]:
     """Write the tau2 Results files of a sweep (see module doc); returns their paths."""
     output_dir = Path(output_dir)
-    groups: dict[tuple[str, bool], list[dict]] = defaultdict(list)
+    groups: dict[tuple[str, bool], list[SweepRecord]] = defaultdict(list)
     for r in records:
-        if r.get("status") == "ok" and r.get("messages"):
-            groups[(r["key"]["domain"], bool(r.get("solo")))].append(r)
+        if r.ok and r.messages:
+            groups[(r.domain, r.solo)].append(r)
     paths = []
     for (domain, solo), recs in sorted(groups.items()):
         path = output_dir / f"tau2_results_{domain}{'_solo' if solo else ''}.json"

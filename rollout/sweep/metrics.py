@@ -1,4 +1,14 @@
-"""Sweep metrics: mean reward with standard error, tau2's pass^k, failures by class."""
+"""Sweep metrics: mean reward with standard error, tau2's pass^k, failures by class.
+
+Two views of the same records, per domain and overall:
+- over **scored** episodes (`mean_reward`, `stderr`, `pass_hat_k`): an infrastructure
+  failure is not the policy's outcome, so it is excluded; `failed` and `failures` (by
+  class) say how many were excluded and why;
+- **as tau2 counts** (`tau2_counting`): every finally failed episode counted as reward 0.0,
+  which is what `tau2 run --skip-failed-samples` records for a simulation that raised
+  (a `SimulationRun` with `reward_info.reward = 0.0`, `skipped=True`), and what tau2's
+  `compute_metrics` then averages and feeds to pass^k. Compare these with tau2's numbers.
+"""
 
 from __future__ import annotations
 
@@ -8,60 +18,95 @@ from collections.abc import Iterable
 
 from tau2.metrics.agent_metrics import is_successful, pass_hat_k
 
+from rollout.sweep.records import SweepRecord
 
-def summarize(records: Iterable[dict], *, num_samples: int) -> dict:
-    """Per-domain and overall metrics of episode records (see store.py).
+
+def summarize(records: Iterable[SweepRecord], *, num_samples: int) -> dict:
+    """Per-domain and overall metrics of episode records (see module doc).
 
     pass^k (k = 1..num_samples) is tau2's: per task C(successes, k) / C(n, k) over its n
-    scored samples, averaged over the tasks with n >= k. Failed episodes (reward null)
-    count in `failures`, never in rewards.
+    samples, averaged over the tasks with n >= k.
     """
-    by_domain: dict[str, list[dict]] = defaultdict(list)
+    by_domain: dict[str, list[SweepRecord]] = defaultdict(list)
     for r in records:
-        by_domain[r["key"]["domain"]].append(r)
+        by_domain[r.domain].append(r)
     domains = {d: _group(rs, num_samples) for d, rs in sorted(by_domain.items())}
     every = [r for rs in by_domain.values() for r in rs]
     return {"domains": domains, "all": _group(every, num_samples)}
 
 
-def _group(records: list[dict], num_samples: int) -> dict:
-    scored = [r for r in records if r["status"] == "ok"]
-    rewards = [float(r["reward"]) for r in scored]
-    n = len(rewards)
-    mean = sum(rewards) / n if n else None
-    stderr = (math.sqrt(sum((x - mean) ** 2 for x in rewards) / (n - 1)) / math.sqrt(n)) if n > 1 else (0.0 if n else None)
-    per_task: dict[tuple, list[float]] = defaultdict(list)
-    for r in scored:
-        per_task[(r["key"]["domain"], str(r["key"]["task_id"]))].append(float(r["reward"]))
-    pass_k = {}
+def _mean_stderr(values: list[float]) -> tuple[float | None, float | None]:
+    n = len(values)
+    if not n:
+        return None, None
+    mean = sum(values) / n
+    stderr = math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1)) / math.sqrt(n) if n > 1 else 0.0
+    return mean, stderr
+
+
+def _pass_k(rewards_by_task: dict[tuple, list[float]], num_samples: int) -> dict[str, float | None]:
+    out = {}
     for k in range(1, num_samples + 1):
-        values = [pass_hat_k(len(v), sum(is_successful(x) for x in v), k) for v in per_task.values() if len(v) >= k]
-        pass_k[str(k)] = sum(values) / len(values) if values else None
-    failures = Counter(r["failure"]["class"] for r in records if r["status"] != "ok")
+        values = [pass_hat_k(len(v), sum(is_successful(x) for x in v), k) for v in rewards_by_task.values() if len(v) >= k]
+        out[str(k)] = sum(values) / len(values) if values else None
+    return out
+
+
+def _group(records: list[SweepRecord], num_samples: int) -> dict:
+    scored: dict[tuple, list[float]] = defaultdict(list)
+    as_tau2: dict[tuple, list[float]] = defaultdict(list)
+    for r in records:
+        task = (r.domain, r.task_id)
+        if r.ok:
+            scored[task].append(float(r.reward))
+        as_tau2[task].append(float(r.reward) if r.ok else 0.0)
+    rewards = [x for v in scored.values() for x in v]
+    mean, stderr = _mean_stderr(rewards)
+    mean0, stderr0 = _mean_stderr([x for v in as_tau2.values() for x in v])
+    failures = Counter(r.failure_class for r in records if not r.ok)
     return {
         "episodes": len(records),
-        "scored": n,
-        "failed": len(records) - n,
+        "scored": len(rewards),
+        "failed": len(records) - len(rewards),
         "mean_reward": mean,
         "stderr": stderr,
-        "pass_hat_k": pass_k,
+        "pass_hat_k": _pass_k(scored, num_samples),
         "failures": dict(sorted(failures.items())),
+        "tau2_counting": {"mean_reward": mean0, "stderr": stderr0, "pass_hat_k": _pass_k(as_tau2, num_samples),
+                          "note": "failed episodes counted as reward 0.0, as tau2 run --skip-failed-samples does"},
     }
+
+
+def _fmt(mean, stderr) -> str:
+    return "-" if mean is None else f"{mean:.3f} ± {stderr:.3f}"
+
+
+def table_rows(summary: dict, ks: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the summary table: one row per domain and one for all (pass^k for `ks`)."""
+    ks = list(summary["all"]["pass_hat_k"]) if ks is None else ks
+    head = ["domain", "episodes", "scored", "mean reward (scored)", *[f"pass^{k}" for k in ks],
+            "mean (failed=0, as tau2)", *[f"pass^{k} (failed=0)" for k in ks], "excluded (failed, by class)"]
+    rows = []
+    for name, g in [*summary["domains"].items(), ("all", summary["all"])]:
+        t = g["tau2_counting"]
+        passes = ["-" if g["pass_hat_k"].get(k) is None else f"{g['pass_hat_k'][k]:.3f}" for k in ks]
+        passes0 = ["-" if t["pass_hat_k"].get(k) is None else f"{t['pass_hat_k'][k]:.3f}" for k in ks]
+        fails = ", ".join(f"{c}={n}" for c, n in g["failures"].items())
+        rows.append([name, str(g["episodes"]), str(g["scored"]), _fmt(g["mean_reward"], g["stderr"]), *passes,
+                     _fmt(t["mean_reward"], t["stderr"]), *passes0, f"{g['failed']} ({fails})" if fails else "0"])
+    return head, rows
 
 
 def format_table(summary: dict, *, episodes_per_s: float | None = None) -> str:
     """The summary as a fixed-width text table."""
-    ks = list(summary["all"]["pass_hat_k"])
-    head = ["domain", "episodes", "failed", "mean reward", *[f"pass^{k}" for k in ks], "failures"]
-    rows = []
-    for name, g in [*summary["domains"].items(), ("all", summary["all"])]:
-        mean = "-" if g["mean_reward"] is None else f"{g['mean_reward']:.3f} ± {g['stderr']:.3f}"
-        passes = ["-" if g["pass_hat_k"][k] is None else f"{g['pass_hat_k'][k]:.3f}" for k in ks]
-        fails = ", ".join(f"{c}={n}" for c, n in g["failures"].items()) or "-"
-        rows.append([name, str(g["episodes"]), str(g["failed"]), mean, *passes, fails])
+    head, rows = table_rows(summary)
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    failed = summary["all"]["failed"]
+    if failed:
+        lines.append(f"{failed} finally failed episode(s) are excluded from 'scored' (infrastructure, not the policy); "
+                     f"the 'failed=0' columns count them as reward 0.0, as tau2 run --skip-failed-samples does")
     if episodes_per_s is not None:
         lines.append(f"throughput: {episodes_per_s:.2f} episodes/s")
     return "\n".join(lines)

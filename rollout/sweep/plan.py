@@ -1,7 +1,7 @@
 """The episode list of a sweep: (domain x task x sample), stable keys and derived seeds.
 
-Everything is validated here, before Ray starts: domains, split, task ids, solo
-feasibility, sizes. Errors are `InvalidInput` naming what is valid.
+Everything is validated here, before Ray starts: domains, split, task ids (known, each
+once, in the split), solo feasibility, sizes. A plan never holds the same key twice. Errors are `InvalidInput` naming what is valid.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ def plan_episodes(cfg: SweepConfig) -> list[EpisodeSpec]:
     domains = list(dict.fromkeys(check_domain(d) for d in cfg.domains))
     if cfg.task_ids is not None and len(domains) != 1:
         raise InvalidInput(f"task_ids needs exactly one domain, got domains={domains}")
+    if cfg.task_ids is not None and not cfg.task_ids:
+        raise InvalidInput("task_ids=[] selects no episode; valid: null (every task of the split) or a list of task ids")
     specs = []
     for domain in domains:
         assets = load_domain(domain)
         if cfg.task_ids is not None:
-            ids = [str(t) for t in cfg.task_ids]
-            for t in ids:
-                assets.task(t)
+            ids = _explicit_ids(cfg, assets)
         else:
             ids = assets.task_ids(cfg.split)
         if cfg.max_tasks is not None:
@@ -53,3 +53,21 @@ def plan_episodes(cfg: SweepConfig) -> list[EpisodeSpec]:
             for sample in range(cfg.num_samples):
                 specs.append(EpisodeSpec(domain, task_id, sample, seed=derive_seed(cfg.seed, domain, task_id, sample)))
     return specs
+
+
+def _explicit_ids(cfg: SweepConfig, assets) -> list[str]:
+    """The explicit task ids: each known, each once, each in the requested split."""
+    ids = [str(t) for t in cfg.task_ids]
+    seen = set()
+    for t in ids:
+        if t in seen:
+            raise InvalidInput(f"task_ids lists '{t}' twice; valid: each task id once (use num_samples for repeats)")
+        seen.add(t)
+        assets.task(t)
+    in_split = set(assets.task_ids(cfg.split))
+    outside = [t for t in ids if t not in in_split]
+    if outside:
+        others = sorted(name for name, members in assets.splits.items() if outside[0] in members)
+        raise InvalidInput(f"task_ids {outside} of domain '{assets.name}' are not in split '{cfg.split}'"
+                           + (f"; '{outside[0]}' is in split(s) {', '.join(others)}: set split=..." if others else ""))
+    return ids

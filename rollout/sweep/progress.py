@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Optional, TextIO
 
+from rollout.sweep.records import SweepRecord
+
 
 class Progress:
     """Updates one stderr line in place on a terminal; prints a line every `every_s` otherwise."""
@@ -25,12 +27,12 @@ class Progress:
         self._last = 0.0
         self._tty = self.stream.isatty()
 
-    def record(self, record: dict) -> None:
+    def record(self, record: SweepRecord) -> None:
         self.done += 1
         self.finished_here += 1
-        if record["status"] == "ok":
+        if record.ok:
             self.scored += 1
-            self.reward_sum += float(record["reward"])
+            self.reward_sum += float(record.reward)
         else:
             self.failed += 1
         self._render()

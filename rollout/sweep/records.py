@@ -1,8 +1,19 @@
-"""A sweep's episode log: `<output_dir>/episodes.jsonl`, appended and flushed per episode.
+"""A sweep's episode record (`SweepRecord`) and its log, `<output_dir>/episodes.jsonl`.
 
-One JSON object per finished episode (scored or finally failed). A rerun on the same
-directory reads the completed keys and skips them; a line cut short by a killed writer is
-dropped on open. One writer at a time: a second sweep on the same directory is refused.
+`SweepRecord` is the one shape of a finished episode: the driver builds it (from the
+worker's `EpisodeResult` plus the driver's attempts, earlier failures and worker id) and
+every reader (metrics, progress, report, exports, SFT, resume) reads it. On disk it is one
+JSON object per line with the field names users rely on:
+`key{domain,task_id,sample}`, `status` ok|failed, `reward` (null when failed),
+`failure{class,message}`, `termination`, `reward_info`, `messages`, `invalid_tool_calls`,
+`steps`, `tool_errors`, `usage`, `durations`, `attempts`, `earlier_failures`, `seed`,
+`worker`, `solo`.
+
+`EpisodeStore` appends and flushes one record per finished episode (scored or finally
+failed). A rerun on the same directory reads the completed keys and skips them; a line
+cut short by a killed writer is dropped on open; a complete line that is not a valid
+record (bad JSON, no key) is skipped and counted in `corrupt_lines`, never fatal. One
+writer at a time: a second sweep on the same directory is refused.
 """
 
 from __future__ import annotations
@@ -11,31 +22,155 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Optional
 
-from rollout.failures import InvalidInput
+from rollout.failures import Failure, FailureClass, InvalidInput
+from rollout.results import EpisodeResult
 from rollout.sweep.plan import Key
 
 EPISODES_FILE = "episodes.jsonl"
 
 
-def read_records(output_dir: str | os.PathLike) -> list[dict]:
-    """Every complete record of a sweep's episodes.jsonl, without taking the writer's lock."""
+@dataclass
+class SweepRecord:
+    """One finished episode of a sweep: a reward (status ok) or a final failure, never both."""
+
+    key: Key  # (domain, task_id, sample)
+    reward: Optional[float] = None
+    failure: Optional[Failure] = None
+    seed: Optional[int] = None
+    solo: bool = False
+    termination: Optional[str] = None
+    reward_info: Optional[dict[str, Any]] = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    invalid_tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    tool_errors: int = 0
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)
+    attempts: int = 1
+    earlier_failures: list[Failure] = field(default_factory=list)
+    worker: Optional[int] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.failure is None else "failed"
+
+    @property
+    def domain(self) -> str:
+        return self.key[0]
+
+    @property
+    def task_id(self) -> str:
+        return self.key[1]
+
+    @property
+    def sample(self) -> int:
+        return self.key[2]
+
+    @property
+    def failure_class(self) -> Optional[str]:
+        return self.failure.failure_class.value if self.failure else None
+
+    @classmethod
+    def from_result(cls, result: EpisodeResult, *, attempts: int = 1, earlier_failures: list[Failure] = (),
+                    worker: Optional[int] = None) -> SweepRecord:
+        """The record of an episode's final outcome (the driver's one constructor)."""
+        return cls(key=(result.domain, str(result.task_id), int(result.sample)), reward=result.reward,
+                   failure=result.failure, seed=result.seed, solo=result.solo, termination=result.termination,
+                   reward_info=result.reward_info, messages=result.messages,
+                   invalid_tool_calls=result.invalid_tool_calls, steps=result.steps, tool_errors=result.tool_errors,
+                   usage=result.usage, durations=result.durations, attempts=attempts,
+                   earlier_failures=list(earlier_failures), worker=worker)
+
+    def to_json(self) -> dict[str, Any]:
+        domain, task_id, sample = self.key
+        return {
+            "key": {"domain": domain, "task_id": task_id, "sample": sample},
+            "status": self.status,
+            "reward": self.reward,
+            "failure": self.failure.to_dict() if self.failure else None,
+            "termination": self.termination,
+            "reward_info": self.reward_info,
+            "messages": self.messages,
+            "invalid_tool_calls": self.invalid_tool_calls,
+            "steps": self.steps,
+            "tool_errors": self.tool_errors,
+            "usage": self.usage,
+            "durations": self.durations,
+            "attempts": self.attempts,
+            "earlier_failures": [f.to_dict() for f in self.earlier_failures],
+            "seed": self.seed,
+            "worker": self.worker,
+            "solo": self.solo,
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> SweepRecord:
+        """Parse one line's object; raises ValueError if it is not a record."""
+        try:
+            k = d["key"]
+            key = (str(k["domain"]), str(k["task_id"]), int(k["sample"]))
+            failure = Failure.from_dict(d["failure"]) if d.get("failure") else None
+            reward = None if d.get("reward") is None else float(d["reward"])
+            if (failure is None) == (reward is None):
+                raise ValueError("exactly one of reward and failure must be set")
+            return cls(key=key, reward=reward, failure=failure, seed=d.get("seed"), solo=bool(d.get("solo")),
+                       termination=d.get("termination"), reward_info=d.get("reward_info"),
+                       messages=d.get("messages") or [], invalid_tool_calls=d.get("invalid_tool_calls") or [],
+                       steps=int(d.get("steps") or 0), tool_errors=int(d.get("tool_errors") or 0),
+                       usage=d.get("usage") or {}, durations=d.get("durations") or {},
+                       attempts=int(d.get("attempts") or 1),
+                       earlier_failures=[Failure.from_dict(f) for f in d.get("earlier_failures") or []],
+                       worker=d.get("worker"))
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"not an episode record: {type(e).__name__}: {e}") from None
+
+    @staticmethod
+    def failed(key: Key, failure_class: FailureClass, message: str, *, seed: Optional[int] = None) -> EpisodeResult:
+        """A result the driver synthesizes for an episode the worker could not report."""
+        domain, task_id, sample = key
+        return EpisodeResult(domain=domain, task_id=task_id, sample=sample, seed=seed,
+                             failure=Failure(failure_class, message))
+
+
+def parse_lines(text: str) -> tuple[list[SweepRecord], int]:
+    """(records, number of complete lines that are not valid records) of an episodes.jsonl text.
+
+    A last line without its newline (cut short by a killed writer) is neither."""
+    lines = text.split("\n")
+    lines.pop()  # "" after the last newline, or a partial tail
+    records, corrupt = [], 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            records.append(SweepRecord.from_json(json.loads(line)))
+        except ValueError:
+            corrupt += 1
+    return records, corrupt
+
+
+def read_records(output_dir: str | os.PathLike) -> list[SweepRecord]:
+    """Every valid record of a sweep's episodes.jsonl, without taking the writer's lock."""
     path = Path(output_dir) / EPISODES_FILE
     if not path.exists():
         raise InvalidInput(f"no {EPISODES_FILE} in {output_dir}")
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:  # a line cut short by a killed writer
-            continue
-    return records
+    return parse_lines(path.read_text(encoding="utf-8"))[0]
 
 
-def record_key(record: dict) -> Key:
-    k = record["key"]
-    return (k["domain"], str(k["task_id"]), int(k["sample"]))
+def peek_completed(output_dir: str | os.PathLike) -> set[Key]:
+    """The keys already in a sweep's log, read-only (empty if there is none yet)."""
+    path = Path(output_dir) / EPISODES_FILE
+    if not path.is_file():
+        return set()
+    return {r.key for r in parse_lines(path.read_text(encoding="utf-8"))[0]}
 
 
 class EpisodeStore:
@@ -43,6 +178,8 @@ class EpisodeStore:
 
     def __init__(self, output_dir: str | os.PathLike):
         self.dir = Path(output_dir)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise InvalidInput(f"output_dir='{output_dir}' is a file; valid: a directory (new or a sweep's, to resume)")
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.dir / ".lock", "w")
         try:
@@ -52,6 +189,7 @@ class EpisodeStore:
             raise InvalidInput(f"another sweep is writing to {self.dir}; use another output_dir") from None
         self.path = self.dir / EPISODES_FILE
         self._drop_partial_tail()
+        self.corrupt_lines = self._scan()[1]
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def _drop_partial_tail(self) -> None:
@@ -62,19 +200,22 @@ class EpisodeStore:
             with open(self.path, "r+b") as f:
                 f.truncate(data.rfind(b"\n") + 1)
 
-    def records(self) -> Iterator[dict]:
-        """Every complete record, oldest first."""
-        with open(self.path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
+    def _scan(self) -> tuple[list[SweepRecord], int]:
+        if not self.path.exists():
+            return [], 0
+        return parse_lines(self.path.read_text(encoding="utf-8"))
+
+    def records(self) -> Iterator[SweepRecord]:
+        """Every valid record, oldest first (corrupt lines skipped)."""
+        self._fh.flush()
+        yield from self._scan()[0]
 
     def completed_keys(self) -> set[Key]:
-        return {record_key(r) for r in self.records()}
+        return {r.key for r in self.records()}
 
-    def append(self, record: dict) -> None:
+    def append(self, record: SweepRecord) -> None:
         """Write one record and flush it to the OS (survives the writer being killed)."""
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
         self._fh.flush()
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Optional
 
-from rollout.sweep.metrics import summarize
+from rollout.sweep.metrics import summarize, table_rows
 from rollout.sweep.records import read_records
 
 PLOTS = ("mean_reward", "pass_hat_k", "task_success", "failures", "durations", "tokens")
@@ -25,7 +25,7 @@ PLOTS = ("mean_reward", "pass_hat_k", "task_success", "failures", "durations", "
 
 def load_run(output_dir: Path) -> dict:
     records = read_records(output_dir)
-    samples = max((r["key"]["sample"] for r in records), default=0) + 1
+    samples = max((r.sample for r in records), default=0) + 1
     return {"name": output_dir.name or str(output_dir), "dir": output_dir, "records": records,
             "summary": summarize(records, num_samples=samples)}
 
@@ -94,8 +94,8 @@ def _plots(runs: list[dict], out: Path) -> dict[str, Path]:
     for i, run in enumerate(runs):
         per_task = defaultdict(list)
         for r in run["records"]:
-            if r["status"] == "ok":
-                per_task[(r["key"]["domain"], r["key"]["task_id"])].append(float(r["reward"]))
+            if r.ok:
+                per_task[(r.domain, r.task_id)].append(float(r.reward))
         rates = [sum(v) / len(v) for v in per_task.values()]
         ax.hist(rates, bins=[x / 10 for x in range(11)], alpha=0.6, label=run["name"], color=colors[i % len(colors)])
     ax.set_xlabel("task success rate (mean reward over samples)")
@@ -105,9 +105,9 @@ def _plots(runs: list[dict], out: Path) -> dict[str, Path]:
     save("task_success", fig)
 
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    classes = sorted({r["failure"]["class"] for run in runs for r in run["records"] if r.get("failure")}) or ["none"]
+    classes = sorted({r.failure_class for run in runs for r in run["records"] if not r.ok}) or ["none"]
     for i, run in enumerate(runs):
-        counts = Counter(r["failure"]["class"] for r in run["records"] if r.get("failure"))
+        counts = Counter(r.failure_class for r in run["records"] if not r.ok)
         ax.bar([x + i * width for x in range(len(classes))], [counts.get(c, 0) for c in classes], width,
                label=run["name"], color=colors[i % len(colors)])
     ax.set_xticks([x + width * (len(runs) - 1) / 2 for x in range(len(classes))], classes)
@@ -117,9 +117,9 @@ def _plots(runs: list[dict], out: Path) -> dict[str, Path]:
     save("failures", fig)
 
     for name, label, value in (
-        ("durations", "episode duration (s)", lambda r: (r.get("durations") or {}).get("total_s")),
+        ("durations", "episode duration (s)", lambda r: r.durations.get("total_s")),
         ("tokens", "agent tokens per episode (input + output)",
-         lambda r: sum((r.get("usage") or {}).get("agent", {}).get(k, 0) for k in ("input_tokens", "output_tokens"))),
+         lambda r: sum(r.usage.get("agent", {}).get(k, 0) for k in ("input_tokens", "output_tokens"))),
     ):
         fig, ax = plt.subplots(figsize=(7, 3.6))
         for i, run in enumerate(runs):
@@ -136,15 +136,11 @@ def _plots(runs: list[dict], out: Path) -> dict[str, Path]:
 # ---- text ---------------------------------------------------------------------------------------
 def _rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     ks = sorted({k for run in runs for k in run["summary"]["all"]["pass_hat_k"]}, key=int)
-    head = ["run", "domain", "episodes", "failed", "mean reward", *[f"pass^{k}" for k in ks], "failures"]
-    rows = []
+    head, rows = ["run"], []
     for run in runs:
-        groups = {**run["summary"]["domains"], "all": run["summary"]["all"]}
-        for domain, g in groups.items():
-            mean = "-" if g["mean_reward"] is None else f"{g['mean_reward']:.3f} ± {g['stderr']:.3f}"
-            passes = [("-" if g["pass_hat_k"].get(k) is None else f"{g['pass_hat_k'][k]:.3f}") for k in ks]
-            fails = ", ".join(f"{c}={n}" for c, n in g["failures"].items()) or "-"
-            rows.append([run["name"], domain, str(g["episodes"]), str(g["failed"]), mean, *passes, fails])
+        run_head, run_rows = table_rows(run["summary"], ks)
+        head = ["run", *run_head]
+        rows += [[run["name"], *row] for row in run_rows]
     return head, rows
 
 

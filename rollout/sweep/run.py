@@ -8,16 +8,20 @@ At the end: `summary.json`, the resolved config (`config.yaml`, keys redacted), 
 Results files (`tau2_results*.json`, see rollout/tau2_export.py), a report (`report/`)
 and a table.
 
-Exit status: 0 done, 2 bad input (nothing started), 130 interrupted (finished episodes kept).
+Exit status: 0 done; 2 bad input (one line naming the key, the value and what is valid;
+nothing started, nothing written); 1 no Ray worker could run (finished episodes kept);
+130 interrupted by Ctrl-C or SIGTERM (finished episodes kept, in-flight ones cancelled).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -26,14 +30,14 @@ from omegaconf import OmegaConf
 
 from rollout.config import load_config, to_dict
 from rollout.failures import InvalidInput
-from rollout.sweep.config import SweepConfig
+from rollout.sweep.config import SweepConfig, check_fits, check_sweep
+from rollout.sweep.driver import NoWorkersLeft
 from rollout.sweep.exports import export_sweep
 from rollout.sweep.metrics import format_table, summarize
 from rollout.sweep.plan import key_of, plan_episodes
 from rollout.sweep.progress import Progress
-from rollout.sweep.records import EpisodeStore, record_key
+from rollout.sweep.records import EpisodeStore, peek_completed
 from rollout.sweep.report import write_report
-from rollout.sweep.workers import split_caps
 
 SMOKE_MAX_TASKS = 3
 
@@ -51,33 +55,44 @@ def prepare(argv: list[str]) -> tuple[SweepConfig, bool]:
         cfg.user_llm.model = "scripted-user"
     if cfg.output_dir is None:
         cfg.output_dir = str(Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S"))
+    check_sweep(cfg)
     return cfg, smoke
 
 
 def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=sys.stdout) -> dict:
-    """Plan, resume, run and summarize a sweep. Returns the summary (also written to disk)."""
+    """Plan, resume, run and summarize a sweep. Returns the summary (also written to disk).
+
+    Every configuration error (InvalidInput) is raised before Ray starts and before anything
+    is written; a cluster's resources are checked right after connecting, still before
+    anything is written."""
+    check_sweep(cfg)
     specs = plan_episodes(cfg)  # InvalidInput before Ray starts
     output = Path(cfg.output_dir)
-    with EpisodeStore(output) as store:
+    pending = [s for s in specs if key_of(s) not in peek_completed(output)]
+    if smoke:
+        print(f"smoke sweep: no llm.base_url set -> built-in scripted {cfg.llm.scripted} model, "
+              f"first {cfg.max_tasks} tasks per domain (set llm.base_url=... for a real sweep)", file=out)
+    with _RaySession(cfg, needed=bool(pending)) as session, EpisodeStore(output) as store:
+        if store.corrupt_lines:
+            print(f"warning: skipped {store.corrupt_lines} corrupt line(s) in {store.path} (not a JSON episode "
+                  f"record); their episodes are run again", file=out)
         _save_config(cfg, output, out)
         done = store.completed_keys()
         todo = [s for s in specs if key_of(s) not in done]
-        if smoke:
-            print(f"smoke sweep: no llm.base_url set -> built-in scripted {cfg.llm.scripted} model, "
-                  f"first {cfg.max_tasks} tasks per domain (set llm.base_url=... for a real sweep)", file=out)
-        print(f"{len(specs)} episodes planned, {len(specs) - len(todo)} already in {output / 'episodes.jsonl'}, "
+        print(f"{len(specs)} episodes planned, {len(specs) - len(todo)} already in {store.path}, "
               f"{len(todo)} to run", file=out, flush=True)
         started = time.monotonic()
         written, episodes_s = 0, None
         if todo:
-            written, episodes_s = _run_on_ray(cfg, store, todo, len(specs), on_record)
+            written, episodes_s = session.run(store, todo, len(specs), on_record)
         wall = time.monotonic() - started
         planned = {key_of(s) for s in specs}
-        records = [r for r in store.records() if record_key(r) in planned]
+        records = [r for r in store.records() if r.key in planned]
     summary = summarize(records, num_samples=cfg.num_samples)
     summary["run"] = {"episodes_planned": len(specs), "episodes_run": written, "wall_s": round(wall, 3),
                       "episodes_s": round(episodes_s, 3) if episodes_s else None,
-                      "episodes_per_s": round(written / episodes_s, 4) if written and episodes_s else None}
+                      "episodes_per_s": round(written / episodes_s, 4) if written and episodes_s else None,
+                      "corrupt_lines_skipped": store.corrupt_lines}
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_table(summary, episodes_per_s=summary["run"]["episodes_per_s"]), file=out)
     exported = export_sweep(output, records, to_dict(cfg))
@@ -87,39 +102,65 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=sys.
     return summary
 
 
-def _run_on_ray(cfg: SweepConfig, store: EpisodeStore, todo, total: int, on_record) -> tuple[int, Optional[float]]:
-    """Run `todo` on Ray; (episodes written, seconds from the first dispatch to the end)."""
-    import ray
+class _RaySession:
+    """The scripted server (if any) and Ray, for one sweep; a cluster's CPUs are checked on entry."""
 
-    from rollout.sweep.driver import SweepDriver
+    def __init__(self, cfg: SweepConfig, needed: bool):
+        self.cfg, self.needed = cfg, needed
+        self.server, self.started_ray = None, False
 
-    server = None
-    started_ray = False
-    try:
-        if cfg.llm.scripted:
-            from rollout.scripted import ScriptedServer
+    def __enter__(self) -> _RaySession:
+        if not self.needed:
+            return self
+        import ray
 
-            server = ScriptedServer(cfg.llm.scripted, record=False).start()
-            cfg.llm.base_url = cfg.user_llm.base_url = server.url
-        if not ray.is_initialized():
-            _init_ray(cfg)
-            started_ray = True
-        workers = _num_workers(cfg, len(todo))
+        cfg = self.cfg
+        try:
+            if cfg.llm.scripted:
+                from rollout.scripted import ScriptedServer
+
+                self.server = ScriptedServer(cfg.llm.scripted, record=False).start()
+            if not ray.is_initialized():
+                _init_ray(cfg)
+                self.started_ray = True
+            cpus = ray.cluster_resources().get("CPU", 0)
+            check_fits(cfg, cpus, f"the Ray cluster has {cpus:g} CPUs in total")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.started_ray:
+            import ray
+
+            ray.shutdown()
+            self.started_ray = False
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def run(self, store: EpisodeStore, todo, total: int, on_record) -> tuple[int, Optional[float]]:
+        """Run `todo` on Ray; (episodes written, seconds from the first dispatch to the end)."""
+        from rollout.sweep.driver import SweepDriver
+
+        cfg = self.cfg
         progress = Progress(total, done=total - len(todo), enabled=cfg.progress)
-        driver = SweepDriver(split_caps(cfg.episode_config(), workers), store, num_workers=workers,
+        episode_cfg = cfg.episode_config()
+        if self.server is not None:  # the scripted server's address is this run's, not the saved config's
+            episode_cfg = dataclasses.replace(
+                episode_cfg, llm=dataclasses.replace(episode_cfg.llm, base_url=self.server.url),
+                user_llm=dataclasses.replace(episode_cfg.user_llm, base_url=self.server.url))
+        driver = SweepDriver(episode_cfg, store, num_workers=_num_workers(cfg, len(todo)),
                              slots_per_worker=cfg.ray.slots_per_worker, cpus_per_worker=cfg.ray.cpus_per_worker,
                              retry=cfg.retry, progress=progress, on_record=on_record,
-                             warmup_domains=sorted({s.domain for s in todo}))
+                             warmup_domains=sorted({s.domain for s in todo}),
+                             worker_start_timeout_s=cfg.ray.worker_start_timeout_s)
         try:
             driver.run(todo)
         finally:
             progress.close()
         return driver.written, (driver.finished - driver.started) if driver.started else None
-    finally:
-        if started_ray:
-            ray.shutdown()
-        if server is not None:
-            server.stop()
 
 
 def _init_ray(cfg: SweepConfig) -> None:
@@ -132,18 +173,34 @@ def _init_ray(cfg: SweepConfig) -> None:
     else:
         ray.init(address="local", num_cpus=cfg.ray.num_cpus, include_dashboard=False,
                  object_store_memory=cfg.ray.object_store_mb * 2**20)
+    _install_stop_handlers()  # ray.init installs its own SIGTERM handler (sys.exit)
 
 
 def _num_workers(cfg: SweepConfig, episodes: int) -> int:
     import ray
 
     if cfg.ray.num_workers is not None:
-        if cfg.ray.num_workers < 1:
-            raise InvalidInput(f"ray.num_workers must be >= 1, got {cfg.ray.num_workers}")
         return cfg.ray.num_workers
     cpus = ray.cluster_resources().get("CPU", 1)
-    by_cpu = max(1, int(cpus // cfg.ray.cpus_per_worker)) if cfg.ray.cpus_per_worker > 0 else 1
+    by_cpu = max(1, int(cpus // cfg.ray.cpus_per_worker))
     return max(1, min(by_cpu, math.ceil(episodes / cfg.ray.slots_per_worker)))
+
+
+def _install_stop_handlers() -> None:
+    """SIGINT and SIGTERM (`ray job stop`) both raise KeyboardInterrupt once; a second
+    signal during the clean stop is ignored, so the stop completes without a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    stopping = []
+
+    def handler(signum, frame):
+        if stopping:
+            return
+        stopping.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _save_config(cfg: SweepConfig, output: Path, out) -> None:
@@ -166,13 +223,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `ray job stop`: stop like Ctrl-C
+    _install_stop_handlers()
     try:
         cfg, smoke = prepare(argv)
         run_sweep(cfg, smoke=smoke)
     except InvalidInput as e:
         print(f"error: {e.failure.message}", file=sys.stderr)
         return 2
+    except NoWorkersLeft as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted: finished episodes are in episodes.jsonl; rerun with the same output_dir to resume",
               file=sys.stderr)

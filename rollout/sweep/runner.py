@@ -61,6 +61,16 @@ class EpisodeRunner:
                                    failure=e.failure)
         return result
 
+    async def run_many(self, specs: list[EpisodeSpec], concurrency: Optional[int] = None) -> list[EpisodeResult]:
+        """Run `specs` with at most `concurrency` (default: `slots`) in flight; results in order."""
+        sem = asyncio.Semaphore(concurrency or self.slots)
+
+        async def one(spec: EpisodeSpec) -> EpisodeResult:
+            async with sem:
+                return await self.run(spec)
+
+        return list(await asyncio.gather(*[one(s) for s in specs]))
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()

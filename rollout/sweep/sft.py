@@ -17,33 +17,33 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from rollout.sweep.records import read_records
+from rollout.sweep.records import SweepRecord, read_records
 
 
-def to_chat(record: dict) -> dict:
+def to_chat(record: SweepRecord) -> dict:
     """One episode record as an OpenAI chat-format training example."""
     from tau2.data_model.message import AssistantMessage, ToolMessage, UserMessage
 
     from rollout.env.agent_view import agent_view
     from rollout.env.messages import agent_chat_messages
 
-    domain, task_id, solo = record["key"]["domain"], str(record["key"]["task_id"]), bool(record.get("solo"))
+    domain, task_id, solo = record.domain, record.task_id, record.solo
     system_prompt, tools = agent_view(domain, solo, task_id if solo else None)
     kinds = {"user": UserMessage, "assistant": AssistantMessage, "tool": ToolMessage}
-    trajectory = [kinds[m["role"]].model_validate(m) for m in record["messages"] if m["role"] in kinds]
+    trajectory = [kinds[m["role"]].model_validate(m) for m in record.messages if m["role"] in kinds]
     messages = [{"role": "system", "content": system_prompt}, *agent_chat_messages(trajectory)]
     return {"messages": messages, "tools": list(tools),
-            "metadata": {"domain": domain, "task_id": task_id, "sample": record["key"]["sample"],
-                         "reward": record["reward"], "termination": record.get("termination")}}
+            "metadata": {"domain": domain, "task_id": task_id, "sample": record.sample,
+                         "reward": record.reward, "termination": record.termination}}
 
 
-def export(records: Iterable[dict], *, min_reward: Optional[float] = None, domains: Optional[set[str]] = None):
+def export(records: Iterable[SweepRecord], *, min_reward: Optional[float] = None, domains: Optional[set[str]] = None):
     for r in records:
-        if r.get("status") != "ok" or not r.get("messages"):
+        if not r.ok or not r.messages:
             continue
-        if min_reward is not None and float(r["reward"]) < min_reward:
+        if min_reward is not None and float(r.reward) < min_reward:
             continue
-        if domains and r["key"]["domain"] not in domains:
+        if domains and r.domain not in domains:
             continue
         yield to_chat(r)
 

@@ -33,6 +33,10 @@ class RolloutWorker:
         self.worker_id = worker_id
         self.runner = EpisodeRunner(cfg, slots=slots)
 
+    async def ping(self) -> int:
+        """Answers once the actor is placed and constructed; returns its pid."""
+        return os.getpid()
+
     async def warmup(self, domains: list[str]) -> int:
         """Load the domains' tasks and databases now; returns the actor's pid."""
         from rollout.env.domains import load_domain
@@ -68,11 +72,22 @@ def start_workers(count: int, cfg: RolloutConfig, *, slots: int, cpus: float, fi
     ]
 
 
-def split_caps(cfg: RolloutConfig, workers: int) -> RolloutConfig:
-    """The per-worker config: sweep-wide endpoint caps divided among the workers."""
+def _caps(cfg: RolloutConfig) -> list[int]:
+    return [c for c in (cfg.llm.max_concurrency, cfg.user_llm.max_concurrency) if c > 0]
+
+
+def capped_worker_count(cfg: RolloutConfig, workers: int) -> int:
+    """How many workers to start so that every endpoint cap is a whole share (at least one
+    request) per worker: never more workers than the smallest cap."""
+    return max(1, min([workers, *_caps(cfg)]))
+
+
+def worker_config(cfg: RolloutConfig, index: int, workers: int) -> RolloutConfig:
+    """Worker `index`'s config: each sweep-wide endpoint cap split exactly among `workers`
+    (the shares sum to the cap, so the cap holds across the sweep; 0 stays no cap)."""
 
     def share(total: int) -> int:
-        return 0 if total <= 0 else max(1, -(-total // workers))
+        return 0 if total <= 0 else total // workers + (1 if index < total % workers else 0)
 
     return dataclasses.replace(
         cfg,

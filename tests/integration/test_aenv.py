@@ -86,9 +86,9 @@ def test_ray_sweep_on_aenv_backend(ray_cluster, oracle_server, tmp_path):
     run_sweep(cfg, out=io.StringIO())
     with EpisodeStore(tmp_path) as store:
         recs = list(store.records())
-    keys = [(r["key"]["domain"], r["key"]["task_id"]) for r in recs]
+    keys = [(r.domain, r.task_id) for r in recs]
     assert len(keys) == len(set(keys)) == 6
-    assert all(r["status"] == "ok" and r["reward"] == 1.0 for r in recs)
+    assert all(r.status == "ok" and r.reward == 1.0 for r in recs)
     assert wait_until(lambda: not aenv_servers(), 20), aenv_servers()
 
 

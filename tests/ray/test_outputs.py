@@ -125,11 +125,12 @@ def test_sft_export_is_openai_chat_format(noop_sweep, tmp_path):
 
 def test_sft_export_keeps_tool_calls_in_order(oracle_server, tmp_path):
     from rollout.episode import EpisodeSpec
+    from rollout.sweep.records import SweepRecord
     from rollout.sweep.sft import to_chat
     from tests.helpers import run_specs, scripted_config
 
     [r] = run_specs(scripted_config(oracle_server), [EpisodeSpec("airline", "12", solo=False)])
-    record = {**r.to_dict(), "key": {"domain": "airline", "task_id": "12", "sample": 0}, "status": "ok"}
+    record = SweepRecord.from_result(r)
     chat = to_chat(record)["messages"]
     calls = [m for m in chat if m.get("tool_calls")]
     results = [m for m in chat if m["role"] == "tool"]

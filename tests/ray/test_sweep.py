@@ -23,7 +23,7 @@ def sweep_args(server, out, *extra):
 
 def keys(out):
     with EpisodeStore(out) as store:
-        return [(r["key"]["domain"], r["key"]["task_id"], r["key"]["sample"]) for r in store.records()]
+        return [r.key for r in store.records()]
 
 
 def records(out):
@@ -39,18 +39,21 @@ def test_sweep_over_two_actors_writes_every_episode_once(ray_cluster, oracle_ser
     got = keys(tmp_path)
     assert len(got) == len(set(got)) == 3 * 2 * 2
     recs = records(tmp_path)
-    assert all(r["status"] == "ok" and r["reward"] == 1.0 and r["attempts"] == 1 for r in recs)
-    assert {r["worker"] for r in recs} == {0, 1}
-    assert len({r["seed"] for r in recs}) == 12 and all(r["messages"] for r in recs)
+    assert all(r.status == "ok" and r.reward == 1.0 and r.attempts == 1 for r in recs)
+    assert {r.worker for r in recs} == {0, 1}
+    assert len({r.seed for r in recs}) == 12 and all(r.messages for r in recs)
     assert summary["all"]["pass_hat_k"] == {"1": 1.0, "2": 1.0} and summary["all"]["mean_reward"] == 1.0
     assert json.loads((tmp_path / "summary.json").read_text())["all"]["episodes"] == 12
     assert "api_key" in (tmp_path / "config.yaml").read_text()
 
 
 def test_pass_hat_k_and_stderr_on_mixed_rewards():
+    from rollout.failures import Failure, FailureClass
+    from rollout.sweep.records import SweepRecord
+
     def rec(task, sample, reward, status="ok"):
-        return {"key": {"domain": "airline", "task_id": task, "sample": sample}, "status": status, "reward": reward,
-                "failure": None if status == "ok" else {"class": "timeout", "message": "x"}}
+        return SweepRecord(("airline", task, sample), reward=reward,
+                           failure=None if status == "ok" else Failure(FailureClass.TIMEOUT, "x"))
 
     rows = [rec("a", 0, 1.0), rec("a", 1, 0.0), rec("a", 2, 1.0),
             rec("b", 0, 0.0), rec("b", 1, 0.0), rec("b", 2, 0.0),
@@ -74,8 +77,8 @@ def test_killed_actor_is_replaced_and_its_episodes_rerun(ray_cluster, tmp_path):
 
     def kill_first_worker(driver, record):
         if not killed:
-            killed.append(driver.workers[0])
-            ray.kill(driver.workers[0])
+            killed.append(driver.workers[0].actor)
+            ray.kill(driver.workers[0].actor)
 
     with ScriptedServer("oracle", faults=Faults(latency_s=0.05), record=False) as server:
         cfg, _ = prepare(sweep_args(server, tmp_path, "domains=[telecom]", "max_tasks=6", "num_samples=2",
@@ -84,8 +87,8 @@ def test_killed_actor_is_replaced_and_its_episodes_rerun(ray_cluster, tmp_path):
     got = keys(tmp_path)
     assert killed and len(got) == len(set(got)) == 12
     recs = records(tmp_path)
-    assert all(r["status"] == "ok" and r["reward"] == 1.0 for r in recs)
-    assert any(f["class"] == "worker_died" for r in recs for f in r["earlier_failures"])
+    assert all(r.status == "ok" and r.reward == 1.0 for r in recs)
+    assert any(f.failure_class.value == "worker_died" for r in recs for f in r.earlier_failures)
 
 
 def test_killed_driver_resumes_without_duplicates(ray_cluster, tmp_path):
@@ -127,9 +130,9 @@ def test_500s_are_retried_until_the_sweep_completes(ray_cluster, tmp_path):
         run_sweep(cfg, out=io.StringIO())
         assert server.stats["faults"] == 4
     recs = records(tmp_path)
-    assert len(recs) == 3 and all(r["status"] == "ok" for r in recs)
-    assert sum(len(r["earlier_failures"]) for r in recs) == 4
-    assert {f["class"] for r in recs for f in r["earlier_failures"]} == {"model_error"}
+    assert len(recs) == 3 and all(r.status == "ok" for r in recs)
+    assert sum(len(r.earlier_failures) for r in recs) == 4
+    assert {f.failure_class.value for r in recs for f in r.earlier_failures} == {"model_error"}
 
 
 def test_hangs_time_out_are_retried_then_recorded_failed(ray_cluster, tmp_path):
@@ -143,9 +146,10 @@ def test_hangs_time_out_are_retried_then_recorded_failed(ray_cluster, tmp_path):
     recs = records(tmp_path)
     assert len(recs) == 2
     for r in recs:
-        assert r["status"] == "failed" and r["reward"] is None and r["attempts"] == 2
-        assert r["failure"]["class"] == "timeout" and [f["class"] for f in r["earlier_failures"]] == ["timeout"]
+        assert r.status == "failed" and r.reward is None and r.attempts == 2
+        assert r.failure_class == "timeout" and [f.failure_class.value for f in r.earlier_failures] == ["timeout"]
     assert summary["all"]["failures"] == {"timeout": 2} and summary["all"]["mean_reward"] is None
+    assert summary["all"]["tau2_counting"]["mean_reward"] == 0.0  # as tau2 --skip-failed-samples counts them
 
 
 @pytest.mark.parametrize("args,message", [
