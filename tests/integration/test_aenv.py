@@ -3,18 +3,12 @@
 import asyncio
 import io
 import json
-import os
-import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from rollout.env.aenv.servers import ENV_DIR
 from rollout.env.domains import load_domain
 from rollout.episode import EpisodeSpec
-from rollout.process_env import child_env
 from rollout.sweep.records import EpisodeStore
 from rollout.sweep.run import prepare, run_sweep
 from rollout.sweep.runner import EpisodeRunner
@@ -127,38 +121,3 @@ def test_cluster_mode_against_api_service_double(oracle_server):
         assert creates[0]["body"]["envName"] == "tau2-rollout-env@0.1.0"
         assert creates[0]["body"]["environment_variables"]["TAU2_USER_LLM_API_BASE"] == oracle_server.url
         assert secret not in json.dumps([r.to_dict() for r in results + failed])
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False
-
-
-@pytest.mark.skipif(not _port_free("127.0.0.1", 8081), reason="the upstream sequence needs 127.0.0.1:8081")
-def test_upstream_seed_call_sequence_works_against_our_env(server):
-    """AEnvironment's own example agent, unchanged in its calls, on a task fixed by TAU2_* variables."""
-    assets = load_domain("telecom")
-    task_id = min(assets.task_ids("base"), key=lambda t: len(assets.task(t).evaluation_criteria.actions))
-    gold = [{"tool": a.name, "arguments": a.arguments} for a in assets.task(task_id).evaluation_criteria.actions]
-    server.set_script("", "", gold)  # the example sends no X-Rollout-* headers
-    env = {**os.environ, "TAU2_DOMAIN": "telecom", "TAU2_TASK_ID": task_id, "TAU2_SOLO_MODE": "true",
-           "TAU2_USER_LLM_API_KEY": "sk-never-echoed-123456", **child_env()}
-    proc = subprocess.Popen([sys.executable, "-m", "aenv.main", str(ENV_DIR), "--host", "127.0.0.1", "--port", "8081"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        assert wait_until(lambda: not _port_free("127.0.0.1", 8081), 120)
-        seed_env = {**os.environ, "DUMMY_INSTANCE_IP": "127.0.0.1", "OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "k"}
-        p = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "aenv_seed_agent.py"), "tau2-env@1.0.0"],
-                           env=seed_env, capture_output=True, text=True, timeout=300)
-        assert p.returncode == 0, p.stderr[-3000:]
-        out = json.loads(p.stdout.strip().splitlines()[-1])
-        assert out["reward"] == 1.0 and out["status"]["done"]
-        assert "tau2-env@1.0.0/toggle_airplane_mode" in out["tools"] and "tau2-env@1.0.0/done" in out["tools"]
-        assert "sk-never-echoed" not in json.dumps(out["status"])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)

@@ -4,6 +4,9 @@
 127.a.b.c --port 8081` (the aenv SDK's client side fixes the port at 8081, so each server
 gets its own loopback address), waits until it answers, and `stop()` ends it. A server
 dies with the process that started it (PR_SET_PDEATHSIG), so a killed worker leaks none.
+Its output goes to an unlinked temporary file (the name is removed as soon as the child
+holds it open; this process keeps an fd to read the tail for error messages), so nothing
+stays in the temporary directory when either process dies, however it dies.
 """
 
 from __future__ import annotations
@@ -52,10 +55,10 @@ def _free_loopback_address() -> str:
 class LocalAenvServer:
     """One aenv server process on a private loopback address."""
 
-    def __init__(self, host: str, process: subprocess.Popen, log_path: str, secrets: list[str]):
+    def __init__(self, host: str, process: subprocess.Popen, log, secrets: list[str]):
         self.host = host
         self.process = process
-        self.log_path = log_path
+        self._log = log  # the server's stdout+stderr: an open file whose name is already unlinked
         self._secrets = secrets
 
     @property
@@ -70,13 +73,18 @@ class LocalAenvServer:
         secrets = [v for k, v in env_vars.items() if k.endswith("API_KEY") and v]
         host = _free_loopback_address()
         log = tempfile.NamedTemporaryFile(prefix="aenv-server-", suffix=".log", delete=False)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aenv.main", str(ENV_DIR), "--host", host, "--port", str(PORT)],
-            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent, start_new_session=True,
-        )
-        log.close()
-        server = cls(host, process, log.name, secrets)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "aenv.main", str(ENV_DIR), "--host", host, "--port", str(PORT)],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent, start_new_session=True,
+            )
+        except BaseException:
+            log.close()
+            raise
+        finally:
+            Path(log.name).unlink(missing_ok=True)  # the child and `log` keep the file alive
+        server = cls(host, process, log, secrets)
         try:
             await server._wait_ready(startup_timeout_s)
         except BaseException:
@@ -100,17 +108,21 @@ class LocalAenvServer:
         raise EpisodeFailure(FailureClass.ENV_ERROR, f"aenv server on {self.host} not ready after {timeout_s}s")
 
     def log_tail(self, n: int = 1500) -> str:
+        """The last `n` characters the server printed (keys redacted)."""
         try:
-            return redact(Path(self.log_path).read_text(errors="replace")[-n:], self._secrets)
-        except OSError:
+            fd = self._log.fileno()
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, 4 * n, max(0, size - 4 * n))
+        except (OSError, ValueError):
             return ""
+        return redact(data.decode(errors="replace")[-n:], self._secrets)
 
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
 
     async def stop(self) -> None:
-        """Terminate the server (its whole process group) and remove its log."""
+        """Terminate the server (its whole process group) and close its log."""
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
@@ -123,4 +135,4 @@ class LocalAenvServer:
             else:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 await asyncio.to_thread(self.process.wait)
-        Path(self.log_path).unlink(missing_ok=True)
+        self._log.close()

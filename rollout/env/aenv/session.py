@@ -22,7 +22,7 @@ import logging
 from dataclasses import asdict
 from typing import Optional
 
-from rollout.config import RolloutConfig
+from rollout.config import RolloutConfig, api_key_of
 from rollout.env.protocol import Opening, RawToolCall, ResetRequest, Scored, StepOutcome, from_wire
 from rollout.env.user_sim import strip_provider_prefix
 from rollout.failures import EpisodeFailure, FailureClass, redact
@@ -36,15 +36,21 @@ def _silence_sdk_logs() -> None:
 
 
 def user_sim_env_vars(cfg: RolloutConfig) -> dict[str, str]:
-    """TAU2_USER_LLM* variables for the env server's user simulator (AEnvironment's names)."""
+    """TAU2_USER_LLM* variables for the env server's user simulator (AEnvironment's names).
+
+    The key is read now (`api_key_of`: literal, file or variable) and handed to the server
+    process's environment (local mode) or the instance's (cluster mode). With no model
+    configured, TAU2_USER_LLM is left out and the env server asks the endpoint's /models,
+    as the local backend does. Raises InvalidInput for a missing key file or variable."""
     u = cfg.user_llm
     out = {}
     if u.model:
         out["TAU2_USER_LLM"] = strip_provider_prefix(u.model)
     if u.base_url:
         out["TAU2_USER_LLM_API_BASE"] = u.base_url
-    if u.api_key:
-        out["TAU2_USER_LLM_API_KEY"] = u.api_key
+    key = api_key_of(u)
+    if key:
+        out["TAU2_USER_LLM_API_KEY"] = key
     return out
 
 
@@ -106,7 +112,7 @@ async def open_aenv_session(cfg: RolloutConfig) -> AenvSession:
     a = cfg.env.aenv
     if a.system_url:
         env = Environment(env_name=a.name, environment_variables=user_sim_env_vars(cfg), aenv_url=a.system_url,
-                          api_key=a.api_key, ttl=a.ttl, timeout=a.request_timeout_s, startup_timeout=a.startup_timeout_s)
+                          api_key=api_key_of(a), ttl=a.ttl, timeout=a.request_timeout_s, startup_timeout=a.startup_timeout_s)
         try:
             await env.initialize()
         except BaseException as e:

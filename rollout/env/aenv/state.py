@@ -47,6 +47,8 @@ class Tau2EnvServer:
         self.solo = _truthy(environ.get("TAU2_SOLO_MODE"), default=self.user_model is None)
         self._session: Optional[LocalSession] = None
         self._session_user_cfg: Optional[UserLLMConfig] = None
+        self._session_client = None
+        self._session_model_resolved = False
         self.opening: Optional[Opening] = None
         self.termination: Optional[str] = None
         self.scored: Optional[Scored] = None
@@ -55,26 +57,29 @@ class Tau2EnvServer:
         self.rewards: list[float] = []
 
     # ---- this project's protocol ---------------------------------------------------------
-    async def reset(self, domain: str, task_id: str, solo: bool, sample: int = 0, seed: Optional[int] = None,
-                    episode_id: str = "", max_steps: int = 200, max_errors: int = 10, tag_requests: bool = True,
-                    user_llm: Optional[dict] = None) -> dict:
-        """Start a fresh episode on this instance; returns the Opening."""
+    async def reset(self, user_llm: Optional[dict] = None, **request: Any) -> dict:
+        """Start a fresh episode on this instance; returns the Opening.
+
+        `request` holds the fields of `ResetRequest` (domain, task_id, solo, ... as the
+        agent side's `asdict(request)`); fields this version does not know are ignored, so
+        a newer client still works. `user_llm`: the user simulator's sampling settings."""
+        missing = [k for k in ("domain", "task_id", "solo") if request.get(k) is None]
+        if missing:
+            return {"failure": {"class": "invalid_input", "message": f"tau2_reset needs {', '.join(missing)}"}}
+        req = from_wire(ResetRequest, {**request, "task_id": str(request["task_id"])})
         try:
-            session = self._session_for(user_llm or {}, need_user=not solo)
-            request = ResetRequest(domain=domain, task_id=str(task_id), solo=solo, sample=sample, seed=seed,
-                                   episode_id=episode_id, max_steps=max_steps, max_errors=max_errors,
-                                   tag_requests=tag_requests)
-            self.opening = await session.reset(request)
+            session = await self._session_for(user_llm or {}, need_user=not req.solo)
+            self.opening = await session.reset(req)
         except EpisodeFailure as e:
             return self._failure(e)
-        self.domain, self.task_id, self.solo = domain, str(task_id), solo
+        self.domain, self.task_id, self.solo = req.domain, req.task_id, req.solo
         self.termination, self.scored, self.steps, self.rewards = self.opening.termination, None, 0, []
         user_turns = [i["content"] for i in self.opening.conversation if i.get("role") == "user"]
         self.last_observation = user_turns[-1] if user_turns else ""
         return to_wire(self.opening)
 
     async def step(self, text: Optional[str] = None, tool_calls: Optional[list[dict]] = None) -> dict:
-        """One agent generation: {"results", "user_reply", "termination"}."""
+        """One agent generation: the StepOutcome {"results" (per call, in order), "user_reply", "termination", "seen"}."""
         if self._session is None or self.opening is None:
             return {"failure": {"class": "env_error", "message": "no episode: call tau2_reset first"}}
         calls = [RawToolCall(id=c["id"], name=c["name"], arguments=c.get("arguments") or "") for c in tool_calls or []]
@@ -87,7 +92,7 @@ class Tau2EnvServer:
         if outcome.user_reply is not None:
             self.last_observation = outcome.user_reply
         elif outcome.results:
-            self.last_observation = list(outcome.results.values())[-1]
+            self.last_observation = outcome.results[-1]
         return to_wire(outcome)
 
     async def reward(self) -> dict:
@@ -110,7 +115,7 @@ class Tau2EnvServer:
             return None
         if not (self.domain and self.task_id):
             return {"failure": {"class": "invalid_input", "message": "set TAU2_DOMAIN and TAU2_TASK_ID, or call tau2_reset"}}
-        out = await self.reset(self.domain, self.task_id, self.solo, max_steps=self.max_steps)
+        out = await self.reset(domain=self.domain, task_id=self.task_id, solo=self.solo, max_steps=self.max_steps)
         return out if "failure" in out else None
 
     async def send_message(self, message: str) -> dict:
@@ -144,7 +149,8 @@ class Tau2EnvServer:
         if "failure" in out:
             return {"error": out["failure"]["message"], "done": True}
         reward = await self._reward_if_done()
-        return {"observation": out["results"].get(call_id, self.last_observation), "reward": reward,
+        observation = out["results"][0] if out["results"] else self.last_observation
+        return {"observation": observation, "reward": reward,
                 "done": self.termination is not None, "step": self.steps}
 
     async def status(self) -> dict:
@@ -178,8 +184,13 @@ class Tau2EnvServer:
         out = await self.reward()
         return float(out.get("total_reward", 0.0))
 
-    def _session_for(self, user_llm: dict, need_user: bool) -> LocalSession:
-        """The session, rebuilt only when the user simulator settings change."""
+    async def _session_for(self, user_llm: dict, need_user: bool) -> LocalSession:
+        """The session, rebuilt only when the user simulator settings change.
+
+        The user model is resolved as on the local backend (`rollout.clients.resolve_model`):
+        TAU2_USER_LLM, else the first model the user endpoint lists at /models. A user
+        endpoint that cannot be asked raises EpisodeFailure(USER_SIM_ERROR), never ENV_ERROR.
+        """
         cfg = from_wire(UserLLMConfig, {**user_llm, "base_url": self.user_base_url, "model": self.user_model})
         if self._session is None or cfg != self._session_user_cfg:
             client = None
@@ -190,6 +201,16 @@ class Tau2EnvServer:
             self._session = LocalSession(user_client=client, user_model=self.user_model, user_cfg=cfg,
                                          secrets=[self._user_key] if self._user_key else [])
             self._session_user_cfg = cfg
+            self._session_client = client
+            self._session_model_resolved = self.user_model is not None
+        if need_user and not self._session_model_resolved and self._session_client is not None:
+            from rollout.clients import resolve_model
+
+            model = await resolve_model(self._session_client, None, role="user_llm",
+                                        secrets=[self._user_key] if self._user_key else [])
+            self._session = LocalSession(user_client=self._session_client, user_model=model, user_cfg=cfg,
+                                         secrets=[self._user_key] if self._user_key else [])
+            self._session_model_resolved = True
         return self._session
 
     def _failure(self, e: EpisodeFailure) -> dict:

@@ -7,8 +7,10 @@ with tau2's real parameter names and types. The logic lives in the installed `ro
 package; this file only registers it.
 """
 
+import argparse
 import inspect
 import os
+import sys
 import typing
 
 from aenv import get_registry, register_function, register_reward
@@ -19,12 +21,49 @@ from rollout.env.aenv.state import Tau2EnvServer
 SERVER = Tau2EnvServer(os.environ)
 
 
+def _health_probes_own_address() -> None:
+    """Make aenv's built-in GET /health probe this server, not `localhost:8081`.
+
+    aenv 0.1.6's `default_health_handler` checks MCP at a hard-coded
+    `http://localhost:8081/mcp`, so a server started with `--host 127.0.0.x` (x != 1) or
+    another port reports `status: error` (or a neighbour's health), and the SDK's
+    `Environment.initialize()` then polls for 300 s and fails. Under
+    `python -m aenv.main <module> --host H --port P`, H and P are in sys.argv: point the
+    handler's cached client at them (0.0.0.0 / :: are probed on 127.0.0.1 / ::1). Under any
+    other launcher, or when the launcher already set the probe, nothing changes.
+    """
+    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if getattr(main_spec, "name", None) != "aenv.main":
+        return
+    try:
+        from aenv.core import mcp_health
+        from fastmcp import Client
+        from fastmcp.client.transports import StreamableHttpTransport
+    except ImportError:  # another aenv layout: leave its health handler alone
+        return
+    if getattr(mcp_health, "_mcp_client", None) is not None:
+        return
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=8081)
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(args.host, args.host)
+    if ":" in host:
+        host = f"[{host}]"
+    mcp_health._mcp_client = Client(StreamableHttpTransport(url=f"http://{host}:{args.port}/mcp",
+                                                            headers={"Content-Type": "application/json"}))
+
+
+_health_probes_own_address()
+
+
 @register_function
-async def tau2_reset(domain: str, task_id: str, solo: bool, sample: int = 0, seed: typing.Optional[int] = None,
-                     episode_id: str = "", max_steps: int = 200, max_errors: int = 10, tag_requests: bool = True,
-                     user_llm: typing.Optional[dict] = None) -> dict:
-    """Start a fresh episode on this instance (no process restart)."""
-    return await SERVER.reset(domain, task_id, solo, sample, seed, episode_id, max_steps, max_errors, tag_requests, user_llm)
+async def tau2_reset(user_llm: typing.Optional[dict] = None, **request) -> dict:
+    """Start a fresh episode on this instance (no process restart). Body: the fields of
+    `rollout.env.protocol.ResetRequest` (domain, task_id, solo, sample, seed, episode_id,
+    max_steps, max_errors, tag_requests, invalid_tool_args, empty_reply_retries, ...) and
+    `user_llm` (the user simulator's sampling settings)."""
+    return await SERVER.reset(user_llm, **request)
 
 
 @register_function
