@@ -1,7 +1,8 @@
 """tau2's own ways of running the same episodes, for parity tests and the benchmark.
 
 - `gold_script(task, solo)`: the gold action sequence as agent actions (tool calls, or in
-  non-solo telecom, requests that the user perform a device action).
+  non-solo telecom, requests that the user perform a device action); it lives in
+  rollout/scripted/gold.py, with the oracle's play, and is re-exported here.
 - `play_in_gym(...)`: tau2's `AgentGymEnv` stepped through an action sequence, its user
   simulator answered by the scripted server over litellm.
 - `run_tau2_runner(...)`: `tau2 run` with tau2's ground-truth agent against the scripted
@@ -19,21 +20,9 @@ from datetime import datetime
 from pathlib import Path
 
 from rollout.process_env import child_env
-from rollout.scripted.policies import ACTION_REQUEST, CLOSING
+from rollout.scripted.gold import CLOSING, gold_script
 
-
-def gold_script(task, solo: bool) -> list[dict]:
-    """The task's gold actions as a replay script (see ScriptedServer.set_script)."""
-    out = []
-    for a in task.evaluation_criteria.actions or []:
-        if a.requestor == "user" and not solo:
-            out.append({"text": ACTION_REQUEST + json.dumps({"name": a.name, "arguments": a.arguments})})
-        else:
-            out.append({"tool": a.name, "arguments": a.arguments})
-    info = task.evaluation_criteria.communicate_info or []
-    if info and not solo:
-        out.append({"text": f"Here is the information you need: {'; '.join(info)}. {CLOSING}"})
-    return out
+__all__ = ["gold_script", "play_in_gym", "run_tau2_runner"]
 
 
 def play_in_gym(domain: str, task_id: str, actions: list[dict], *, solo: bool, user_url: str, max_steps: int = 100):

@@ -1,13 +1,20 @@
 """A scripted OpenAI-compatible chat-completions server on loopback: the test double for the LLM.
 
-It answers `POST /v1/chat/completions` for both the agent (requests tagged
-`X-Rollout-Role: agent`, played by the oracle or noop policy) and the user simulator
-(`X-Rollout-Role: user`), and `GET /v1/models`. Everything else in the rollout path is
-real. Switchable at run time through `POST /admin/faults` (or `ScriptedServer.set_faults`):
-per-completion latency, scripts the agent replays on given tasks (`POST /admin/scripts`),
-and a number of faulty answers (HTTP 500, a hang, malformed
-tool-call JSON, an empty message) for the agent, the user or both. `GET /admin/stats`
-counts completions by role.
+It answers `POST /v1/chat/completions` for both the agent (the oracle or noop policy, or a
+registered script) and the user simulator, and `GET /v1/models`. Everything else in the
+rollout path is real. Each request is recognised from tau2's prompts (recognize.py): the
+role (a user-simulator prompt holds tau2's `<scenario>`) and the task, so it needs no
+headers; X-Rollout-* headers, when sent, and hints (`expect`) break ties between tasks whose
+prompts are identical. Run-time switches:
+
+- `POST /admin/faults` (`set_faults`): latency and faulty answers (faults.py);
+- `POST /admin/scripts` (`set_script`): a script the agent replays on a task;
+- `POST /admin/expect` (`expect`, `clear_expectations`): tasks the caller runs;
+- `POST /admin/inject` (`inject`): the next answer to one role, verbatim;
+- `GET /admin/stats`: completions by role.
+
+With `record=True`, `requests` lists every completion request:
+{"role", "headers", "body", "recognition", "reply"} (the Authorization header left out).
 """
 
 from __future__ import annotations
@@ -15,30 +22,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
+from rollout.scripted.faults import FAULT_MODES, Faults, duplicate_ids, fixed_ids
 from rollout.scripted.policies import agent_reply, replay_reply, tool_call, user_reply
+from rollout.scripted.recognize import Key, index, recognize
 
-FAULT_MODES = ("none", "http_500", "http_401", "hang", "malformed_tool_json", "empty")
-
-
-@dataclass
-class Faults:
-    """What the server does wrong, and for how many completions (-1: until changed)."""
-
-    mode: str = "none"
-    count: int = 0
-    role: str = "any"  # agent | user | any
-    latency_s: float = 0.0  # added to every completion
-    hang_s: float = 3600.0
-
-    def __post_init__(self):
-        if self.mode not in FAULT_MODES:
-            raise ValueError(f"unknown fault mode '{self.mode}'; valid: {', '.join(FAULT_MODES)}")
-        if self.role not in ("agent", "user", "any"):
-            raise ValueError(f"unknown fault role '{self.role}'; valid: agent, user, any")
+__all__ = ["FAULT_MODES", "Faults", "JsonHandler", "ScriptedServer"]
 
 
 class ScriptedServer:
@@ -52,8 +45,10 @@ class ScriptedServer:
         self.faults = faults or Faults()
         self.record = record
         self.requests: list[dict] = []
-        self.scripts: dict[tuple[str, str], list[dict]] = {}
+        self.scripts: dict[Key, list[dict]] = {}
+        self.hints: set[Key] = set()
         self.stats = {"agent": 0, "user": 0, "faults": 0}
+        self._injected: list[tuple[str, dict]] = []
         self._lock = threading.Lock()
         self._httpd = _Server((host, port), _handler_for(self))
         self._thread: Optional[threading.Thread] = None
@@ -64,6 +59,7 @@ class ScriptedServer:
         return f"http://{host}:{port}/v1"
 
     def start(self) -> ScriptedServer:
+        threading.Thread(target=index, name="scripted-index", daemon=True).start()  # warm the task index
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="scripted-llm", daemon=True)
         self._thread.start()
         return self
@@ -85,31 +81,67 @@ class ScriptedServer:
     def set_script(self, domain: str, task_id: str, actions: list[dict]) -> None:
         """Make the agent replay `actions` on this task (see policies.replay_reply).
 
-        domain = task_id = "" sets the script for requests without X-Rollout-* headers.
+        domain = task_id = "" sets the script for every task without a script of its own
+        (and for requests whose task is not recognised).
         """
         with self._lock:
             self.scripts[(domain, str(task_id))] = list(actions)
 
-    def _take_fault(self, role: str) -> tuple[str, float, float]:
+    def expect(self, domain: str, task_id: str) -> None:
+        """Hint that (domain, task_id) is being run: it breaks ties between tasks with identical
+        prompts (after X-Rollout-* headers). Hints are not consulted for unambiguous prompts."""
+        with self._lock:
+            self.hints.add((domain, str(task_id)))
+
+    def clear_expectations(self) -> None:
+        with self._lock:
+            self.hints.clear()
+
+    def inject(self, role: str, message: dict) -> None:
+        """Answer the next request of `role` (agent | user | any) with `message` (an assistant
+        message dict) instead of the player's; faults still apply."""
+        if role not in ("agent", "user", "any"):
+            raise ValueError(f"unknown role '{role}'; valid: agent, user, any")
+        with self._lock:
+            self._injected.append((role, dict(message)))
+
+    def _take_fault(self, role: str, applies: Callable[[str], bool]) -> tuple[str, float, float]:
         """(mode, latency, hang) for one completion, consuming one faulty answer if due."""
         with self._lock:
             f = self.faults
             self.stats[role] = self.stats.get(role, 0) + 1
             mode = "none"
-            if f.mode != "none" and f.count != 0 and f.role in ("any", role):
+            if f.mode != "none" and f.count != 0 and f.role in ("any", role) and applies(f.mode):
                 mode = f.mode
                 self.stats["faults"] += 1
                 if f.count > 0:
                     f.count -= 1
             return mode, f.latency_s, f.hang_s
 
+    def _play(self, role: str, body: dict, rec) -> dict:
+        """The player's answer (or an injected one) to this request."""
+        with self._lock:
+            for i, (r, message) in enumerate(self._injected):
+                if r in (role, "any"):
+                    return self._injected.pop(i)[1]
+            script = self.scripts.get(rec.key, self.scripts.get(("", ""))) if role == "agent" else None
+        if role == "user":
+            return user_reply(body, rec)
+        return replay_reply(script, body) if script is not None else agent_reply(self.agent_policy, body, rec)
+
     def complete(self, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
-        """(HTTP status, JSON body) for one chat-completions request."""
-        role = headers.get("x-rollout-role") or "agent"
+        """(HTTP status, JSON body) for one chat-completions request (headers lower-cased)."""
+        with self._lock:
+            hints = set(self.hints)
+        rec = recognize(body, headers, hints)
+        role = rec.role
+        entry = {"role": role, "headers": {k: v for k, v in headers.items() if k != "authorization"}, "body": body,
+                 "recognition": rec.as_dict(), "reply": None}
         if self.record:
             with self._lock:
-                self.requests.append({"headers": {k: v for k, v in headers.items() if k != "authorization"}, "body": body})
-        mode, latency, hang = self._take_fault(role)
+                self.requests.append(entry)
+        message = self._play(role, body, rec)
+        mode, latency, hang = self._take_fault(role, lambda m: m != "duplicate_ids" or duplicate_ids(message, rec.domain) is not None)
         if latency:
             time.sleep(latency)
         if mode == "http_500":
@@ -121,15 +153,14 @@ class ScriptedServer:
             time.sleep(hang)
         if mode == "empty":
             message = {"role": "assistant", "content": ""}
-        elif role == "user":
-            message = user_reply(body, headers)
-        else:
-            key = (headers.get("x-rollout-domain", ""), headers.get("x-rollout-task-id", ""))
-            script = self.scripts.get(key, self.scripts.get(("", "")))  # ("", ""): untagged requests
-            message = replay_reply(script, body) if script is not None else agent_reply(self.agent_policy, body, headers)
-        if mode == "malformed_tool_json":
+        elif mode == "malformed_tool_json":
             name = (body.get("tools") or [{"function": {"name": "unknown"}}])[0]["function"]["name"]
             message = tool_call(f"call_bad_{len(body.get('messages', []))}", name, '{"broken": ')
+        elif mode == "fixed_ids":
+            message = fixed_ids(message)
+        elif mode == "duplicate_ids":
+            message = duplicate_ids(message, rec.domain)
+        entry["reply"] = message
         finish = "tool_calls" if message.get("tool_calls") else "stop"
         return 200, {
             "id": f"chatcmpl-scripted-{self.stats['agent'] + self.stats['user']}",
@@ -191,10 +222,26 @@ def _handler_for(server: ScriptedServer):
                 return
             if self.path.rstrip("/").endswith("/chat/completions"):
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status, payload = server.complete(body, headers)
+                try:
+                    status, payload = server.complete(body, headers)
+                except Exception as e:  # a bug of the double must fail the request, not hang the client
+                    status, payload = 500, {"error": {"message": f"scripted server error: {type(e).__name__}: {e}"}}
                 self._send(status, payload)
             elif self.path == "/admin/scripts":
                 server.set_script(body["domain"], body["task_id"], body["actions"])
+                self._send(200, {"ok": True})
+            elif self.path == "/admin/expect":  # {"domain", "task_id"} | {"clear": true}
+                if body.get("clear"):
+                    server.clear_expectations()
+                else:
+                    server.expect(body["domain"], body["task_id"])
+                self._send(200, {"ok": True})
+            elif self.path == "/admin/inject":  # {"role", "message"}
+                try:
+                    server.inject(body.get("role", "any"), body["message"])
+                except (KeyError, ValueError) as e:
+                    self._send(400, {"error": {"message": f"{type(e).__name__}: {e}"}})
+                    return
                 self._send(200, {"ok": True})
             elif self.path == "/admin/faults":
                 try:
