@@ -1,20 +1,28 @@
-"""OpenAI-compatible clients for the agent and the user simulator, built from config."""
+"""OpenAI-compatible clients for the agent and the user simulator, built from config.
+
+`make_client` returns a `RolloutOpenAI`: an `AsyncOpenAI` whose chat completions go over
+this project's lean HTTP path (`rollout.fast_http.JsonHttpClient`: keep-alive connections,
+the JSON body posted as it is, the answer parsed straight into openai's `ChatCompletion`)
+unless the caller supplies its own `http_client` (AReaL does), which is then used as is.
+Everything else (listing models, streaming) is openai's own client.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Optional
 
-import httpx2
-from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+import pydantic
+from openai import AsyncOpenAI
 from openai._base_client import make_request_options
+from openai._models import construct_type
 from openai._types import NotGiven, Omit
 from openai.types.chat import ChatCompletion
 
 from rollout.config import EndpointConfig, UserLLMConfig, api_key_of
 from rollout.failures import EpisodeFailure, FailureClass, InvalidInput, redact
+from rollout.fast_http import JsonHttpClient
 
 PLACEHOLDER_KEY = "EMPTY"  # vLLM / SGLang accept any key; openai refuses to build a client without one
 FALLBACK_MODEL = "default"
@@ -39,13 +47,15 @@ class _DirectCompletions:
 
     The Agents SDK and the user simulator pass plain JSON data (dicts, lists, strings), for
     which openai's per-request TypedDict transform is the identity yet costs ~10 ms of CPU
-    per call on a long conversation with tool schemas. Streaming and everything else go to
-    openai's own resource.
+    per call on a long conversation with tool schemas. With a lean HTTP client (`fast`) the
+    request bypasses openai's and httpx's request machinery too. Streaming and everything
+    else go to openai's own resource.
     """
 
-    def __init__(self, client: AsyncOpenAI, standard):
+    def __init__(self, client: AsyncOpenAI, standard, fast: Optional[JsonHttpClient]):
         self._client = client
         self._standard = standard
+        self._fast = fast
 
     async def create(self, *, extra_headers=None, extra_query=None, extra_body=None, timeout=NotGiven(), **params):
         if params.get("stream") is True:
@@ -54,6 +64,9 @@ class _DirectCompletions:
         body = {k: v for k, v in params.items() if not isinstance(v, (Omit, NotGiven))}
         if extra_body:
             body.update(extra_body)
+        if self._fast is not None and not extra_query:
+            seconds = timeout if isinstance(timeout, (int, float)) else None
+            return _chat_completion(await self._fast.post_json("/chat/completions", body, extra_headers, seconds))
         options = make_request_options(extra_headers=extra_headers, extra_query=extra_query, timeout=timeout)
         return await self._client.post("/chat/completions", cast_to=ChatCompletion, body=body, options=options)
 
@@ -61,9 +74,18 @@ class _DirectCompletions:
         return getattr(self._standard, name)
 
 
+def _chat_completion(data) -> ChatCompletion:
+    """openai's ChatCompletion from the decoded JSON (validated; leniently built if a server
+    leaves out fields openai marks required, as openai's own client does)."""
+    try:
+        return ChatCompletion.model_validate(data)
+    except pydantic.ValidationError:
+        return construct_type(type_=ChatCompletion, value=data)
+
+
 class _DirectChat:
-    def __init__(self, client: AsyncOpenAI, standard):
-        self.completions = _DirectCompletions(client, standard.completions)
+    def __init__(self, client: AsyncOpenAI, standard, fast: Optional[JsonHttpClient]):
+        self.completions = _DirectCompletions(client, standard.completions, fast)
         self._standard = standard
 
     def __getattr__(self, name):
@@ -71,31 +93,25 @@ class _DirectChat:
 
 
 class RolloutOpenAI(AsyncOpenAI):
-    """AsyncOpenAI whose chat completions skip openai's request transform (see _DirectCompletions)."""
+    """AsyncOpenAI whose chat completions skip openai's request transform and, given
+    `fast_max_concurrency` (>= 0), go over the lean HTTP client (see _DirectCompletions)."""
+
+    def __init__(self, *args, fast_max_concurrency: Optional[int] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._fast: Optional[JsonHttpClient] = None
+        if fast_max_concurrency is not None:
+            self._fast = JsonHttpClient(str(self.base_url), headers={"Authorization": f"Bearer {self.api_key}"},
+                                        timeout_s=float(kwargs.get("timeout") or 600.0),
+                                        max_retries=self.max_retries, max_concurrency=fast_max_concurrency)
 
     @cached_property
     def chat(self):
-        return _DirectChat(self, super().chat)
+        return _DirectChat(self, super().chat, self._fast)
 
-
-class CappedTransport(httpx2.AsyncBaseTransport):
-    """An HTTP transport that lets at most `limit` requests be in flight at once."""
-
-    def __init__(self, limit: int, inner: Optional[httpx2.AsyncBaseTransport] = None):
-        self._inner = inner or httpx2.AsyncHTTPTransport()
-        self._limit = limit
-        self._sem: Optional[asyncio.Semaphore] = None
-
-    async def handle_async_request(self, request):
-        if self._sem is None:
-            self._sem = asyncio.Semaphore(self._limit)
-        async with self._sem:
-            response = await self._inner.handle_async_request(request)
-            await response.aread()  # hold the slot until the body is in
-            return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    async def close(self) -> None:
+        if self._fast is not None:
+            await self._fast.aclose()
+        await super().close()
 
 
 def make_client(cfg: EndpointConfig, *, base_url: Optional[str] = None, api_key: Optional[str] = None,
@@ -113,14 +129,13 @@ def make_client(cfg: EndpointConfig, *, base_url: Optional[str] = None, api_key:
             f"no endpoint for {role}: set {role}.base_url (or OPENAI_BASE_URL / TAU2_USER_LLM_API_BASE), "
             f"or run offline with llm.scripted=oracle"
         )
-    if http_client is None and max_concurrency > 0:
-        http_client = DefaultAsyncHttpxClient(transport=CappedTransport(max_concurrency))
     return RolloutOpenAI(
         base_url=url,
         api_key=api_key or api_key_of(cfg) or PLACEHOLDER_KEY,
         http_client=http_client,
         max_retries=cfg.max_retries,
         timeout=cfg.request_timeout_s,
+        fast_max_concurrency=max_concurrency if http_client is None else None,
     )
 
 
