@@ -37,7 +37,7 @@ def strip_provider_prefix(model: str) -> str:
     return model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _user_tools(domain: str) -> Optional[tuple]:
     """tau2's user tools of a domain (None: its users have none), built once per process."""
     env = load_domain(domain).new_environment(False)
