@@ -1,6 +1,6 @@
 """Train a tau2 agent with AReaL, rollouts by this project: an example launcher.
 
-    python -m launch.areal_train --config launch/areal_tau2.yaml rollout_conf.domain=airline \\
+    python -m launch.areal_train --config conf/areal_tau2.yaml rollout_conf.domain=airline \\
         rollout_conf.user_llm.base_url=http://user-sim:8000/v1 rollout_conf.user_llm.model=Qwen/Qwen2.5-72B-Instruct
 
 AReaL (not a dependency of this project; install it on the training cluster) builds
@@ -9,7 +9,7 @@ api_key=..., http_client=...)` n_samples times per row (`gconfig.n_samples`); an
 infrastructure failure raises and AReaL drops the group. The workflow kwargs come from this
 project's conf (`workflow_kwargs()` below): sampling presets (train for training, eval for
 evaluation), the user simulator endpoint, episode limits, the env backend. The rows come
-from `launch.dataset` (tau2's train/test splits).
+from `rollout.sweep.dataset` (tau2's train/test splits).
 """
 
 from __future__ import annotations

@@ -11,71 +11,38 @@ several repetitions; the scripted model server runs in a separate process.
   P3  Ray fan-out (2 workers) vs the same episodes in one process with plain asyncio
   P4  memory per in-flight airline episode vs the airline DB's in-memory size
   P5  aenv backend: starting an episode on a reused instance vs on a fresh server
+  P6  a sweep's cost as it grows (rollout/bench/scale.py): time, driver memory, bytes,
+      resume, summary and report at 1,000 / 5,000 / 20,000 episodes (`--p6-sizes`)
+  P7  rollout CPU per model completion per domain and in-flight level, the scripted server's
+      CPU apart, and a profile split by component (rollout/bench/cpu.py)
 
-Also prints the rollout system's own CPU time per episode and a profile summary.
+`python -m rollout.bench.table bench.json` prints the performance table of docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import gc
 import json
 import os
-import pstats
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
-from collections import defaultdict
-from contextlib import contextmanager
 from pathlib import Path
 
 import rollout  # noqa: F401  (offline, quiet tau2 import)
 from rollout.bench.baselines import gold_script, play_in_gym, run_tau2_runner
-from rollout.config import load_config
+from rollout.bench.common import episode_config, rss_mib, scripted_server
+from rollout.bench.cpu import bench_p7
+from rollout.bench.scale import DEFAULT_SIZES, bench_p6
 from rollout.env.domains import load_domain
 from rollout.episode import EpisodeSpec
 from rollout.sweep.runner import EpisodeRunner
 
 DOMAINS = ("airline", "retail", "telecom")
-
-
-@contextmanager
-def scripted_server(latency: float = 0.0, policy: str = "oracle"):
-    """The scripted model server in its own process (its CPU is not the rollout system's)."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "rollout.scripted", "--port", str(port), "--policy", policy,
-                             "--latency", str(latency)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(url + "/models", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _config(url: str, *extra: str):
-    return load_config([f"llm.base_url={url}", "llm.model=scripted-agent", "llm.max_retries=0",
-                        f"user_llm.base_url={url}", "user_llm.model=scripted-user", *extra])
 
 
 # ---- P1 -------------------------------------------------------------------------------------
@@ -109,7 +76,7 @@ def bench_p1(url: str, tasks: int, reps: int) -> dict:
     out = {}
     for domain in DOMAINS:
         ids = load_domain(domain).task_ids()[:tasks]
-        cfg = _config(url)
+        cfg = episode_config(url)
         asyncio.run(_ours_env_side(cfg, domain, ids[0]))  # warm: domain loaded, caches filled
         ours, base = [], []
         for _ in range(reps):
@@ -131,16 +98,10 @@ P2_DOMAIN = "telecom"
 
 async def _throughput(cfg, specs, in_flight: int) -> tuple[float, int]:
     """(episodes per second, completions) with at most `in_flight` episodes at once."""
-    sem = asyncio.Semaphore(in_flight)
     async with EpisodeRunner(cfg, slots=in_flight) as runner:
         await runner.run(specs[0])  # warm up the clients and the domain
-
-        async def one(spec):
-            async with sem:
-                return await runner.run(spec)
-
         start = time.perf_counter()
-        results = await asyncio.gather(*[one(s) for s in specs])
+        results = await runner.run_many(specs)
         elapsed = time.perf_counter() - start
     assert all(r.reward == 1.0 for r in results), [r.failure for r in results if r.reward != 1.0][:3]
     completions = sum(r.usage["agent"]["requests"] + r.usage["user"].get("requests", 0) for r in results)
@@ -175,12 +136,12 @@ def bench_p2(sizes: list[int], latency: float, episodes_per_slot: int, with_tau2
         for n in sizes:  # n tasks x episodes_per_slot samples, the same episodes for both systems
             specs = [EpisodeSpec(P2_DOMAIN, ids[i], sample=k) for k in range(episodes_per_slot) for i in range(n)]
             count = len(specs)
-            eps, completions = asyncio.run(_throughput(_config(url), specs, n))
+            eps, completions = asyncio.run(_throughput(episode_config(url), specs, n))
             ideal = n / (completions / count * latency)
             row = {"eps_per_s": round(eps, 3), "ideal_eps_per_s": round(ideal, 3),
                    "fraction_of_ideal": round(eps / ideal, 3), "completions_per_episode": round(completions / count, 2)}
             if with_ray:  # the same episodes fanned out to 2 worker processes
-                ray_eps = _ray_throughput(_config(url), specs, n)
+                ray_eps = _ray_throughput(episode_config(url), specs, n)
                 row["ray_eps_per_s"] = round(ray_eps, 3)
                 row["ray_fraction_of_ideal"] = round(ray_eps / ideal, 3)
             if with_tau2:
@@ -203,7 +164,7 @@ def bench_p3(episodes: int, latency: float, reps: int) -> dict:
     specs = [EpisodeSpec("telecom", ids[i % len(ids)], sample=i // len(ids)) for i in range(episodes)]
     ray_s, local_s = [], []
     with scripted_server(latency) as url:
-        cfg = _config(url)
+        cfg = episode_config(url)
         ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20)
         try:
             out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-p3-{os.getpid()}"
@@ -217,16 +178,10 @@ def bench_p3(episodes: int, latency: float, reps: int) -> dict:
             for rep in range(reps):
 
                 async def local():  # noqa: B023
-                    sem = asyncio.Semaphore(32)
                     async with EpisodeRunner(cfg, slots=32) as runner:
                         await runner.run(specs[0])
-
-                        async def one(s):
-                            async with sem:
-                                return await runner.run(s)
-
                         start = time.perf_counter()
-                        await asyncio.gather(*[one(s) for s in specs])
+                        await runner.run_many(specs)
                         return time.perf_counter() - start
 
                 local_s.append(asyncio.run(local()))
@@ -237,11 +192,6 @@ def bench_p3(episodes: int, latency: float, reps: int) -> dict:
 
 
 # ---- P4 -------------------------------------------------------------------------------------
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def bench_p4(in_flight: int) -> dict:
     """Run in a fresh process (see --p4-child) so other rows do not pollute its RSS."""
     out = subprocess.run([sys.executable, "-m", "rollout.bench.bench", "--p4-child", str(in_flight)],
@@ -254,25 +204,25 @@ def _p4_child(in_flight: int) -> dict:
 
     assets = load_domain("airline")
     gc.collect()
-    before = _rss_mib()
+    before = rss_mib()
     db_copy = copy.deepcopy(assets._db)  # the DB's in-memory size: RSS growth of one more copy
     gc.collect()
-    db_mib = _rss_mib() - before
+    db_mib = rss_mib() - before
     del db_copy
     with scripted_server(latency=1.0) as url:  # slow model: every episode stays in flight
-        cfg = _config(url)
+        cfg = episode_config(url)
         ids = assets.task_ids()
 
         async def main():
             async with EpisodeRunner(cfg, slots=in_flight) as runner:
                 await runner.run(EpisodeSpec("airline", ids[0]))
                 gc.collect()
-                base = _rss_mib()
+                base = rss_mib()
                 peak = base
                 tasks = [asyncio.ensure_future(runner.run(EpisodeSpec("airline", ids[i % len(ids)], sample=i)))
                          for i in range(in_flight)]
                 while not all(t.done() for t in tasks):
-                    peak = max(peak, _rss_mib())
+                    peak = max(peak, rss_mib())
                     await asyncio.sleep(0.05)
                 results = [t.result() for t in tasks]
                 assert all(r.reward == 1.0 for r in results)
@@ -289,7 +239,7 @@ def bench_p5(reps: int) -> dict:
     from rollout.env.protocol import ResetRequest
 
     async def main(url):
-        cfg = _config(url, "env.backend=aenv")
+        cfg = episode_config(url, "env.backend=aenv")
         request = ResetRequest(domain="telecom", task_id=load_domain("telecom").task_ids()[0], solo=True)
         fresh, reused = [], []
         for _ in range(reps):
@@ -309,69 +259,20 @@ def bench_p5(reps: int) -> dict:
     return {"reused_s": round(reused_s, 4), "fresh_s": round(fresh_s, 3), "speedup": round(fresh_s / reused_s, 1)}
 
 
-# ---- CPU profile ------------------------------------------------------------------------------
-def cpu_profile(episodes: int) -> dict:
-    """The rollout process's CPU seconds per episode and where they go (by package)."""
-    ids = load_domain("airline").task_ids()
-    with scripted_server() as url:
-        cfg = _config(url)
-        specs = [EpisodeSpec("airline", ids[i % len(ids)], sample=i) for i in range(episodes)]
-
-        async def main():
-            async with EpisodeRunner(cfg, slots=8) as runner:
-                await runner.run(specs[0])
-                sem = asyncio.Semaphore(8)
-
-                async def one(s):
-                    async with sem:
-                        return await runner.run(s)
-
-                profile = cProfile.Profile()
-                cpu0 = time.process_time()
-                profile.enable()
-                await asyncio.gather(*[one(s) for s in specs])
-                profile.disable()
-                return time.process_time() - cpu0, profile
-
-        cpu, profile = asyncio.run(main())
-    by_package = defaultdict(float)
-    for (filename, _, function), (_, _, tottime, _, _) in pstats.Stats(profile).stats.items():
-        if "epoll" in function:  # waiting for I/O, not CPU
-            continue
-        by_package[_package(filename, function)] += tottime
-    total = sum(by_package.values()) or 1.0
-    top = sorted(by_package.items(), key=lambda kv: -kv[1])[:8]
-    return {"cpu_s_per_episode": round(cpu / episodes, 4), "episodes": episodes,
-            "share": {k: round(v / total, 3) for k, v in top}}
-
-
-def _package(filename: str, function: str) -> str:
-    """A profile entry's package: site-packages name, 'rollout', 'stdlib' or the builtin's module."""
-    if filename in ("~", "") or filename.startswith("<"):
-        for key in ("json", "pydantic", "hashlib", "socket", "isinstance", "getattr"):
-            if key in function:
-                return f"builtin:{key}"
-        return "builtin:other"
-    if "/site-packages/" in filename:
-        return filename.split("/site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
-    if "/rollout/" in filename:
-        return "rollout"
-    return "stdlib"
-
-
 # ---- driver -----------------------------------------------------------------------------------
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m launch.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="tau2-rollout bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="bench.json")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run, not a measurement)")
-    p.add_argument("--rows", default="P1,P2,P3,P4,P5,CPU")
+    p.add_argument("--rows", default="P1,P2,P3,P4,P5,P6,P7", help="comma-separated subset (CPU = P7)")
+    p.add_argument("--p6-sizes", help="P6 sweep sizes in episodes (default 1000,5000,20000; --quick: 4,8)")
     p.add_argument("--p4-child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.p4_child:
         print(json.dumps(_p4_child(args.p4_child)))
         return 0
-    rows = set(args.rows.upper().split(","))
+    rows = {"P7" if r == "CPU" else r for r in args.rows.upper().split(",")}
     q = args.quick
     report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "quick": q}
     with scripted_server() as url:
@@ -390,10 +291,15 @@ def main(argv=None) -> int:
     if "P5" in rows:
         report["P5"] = bench_p5(reps=1 if q else 3)
         _print("P5", report["P5"])
-    if "CPU" in rows:
-        report["CPU"] = cpu_profile(episodes=4 if q else 40)
-        _print("CPU", report["CPU"])
-    Path(args.out).write_text(json.dumps(report, indent=2))
+    if "P6" in rows:
+        sizes = args.p6_sizes or ("4,8" if q else ",".join(map(str, DEFAULT_SIZES)))
+        report["P6"] = bench_p6([int(s) for s in sizes.split(",")], tasks=4 if q else 50)
+        _print("P6", report["P6"])
+    if "P7" in rows:
+        report["P7"] = (bench_p7(in_flight=(2,), min_episodes=2, profile_in_flight=2, profile_episodes=2) if q
+                        else bench_p7())
+        _print("P7", report["P7"])
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 

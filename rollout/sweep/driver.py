@@ -302,7 +302,7 @@ class SweepDriver:
             return
         record = SweepRecord.from_result(result, attempts=task.attempts, earlier_failures=task.earlier_failures,
                                          worker=worker_id)
-        record.key, record.seed = key_of(task.spec), task.spec.seed
+        (record.domain, record.task_id, record.sample), record.seed = key_of(task.spec), task.spec.seed
         self.store.append(record)
         self.written += 1
         if self.progress:

@@ -22,7 +22,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -34,45 +34,21 @@ EPISODES_FILE = "episodes.jsonl"
 
 
 @dataclass
-class SweepRecord:
-    """One finished episode of a sweep: a reward (status ok) or a final failure, never both."""
+class SweepRecord(EpisodeResult):
+    """One finished episode of a sweep: its final EpisodeResult (a reward, status ok, or a
+    final failure, never both) and how the sweep got it."""
 
-    key: Key  # (domain, task_id, sample)
-    reward: Optional[float] = None
-    failure: Optional[Failure] = None
-    seed: Optional[int] = None
-    solo: bool = False
-    termination: Optional[str] = None
-    reward_info: Optional[dict[str, Any]] = None
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    invalid_tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    steps: int = 0
-    tool_errors: int = 0
-    usage: dict[str, dict[str, int]] = field(default_factory=dict)
-    durations: dict[str, float] = field(default_factory=dict)
     attempts: int = 1
     earlier_failures: list[Failure] = field(default_factory=list)
     worker: Optional[int] = None
 
     @property
-    def ok(self) -> bool:
-        return self.failure is None
+    def key(self) -> Key:
+        return (self.domain, str(self.task_id), int(self.sample))
 
     @property
     def status(self) -> str:
         return "ok" if self.failure is None else "failed"
-
-    @property
-    def domain(self) -> str:
-        return self.key[0]
-
-    @property
-    def task_id(self) -> str:
-        return self.key[1]
-
-    @property
-    def sample(self) -> int:
-        return self.key[2]
 
     @property
     def failure_class(self) -> Optional[str]:
@@ -82,46 +58,30 @@ class SweepRecord:
     def from_result(cls, result: EpisodeResult, *, attempts: int = 1, earlier_failures: list[Failure] = (),
                     worker: Optional[int] = None) -> SweepRecord:
         """The record of an episode's final outcome (the driver's one constructor)."""
-        return cls(key=(result.domain, str(result.task_id), int(result.sample)), reward=result.reward,
-                   failure=result.failure, seed=result.seed, solo=result.solo, termination=result.termination,
-                   reward_info=result.reward_info, messages=result.messages,
-                   invalid_tool_calls=result.invalid_tool_calls, steps=result.steps, tool_errors=result.tool_errors,
-                   usage=result.usage, durations=result.durations, attempts=attempts,
+        return cls(**{f.name: getattr(result, f.name) for f in fields(EpisodeResult)}, attempts=attempts,
                    earlier_failures=list(earlier_failures), worker=worker)
 
     def to_json(self) -> dict[str, Any]:
         domain, task_id, sample = self.key
-        return {
-            "key": {"domain": domain, "task_id": task_id, "sample": sample},
-            "status": self.status,
-            "reward": self.reward,
-            "failure": self.failure.to_dict() if self.failure else None,
-            "termination": self.termination,
-            "reward_info": self.reward_info,
-            "messages": self.messages,
-            "invalid_tool_calls": self.invalid_tool_calls,
-            "steps": self.steps,
-            "tool_errors": self.tool_errors,
-            "usage": self.usage,
-            "durations": self.durations,
-            "attempts": self.attempts,
-            "earlier_failures": [f.to_dict() for f in self.earlier_failures],
-            "seed": self.seed,
-            "worker": self.worker,
-            "solo": self.solo,
-        }
+        out = {"key": {"domain": domain, "task_id": task_id, "sample": sample}, "status": self.status}
+        for f in fields(self):
+            if f.name not in ("domain", "task_id", "sample"):
+                out[f.name] = getattr(self, f.name)
+        out["failure"] = self.failure.to_dict() if self.failure else None
+        out["earlier_failures"] = [f.to_dict() for f in self.earlier_failures]
+        return out
 
     @classmethod
     def from_json(cls, d: Any) -> SweepRecord:
         """Parse one line's object; raises ValueError if it is not a record."""
         try:
             k = d["key"]
-            key = (str(k["domain"]), str(k["task_id"]), int(k["sample"]))
             failure = Failure.from_dict(d["failure"]) if d.get("failure") else None
             reward = None if d.get("reward") is None else float(d["reward"])
             if (failure is None) == (reward is None):
                 raise ValueError("exactly one of reward and failure must be set")
-            return cls(key=key, reward=reward, failure=failure, seed=d.get("seed"), solo=bool(d.get("solo")),
+            return cls(domain=str(k["domain"]), task_id=str(k["task_id"]), sample=int(k["sample"]), reward=reward,
+                       failure=failure, seed=d.get("seed"), solo=bool(d.get("solo")),
                        termination=d.get("termination"), reward_info=d.get("reward_info"),
                        messages=d.get("messages") or [], invalid_tool_calls=d.get("invalid_tool_calls") or [],
                        steps=int(d.get("steps") or 0), tool_errors=int(d.get("tool_errors") or 0),

@@ -11,7 +11,7 @@ def test_bench_quick_writes_its_json(tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
            "RAY_USAGE_STATS_ENABLED": "0"}
     p = subprocess.run([sys.executable, "-m", "rollout", "bench", "--quick", "--out", str(out)], capture_output=True,
-                       text=True, timeout=900, env=env, cwd=tmp_path)
+                       text=True, timeout=1800, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     report = json.loads(out.read_text())
     for domain in ("airline", "retail", "telecom"):
@@ -21,6 +21,17 @@ def test_bench_quick_writes_its_json(tmp_path):
     assert {"ray_s", "inprocess_s", "overhead"} <= set(report["P3"])
     assert {"mib_per_episode", "db_mib", "ratio"} <= set(report["P4"])
     assert {"reused_s", "fresh_s"} <= set(report["P5"])
-    assert report["CPU"]["cpu_s_per_episode"] > 0 and report["CPU"]["share"]
-    for row in ("P1", "P2", "P3", "P4", "P5", "CPU"):
+    p6 = report["P6"]
+    assert set(p6["sizes"]) == {"4", "8"} and all(s["episodes"] == int(n) for n, s in p6["sizes"].items())
+    for size in p6["sizes"].values():
+        assert size["bytes_per_episode"] > 0 and size["driver_peak_mib"] > 0 and size["resume_s"] > 0
+    assert {"s_per_episode", "driver_peak_mib", "bytes_per_episode", "resume_s_per_episode"} <= set(p6["ratios"])
+    for domain in ("airline", "retail", "telecom"):
+        for cell in report["P7"]["domains"][domain].values():
+            assert cell["rollout_ms"] > 0 and cell["server_ms"] > 0 and cell["completions"] > 0
+        assert abs(sum(report["P7"]["profile"][domain]["share"].values()) - 1) < 0.02
+    for row in ("P1", "P2", "P3", "P4", "P5", "P6", "P7"):
         assert f"{row}: " in p.stdout  # printed as it goes
+    table = subprocess.run([sys.executable, "-m", "rollout.bench.table", str(out)], capture_output=True, text=True,
+                           check=True).stdout
+    assert "not measured" not in table and table.count("| P6 |") == 6 and table.count("| P7 |") == 3

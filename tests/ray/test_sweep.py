@@ -52,7 +52,7 @@ def test_pass_hat_k_and_stderr_on_mixed_rewards():
     from rollout.sweep.records import SweepRecord
 
     def rec(task, sample, reward, status="ok"):
-        return SweepRecord(("airline", task, sample), reward=reward,
+        return SweepRecord("airline", task, sample, reward=reward,
                            failure=None if status == "ok" else Failure(FailureClass.TIMEOUT, "x"))
 
     rows = [rec("a", 0, 1.0), rec("a", 1, 0.0), rec("a", 2, 1.0),

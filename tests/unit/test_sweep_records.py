@@ -11,11 +11,11 @@ from rollout.sweep.records import EPISODES_FILE, EpisodeStore, SweepRecord, read
 
 
 def ok(task, sample=0, reward=1.0, domain="airline"):
-    return SweepRecord((domain, task, sample), reward=reward)
+    return SweepRecord(domain, task, sample, reward=reward)
 
 
 def failed(task, cls=FailureClass.TIMEOUT, sample=0):
-    return SweepRecord(("airline", task, sample), failure=Failure(cls, "x"), attempts=3)
+    return SweepRecord("airline", task, sample, failure=Failure(cls, "x"), attempts=3)
 
 
 def test_record_round_trips_with_the_field_names_users_rely_on(tmp_path):
@@ -68,7 +68,7 @@ def test_summary_counts_failed_episodes_as_tau2_does():
     (["ray.num_cpus=1", "ray.num_workers=2"], "needs 2 CPUs, but the local Ray has 1 CPUs"),
     (["ray.num_cpus=2", "ray.cpus_per_worker=4"], "needs 4 CPUs, but the local Ray has 2 CPUs"),
     (["retry.max_attempts=0"], "retry.max_attempts=0: valid: an integer >= 1"),
-    (["domains=[airline"], "cannot parse overrides"),
+    (["domains=[airline"], "cannot parse override 'domains=[airline'"),
     (["domains=[airline]", "task_ids=[0,0]"], "task_ids lists '0' twice"),
     (["domains=[airline]", "split=test", "task_ids=[0]"], "are not in split 'test'"),
     (["domains=[airline]", "task_ids=[]"], "task_ids=[] selects no episode"),

@@ -1,0 +1,192 @@
+"""`python -m rollout.bench.table [bench.json] [--write DOC]`: the performance table (markdown) of a bench run.
+
+One generator for docs/performance.md and the README: the rows P1–P7 with what each measures,
+our figure, the baseline from the same run, the ratio and the goal (issue 12's goals), and
+whether the goal is met (`render`), then P7's profile by component (`render_profile`). A row
+missing from the JSON is listed as not measured.
+`tests/unit/test_bench_table.py` checks that docs/performance.md's table, between
+`<!-- bench-table:start -->` and `<!-- bench-table:end -->`, is what this prints for the
+committed bench.json; `--write docs/performance.md` (or README.md) rewrites that part of a document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+HEADER = ["id", "what", "ours", "baseline (same run)", "ratio", "goal"]
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.0f} %"
+
+
+def _s(x: float) -> str:
+    return f"{x:.3g} s" if x >= 0.01 else f"{x * 1000:.2g} ms"
+
+
+def _p1(d: dict) -> list[list[str]]:
+    rows = []
+    for i, (domain, r) in enumerate(d.items()):
+        what = ("environment-side time per episode, gold actions, zero-latency model: " if i == 0 else "… ") + domain
+        rows.append(["P1", what, _s(r["ours_s"]), f"AgentGymEnv {_s(r['baseline_s'])}", f"{r['speedup']:.3g}× lower",
+                     f"≥ 100× ({_met(r['speedup'] >= 100)})"])
+    return rows
+
+
+def _p2(d: dict) -> list[list[str]]:
+    rows = []
+    for i, (n, r) in enumerate(sorted(d.items(), key=lambda kv: int(kv[0]))):
+        what = (f"LLM-bound throughput, 200 ms per completion, {n} in flight (telecom, gold policy)" if i == 0
+                else f"… {n} in flight")
+        ours = f"{r['eps_per_s']:.3g} eps/s one process"
+        frac = f"{_pct(r['fraction_of_ideal'])} of ideal"
+        best = r["fraction_of_ideal"]
+        if "ray_eps_per_s" in r:
+            ours += f"; {r['ray_eps_per_s']:.3g} on Ray (2 workers)"
+            frac += f" (Ray {_pct(r['ray_fraction_of_ideal'])})"
+            best = r["ray_fraction_of_ideal"]
+        tau2 = r.get("tau2_runner_eps_per_s")
+        base = f"ideal {r['ideal_eps_per_s']:.3g}; `tau2 run` " + (f"{tau2:.3g}" if tau2 else "failed")
+        ratio = frac + (f"; {max(r['eps_per_s'], r.get('ray_eps_per_s', 0)) / tau2:.2g}× tau2's runner"
+                                      if tau2 else "")
+        ahead = bool(tau2) and max(r["eps_per_s"], r.get("ray_eps_per_s", 0)) > tau2
+        goal = (f"≥ 85 % of ideal on Ray; ahead of tau2 ({_met(best >= 0.85 and ahead)})" if int(n) >= 64
+                else f"ahead of tau2 ({_met(ahead)})")
+        rows.append(["P2", what, ours, base, ratio, goal])
+    return rows
+
+
+def _p3(d: dict) -> list[list[str]]:
+    o = d["overhead"]
+    ratio = f"Ray {_pct(abs(o))} {'faster' if o < 0 else 'slower'}"
+    return [["P3", "the same episodes on Ray (2 workers) vs one process with plain asyncio", f"{d['ray_s']:.3g} s",
+             f"{d['inprocess_s']:.3g} s", ratio, f"≤ 10 % slower ({_met(o <= 0.10)})"]]
+
+
+def _p4(d: dict) -> list[list[str]]:
+    return [["P4", f"memory per in-flight airline episode ({d.get('in_flight', '?')} in flight)",
+             f"{d['mib_per_episode']:.3g} MiB", f"airline DB in memory {d['db_mib']:.3g} MiB", f"{d['ratio']:.2g}×",
+             f"≤ 1.2× ({_met(d['ratio'] <= 1.2)})"]]
+
+
+def _p5(d: dict) -> list[list[str]]:
+    return [["P5", "aenv backend: start an episode on a reused instance", _s(d["reused_s"]),
+             f"fresh aenv server {_s(d['fresh_s'])}", f"{d['speedup']:.3g}× faster",
+             f"≤ 0.3 s ({_met(d['reused_s'] <= 0.3)})"]]
+
+
+_P6_METRICS = (  # (key, what, format, goal, limit on the ratio)
+    ("s_per_episode", "sweep time per episode", lambda v: _s(v), "no faster than linear", 1.25),
+    ("driver_peak_mib", "driver's peak RSS", lambda v: f"{v:.0f} MiB", "flat", 1.25),
+    ("bytes_per_episode", "episodes.jsonl bytes per episode", lambda v: f"{v / 1024:.1f} KiB", "no faster than linear", 1.25),
+    ("resume_s", "resume from a complete file (until it knows nothing is left)", lambda v: _s(v), "seconds", None),
+    ("summary_s_per_episode", "summary build per episode", lambda v: _s(v), "no faster than linear", 1.25),
+    ("report_s_per_episode", "report build per episode", lambda v: _s(v), "no faster than linear", 1.25),
+)
+
+
+def _p6(d: dict) -> list[list[str]]:
+    sizes = sorted(d["sizes"], key=int)
+    lo, hi = d["sizes"][sizes[0]], d["sizes"][sizes[-1]]
+    rows = []
+    for i, (key, what, fmt, goal, limit) in enumerate(_P6_METRICS):
+        head = f"sweeps of {', '.join(f'{int(s):,}' for s in sizes)} episodes ({d['domain']}, noop, zero latency): "
+        growth = f"for {int(sizes[-1]) / int(sizes[0]):.3g}× the episodes"
+        if limit is None:  # resume: seconds at the largest size
+            ok = hi[key] < 10
+            ratio = f"{hi[key] / lo[key]:.2g}× {growth}"
+        else:
+            r = d["ratios"].get(key)
+            ok = r is not None and r <= limit
+            ratio = "-" if r is None else f"{r:.2g}× " + ("per episode" if "episode" in key else growth)
+        rows.append(["P6", (head if i == 0 else "… ") + what, f"{fmt(hi[key])} at {int(sizes[-1]):,}",
+                     f"{fmt(lo[key])} at {int(sizes[0]):,}", ratio, f"{goal} ({_met(ok)})"])
+    return rows
+
+
+def _p7(d: dict) -> list[list[str]]:
+    rows = []
+    goal = d.get("goal_ms", 3.0)
+    for i, (domain, levels) in enumerate(d["domains"].items()):
+        what = ("rollout CPU per completion (agent + user simulator), zero-latency model, in flight "
+                f"{'/'.join(levels)}: " if i == 0 else "… ") + domain
+        ours = " / ".join(f"{c['rollout_ms']:.3g}" for c in levels.values()) + " ms"
+        server = " / ".join(f"{c['server_ms']:.3g}" for c in levels.values()) + " ms"
+        worst = max(c["rollout_ms"] for c in levels.values())
+        rows.append(["P7", what, ours, f"scripted server (own process) {server}", f"{worst / goal:.2g}× the goal",
+                     f"≤ {goal:g} ms ({_met(worst <= goal)})"])
+    return rows
+
+
+ROWS = {"P1": _p1, "P2": _p2, "P3": _p3, "P4": _p4, "P5": _p5, "P6": _p6, "P7": _p7}
+
+
+def render(bench: dict) -> str:
+    """The markdown table for a bench.json object."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for row_id, fn in ROWS.items():
+        rows = fn(bench[row_id]) if row_id in bench else [[row_id, "not measured in this bench.json", "-", "-", "-", "-"]]
+        lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_profile(bench: dict) -> str:
+    """P7's profile: each component's share of the rollout process's CPU, per domain (markdown)."""
+    p7 = bench.get("P7")
+    if not p7:
+        return "P7's profile: not measured in this bench.json.\n"
+    domains = list(p7["profile"])
+    lines = ["| component | " + " | ".join(f"{d} (in flight {p7['profile'][d]['in_flight']})" for d in domains) + " |",
+             "|---|" + "---|" * len(domains)]
+    for comp, what in p7["components"].items():
+        lines.append(f"| {what} | " + " | ".join(_pct(p7["profile"][d]["share"].get(comp, 0.0)) for d in domains) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def generated(bench: dict) -> str:
+    """What goes between the markers: the table, then P7's profile."""
+    return render(bench) + "\n" + render_profile(bench)
+
+
+def between_markers(text: str) -> Optional[str]:
+    """The text between the bench-table markers of a document (None if it has none)."""
+    if START not in text or END not in text:
+        return None
+    return text.split(START, 1)[1].split(END, 1)[0].strip("\n") + "\n"
+
+
+def replace_between_markers(text: str, table: str) -> str:
+    """`text` with the part between the bench-table markers replaced by `table`."""
+    if between_markers(text) is None:
+        raise ValueError(f"no {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    return head + START + "\n" + table + END + rest.split(END, 1)[1]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rollout.bench.table", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bench_json", nargs="?", default="bench.json")
+    p.add_argument("--write", metavar="DOC", help="rewrite the table between the markers of DOC (e.g. README.md)")
+    a = p.parse_args(argv)
+    table = generated(json.loads(Path(a.bench_json).read_text()))
+    if a.write:
+        doc = Path(a.write)
+        doc.write_text(replace_between_markers(doc.read_text(), table))
+        print(f"wrote the table into {doc}")
+    else:
+        print(table, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

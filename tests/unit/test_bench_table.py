@@ -1,0 +1,65 @@
+"""docs/performance.md's performance table is what rollout.bench.table generates from the committed bench.json."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rollout.bench.table import between_markers, generated, render, replace_between_markers
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.unit
+
+
+def test_docs_table_is_generated_from_bench_json():
+    bench = json.loads((ROOT / "bench.json").read_text())
+    in_docs = between_markers((ROOT / "docs" / "performance.md").read_text())
+    assert in_docs is not None, "docs/performance.md lacks the <!-- bench-table:start/end --> markers"
+    assert in_docs == generated(bench), "regenerate: python -m rollout.bench.table bench.json --write docs/performance.md"
+
+
+def test_every_row_is_listed_and_goals_are_judged():
+    bench = json.loads((ROOT / "bench.json").read_text())
+    table = render(bench)
+    ids = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
+    assert set(ids) == {"P1", "P2", "P3", "P4", "P5", "P6", "P7"}
+    for row_id in ("P1", "P2", "P3", "P4", "P5", "P6", "P7"):
+        if row_id in bench:
+            assert all("met" in line.split("|")[6] for line in table.splitlines() if line.startswith(f"| {row_id} |"))
+
+
+def test_replace_between_markers_keeps_the_rest():
+    doc = "intro\n<!-- bench-table:start -->\nold\n<!-- bench-table:end -->\noutro\n"
+    new = replace_between_markers(doc, "| new |\n")
+    assert new == "intro\n<!-- bench-table:start -->\n| new |\n<!-- bench-table:end -->\noutro\n"
+    assert between_markers(new) == "| new |\n"
+
+
+def _size(n: int, s_per_episode: float, peak: float) -> dict:
+    return {"episodes": n, "driver_peak_mib": peak, "driver_run_peak_mib": peak, "resume_peak_mib": peak,
+            "wall_s": n * s_per_episode, "resume_s": 0.5, "summary_s": 0.001 * n, "report_s": 0.01 * n,
+            "s_per_episode": s_per_episode, "bytes_per_episode": 2400.0, "dir_bytes_per_episode": 12000.0,
+            "resume_s_per_episode": 0.5 / n, "resume_total_s_per_episode": 1 / n, "summary_s_per_episode": 0.001,
+            "report_s_per_episode": 0.01}
+
+
+def test_p6_and_p7_rows_and_profile():
+    p6 = {"domain": "airline", "sizes": {"1000": _size(1000, 0.05, 400.0), "20000": _size(20000, 0.05, 900.0)}}
+    p6["ratios"] = {k: p6["sizes"]["20000"][k] / p6["sizes"]["1000"][k]
+                    for k in ("s_per_episode", "driver_peak_mib", "bytes_per_episode", "summary_s_per_episode",
+                              "report_s_per_episode")}
+    share = {"agents_sdk": 0.5, "http_client": 0.5}
+    p7 = {"goal_ms": 3.0, "components": {"agents_sdk": "Agents SDK", "http_client": "HTTP client"},
+          "domains": {d: {"1": {"rollout_ms": 2.5, "server_ms": 1.0}, "8": {"rollout_ms": ms, "server_ms": 1.2}}
+                      for d, ms in (("airline", 2.9), ("retail", 4.0))},
+          "profile": {d: {"in_flight": 8, "share": share} for d in ("airline", "retail")}}
+    table = render({"P6": p6, "P7": p7}).splitlines()
+    p6_rows = [r.split(" | ") for r in table if r.startswith("| P6 |")]
+    assert len(p6_rows) == 6
+    assert "flat (**not met**)" in p6_rows[1][5]  # 400 -> 900 MiB is not flat
+    assert all("(met)" in r[5] for i, r in enumerate(p6_rows) if i != 1)
+    p7_rows = [r.split(" | ") for r in table if r.startswith("| P7 |")]
+    assert [r[5].rstrip(" |") for r in p7_rows] == ["≤ 3 ms (met)", "≤ 3 ms (**not met**)"]
+    assert p7_rows[1][2] == "2.5 / 4 ms"
+    profile = generated({"P7": p7}).split("\n\n", 1)[1]
+    assert "| Agents SDK | 50 % | 50 % |" in profile
