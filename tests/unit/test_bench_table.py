@@ -1,4 +1,4 @@
-"""docs/performance.md's performance table is what rollout.bench.table generates from the committed bench.json."""
+"""The performance tables of docs/performance.md and README.md are what rollout.bench.table generates from bench.json."""
 
 import json
 from pathlib import Path
@@ -11,11 +11,12 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.unit
 
 
-def test_docs_table_is_generated_from_bench_json():
+@pytest.mark.parametrize("doc", ["docs/performance.md", "README.md"])
+def test_docs_table_is_generated_from_bench_json(doc):
     bench = json.loads((ROOT / "bench.json").read_text())
-    in_docs = between_markers((ROOT / "docs" / "performance.md").read_text())
-    assert in_docs is not None, "docs/performance.md lacks the <!-- bench-table:start/end --> markers"
-    assert in_docs == generated(bench), "regenerate: python -m rollout.bench.table bench.json --write docs/performance.md"
+    in_docs = between_markers((ROOT / doc).read_text())
+    assert in_docs is not None, f"{doc} lacks the <!-- bench-table:start/end --> markers"
+    assert in_docs == generated(bench), f"regenerate: python -m rollout.bench.table bench.json --write {doc}"
 
 
 def test_every_row_is_listed_and_goals_are_judged():
