@@ -75,7 +75,7 @@ def _row_value(data: dict, key: str, valid: str, ok) -> Any:
 class Tau2Agent:
     """An AReaL agent workflow over the episode core. `workflow_kwargs` are config overrides.
 
-    Keys are those of `conf/defaults.yaml` (nested dicts), e.g.
+    Keys are those of `rollout/defaults/defaults.yaml` (nested dicts), e.g.
     `{"sampling": "eval", "user_llm": {"base_url": ..., "model": ...}, "episode": {"timeout_s": 600}}`.
     """
 

@@ -31,7 +31,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--solo", action=argparse.BooleanOptionalAction, default=None, help="force solo / user mode")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
-    p.add_argument("overrides", nargs="*", help="config overrides key=value (see conf/defaults.yaml)")
+    p.add_argument("overrides", nargs="*", help="config overrides key=value (see rollout/defaults/defaults.yaml)")
     args = p.parse_args(argv)
     try:
         return asyncio.run(_main(args))

@@ -1,8 +1,8 @@
 """Failure taxonomy: infrastructure failures are classified, never scored.
 
 An episode either ends with a reward (the policy's outcome, scored by tau2) or with a
-`Failure` naming which piece of infrastructure broke. The AReaL faces raise
-`EpisodeFailure`; the Ray face records the failure with reward null.
+`Failure` naming which piece of infrastructure broke. The AReaL workflow raises
+`EpisodeFailure`; a sweep records the failure with reward null.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class FailureClass(str, enum.Enum):
     ENV_ERROR = "env_error"  # the environment (tau2 env, env server, evaluator) failed
     TIMEOUT = "timeout"  # the per-episode wall-clock limit was reached
     INVALID_INPUT = "invalid_input"  # bad domain / task id / config: never retried
-    WORKER_DIED = "worker_died"  # the process running the episode died (Ray face)
+    WORKER_DIED = "worker_died"  # the process running the episode died (Ray sweeps)
 
     @property
     def retryable(self) -> bool:
@@ -45,7 +45,7 @@ class Failure:
 
 
 class EpisodeFailure(Exception):
-    """Raised by the AReaL faces (and internally) when an episode fails for an infra reason."""
+    """Raised by the AReaL workflow (and internally) when an episode fails for an infra reason."""
 
     def __init__(self, failure_class: FailureClass, message: str):
         super().__init__(f"{failure_class.value}: {message}")

@@ -1,4 +1,4 @@
-"""`python -m launch.bench [--out bench.json] [--quick]`: the rollout system against its baselines.
+"""`tau2-rollout bench [--out bench.json] [--quick]`: the rollout system against its baselines.
 
 Each row runs the baseline side by side in the same run and reports the median of
 several repetitions; the scripted model server runs in a separate process.
@@ -6,7 +6,7 @@ several repetitions; the scripted model server runs in a separate process.
   P1  environment-side cost per episode (gold actions, zero-latency model): ours
       (LocalSession) vs tau2's AgentGymEnv driven with the same actions
   P2  LLM-bound throughput (200 ms per completion; 8/32/64 episodes in flight): ours (one
-      process, and the Ray face with 2 workers) vs the ideal N / (completions per episode x
+      process, and on Ray with 2 workers) vs the ideal N / (completions per episode x
       latency) and vs `tau2 run --max-concurrency N`
   P3  Ray fan-out (2 workers) vs the same episodes in one process with plain asyncio
   P4  memory per in-flight airline episode vs the airline DB's in-memory size
@@ -109,7 +109,7 @@ async def _throughput(cfg, specs, in_flight: int) -> tuple[float, int]:
 
 
 def _ray_throughput(cfg, specs, in_flight: int, workers: int = 2) -> float:
-    """Episodes per second of the same episodes on the Ray face (`workers` actors)."""
+    """Episodes per second of the same episodes on Ray (`workers` actors)."""
     import ray
 
     from rollout.sweep.driver import SweepDriver

@@ -13,7 +13,7 @@ def session_factory(cfg: RolloutConfig, endpoints: Endpoints) -> Callable[[], Aw
     """A coroutine function creating a new session of the configured backend.
 
     local: tau2 in-process (uses the user simulator client of `endpoints`).
-    aenv: an aenv MCP server running this project's env module (see aenv_session.py).
+    aenv: an aenv MCP server running this project's env module (see rollout/env/aenv/session.py).
     """
     if cfg.env.backend == "aenv":
         from rollout.env.aenv.session import open_aenv_session

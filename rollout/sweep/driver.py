@@ -1,4 +1,4 @@
-"""The Ray face's driver: fans episodes out to worker actors, gathers, retries, always finishes.
+"""The sweep driver: fans episodes out to worker actors, gathers, retries, always finishes.
 
 `SweepDriver.run(specs)` keeps every ready worker's slots full (direct submission plus a
 `ray.wait` loop — never ActorPool, which gives an async actor one task at a time), and for

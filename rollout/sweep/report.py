@@ -1,4 +1,4 @@
-"""`python -m launch.report <output_dir> [<output_dir> ...] [--out DIR]`: a sweep report.
+"""`tau2-rollout report <output_dir> [<output_dir> ...] [--out DIR]`: a sweep report.
 
 Writes `report.md`, a self-contained `report.html` (plots embedded) and the PNG plots:
 mean reward per domain with standard-error bars, pass^k curves, the distribution of
@@ -170,7 +170,7 @@ def _html(runs: list[dict], images: dict[str, Path]) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m launch.report", description=__doc__,
+    p = argparse.ArgumentParser(prog="tau2-rollout report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("output_dirs", nargs="+")
     p.add_argument("--out", default=None)

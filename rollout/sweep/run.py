@@ -1,4 +1,4 @@
-"""`python -m launch.sweep [key=value ...]`: run a sweep of TAU2 episodes on Ray.
+"""`tau2-rollout sweep [key=value ...]`: run a sweep of TAU2 episodes on Ray.
 
 With no agent endpoint configured this is the offline smoke sweep (local Ray, tau2
 in-process, the built-in scripted oracle, the first 3 tasks of every domain). With
@@ -43,8 +43,20 @@ SMOKE_MAX_TASKS = 3
 
 
 def prepare(argv: list[str]) -> tuple[SweepConfig, bool]:
-    """The validated sweep config and whether it is the offline smoke run."""
-    cfg = load_config(argv, schema=SweepConfig)
+    """The validated sweep config and whether it is the offline smoke run.
+
+    `argv` is `key=value` overrides, optionally with `--config FILE` (repeatable): YAML files
+    merged over the package defaults, before the overrides (e.g. conf/sweep.yaml)."""
+    files, overrides, args = [], [], iter(argv)
+    for arg in args:
+        if arg == "--config" or arg.startswith("--config="):
+            path = arg.partition("=")[2] or next(args, None)
+            if not path:
+                raise InvalidInput("--config needs a file: --config conf/sweep.yaml")
+            files.append(path)
+        else:
+            overrides.append(arg)
+    cfg = load_config(overrides, schema=SweepConfig, files=files)
     smoke = cfg.llm.scripted is None and not cfg.llm.base_url
     if smoke:
         cfg.llm.scripted = "oracle"

@@ -1,4 +1,4 @@
-"""`python -m launch.export_sft <output_dir> [--out sft.jsonl] [--min-reward 1.0] [--domains airline,retail]`
+"""`tau2-rollout sft <output_dir> [--out sft.jsonl] [--min-reward 1.0] [--domains airline,retail]`
 
 Trajectories of a sweep as OpenAI chat-format JSONL for supervised fine-tuning: one line
 per scored episode, `{"messages": [...], "tools": [...], "metadata": {...}}`. Messages are
@@ -49,7 +49,7 @@ def export(records: Iterable[SweepRecord], *, min_reward: Optional[float] = None
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m launch.export_sft", description=__doc__,
+    p = argparse.ArgumentParser(prog="tau2-rollout sft", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("output_dir")
     p.add_argument("--out", default=None, help="default: <output_dir>/sft.jsonl")

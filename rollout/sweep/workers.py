@@ -1,4 +1,4 @@
-"""The Ray face's worker: an async actor that runs many episodes concurrently.
+"""The sweep worker: an async actor that runs many episodes concurrently.
 
 Each `RolloutWorker` actor owns one `EpisodeRunner`: long-lived clients for the agent and
 the user simulator (with per-endpoint request caps) and one environment session per slot,

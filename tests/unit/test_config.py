@@ -43,3 +43,17 @@ def test_to_dict_round_trips_without_secrets():
     d = to_dict(cfg)
     assert d["llm"]["api_key"] == "***" and d["sampling"]["extra_body"] == {"top_k": 20}
     assert to_dict(cfg, redact_secrets=False)["llm"]["api_key"] == "sk-abcdefghijkl"
+
+
+def test_the_example_sweep_config_loads_and_overrides_win():
+    from pathlib import Path
+
+    from rollout.sweep.config import SweepConfig
+    from rollout.sweep.run import prepare
+
+    example = Path(__file__).resolve().parents[2] / "conf" / "sweep.yaml"
+    cfg = load_config(files=[example], schema=SweepConfig)
+    assert cfg.domains == ["airline", "retail", "telecom"] and cfg.num_samples == 4
+    assert cfg.sampling.preset == "eval" and cfg.sampling.temperature == 0.0
+    cfg, smoke = prepare(["--config", str(example), "num_samples=2", "domains=[retail]"])
+    assert cfg.num_samples == 2 and cfg.domains == ["retail"] and not smoke

@@ -1,6 +1,6 @@
 """tau2-rollout's AEnvironment environment module (served by `python -m aenv.main`).
 
-Registers, on aenv's MCP server, the functions of `rollout.env_server.Tau2EnvServer` (this
+Registers, on aenv's MCP server, the functions of `rollout.env.aenv.state.Tau2EnvServer` (this
 project's reset/step protocol and the upstream tau2-env functions), the reward at
 /task/reward, and — when TAU2_DOMAIN is set — one MCP tool per tau2 tool of that domain
 with tau2's real parameter names and types. The logic lives in the installed `rollout`
