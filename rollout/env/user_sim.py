@@ -73,8 +73,8 @@ class UserSimulator:
         empty_retries: int = 3,
     ):
         system_prompt, tools = user_view(domain, task.id)
-        self.state = UserState(system_messages=[SystemMessage(role="system", content=system_prompt)], messages=[])
-        self._chat = to_chat_messages(self.state.system_messages)  # the request's messages, kept in step
+        # the request's messages, kept in step with the conversation (tau2's UserState, role-flipped)
+        self._chat = to_chat_messages([SystemMessage(role="system", content=system_prompt)])
         self._add([m for m in history if is_valid_user_history_message(m)])
         self._tools = list(tools) if tools else None
         self._recorder = recorder
@@ -109,8 +109,7 @@ class UserSimulator:
             self._add(tool_results)
 
     def _add(self, messages: list[Message]) -> None:
-        """Append to the user's state and to the request messages (tau2's role flip, per message)."""
-        self.state.messages.extend(messages)
+        """Append to the request messages (tau2's role flip, per message)."""
         self._chat.extend(to_chat_messages(UserState(system_messages=[], messages=list(messages)).flip_roles()))
 
     async def _generate(self) -> tuple[Optional[str], list[RawToolCall]]:
