@@ -1,20 +1,22 @@
 """TAU2 domains: tasks, splits, policies, tool schemas and DB templates, loaded once per process.
 
-`load_domain(name)` reads a domain's task file and database once (cached for the life of
-the process; the cached objects are never mutated) and hands each episode a fresh
+`load_domain(name)` reads a domain's task file, database and policy once (cached for the
+life of the process; the cached objects are never mutated) and hands each episode a fresh
 environment whose databases are private copy-on-write copies of the templates (see
-cow_db.py). It also registers that environment constructor in tau2's registry under
+cow_db.py). Building one reads no file: it is tau2's own environment (same class, policy
+and toolkits, `sync_tools` run) over the copies. It also registers that environment constructor in tau2's registry under
 `rollout/<name>`, so tau2's own evaluator builds its environments the same fast way.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from rollout.env.cow_db import cow_copy, fast_db_hash, template_json
+from rollout.env.cow_db import TemplateJson, cow_copy, fast_db_hash, template_json
 from rollout.failures import InvalidInput
 
 DOMAINS = ("airline", "retail", "telecom", "mock")
@@ -30,7 +32,7 @@ class DomainAssets:
     splits: dict[str, list[str]]  # split name -> task ids
     supports_solo: bool
     evaluation_domain: str  # the name tau2's evaluator builds this domain's environments by
-    _env_constructor: Any = field(repr=False)
+    _templates: dict[bool, Any] = field(repr=False)  # solo -> tau2's own environment, built once
     _db: Any = field(repr=False)
     _user_db: Any = field(repr=False)
     _db_json: Any = field(repr=False)
@@ -59,13 +61,14 @@ class DomainAssets:
 
     def new_environment(self, solo: bool = False):
         """A fresh tau2 Environment over private (copy-on-write) copies of the domain's databases."""
-        kwargs = {"db": cow_copy(self._db), "solo_mode": solo}
-        if self._user_db is not None:
-            kwargs["user_db"] = cow_copy(self._user_db)
-        env = self._env_constructor(**kwargs)
+        template = self._templates[solo]
+        env = copy.copy(template)  # domain name, policy and solo flag are shared strings
+        env.tools = type(template.tools)(cow_copy(self._db, frozenset(self._db_json.tables)))
         _use_fast_hash(env.tools, self._db_json)
-        if env.user_tools is not None:
+        if template.user_tools is not None:
+            env.user_tools = type(template.user_tools)(cow_copy(self._user_db, frozenset(self._user_db_json.tables)))
             _use_fast_hash(env.user_tools, self._user_db_json)
+        env.sync_tools()  # what tau2's Environment.__init__ does after setting the toolkits
         return env
 
     def check_solo(self, task) -> None:
@@ -112,22 +115,22 @@ def _load_domain(name: str) -> DomainAssets:
         splits[DEFAULT_SPLIT] = [t.id for t in tasks]
     env = constructor()
     user_db = env.user_tools.db if env.user_tools is not None else None
+    templates = {False: env}
     try:
-        constructor(solo_mode=True)
-        supports_solo = True
+        templates[True] = constructor(solo_mode=True)
     except ValueError:
-        supports_solo = False
+        pass
     assets = DomainAssets(
         name=name,
         tasks={t.id: t for t in tasks},
         splits=splits,
-        supports_solo=supports_solo,
+        supports_solo=True in templates,
         evaluation_domain=f"rollout/{name}",
-        _env_constructor=constructor,
+        _templates=templates,
         _db=env.tools.db,
         _user_db=user_db,
         _db_json=template_json(env.tools.db),
-        _user_db_json=template_json(user_db) if user_db is not None else {},
+        _user_db_json=template_json(user_db) if user_db is not None else TemplateJson({}),
     )
     # tau2's evaluate_simulation builds its two environments through the registry: register
     # ours (same environments, copy-on-write over the warm templates) under a name of our own.
