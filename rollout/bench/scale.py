@@ -14,7 +14,7 @@ Every sweep runs in a fresh driver process, so its peak RSS is the driver's own:
   and read the log and knows nothing is left to run (after imports: Python's start and
   importing tau2 and Ray are not counted); `resume_total_s`: that rerun to its end
   (it rewrites summary, exports and report); `resume_peak_mib`: that process's peak RSS;
-- `summary_s` / `report_s`: `summarize(read_records(dir))` and `write_report([dir])` alone.
+- `summary_s` / `report_s`: `summarize(iter_records(dir))` and `write_report([dir])` alone.
 
 `ratios` are each per-episode figure at the largest size over the smallest (memory: the
 absolute peak): 1.0 means linear cost (flat per episode); more means worse than linear.
@@ -128,7 +128,7 @@ def _run(a) -> dict:
 
 def _resume(a) -> dict:
     from rollout.sweep.metrics import summarize
-    from rollout.sweep.records import read_records
+    from rollout.sweep.records import iter_records
     from rollout.sweep.report import write_report
     from rollout.sweep.run import run_sweep
 
@@ -140,7 +140,7 @@ def _resume(a) -> dict:
     assert summary["run"]["episodes_run"] == 0, "".join(stamp.lines)
     peak = peak_rss_mib()
     start = time.perf_counter()
-    summarize(read_records(a.out_dir), num_samples=cfg.num_samples)
+    summarize(iter_records(a.out_dir), num_samples=cfg.num_samples)
     summary_s = time.perf_counter() - start
     start = time.perf_counter()
     write_report([Path(a.out_dir)])

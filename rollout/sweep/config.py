@@ -53,6 +53,7 @@ class SweepConfig(RolloutConfig):
     num_samples: int = 1
     seed: int = 300
     output_dir: Optional[str] = None
+    transcripts: bool = True  # false: episodes.jsonl leaves messages out (no tau2 Results export)
     progress: bool = True
     ray: RayConfig = field(default_factory=RayConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)

@@ -5,13 +5,16 @@ implementations), so `export_sweep(output_dir)` writes one file per (domain, mod
 `tau2_results_<domain>[_solo].json`, and also `tau2_results.json` when there is only one.
 Scored episodes become tau2 SimulationRuns (messages, reward_info, termination, trial =
 sample, seed); episodes that failed for an infrastructure reason have no trajectory and
-are left out (they are in episodes.jsonl with their failure class).
+are left out (they are in episodes.jsonl with their failure class). The records are
+streamed once: simulations are spooled to a part file per group, so memory stays flat.
+A sweep run with `transcripts=false` has no messages to export and writes no Results file.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
-from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
@@ -22,34 +25,38 @@ from rollout.sweep.records import SweepRecord
 RESULTS_FILE = "tau2_results.json"
 
 
-def to_tau2_results(records: list[SweepRecord], *, domain: str, solo: bool, config: Optional[dict] = None):
-    """tau2 `Results` for the scored records of one domain and mode."""
-    from tau2.data_model.simulation import AgentInfo, Info, Results, SimulationRun, UserInfo
+def simulation_of(r: SweepRecord):
+    """A scored record as tau2's SimulationRun."""
+    from tau2.data_model.simulation import SimulationRun
+
+    messages = r.messages
+    return SimulationRun(
+        id=f"{r.domain}/{r.task_id}/{r.sample}",
+        task_id=r.task_id,
+        start_time=messages[0].get("timestamp") or "" if messages else "",
+        end_time=messages[-1].get("timestamp") or "" if messages else "",
+        duration=float(r.durations.get("total_s", 0.0)),
+        termination_reason=r.termination,
+        reward_info=r.reward_info,
+        messages=messages,
+        trial=r.sample,
+        seed=r.seed,
+    )
+
+
+def results_header(*, domain: str, solo: bool, task_ids: Iterable[str], num_trials: int,
+                   config: Optional[dict] = None):
+    """tau2 `Results` of one domain and mode with its info and tasks, and no simulations yet."""
+    from tau2.data_model.simulation import AgentInfo, Info, Results, UserInfo
     from tau2.user.user_simulator import get_global_user_sim_guidelines
 
     assets = load_domain(domain)
     config = config or {}
     env = assets.new_environment(solo)
-    sims, task_ids = [], []
-    for r in records:
-        messages = r.messages
-        sims.append(SimulationRun(
-            id=f"{domain}/{r.task_id}/{r.sample}",
-            task_id=r.task_id,
-            start_time=messages[0].get("timestamp") or "" if messages else "",
-            end_time=messages[-1].get("timestamp") or "" if messages else "",
-            duration=float(r.durations.get("total_s", 0.0)),
-            termination_reason=r.termination,
-            reward_info=r.reward_info,
-            messages=messages,
-            trial=r.sample,
-            seed=r.seed,
-        ))
-        task_ids.append(r.task_id)
     llm, user = config.get("llm", {}), config.get("user_llm", {})
     info = Info(
         git_commit=_git_commit(),
-        num_trials=int(config.get("num_samples") or max((s.trial or 0) + 1 for s in sims) if sims else 1),
+        num_trials=int(config.get("num_samples") or num_trials),
         max_steps=int(config.get("episode", {}).get("max_steps", 200)),
         max_errors=int(config.get("episode", {}).get("max_errors", 10)),
         user_info=UserInfo(implementation="dummy_user" if solo else "user_simulator", llm=user.get("model"),
@@ -60,25 +67,66 @@ def to_tau2_results(records: list[SweepRecord], *, domain: str, solo: bool, conf
         environment_info=env.get_info(),
         seed=config.get("seed"),
     )
-    tasks = [assets.task(t) for t in dict.fromkeys(task_ids)]
-    return Results(info=info, tasks=tasks, simulations=sims)
+    return Results(info=info, tasks=[assets.task(t) for t in dict.fromkeys(task_ids)], simulations=[])
+
+
+class _GroupWriter:
+    """Simulations of one (domain, mode), spooled to a part file as they stream by."""
+
+    def __init__(self, path: Path):
+        self.path, self.part = path, path.with_name(f".{path.name}.part")
+        self.fh = open(self.part, "w", encoding="utf-8")
+        self.task_ids: dict[str, None] = {}
+        self.trials, self.count = 1, 0
+
+    def add(self, r: SweepRecord) -> None:
+        self.fh.write((",\n" if self.count else "") + simulation_of(r).model_dump_json(indent=4))
+        self.task_ids[r.task_id] = None
+        self.trials, self.count = max(self.trials, r.sample + 1), self.count + 1
+
+    def finish(self, domain: str, solo: bool, config: Optional[dict]) -> None:
+        """Write the Results file: tau2's own header, then the spooled simulations."""
+        self.fh.close()
+        head = results_header(domain=domain, solo=solo, task_ids=self.task_ids, num_trials=self.trials,
+                              config=config).model_dump_json(indent=4)
+        tail = '"simulations": []\n}'
+        if not head.endswith(tail):
+            raise RuntimeError(f"unexpected tau2 Results layout (ends with {head[-40:]!r})")
+        with open(self.path, "w", encoding="utf-8") as out, open(self.part, encoding="utf-8") as part:
+            out.write(head[: -len(tail)] + '"simulations": [\n')
+            shutil.copyfileobj(part, out)
+            out.write("\n]\n}")
+        self.part.unlink()
 
 
 def export_sweep(output_dir: str | Path, records: Iterable[SweepRecord], config: Optional[dict] = None) -> list[Path]:
-    """Write the tau2 Results files of a sweep (see module doc); returns their paths."""
+    """Write the tau2 Results files of a sweep (see module doc), streaming `records` once;
+    returns their paths."""
     output_dir = Path(output_dir)
-    groups: dict[tuple[str, bool], list[SweepRecord]] = defaultdict(list)
-    for r in records:
-        if r.ok and r.messages:
-            groups[(r.domain, r.solo)].append(r)
-    paths = []
-    for (domain, solo), recs in sorted(groups.items()):
-        path = output_dir / f"tau2_results_{domain}{'_solo' if solo else ''}.json"
-        to_tau2_results(recs, domain=domain, solo=solo, config=config).save(path)
-        paths.append(path)
-    if len(paths) == 1:
-        (output_dir / RESULTS_FILE).write_text(paths[0].read_text())
-        paths.append(output_dir / RESULTS_FILE)
+    groups: dict[tuple[str, bool], _GroupWriter] = {}
+    try:
+        for r in records:
+            if r.ok and r.messages:
+                key = (r.domain, r.solo)
+                if key not in groups:
+                    groups[key] = _GroupWriter(output_dir / f"tau2_results_{r.domain}{'_solo' if r.solo else ''}.json")
+                groups[key].add(r)
+        paths = []
+        for (domain, solo), writer in sorted(groups.items()):
+            writer.finish(domain, solo, config)
+            paths.append(writer.path)
+    finally:
+        for writer in groups.values():
+            writer.fh.close()
+            writer.part.unlink(missing_ok=True)
+    if len(paths) == 1:  # the one file under tau2's default name too (a hard link: no second copy)
+        alias = output_dir / RESULTS_FILE
+        alias.unlink(missing_ok=True)
+        try:
+            os.link(paths[0], alias)
+        except OSError:
+            shutil.copyfile(paths[0], alias)
+        paths.append(alias)
     return paths
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from typing import NamedTuple, Optional
 
 from tau2.metrics.agent_metrics import is_successful, pass_hat_k
 
@@ -27,12 +28,20 @@ def summarize(records: Iterable[SweepRecord], *, num_samples: int) -> dict:
     pass^k (k = 1..num_samples) is tau2's: per task C(successes, k) / C(n, k) over its n
     samples, averaged over the tasks with n >= k.
     """
-    by_domain: dict[str, list[SweepRecord]] = defaultdict(list)
-    for r in records:
-        by_domain[r.domain].append(r)
+    by_domain: dict[str, list[_Outcome]] = defaultdict(list)
+    for r in records:  # streamed: only the outcome of each record is kept
+        by_domain[r.domain].append(_Outcome((r.domain, r.task_id), r.ok, float(r.reward) if r.ok else 0.0,
+                                            r.failure_class))
     domains = {d: _group(rs, num_samples) for d, rs in sorted(by_domain.items())}
     every = [r for rs in by_domain.values() for r in rs]
     return {"domains": domains, "all": _group(every, num_samples)}
+
+
+class _Outcome(NamedTuple):
+    task: tuple[str, str]
+    ok: bool
+    reward: float
+    failure_class: Optional[str]
 
 
 def _mean_stderr(values: list[float]) -> tuple[float | None, float | None]:
@@ -52,14 +61,13 @@ def _pass_k(rewards_by_task: dict[tuple, list[float]], num_samples: int) -> dict
     return out
 
 
-def _group(records: list[SweepRecord], num_samples: int) -> dict:
+def _group(records: list[_Outcome], num_samples: int) -> dict:
     scored: dict[tuple, list[float]] = defaultdict(list)
     as_tau2: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
-        task = (r.domain, r.task_id)
         if r.ok:
-            scored[task].append(float(r.reward))
-        as_tau2[task].append(float(r.reward) if r.ok else 0.0)
+            scored[r.task].append(r.reward)
+        as_tau2[r.task].append(r.reward)
     rewards = [x for v in scored.values() for x in v]
     mean, stderr = _mean_stderr(rewards)
     mean0, stderr0 = _mean_stderr([x for v in as_tau2.values() for x in v])

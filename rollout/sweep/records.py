@@ -13,7 +13,9 @@ JSON object per line with the field names users rely on:
 failed). A rerun on the same directory reads the completed keys and skips them; a line
 cut short by a killed writer is dropped on open; a complete line that is not a valid
 record (bad JSON, no key) is skipped and counted in `corrupt_lines`, never fatal. One
-writer at a time: a second sweep on the same directory is refused.
+writer at a time: a second sweep on the same directory is refused. Readers stream the
+file one line at a time (`iter_records`, `EpisodeStore.records`), so a sweep of any size
+is summarised and resumed in constant memory besides its keys.
 """
 
 from __future__ import annotations
@@ -100,43 +102,64 @@ class SweepRecord(EpisodeResult):
                              failure=Failure(failure_class, message))
 
 
-def parse_lines(text: str) -> tuple[list[SweepRecord], int]:
-    """(records, number of complete lines that are not valid records) of an episodes.jsonl text.
+class LogScan:
+    """One pass over an episodes.jsonl, line by line (memory: one line at a time).
 
-    A last line without its newline (cut short by a killed writer) is neither."""
-    lines = text.split("\n")
-    lines.pop()  # "" after the last newline, or a partial tail
-    records, corrupt = [], 0
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            records.append(SweepRecord.from_json(json.loads(line)))
-        except ValueError:
-            corrupt += 1
-    return records, corrupt
+    Iterating yields the valid records, oldest first; afterwards `corrupt` is the number of
+    complete lines that were not valid records. A last line without its newline (cut short
+    by a killed writer) is neither. `keys_only=True` parses only each line's key."""
+
+    def __init__(self, path: Path, keys_only: bool = False):
+        self.path, self.keys_only, self.corrupt = path, keys_only, 0
+
+    def __iter__(self) -> Iterator[Any]:
+        if not self.path.is_file():
+            return
+        with open(self.path, "rb") as f:
+            for line in f:
+                if not line.endswith(b"\n"):
+                    return  # a partial tail
+                if not line.strip():
+                    continue
+                try:
+                    d = json.loads(line)
+                    yield _key_of(d) if self.keys_only else SweepRecord.from_json(d)
+                except ValueError:
+                    self.corrupt += 1
 
 
-def read_records(output_dir: str | os.PathLike) -> list[SweepRecord]:
-    """Every valid record of a sweep's episodes.jsonl, without taking the writer's lock."""
+def _key_of(d: Any) -> Key:
+    try:
+        SweepRecord.from_json({**d, "messages": None, "reward_info": None})  # validates the record
+        k = d["key"]
+        return (str(k["domain"]), str(k["task_id"]), int(k["sample"]))
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"not an episode record: {e}") from None
+
+
+def iter_records(output_dir: str | os.PathLike) -> Iterator[SweepRecord]:
+    """Every valid record of a sweep's episodes.jsonl, streamed, without taking the writer's
+    lock. Raises InvalidInput if the directory has no log."""
     path = Path(output_dir) / EPISODES_FILE
     if not path.exists():
         raise InvalidInput(f"no {EPISODES_FILE} in {output_dir}")
-    return parse_lines(path.read_text(encoding="utf-8"))[0]
+    return iter(LogScan(path))
+
+
+def read_records(output_dir: str | os.PathLike) -> list[SweepRecord]:
+    """`iter_records` as a list (for small sweeps and tests)."""
+    return list(iter_records(output_dir))
 
 
 def peek_completed(output_dir: str | os.PathLike) -> set[Key]:
     """The keys already in a sweep's log, read-only (empty if there is none yet)."""
-    path = Path(output_dir) / EPISODES_FILE
-    if not path.is_file():
-        return set()
-    return {r.key for r in parse_lines(path.read_text(encoding="utf-8"))[0]}
+    return set(LogScan(Path(output_dir) / EPISODES_FILE, keys_only=True))
 
 
 class EpisodeStore:
     """Append-only episode log of one output directory (see module doc)."""
 
-    def __init__(self, output_dir: str | os.PathLike):
+    def __init__(self, output_dir: str | os.PathLike, transcripts: bool = True):
         self.dir = Path(output_dir)
         if self.dir.exists() and not self.dir.is_dir():
             raise InvalidInput(f"output_dir='{output_dir}' is a file; valid: a directory (new or a sweep's, to resume)")
@@ -148,35 +171,51 @@ class EpisodeStore:
             self._lock.close()
             raise InvalidInput(f"another sweep is writing to {self.dir}; use another output_dir") from None
         self.path = self.dir / EPISODES_FILE
+        self.transcripts = transcripts
         self._drop_partial_tail()
-        self.corrupt_lines = self._scan()[1]
+        scan = LogScan(self.path, keys_only=True)
+        self._done = set(scan)
+        self.corrupt_lines = scan.corrupt
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def _drop_partial_tail(self) -> None:
-        if not self.path.exists():
+        if not self.path.exists() or not self.path.stat().st_size:
             return
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            with open(self.path, "r+b") as f:
-                f.truncate(data.rfind(b"\n") + 1)
-
-    def _scan(self) -> tuple[list[SweepRecord], int]:
-        if not self.path.exists():
-            return [], 0
-        return parse_lines(self.path.read_text(encoding="utf-8"))
+        with open(self.path, "r+b") as f:  # find the last newline from the end, in blocks
+            end = f.seek(0, os.SEEK_END)
+            f.seek(end - 1)
+            if f.read(1) == b"\n":
+                return
+            pos = end
+            while pos > 0:
+                step = min(1 << 16, pos)
+                f.seek(pos - step)
+                block = f.read(step)
+                cut = block.rfind(b"\n")
+                if cut >= 0:
+                    f.truncate(pos - step + cut + 1)
+                    return
+                pos -= step
+            f.truncate(0)
 
     def records(self) -> Iterator[SweepRecord]:
-        """Every valid record, oldest first (corrupt lines skipped)."""
+        """Every valid record, oldest first (corrupt lines skipped), streamed from the file."""
         self._fh.flush()
-        yield from self._scan()[0]
+        return iter(LogScan(self.path))
 
     def completed_keys(self) -> set[Key]:
-        return {r.key for r in self.records()}
+        """Keys of the valid records in the log (read on open, kept up to date by `append`)."""
+        return set(self._done)
 
     def append(self, record: SweepRecord) -> None:
-        """Write one record and flush it to the OS (survives the writer being killed)."""
-        self._fh.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+        """Write one record and flush it to the OS (survives the writer being killed). With
+        `transcripts=False` the record's messages are left out of the line."""
+        d = record.to_json()
+        if not self.transcripts:
+            d["messages"] = []
+        self._fh.write(json.dumps(d, ensure_ascii=False) + "\n")
         self._fh.flush()
+        self._done.add(record.key)
 
     def close(self) -> None:
         self._fh.close()

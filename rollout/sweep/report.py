@@ -15,16 +15,35 @@ import html
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from rollout.sweep.metrics import summarize, table_rows
-from rollout.sweep.records import read_records
+from rollout.sweep.records import iter_records
 
 PLOTS = ("mean_reward", "pass_hat_k", "task_success", "failures", "durations", "tokens")
 
 
+class _Row(NamedTuple):
+    """What the report reads of one record (records are streamed; transcripts are not kept)."""
+
+    domain: str
+    task_id: str
+    sample: int
+    ok: bool
+    reward: Optional[float]
+    failure_class: Optional[str]
+    duration_s: Optional[float]
+    agent_tokens: int
+
+
+def _row(r) -> _Row:
+    agent = r.usage.get("agent", {})
+    return _Row(r.domain, r.task_id, r.sample, r.ok, r.reward, r.failure_class, r.durations.get("total_s"),
+                sum(agent.get(k, 0) for k in ("input_tokens", "output_tokens")))
+
+
 def load_run(output_dir: Path) -> dict:
-    records = read_records(output_dir)
+    records = [_row(r) for r in iter_records(output_dir)]
     samples = max((r.sample for r in records), default=0) + 1
     return {"name": output_dir.name or str(output_dir), "dir": output_dir, "records": records,
             "summary": summarize(records, num_samples=samples)}
@@ -117,9 +136,8 @@ def _plots(runs: list[dict], out: Path) -> dict[str, Path]:
     save("failures", fig)
 
     for name, label, value in (
-        ("durations", "episode duration (s)", lambda r: r.durations.get("total_s")),
-        ("tokens", "agent tokens per episode (input + output)",
-         lambda r: sum(r.usage.get("agent", {}).get(k, 0) for k in ("input_tokens", "output_tokens"))),
+        ("durations", "episode duration (s)", lambda r: r.duration_s),
+        ("tokens", "agent tokens per episode (input + output)", lambda r: r.agent_tokens),
     ):
         fig, ax = plt.subplots(figsize=(7, 3.6))
         for i, run in enumerate(runs):

@@ -36,7 +36,7 @@ from rollout.sweep.exports import export_sweep
 from rollout.sweep.metrics import format_table, summarize
 from rollout.sweep.plan import key_of, plan_episodes
 from rollout.sweep.progress import Progress
-from rollout.sweep.records import EpisodeStore, peek_completed
+from rollout.sweep.records import EpisodeStore, iter_records, peek_completed
 from rollout.sweep.report import write_report
 
 SMOKE_MAX_TASKS = 3
@@ -84,7 +84,7 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=sys.
     if smoke:
         print(f"smoke sweep: no llm.base_url set -> built-in scripted {cfg.llm.scripted} model, "
               f"first {cfg.max_tasks} tasks per domain (set llm.base_url=... for a real sweep)", file=out)
-    with _RaySession(cfg, needed=bool(pending)) as session, EpisodeStore(output) as store:
+    with _RaySession(cfg, needed=bool(pending)) as session, EpisodeStore(output, transcripts=cfg.transcripts) as store:
         if store.corrupt_lines:
             print(f"warning: skipped {store.corrupt_lines} corrupt line(s) in {store.path} (not a JSON episode "
                   f"record); their episodes are run again", file=out)
@@ -98,17 +98,20 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=sys.
         if todo:
             written, episodes_s = session.run(store, todo, len(specs), on_record)
         wall = time.monotonic() - started
-        planned = {key_of(s) for s in specs}
-        records = [r for r in store.records() if r.key in planned]
-    summary = summarize(records, num_samples=cfg.num_samples)
+    planned = {key_of(s) for s in specs}
+
+    def finished():  # the planned episodes' records, streamed from the log (constant memory)
+        return (r for r in iter_records(output) if r.key in planned)
+
+    summary = summarize(finished(), num_samples=cfg.num_samples)
     summary["run"] = {"episodes_planned": len(specs), "episodes_run": written, "wall_s": round(wall, 3),
                       "episodes_s": round(episodes_s, 3) if episodes_s else None,
                       "episodes_per_s": round(written / episodes_s, 4) if written and episodes_s else None,
                       "corrupt_lines_skipped": store.corrupt_lines}
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_table(summary, episodes_per_s=summary["run"]["episodes_per_s"]), file=out)
-    exported = export_sweep(output, records, to_dict(cfg))
-    page = write_report([output]) if records else None
+    exported = export_sweep(output, finished(), to_dict(cfg))
+    page = write_report([output]) if summary["all"]["episodes"] else None
     print(f"results: {output}/episodes.jsonl, summary.json, {', '.join(p.name for p in exported)}"
           + (f", report/{page.name}" if page else ""), file=out, flush=True)
     return summary

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from rollout.sweep.records import SweepRecord, read_records
+from rollout.sweep.records import SweepRecord, iter_records
 
 
 def to_chat(record: SweepRecord) -> dict:
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     from rollout.failures import InvalidInput
 
     try:
-        records = read_records(args.output_dir)
+        records = iter_records(args.output_dir)
     except InvalidInput as e:
         print(f"error: {e.failure.message}", file=sys.stderr)
         return 2

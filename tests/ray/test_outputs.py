@@ -38,6 +38,13 @@ def test_sweep_writes_tau2_results_that_tau2_rescores_identically(noop_sweep, tm
             for r in map(json.loads, (noop_sweep / "episodes.jsonl").read_text().splitlines())}
     assert sorted(set(ours.values())) == [0.0, 1.0]  # mixed rewards: the check can fail
     assert (noop_sweep / "tau2_results.json").exists() and (noop_sweep / "tau2_results_airline.json").exists()
+    assert os.path.samefile(noop_sweep / "tau2_results.json", noop_sweep / "tau2_results_airline.json")  # one copy
+    from tau2.data_model.simulation import Results
+
+    loaded = Results.load(noop_sweep / "tau2_results.json")  # the streamed file is tau2's model
+    assert sorted(t.id for t in loaded.tasks) == AIRLINE_FIRST and loaded.info.num_trials == 2
+    assert sorted((s.task_id, s.trial) for s in loaded.simulations) == sorted(ours)
+    assert not list(noop_sweep.glob(".*.part"))
     p = tau2_cli("evaluate-trajs", str(noop_sweep / "tau2_results.json"), "-o", str(tmp_path))
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     rescored = json.loads((tmp_path / "updated_tau2_results.json").read_text())

@@ -7,7 +7,7 @@ import pytest
 from rollout.failures import Failure, FailureClass
 from rollout.results import EpisodeResult
 from rollout.sweep.metrics import format_table, summarize
-from rollout.sweep.records import EPISODES_FILE, EpisodeStore, SweepRecord, read_records
+from rollout.sweep.records import EPISODES_FILE, EpisodeStore, SweepRecord, iter_records, peek_completed, read_records
 
 
 def ok(task, sample=0, reward=1.0, domain="airline"):
@@ -45,6 +45,32 @@ def test_corrupt_complete_lines_are_skipped_and_counted(tmp_path):
         assert store.corrupt_lines == 2
         assert store.completed_keys() == {("airline", "1", 0), ("airline", "2", 0)}
     assert len(read_records(tmp_path)) == 2
+
+
+def test_log_is_streamed_a_partial_tail_is_dropped_and_keys_follow_appends(tmp_path):
+    lines = [json.dumps(ok(str(i)).to_json()) for i in range(50)]
+    (tmp_path / EPISODES_FILE).write_text("\n".join(lines) + "\n" + lines[0][:-9])  # killed mid-line
+    assert peek_completed(tmp_path) == {("airline", str(i), 0) for i in range(50)}
+    records = iter_records(tmp_path)
+    assert not isinstance(records, list) and next(records).task_id == "0"  # a stream, not a list
+    with EpisodeStore(tmp_path) as store:
+        assert store.corrupt_lines == 0 and len(store.completed_keys()) == 50
+        store.append(ok("new"))
+        assert ("airline", "new", 0) in store.completed_keys()
+        assert [r.task_id for r in store.records()][-2:] == ["49", "new"]
+    assert (tmp_path / EPISODES_FILE).read_text().endswith("\n")  # the cut line is gone, the new one whole
+
+
+def test_transcripts_false_leaves_messages_out_of_the_log(tmp_path):
+    rec = SweepRecord("mock", "1", 0, reward=1.0, messages=[{"role": "user", "content": "hi"}],
+                      reward_info={"reward": 1.0})
+    with EpisodeStore(tmp_path / "without", transcripts=False) as store:
+        store.append(rec)
+    with EpisodeStore(tmp_path / "with") as store:
+        store.append(rec)
+    without, with_ = read_records(tmp_path / "without")[0], read_records(tmp_path / "with")[0]
+    assert without.messages == [] and with_.messages == rec.messages
+    assert without.reward == 1.0 and without.reward_info == {"reward": 1.0}
 
 
 def test_summary_counts_failed_episodes_as_tau2_does():
