@@ -16,7 +16,8 @@ PIP="$VENV/bin/pip"
 "$PIP" install -q --no-deps areal==1.0.4
 # 3. The runtime deps AReaL's import chain needs (found by importing until nothing was missing).
 #    With their own deps: transformers (tokenizers, hf-hub, safetensors), datasets (pyarrow, dill...).
-"$PIP" install -q "transformers>=5.0.0,<=5.3.0" "datasets>=3.0.0" omegaconf==2.4.0.dev2 hydra-core==1.4.0.dev1
+"$PIP" install -q "transformers>=5.0.0,<=5.3.0" "datasets>=3.0.0" omegaconf==2.4.0.dev2 hydra-core==1.4.0.dev1 boto3
+#    (boto3: swanlab 0.6.12 imports it at import time, via areal.utils.stats_logger <- PPOTrainer.)
 #    Without deps (their deps are either already there or not needed to import):
 "$PIP" install -q --no-deps \
   torchdata lark "uvloop>=0.21.0" \
