@@ -38,20 +38,24 @@ def strip_provider_prefix(model: str) -> str:
 
 
 @functools.cache
-def _user_tools(domain: str) -> Optional[tuple]:
-    """tau2's user tools of a domain (None: its users have none), built once per process."""
+def _user_tools(domain: str) -> tuple[Optional[tuple], Optional[tuple[dict, ...]]]:
+    """tau2's user tools of a domain and their schemas (None: its users have none), built once
+    per process (a schema is a pydantic JSON-schema generation: ~1 ms per tool)."""
     env = load_domain(domain).new_environment(False)
-    return tuple(env.get_user_tools()) if env.user_tools is not None else None
+    if env.user_tools is None:
+        return None, None
+    tools = tuple(env.get_user_tools())
+    return tools, tuple(t.openai_schema for t in tools)
 
 
 @functools.lru_cache(maxsize=4096)
 def user_view(domain: str, task_id: str) -> tuple[str, Optional[tuple[dict, ...]]]:
     """The user simulator's system prompt for a task, as `tau2 run` builds it
     (`UserSimulator(instructions=str(task.user_scenario))`), and its tool schemas (cached)."""
-    tools = _user_tools(domain)
+    tools, schemas = _user_tools(domain)
     task = load_domain(domain).task(task_id)
     prompt = Tau2UserSimulator(tools=list(tools) if tools else None, instructions=str(task.user_scenario)).system_prompt
-    return prompt, tuple(t.openai_schema for t in tools) if tools else None
+    return prompt, schemas
 
 
 class UserSimulator:
