@@ -14,7 +14,8 @@ Every sweep runs in a fresh driver process, so its peak RSS is the driver's own:
   and read the log and knows nothing is left to run (after imports: Python's start and
   importing tau2 and Ray are not counted); `resume_total_s`: that rerun to its end
   (it rewrites summary, exports and report); `resume_peak_mib`: that process's peak RSS;
-- `summary_s` / `report_s`: `summarize(iter_records(dir))` and `write_report([dir])` alone.
+- `summary_s` / `report_s`: `summarize(iter_records(dir))` and `write_report([dir])` alone;
+- `no_transcripts`: bytes per episode of the smallest sweep run again with `transcripts=false`.
 
 `ratios` are each per-episode figure at the largest size over the smallest (memory: the
 absolute peak): 1.0 means linear cost (flat per episode); more means worse than linear.
@@ -52,6 +53,13 @@ def bench_p6(sizes=DEFAULT_SIZES, domain: str = "airline", tasks: int = 50, work
             out["sizes"][str(size)] = _per_episode(run)
             print(f"P6 {size}: {json.dumps(out['sizes'][str(size)])}", flush=True)
             shutil.rmtree(out_dir, ignore_errors=True)
+        # the smallest size again with transcripts=false: what leaving the messages out saves
+        out_dir = Path(tmp) / "sweep-no-transcripts"
+        run = _child("run", ["--url", server.url, "--domain", domain, "--tasks", str(tasks), "--workers", str(workers),
+                             "--size", str(sizes[0]), "--out-dir", str(out_dir), "--no-transcripts"])
+        out["no_transcripts"] = {"episodes": run["episodes"], "bytes_per_episode": round(run["jsonl_bytes"] / run["episodes"], 1),
+                                 "dir_bytes_per_episode": round(run["dir_bytes"] / run["episodes"], 1)}
+        shutil.rmtree(out_dir, ignore_errors=True)
     first, last = out["sizes"][str(sizes[0])], out["sizes"][str(sizes[-1])]
     out["ratios"] = {k: round(last[k] / first[k], 3) if first.get(k) else None for k in (*PER_EPISODE, *ABSOLUTE)}
     out["ratio_of"] = f"{sizes[-1]} / {sizes[0]} episodes"
@@ -85,7 +93,8 @@ def _sweep_config(a):
     cfg, _ = prepare([f"domains=[{a.domain}]", f"max_tasks={min(a.tasks, a.size)}", f"num_samples={samples}",
                       f"output_dir={a.out_dir}", "progress=false", f"ray.num_workers={a.workers}",
                       f"ray.num_cpus={a.workers}", f"llm.base_url={a.url}", "llm.model=scripted-agent",
-                      f"user_llm.base_url={a.url}", "user_llm.model=scripted-user"])
+                      f"user_llm.base_url={a.url}", "user_llm.model=scripted-user",
+                      f"transcripts={str(not a.no_transcripts).lower()}"])
     return cfg
 
 
@@ -161,6 +170,7 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--size", type=int)
     p.add_argument("--out-dir")
+    p.add_argument("--no-transcripts", action="store_true", help="run mode: the sweep with transcripts=false")
     a = p.parse_args(argv)
     if a.mode == "bench":
         print(json.dumps(bench_p6([int(s) for s in a.sizes.split(",")], a.domain, a.tasks, a.workers), indent=2))

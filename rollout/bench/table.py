@@ -110,6 +110,12 @@ def _p6(d: dict) -> list[list[str]]:
             ratio = "-" if r is None else f"{r:.2g}× " + ("per episode" if "episode" in key else growth)
         rows.append(["P6", (head if i == 0 else "… ") + what, f"{fmt(hi[key])} at {int(sizes[-1]):,}",
                      f"{fmt(lo[key])} at {int(sizes[0]):,}", ratio, f"{goal} ({_met(ok)})"])
+    if "no_transcripts" in d:
+        nt = d["no_transcripts"]
+        rows.append(["P6", "… episodes.jsonl bytes per episode with `transcripts=false`",
+                     f"{nt['bytes_per_episode'] / 1024:.1f} KiB at {nt['episodes']:,}",
+                     f"{lo['bytes_per_episode'] / 1024:.1f} KiB with transcripts",
+                     f"{lo['bytes_per_episode'] / nt['bytes_per_episode']:.2g}× smaller", "practical outputs"])
     return rows
 
 
