@@ -80,7 +80,8 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=sys.
     check_sweep(cfg)
     specs = plan_episodes(cfg)  # InvalidInput before Ray starts
     output = Path(cfg.output_dir)
-    pending = [s for s in specs if key_of(s) not in peek_completed(output)]
+    completed = peek_completed(output)  # one pass over the log (not one per planned episode)
+    pending = [s for s in specs if key_of(s) not in completed]
     if smoke:
         print(f"smoke sweep: no llm.base_url set -> built-in scripted {cfg.llm.scripted} model, "
               f"first {cfg.max_tasks} tasks per domain (set llm.base_url=... for a real sweep)", file=out)

@@ -127,3 +127,29 @@ def test_caps_are_split_exactly_and_bound_the_worker_count():
     assert capped_worker_count(cfg, 2) == 2 and capped_worker_count(cfg, 8) == 5
     assert [worker_config(cfg, i, 2).llm.max_concurrency for i in range(2)] == [3, 2]
     assert worker_config(cfg, 0, 2).user_llm.max_concurrency == 0
+
+
+def test_resume_of_a_complete_log_reads_it_once_and_starts_nothing(tmp_path, monkeypatch):
+    """A rerun on a finished output_dir plans, reads the log once (not once per planned episode:
+    that was quadratic) and writes the summary without starting Ray."""
+    import io
+
+    import rollout.sweep.run as run
+    from rollout.env.domains import load_domain
+
+    ids = load_domain("mock").task_ids()
+    with EpisodeStore(tmp_path) as store:
+        for i in ids:
+            for sample in range(3):
+                store.append(ok(i, sample, domain="mock"))
+    reads = []
+    real = run.peek_completed
+    monkeypatch.setattr(run, "peek_completed", lambda d: reads.append(d) or real(d))
+    monkeypatch.setattr(run, "_init_ray", lambda cfg: pytest.fail("Ray started for a complete sweep"))
+    cfg, _ = run.prepare(["domains=[mock]", "num_samples=3", f"output_dir={tmp_path}", "progress=false",
+                          "llm.base_url=http://127.0.0.1:9/v1", "llm.model=m", "user_llm.base_url=http://127.0.0.1:9/v1",
+                          "user_llm.model=u"])
+    out = io.StringIO()
+    summary = run.run_sweep(cfg, out=out)
+    assert len(reads) == 1 and summary["run"]["episodes_run"] == 0
+    assert summary["all"]["episodes"] == 3 * len(ids) and f"{3 * len(ids)} already in" in out.getvalue()
