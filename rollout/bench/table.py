@@ -115,7 +115,8 @@ def _p6(d: dict) -> list[list[str]]:
         rows.append(["P6", "… episodes.jsonl bytes per episode with `transcripts=false`",
                      f"{nt['bytes_per_episode'] / 1024:.1f} KiB at {nt['episodes']:,}",
                      f"{lo['bytes_per_episode'] / 1024:.1f} KiB with transcripts",
-                     f"{lo['bytes_per_episode'] / nt['bytes_per_episode']:.2g}× smaller", "practical outputs"])
+                     f"{lo['bytes_per_episode'] / nt['bytes_per_episode']:.2g}× smaller",
+                     f"smaller without transcripts ({_met(nt['bytes_per_episode'] < lo['bytes_per_episode'])})"])
     return rows
 
 

@@ -54,9 +54,10 @@ def _mean_stderr(values: list[float]) -> tuple[float | None, float | None]:
 
 
 def _pass_k(rewards_by_task: dict[tuple, list[float]], num_samples: int) -> dict[str, float | None]:
+    counts = [(len(v), sum(is_successful(x) for x in v)) for v in rewards_by_task.values()]  # (trials, successes)
     out = {}
     for k in range(1, num_samples + 1):
-        values = [pass_hat_k(len(v), sum(is_successful(x) for x in v), k) for v in rewards_by_task.values() if len(v) >= k]
+        values = [pass_hat_k(n, c, k) for n, c in counts if n >= k]
         out[str(k)] = sum(values) / len(values) if values else None
     return out
 
