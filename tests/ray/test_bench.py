@@ -34,4 +34,5 @@ def test_bench_quick_writes_its_json(tmp_path):
         assert f"{row}: " in p.stdout  # printed as it goes
     table = subprocess.run([sys.executable, "-m", "rollout.bench.table", str(out)], capture_output=True, text=True,
                            check=True).stdout
-    assert "not measured" not in table and table.count("| P6 |") == 6 and table.count("| P7 |") == 3
+    assert p6["no_transcripts"]["episodes"] == 4 and 0 < p6["no_transcripts"]["bytes_per_episode"] < p6["sizes"]["4"]["bytes_per_episode"]
+    assert "not measured" not in table and table.count("| P6 |") == 7 and table.count("| P7 |") == 3
