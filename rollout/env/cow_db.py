@@ -157,6 +157,7 @@ class TemplateJson:
 
     def __init__(self, tables: dict[str, TableJson]):
         self.tables = tables
+        self.record_fields = frozenset(tables)  # the fields `cow_copy` shares copy-on-write
         self._memo: OrderedDict[bytes, str] = OrderedDict()
         self._lock = threading.Lock()
 

@@ -63,10 +63,10 @@ class DomainAssets:
         """A fresh tau2 Environment over private (copy-on-write) copies of the domain's databases."""
         template = self._templates[solo]
         env = copy.copy(template)  # domain name, policy and solo flag are shared strings
-        env.tools = type(template.tools)(cow_copy(self._db, frozenset(self._db_json.tables)))
+        env.tools = type(template.tools)(cow_copy(self._db, self._db_json.record_fields))
         _use_fast_hash(env.tools, self._db_json)
         if template.user_tools is not None:
-            env.user_tools = type(template.user_tools)(cow_copy(self._user_db, frozenset(self._user_db_json.tables)))
+            env.user_tools = type(template.user_tools)(cow_copy(self._user_db, self._user_db_json.record_fields))
             _use_fast_hash(env.user_tools, self._user_db_json)
         env.sync_tools()  # what tau2's Environment.__init__ does after setting the toolkits
         return env
