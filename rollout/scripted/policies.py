@@ -22,8 +22,8 @@ import re
 from rollout.scripted.gold import ACTION_REQUEST, CLOSING, DONE, GREETING, STOP, GoldAction, follow, next_move, requested_action
 from rollout.scripted.recognize import Recognition, index, opening_ref, scenario_text
 
-__all__ = ["ACTION_REQUEST", "CLOSING", "GREETING", "STOP", "agent_reply", "replay_reply", "text", "tool_call",
-           "user_reply"]
+__all__ = ["ACTION_REQUEST", "CLOSING", "GREETING", "PREAMBLE", "REPLY_STYLES", "STOP", "agent_reply", "replay_reply",
+           "styled", "text", "tool_call", "user_reply"]
 DEVICE_DONE = "I did that on my phone."
 
 
@@ -58,10 +58,34 @@ def _is_solo(body: dict) -> bool:
 
 
 def _message(move: dict, body: dict) -> dict:
-    """A move of a play or script ({"tool", "arguments"} | {"text"}) as an assistant message."""
-    if "tool" in move:
-        return tool_call(_call_id(body.get("messages") or []), _tool_name(move["tool"], body), move.get("arguments", {}))
-    return text(move["text"])
+    """A move of a play or script as an assistant message: {"tool", "arguments"} (one call),
+    {"calls": [{"tool", "arguments"}, ...]} (several in one reply), {"text"} (text only); a
+    move with calls and "text" carries that text beside them ("" included)."""
+    calls = move["calls"] if "calls" in move else [move] if "tool" in move else []
+    if not calls:
+        return text(move["text"])
+    base = _call_id(body.get("messages") or [])
+    message = {"role": "assistant", "content": move.get("text"),
+               "tool_calls": [tool_call(f"{base}_{i}" if len(calls) > 1 else base, _tool_name(c["tool"], body),
+                                        c.get("arguments", {}))["tool_calls"][0] for i, c in enumerate(calls)]}
+    return message
+
+
+REPLY_STYLES = ("plain", "text_with_calls", "empty_content", "mixed")
+PREAMBLE = "Let me take care of that for you."
+
+
+def styled(message: dict, style: str, body: dict) -> dict:
+    """The agent's tool-call reply in a shape real models produce (ScriptedServer.reply_style):
+    plain (as played), text_with_calls (a sentence before the calls), empty_content (`""`
+    beside the calls), mixed (the two alternate, from one tool-call reply to the next). Replies with text of their
+    own, and text-only replies, are left as they are."""
+    if style == "plain" or not message.get("tool_calls") or message.get("content"):
+        return message
+    if style == "mixed":
+        earlier = sum(1 for m in body.get("messages") or [] if m.get("role") == "assistant" and m.get("tool_calls"))
+        style = "text_with_calls" if earlier % 2 == 0 else "empty_content"
+    return {**message, "content": PREAMBLE if style == "text_with_calls" else ""}
 
 
 def agent_reply(policy: str, body: dict, rec: Recognition) -> dict:

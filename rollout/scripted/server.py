@@ -11,14 +11,26 @@ prompts are identical. Run-time switches:
 - `POST /admin/scripts` (`set_script`): a script the agent replays on a task;
 - `POST /admin/expect` (`expect`, `clear_expectations`): tasks the caller runs;
 - `POST /admin/inject` (`inject`): the next answer to one role, verbatim;
+- `POST /admin/style` (`set_reply_style`): the shape of the agent's tool-call replies
+  (text beside the calls, `""` content; see policies.styled);
+- `POST /admin/tokens` (`set_tokens`): token mode's drift mode, and whether to answer as a vLLM
+  older than 0.10.2 (no `prompt_token_ids` / `token_ids`);
 - `GET /admin/stats`: completions by role.
 
+Token mode: a request with `return_token_ids: true` and/or `logprobs: true` is answered as vLLM
+serving a Qwen2.5 model with the hermes tool parser would answer it, over a real tokenizer and
+chat template (chat_tokens.py): prompt and completion token ids, logprobs, usage counted in
+tokens, the message being what the completion's tokens decode and parse to. Other requests are
+answered as before.
+
 With `record=True`, `requests` lists every completion request:
-{"role", "headers", "body", "recognition", "reply"} (the Authorization header left out).
+{"role", "headers", "body", "recognition", "reply", "key_sha256"} (the Authorization header left
+out; `key_sha256` fingerprints its bearer key).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -27,8 +39,9 @@ from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
+from rollout.scripted import chat_tokens
 from rollout.scripted.faults import FAULT_MODES, Faults, duplicate_ids, fixed_ids
-from rollout.scripted.policies import agent_reply, replay_reply, tool_call, user_reply
+from rollout.scripted.policies import REPLY_STYLES, agent_reply, replay_reply, styled, tool_call, user_reply
 from rollout.scripted.recognize import Key, index, recognize
 
 __all__ = ["FAULT_MODES", "Faults", "JsonHandler", "ScriptedServer"]
@@ -38,10 +51,13 @@ class ScriptedServer:
     """The server; use as a context manager or call start()/stop()."""
 
     def __init__(self, agent_policy: str = "oracle", *, host: str = "127.0.0.1", port: int = 0,
-                 faults: Optional[Faults] = None, record: bool = True):
+                 faults: Optional[Faults] = None, record: bool = True, reply_style: str = "plain"):
         if agent_policy not in ("oracle", "noop"):
             raise ValueError(f"unknown scripted policy '{agent_policy}'; valid: oracle, noop")
         self.agent_policy = agent_policy
+        self._lock = threading.Lock()
+        self.reply_style = "plain"
+        self.set_reply_style(reply_style)
         self.faults = faults or Faults()
         self.record = record
         self.requests: list[dict] = []
@@ -49,7 +65,8 @@ class ScriptedServer:
         self.hints: set[Key] = set()
         self.stats = {"agent": 0, "user": 0, "faults": 0}
         self._injected: list[tuple[str, dict]] = []
-        self._lock = threading.Lock()
+        self.token_drift: Optional[str] = None  # token mode: one of chat_tokens.DRIFT_MODES, or None
+        self.old_vllm = False  # token mode: ignore return_token_ids, as vLLM before 0.10.2
         self._httpd = _Server((host, port), _handler_for(self))
         self._thread: Optional[threading.Thread] = None
 
@@ -74,18 +91,38 @@ class ScriptedServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def set_reply_style(self, style: str) -> None:
+        """How the agent's tool-call replies are shaped (policies.styled): plain, text_with_calls,
+        empty_content or mixed."""
+        if style not in REPLY_STYLES:
+            raise ValueError(f"unknown reply style '{style}'; valid: {', '.join(REPLY_STYLES)}")
+        with self._lock:
+            self.reply_style = style
+
+    def set_tokens(self, drift: Optional[str] = None, old_vllm: bool = False) -> None:
+        """Token mode's switches: `drift` (chat_tokens.DRIFT_MODES, None for none) changes how the
+        model writes every reply; `old_vllm` answers without prompt_token_ids / token_ids."""
+        if drift is not None and drift not in chat_tokens.DRIFT_MODES:
+            raise ValueError(f"unknown drift mode '{drift}'; valid: {', '.join(chat_tokens.DRIFT_MODES)}")
+        with self._lock:
+            self.token_drift, self.old_vllm = drift, bool(old_vllm)
+
     def set_faults(self, **kwargs) -> None:
         with self._lock:
             self.faults = Faults(**kwargs)
 
-    def set_script(self, domain: str, task_id: str, actions: list[dict]) -> None:
-        """Make the agent replay `actions` on this task (see policies.replay_reply).
+    def set_script(self, domain: str, task_id: str, actions: Optional[list[dict]]) -> None:
+        """Make the agent replay `actions` on this task (see policies.replay_reply); None removes
+        the task's script (the policy plays it again).
 
         domain = task_id = "" sets the script for every task without a script of its own
         (and for requests whose task is not recognised).
         """
         with self._lock:
-            self.scripts[(domain, str(task_id))] = list(actions)
+            if actions is None:
+                self.scripts.pop((domain, str(task_id)), None)
+            else:
+                self.scripts[(domain, str(task_id))] = list(actions)
 
     def expect(self, domain: str, task_id: str) -> None:
         """Hint that (domain, task_id) is being run: it breaks ties between tasks with identical
@@ -127,7 +164,8 @@ class ScriptedServer:
             script = self.scripts.get(rec.key, self.scripts.get(("", ""))) if role == "agent" else None
         if role == "user":
             return user_reply(body, rec)
-        return replay_reply(script, body) if script is not None else agent_reply(self.agent_policy, body, rec)
+        message = replay_reply(script, body) if script is not None else agent_reply(self.agent_policy, body, rec)
+        return styled(message, self.reply_style, body)
 
     def complete(self, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
         """(HTTP status, JSON body) for one chat-completions request (headers lower-cased)."""
@@ -136,7 +174,7 @@ class ScriptedServer:
         rec = recognize(body, headers, hints)
         role = rec.role
         entry = {"role": role, "headers": {k: v for k, v in headers.items() if k != "authorization"}, "body": body,
-                 "recognition": rec.as_dict(), "reply": None}
+                 "recognition": rec.as_dict(), "reply": None, "key_sha256": _key_fingerprint(headers)}
         if self.record:
             with self._lock:
                 self.requests.append(entry)
@@ -160,6 +198,14 @@ class ScriptedServer:
             message = fixed_ids(message)
         elif mode == "duplicate_ids":
             message = duplicate_ids(message, rec.domain)
+        if chat_tokens.wants_tokens(body):  # vLLM's token protocol (see the module doc)
+            with self._lock:
+                drift, old = self.token_drift, self.old_vllm
+            status, payload = chat_tokens.vllm_response(
+                body, message, response_id=f"chatcmpl-scripted-{self.stats['agent'] + self.stats['user']}",
+                created=int(time.time()), drift=drift, old_server=old)
+            entry["reply"] = payload["choices"][0]["message"] if status == 200 else None
+            return status, payload
         entry["reply"] = message
         finish = "tool_calls" if message.get("tool_calls") else "stop"
         return 200, {
@@ -170,6 +216,12 @@ class ScriptedServer:
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
+
+
+def _key_fingerprint(headers: dict[str, str]) -> Optional[str]:
+    """sha256 of the request's bearer key (the key itself is never recorded)."""
+    key = headers.get("authorization", "").removeprefix("Bearer ")
+    return hashlib.sha256(key.encode()).hexdigest() if key else None
 
 
 class _Server(ThreadingHTTPServer):
@@ -241,6 +293,20 @@ def _handler_for(server: ScriptedServer):
                     server.inject(body.get("role", "any"), body["message"])
                 except (KeyError, ValueError) as e:
                     self._send(400, {"error": {"message": f"{type(e).__name__}: {e}"}})
+                    return
+                self._send(200, {"ok": True})
+            elif self.path == "/admin/tokens":  # {"drift": mode | null, "old_vllm": bool}
+                try:
+                    server.set_tokens(body.get("drift"), body.get("old_vllm", False))
+                except ValueError as e:
+                    self._send(400, {"error": {"message": str(e)}})
+                    return
+                self._send(200, {"ok": True})
+            elif self.path == "/admin/style":  # {"reply_style"}
+                try:
+                    server.set_reply_style(body.get("reply_style", ""))
+                except ValueError as e:
+                    self._send(400, {"error": {"message": str(e)}})
                     return
                 self._send(200, {"ok": True})
             elif self.path == "/admin/faults":
