@@ -1,127 +1,172 @@
-"""OpenAI-compatible clients for the agent and the user simulator, built from config.
+"""Chat-completions clients for the policy and the user simulator, built from config.
 
-`make_client` returns a `RolloutOpenAI`: an `AsyncOpenAI` whose chat completions go over
-this project's lean HTTP path (`rollout.fast_http.JsonHttpClient`: keep-alive connections,
-the JSON body posted as it is, the answer parsed straight into openai's `ChatCompletion`)
-unless the caller supplies its own `http_client` (AReaL does), which is then used as is.
-Everything else (listing models, streaming) is openai's own client.
+A `ChatClient` talks to one OpenAI-compatible endpoint: `complete(body)` POSTs
+`{base_url}/chat/completions` with the JSON body as it is and returns the decoded JSON answer
+as a plain dict (fields a server adds, such as vLLM's `prompt_token_ids`, stay as they came);
+`models()` lists the model ids the server serves. Two transports carry it: this project's
+keep-alive client (`rollout.fast_http.JsonHttpClient`, the default) or an `httpx.AsyncClient`
+the caller supplies (AReaL hands its own), used as is and never closed here. Both retry what
+openai's client retries (connection errors, timeouts, 408/409/429/5xx) and raise
+`EndpointError` otherwise. The API key is the client's default `Authorization`; a request may
+carry its own (`api_key=`), so one client serves callers with different keys (AReaL gives
+each episode a session key) without ever mixing them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Optional
-
-import pydantic
-from openai import AsyncOpenAI
-from openai._base_client import make_request_options
-from openai._models import construct_type
-from openai._types import NotGiven, Omit
-from openai.types.chat import ChatCompletion
+import asyncio
+import importlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 from rollout.config import EndpointConfig, UserLLMConfig, api_key_of
 from rollout.failures import EpisodeFailure, FailureClass, InvalidInput, redact
-from rollout.fast_http import JsonHttpClient
+from rollout.fast_http import EndpointError, JsonHttpClient, backoff_s, retryable_status
 
-PLACEHOLDER_KEY = "EMPTY"  # vLLM / SGLang accept any key; openai refuses to build a client without one
+PLACEHOLDER_KEY = "EMPTY"  # vLLM / SGLang accept any key; some clients refuse to send none
 FALLBACK_MODEL = "default"
+NO_MODELS_ROUTE = {400, 403, 404, 405}  # a server (AReaL's proxy) without GET /models: it ignores the name
 
 
 @dataclass
-class Endpoints:
-    """The clients and model names one episode talks to. The user side is None in solo mode."""
+class RawToolCall:
+    """A tool call as a model produced it: arguments are the raw JSON string."""
 
-    agent_client: AsyncOpenAI
+    id: str
+    name: str
+    arguments: str
+
+
+def reply_of(data: dict) -> tuple[Optional[str], list[RawToolCall]]:
+    """The text and tool calls of a chat completion's first choice, exactly as the server sent
+    them (content None, "" or text; arguments as the raw string). KeyError/TypeError on a
+    malformed answer."""
+    message = data["choices"][0].get("message") or {}
+    calls = [RawToolCall(id=str(tc.get("id") or ""), name=tc["function"]["name"], arguments=tc["function"].get("arguments") or "")
+             for tc in message.get("tool_calls") or []]
+    return message.get("content"), calls
+
+
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+class _HttpxTransport:
+    """`JsonHttpClient`'s interface over a caller's `httpx.AsyncClient` (or openai's httpx2-based
+    default client); not owned: never closed here."""
+
+    def __init__(self, client, base_url: str, *, headers: dict[str, str], timeout_s: float, max_retries: int):
+        self._client = client
+        self._base = base_url.rstrip("/")
+        self._headers = headers
+        self._timeout_s = timeout_s
+        self._max_retries = max_retries
+        # httpx, or the httpx2 that openai's own default client is built on: their exceptions
+        library = next(importlib.import_module(c.__module__.split(".")[0]) for c in type(client).__mro__
+                       if c.__module__.split(".")[0] in ("httpx", "httpx2"))
+        self._timeout_error, self._transport_error = library.TimeoutException, library.TransportError
+
+    async def post_json(self, path: str, body: dict, headers: Optional[dict[str, str]] = None,
+                        timeout_s: Optional[float] = None) -> Any:
+        content = json.dumps(body, separators=(",", ":")).encode()
+        head = {**self._headers, **(headers or {}), "Content-Type": "application/json"}
+        return await self._send("POST", path, head, content, timeout_s)
+
+    async def get_json(self, path: str, timeout_s: Optional[float] = None) -> Any:
+        return await self._send("GET", path, dict(self._headers), None, timeout_s)
+
+    async def _send(self, method: str, path: str, headers: dict, content: Optional[bytes], timeout_s) -> Any:
+        timeout = timeout_s or self._timeout_s
+        for attempt in range(self._max_retries + 1):
+            try:
+                response = await self._client.request(method, self._base + path, headers=headers, content=content,
+                                                      timeout=timeout)
+            except self._timeout_error:
+                error = EndpointError(f"request timed out after {timeout}s")
+            except self._transport_error as e:
+                error = EndpointError(f"connection error: {type(e).__name__}: {e}")
+            else:
+                if response.status_code < 300:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise EndpointError(f"HTTP {response.status_code}: the body is not JSON: {response.content[:200]!r}",
+                                            response.status_code) from None
+                error = EndpointError.from_response(response.status_code, response.content)
+                if not retryable_status(response.status_code):
+                    raise error
+            if attempt == self._max_retries:
+                raise error
+            await asyncio.sleep(backoff_s(attempt))
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        pass
+
+
+class ChatClient:
+    """One OpenAI-compatible chat-completions endpoint (see module doc). Use from one event loop."""
+
+    def __init__(self, base_url: str, *, api_key: str, timeout_s: float, max_retries: int, max_concurrency: int = 0,
+                 http_client=None):
+        self.base_url = base_url
+        headers = bearer(api_key)
+        if http_client is None:
+            self._http = JsonHttpClient(base_url, headers=headers, timeout_s=timeout_s, max_retries=max_retries,
+                                        max_concurrency=max_concurrency)
+        else:
+            self._http = _HttpxTransport(http_client, base_url, headers=headers, timeout_s=timeout_s,
+                                         max_retries=max_retries)
+
+    async def complete(self, body: dict, *, headers: Optional[dict[str, str]] = None, api_key: Optional[str] = None,
+                       timeout_s: Optional[float] = None) -> dict:
+        """POST the body to /chat/completions; the decoded answer. Raises EndpointError."""
+        if api_key:
+            headers = {**(headers or {}), **bearer(api_key)}
+        data = await self._http.post_json("/chat/completions", body, headers, timeout_s)
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+            raise EndpointError(f"not a chat completion (no choices): {json.dumps(data)[:200]}")
+        return data
+
+    async def models(self) -> list[str]:
+        """The model ids of GET /models. Raises EndpointError."""
+        data = await self._http.get_json("/models")
+        return [m["id"] for m in (data.get("data") or []) if isinstance(m, dict) and "id" in m] if isinstance(data, dict) else []
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """The clients and model names an episode talks to. The user side is None when the episode
+    needs none (solo, or the environment runs its own user simulator). `agent_api_key`, when
+    set, is sent with every agent request instead of the client's own key; `agent_headers` and
+    `agent_extra_body` go with every agent request too (a caller's routing headers, vLLM
+    options, per-request sampling)."""
+
+    agent_client: ChatClient
     agent_model: str
-    user_client: Optional[AsyncOpenAI] = None
+    user_client: Optional[ChatClient] = None
     user_model: Optional[str] = None
+    agent_api_key: Optional[str] = None
+    agent_headers: dict[str, str] = field(default_factory=dict)
+    agent_extra_body: dict[str, Any] = field(default_factory=dict)
 
 
 def user_sim_configured(cfg: UserLLMConfig) -> bool:
     return bool(cfg.base_url or cfg.model)
 
 
-class _DirectCompletions:
-    """`chat.completions.create` that posts its parameters as they are.
-
-    The Agents SDK and the user simulator pass plain JSON data (dicts, lists, strings), for
-    which openai's per-request TypedDict transform is the identity yet costs ~10 ms of CPU
-    per call on a long conversation with tool schemas. With a lean HTTP client (`fast`) the
-    request bypasses openai's and httpx's request machinery too. Streaming and everything
-    else go to openai's own resource.
-    """
-
-    def __init__(self, client: AsyncOpenAI, standard, fast: Optional[JsonHttpClient]):
-        self._client = client
-        self._standard = standard
-        self._fast = fast
-
-    async def create(self, *, extra_headers=None, extra_query=None, extra_body=None, timeout=NotGiven(), **params):
-        if params.get("stream") is True:
-            return await self._standard.create(extra_headers=extra_headers, extra_query=extra_query,
-                                               extra_body=extra_body, timeout=timeout, **params)
-        body = {k: v for k, v in params.items() if not isinstance(v, (Omit, NotGiven))}
-        if extra_body:
-            body.update(extra_body)
-        if self._fast is not None and not extra_query:
-            seconds = timeout if isinstance(timeout, (int, float)) else None
-            return _chat_completion(await self._fast.post_json("/chat/completions", body, extra_headers, seconds))
-        options = make_request_options(extra_headers=extra_headers, extra_query=extra_query, timeout=timeout)
-        return await self._client.post("/chat/completions", cast_to=ChatCompletion, body=body, options=options)
-
-    def __getattr__(self, name):
-        return getattr(self._standard, name)
-
-
-def _chat_completion(data) -> ChatCompletion:
-    """openai's ChatCompletion from the decoded JSON (validated; leniently built if a server
-    leaves out fields openai marks required, as openai's own client does)."""
-    try:
-        return ChatCompletion.model_validate(data)
-    except pydantic.ValidationError:
-        return construct_type(type_=ChatCompletion, value=data)
-
-
-class _DirectChat:
-    def __init__(self, client: AsyncOpenAI, standard, fast: Optional[JsonHttpClient]):
-        self.completions = _DirectCompletions(client, standard.completions, fast)
-        self._standard = standard
-
-    def __getattr__(self, name):
-        return getattr(self._standard, name)
-
-
-class RolloutOpenAI(AsyncOpenAI):
-    """AsyncOpenAI whose chat completions skip openai's request transform and, given
-    `fast_max_concurrency` (>= 0), go over the lean HTTP client (see _DirectCompletions)."""
-
-    def __init__(self, *args, fast_max_concurrency: Optional[int] = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._fast: Optional[JsonHttpClient] = None
-        if fast_max_concurrency is not None:
-            self._fast = JsonHttpClient(str(self.base_url), headers={"Authorization": f"Bearer {self.api_key}"},
-                                        timeout_s=float(kwargs.get("timeout") or 600.0),
-                                        max_retries=self.max_retries, max_concurrency=fast_max_concurrency)
-
-    @cached_property
-    def chat(self):
-        return _DirectChat(self, super().chat, self._fast)
-
-    async def close(self) -> None:
-        if self._fast is not None:
-            await self._fast.aclose()
-        await super().close()
-
-
 def make_client(cfg: EndpointConfig, *, base_url: Optional[str] = None, api_key: Optional[str] = None,
-                http_client=None, role: str = "llm", max_concurrency: int = 0) -> AsyncOpenAI:
-    """An AsyncOpenAI client; explicit arguments win over the config's fields.
+                http_client=None, role: str = "llm", max_concurrency: int = 0) -> ChatClient:
+    """A ChatClient for an endpoint section; explicit arguments win over the config's fields.
 
-    The API key is read now (`rollout.config.api_key_of`: literal, file, named variable or
-    the standard variable), in the process that will make the requests; InvalidInput when a
-    named file or variable is missing. `max_concurrency` > 0 caps the requests this client
-    has in flight (ignored when the caller supplies its own `http_client`).
+    The API key is read now (`rollout.config.api_key_of`: literal, file, named variable or the
+    standard variable), in the process that will make the requests; InvalidInput when a named
+    file or variable is missing. `max_concurrency` > 0 caps the requests this client has in
+    flight (not with a caller's `http_client`, whose own limits apply).
     """
     url = base_url or cfg.base_url
     if not url:
@@ -129,17 +174,14 @@ def make_client(cfg: EndpointConfig, *, base_url: Optional[str] = None, api_key:
             f"no endpoint for {role}: set {role}.base_url (or OPENAI_BASE_URL / TAU2_USER_LLM_API_BASE), "
             f"or run offline with llm.scripted=oracle"
         )
-    return RolloutOpenAI(
-        base_url=url,
-        api_key=api_key or api_key_of(cfg) or PLACEHOLDER_KEY,
-        http_client=http_client,
-        max_retries=cfg.max_retries,
-        timeout=cfg.request_timeout_s,
-        fast_max_concurrency=max_concurrency if http_client is None else None,
-    )
+    try:
+        return ChatClient(url, api_key=api_key or api_key_of(cfg) or PLACEHOLDER_KEY, timeout_s=cfg.request_timeout_s,
+                          max_retries=cfg.max_retries, max_concurrency=max_concurrency, http_client=http_client)
+    except ValueError as e:  # a key that cannot be a header value, a proxy scheme not supported: never echoes a key
+        raise InvalidInput(f"{role}: {e}") from None
 
 
-async def resolve_model(client: AsyncOpenAI, configured: Optional[str], *, role: str, secrets: list[str]) -> str:
+async def resolve_model(client: ChatClient, configured: Optional[str], *, role: str, secrets: list[str]) -> str:
     """The configured model name, else the first model the server lists (vLLM/SGLang serve one).
 
     Falls back to 'default' when the server has no /models route (AReaL's proxy ignores the
@@ -147,33 +189,28 @@ async def resolve_model(client: AsyncOpenAI, configured: Optional[str], *, role:
     """
     if configured:
         return configured
-    import openai
-
     try:
-        page = await client.models.list()
-    except (openai.NotFoundError, openai.BadRequestError, openai.PermissionDeniedError):
-        return FALLBACK_MODEL
-    except Exception as e:
+        models = await client.models()
+    except EndpointError as e:
+        if e.status in NO_MODELS_ROUTE:
+            return FALLBACK_MODEL
         cls = FailureClass.USER_SIM_ERROR if role == "user_llm" else FailureClass.MODEL_ERROR
-        raise EpisodeFailure(cls, redact(f"listing models failed: {type(e).__name__}: {e}", secrets)) from None
-    models = [m.id for m in page.data]
+        raise EpisodeFailure(cls, redact(f"listing models failed: {e}", secrets)) from None
     return models[0] if models else FALLBACK_MODEL
 
 
-async def open_endpoints(cfg, *, need_user: bool, base_url: Optional[str] = None, api_key: Optional[str] = None,
-                         http_client=None) -> tuple[Endpoints, list[AsyncOpenAI]]:
+async def open_endpoints(cfg, *, need_user: bool, secrets: list[str], base_url: Optional[str] = None,
+                         api_key: Optional[str] = None, http_client=None) -> tuple[Endpoints, list[ChatClient]]:
     """Clients and model names for episodes of `cfg` (a RolloutConfig).
 
-    `base_url` / `api_key` / `http_client` override the agent endpoint (AReaL passes them
-    per call). Returns the endpoints and the clients the caller owns and must close (a
-    client over a caller-supplied `http_client` is not owned). Raises InvalidInput when
-    an endpoint is missing and EpisodeFailure when a model name cannot be resolved.
+    `base_url` / `api_key` / `http_client` override the agent endpoint. Returns the endpoints
+    and the clients the caller must close. Raises InvalidInput when an endpoint is missing and
+    EpisodeFailure when a model name cannot be resolved.
     """
-    secrets = cfg.secrets() + ([api_key] if api_key else [])
     agent = make_client(cfg.llm, base_url=base_url, api_key=api_key, http_client=http_client, role="llm",
                         max_concurrency=cfg.llm.max_concurrency)
     user = make_client(cfg.user_llm, role="user_llm", max_concurrency=cfg.user_llm.max_concurrency) if need_user else None
-    owned = [c for c in ((agent if http_client is None else None), user) if c is not None]
+    owned = [c for c in (agent, user) if c is not None]
     try:
         endpoints = Endpoints(
             agent_client=agent,

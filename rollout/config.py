@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -21,8 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from rollout.failures import InvalidInput
+from rollout.tokens import CAPTURE_MODES
 
 CONF_DIR = Path(__file__).resolve().parent / "defaults"  # package data: ships in the wheel
+# The environment variables the defaults read (`${oc.env:NAME,...}`): a config depends on them.
+CONFIG_ENV_VARS = tuple(sorted({m for f in CONF_DIR.rglob("*.yaml")
+                                for m in re.findall(r"\$\{oc\.env:(\w+)", f.read_text())}))
 SCRIPTED_POLICIES = ("oracle", "noop")
 ENV_BACKENDS = ("local", "aenv")
 INVALID_TOOL_ARGS = ("end", "feedback")
@@ -55,6 +60,8 @@ class EndpointConfig(_KeySource):
 @dataclass
 class AgentLLMConfig(EndpointConfig):
     scripted: Optional[str] = None
+    caller_http_client: bool = False  # AReaL's http_client: false: requests to its base_url over this project's client
+    capture: Optional[str] = None  # token capture for training: token_ids | tokens_as_ids (rollout/tokens.py); null: off
 
 
 @dataclass
@@ -109,7 +116,16 @@ class AenvConfig(_KeySource):
 @dataclass
 class EnvConfig:
     backend: str = "local"
+    max_sessions: Optional[int] = None  # AReaL workflow, per process; null: local unbounded, aenv AENV_MAX_SESSIONS
     aenv: AenvConfig = field(default_factory=AenvConfig)
+
+    AENV_MAX_SESSIONS: ClassVar[int] = 16
+
+    def session_bound(self) -> Optional[int]:
+        """Environment sessions the AReaL workflow keeps per process (None: no bound)."""
+        if self.max_sessions is not None:
+            return self.max_sessions
+        return self.AENV_MAX_SESSIONS if self.backend == "aenv" else None
 
 
 @dataclass
@@ -350,6 +366,8 @@ def _validate(cfg) -> None:
     llm = getattr(cfg, "llm", None)
     if llm is not None and llm.scripted is not None and llm.scripted not in SCRIPTED_POLICIES:
         checks.append(f"llm.scripted='{llm.scripted}' is not one of {', '.join(SCRIPTED_POLICIES)}")
+    if llm is not None and llm.capture is not None and llm.capture not in CAPTURE_MODES:
+        checks.append(f"llm.capture='{llm.capture}' is not one of {', '.join(CAPTURE_MODES)} (or null: off)")
     env = getattr(cfg, "env", None)
     if env is not None and env.backend not in ENV_BACKENDS:
         checks.append(f"env.backend='{env.backend}' is not one of {', '.join(ENV_BACKENDS)}")
@@ -365,6 +383,8 @@ def _validate(cfg) -> None:
             checks.append(f"episode.invalid_tool_args='{ep.invalid_tool_args}' is not one of {', '.join(INVALID_TOOL_ARGS)}")
         if ep.empty_reply_retries < 0:
             checks.append(f"episode.empty_reply_retries must be >= 0, got {ep.empty_reply_retries}")
+    if env is not None and env.max_sessions is not None and env.max_sessions < 1:
+        checks.append(f"env.max_sessions must be >= 1 or null, got {env.max_sessions}")
     if checks:
         raise InvalidInput("; ".join(checks))
     check_secrets(cfg)

@@ -1,83 +1,97 @@
-"""`tau2-rollout episode`: run one episode and print its transcript and reward.
+"""`tau2-rollout episode domain=D task_id=T [key=value ...]`: run one episode, print its transcript and reward.
 
-    tau2-rollout episode --domain airline --task_id 12 --scripted oracle
-    tau2-rollout episode --domain telecom --list
-    OPENAI_BASE_URL=... TAU2_USER_LLM_API_BASE=... tau2-rollout episode --domain retail --task_id 3
+    tau2-rollout episode domain=airline task_id=12 llm.scripted=oracle     # offline: reward 1.0
+    tau2-rollout episode domain=telecom task_id='<id>' llm.scripted=oracle solo=true json=true
+    tau2-rollout episode domain=retail list=true split=test                 # the task ids of a split
+    tau2-rollout episode domain=retail task_id=3 llm.base_url=http://gpu:8000/v1 user_llm.base_url=...
 
-Endpoints come from the config (and its environment variables, see
-rollout/defaults/defaults.yaml). Exit status: 0 scored, 1 infrastructure failure, 2 bad input.
+Keys: `domain`, `task_id`, `seed`, `solo` (true | false; default: solo when no user
+simulator is configured), `list=true` (print the task ids of `split`), `json=true` (print
+the whole result as JSON), and every key of a sweep's episode settings (rollout/defaults/
+defaults.yaml: `llm.*`, `user_llm.*`, `sampling`, `episode.*`, `env.*`), `llm.scripted`
+(oracle | noop: the built-in scripted model plays both endpoints) included; `--config FILE`
+merges a YAML file under them. Exit status: 0 scored, 1 infrastructure failure (its class
+and cause printed), 2 bad input.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
+from dataclasses import dataclass
 from typing import Optional
 
-from rollout.areal import Tau2Agent
-from rollout.config import overrides_to_dict
-from rollout.failures import InvalidInput
+from rollout.agent.episode import EpisodeSpec, resolve
+from rollout.agent.runner import EpisodeRunner
+from rollout.command import main_of, split_config_files
+from rollout.config import RolloutConfig, load_config
+from rollout.env.domains import DEFAULT_SPLIT, check_domain, load_domain
+from rollout.failures import FailureClass, InvalidInput
+from rollout.results import EpisodeResult
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="tau2-rollout episode", description="Run one TAU2 episode and print its reward.")
-    p.add_argument("--domain", required=True, help="airline | retail | telecom | mock")
-    p.add_argument("--task_id", "--task-id", dest="task_id", help="task id (see --list)")
-    p.add_argument("--list", action="store_true", help="list the task ids of --split and exit")
-    p.add_argument("--split", default="base", help="split for --list (base, train, test, ...)")
-    p.add_argument("--scripted", choices=["oracle", "noop"], help="offline: play the built-in scripted model")
-    p.add_argument("--solo", action=argparse.BooleanOptionalAction, default=None, help="force solo / user mode")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
-    p.add_argument("overrides", nargs="*", help="config overrides key=value (see rollout/defaults/defaults.yaml)")
-    args = p.parse_args(argv)
-    try:
-        return asyncio.run(_main(args))
-    except InvalidInput as e:
-        print(f"error: {e.failure.message}", file=sys.stderr)
-        return 2
+@dataclass
+class EpisodeCommandConfig(RolloutConfig):
+    """One episode's settings: which episode, how to print it, and the episode config."""
+
+    domain: Optional[str] = None
+    task_id: Optional[str] = None
+    seed: Optional[int] = None
+    solo: Optional[bool] = None
+    split: str = DEFAULT_SPLIT
+    list: bool = False
+    json: bool = False
 
 
-async def _main(args) -> int:
-    from rollout.env.domains import check_domain, load_domain
-
-    check_domain(args.domain)
-    if args.list:
-        for task_id in load_domain(args.domain).task_ids(args.split):
-            print(task_id)
+def run(argv: list[str]) -> int:
+    files, overrides = split_config_files(argv)
+    cfg = load_config(overrides, schema=EpisodeCommandConfig, files=files)
+    if cfg.domain is None:
+        raise InvalidInput("domain=... is required (airline, retail, telecom or mock)")
+    check_domain(cfg.domain)
+    if cfg.list:
+        print("\n".join(load_domain(cfg.domain).task_ids(cfg.split)))
         return 0
-    if args.task_id is None:
-        raise InvalidInput("--task_id is required (or --list to see the ids)")
-    overrides = list(args.overrides)
-    server = None
-    if args.scripted:
-        from rollout.scripted import ScriptedServer
+    if cfg.task_id is None:
+        raise InvalidInput(f"task_id=... is required (`tau2-rollout episode domain={cfg.domain} list=true` lists them)")
+    result = asyncio.run(play(cfg))
+    if result.failure is not None and result.failure.failure_class is FailureClass.INVALID_INPUT:
+        raise InvalidInput(result.failure.message)
+    print(json.dumps(result.to_dict(), indent=2) if cfg.json else summary(result))
+    return 0 if result.ok else 1
 
-        server = ScriptedServer(args.scripted, record=False).start()
-        overrides = [f"llm.base_url={server.url}", f"user_llm.base_url={server.url}", "user_llm.model=scripted-user",
-                     "llm.model=scripted-agent", *overrides]
+
+async def play(cfg: EpisodeCommandConfig) -> EpisodeResult:
+    """The episode of `cfg`, with the scripted server playing both endpoints if `llm.scripted`."""
+    spec = EpisodeSpec(cfg.domain, str(cfg.task_id), seed=cfg.seed, solo=cfg.solo)
+    server = None
+    if cfg.llm.scripted:
+        from rollout.scripted import ScriptedServer
+        from rollout.scripted.endpoints import pointed_at
+
+        server = ScriptedServer(cfg.llm.scripted, record=False).start()
+        cfg = pointed_at(cfg, server.url)
     try:
-        agent = Tau2Agent(**overrides_to_dict(overrides))
-        data = {"domain": args.domain, "task_id": args.task_id, "seed": args.seed, "solo": args.solo}
-        result = await agent.run_episode(data)
+        resolve(spec, cfg)  # bad input before any model call
+        async with EpisodeRunner(cfg, slots=1) as runner:
+            return await runner.run(spec)
     finally:
         if server is not None:
             server.stop()
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print(result.transcript())
-        print()
-        mode = "solo" if result.solo else "with user simulator"
-        if result.ok:
-            print(f"reward: {result.reward}  termination: {result.termination}  ({args.domain}/{args.task_id}, {mode}, "
-                  f"{result.steps} steps, {result.durations.get('total_s', 0):.2f}s)")
-        else:
-            print(f"FAILED {result.failure.failure_class.value}: {result.failure.message}")
-    return 0 if result.ok else 1
 
+
+def summary(result: EpisodeResult) -> str:
+    mode = "solo" if result.solo else "with user simulator"
+    if result.ok:
+        last = (f"reward: {result.reward}  termination: {result.termination}  ({result.domain}/{result.task_id}, {mode}, "
+                f"{result.steps} steps, {result.durations.get('total_s', 0):.2f}s)")
+    else:
+        last = f"FAILED {result.failure.failure_class.value}: {result.failure.message}"
+    return f"{result.transcript()}\n\n{last}"
+
+
+main = main_of(__doc__, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,11 +22,12 @@ class FailureClass(str, enum.Enum):
     TIMEOUT = "timeout"  # the per-episode wall-clock limit was reached
     INVALID_INPUT = "invalid_input"  # bad domain / task id / config: never retried
     WORKER_DIED = "worker_died"  # the process running the episode died (Ray sweeps)
+    CANCELLED = "cancelled"  # the caller cancelled it (the rollout pool's cancel): not a sample
 
     @property
     def retryable(self) -> bool:
-        """Infrastructure failures may succeed on a retry; invalid input never does."""
-        return self is not FailureClass.INVALID_INPUT
+        """Infrastructure failures may succeed on a retry; invalid input and cancellations never do."""
+        return self not in (FailureClass.INVALID_INPUT, FailureClass.CANCELLED)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from rollout.failures import EpisodeFailure, Failure
+from rollout.failures import EpisodeFailure, Failure, FailureClass, InvalidInput
+from rollout.tokens import TurnRecord
 
 
 @dataclass
@@ -45,14 +46,19 @@ class EpisodeResult:
     tool_errors: int = 0
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
+    turns: list[Optional[TurnRecord]] = field(default_factory=list)  # token capture: one per policy call
+    capture_errors: list[str] = field(default_factory=list)  # why a call's tokens are absent (turns[i] None)
 
     @property
     def ok(self) -> bool:
         return self.failure is None
 
     def reward_or_raise(self) -> float:
-        """The reward as a Python float; raises EpisodeFailure if the episode failed."""
+        """The reward as a Python float; raises EpisodeFailure if the episode failed
+        (InvalidInput for bad input)."""
         if self.failure is not None:
+            if self.failure.failure_class is FailureClass.INVALID_INPUT:
+                raise InvalidInput(self.failure.message)
             raise EpisodeFailure(self.failure.failure_class, self.failure.message)
         return float(self.reward)
 
@@ -65,6 +71,7 @@ class EpisodeResult:
     def from_dict(cls, d: dict[str, Any]) -> EpisodeResult:
         d = dict(d)
         d["failure"] = Failure.from_dict(d["failure"]) if d.get("failure") else None
+        d["turns"] = [TurnRecord.from_dict(t) if t else None for t in d.get("turns") or []]
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in known})
 

@@ -10,6 +10,7 @@ from rollout.process_env import DEFAULTS  # noqa: E402
 os.environ.update(DEFAULTS)
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_AUTH_MODE"] = "disabled"
+os.environ["ROLLOUT_TEST_KEY"] = "sk-test-key-by-name-42"  # a key named by tests (api_key_env): Ray's workers inherit it
 
 import pytest  # noqa: E402
 

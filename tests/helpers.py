@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+from rollout.agent.episode import EpisodeSpec
+from rollout.agent.runner import EpisodeRunner
 from rollout.config import load_config
-from rollout.episode import EpisodeSpec
-from rollout.sweep.runner import EpisodeRunner
+from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 
 
 def scripted_config(server, *, user: bool = True, extra: list[str] = ()):
-    overrides = [f"llm.base_url={server.url}", "llm.model=scripted-agent", "llm.max_retries=0"]
+    overrides = [f"llm.base_url={server.url}", f"llm.model={AGENT_MODEL}", "llm.max_retries=0"]
     if user:
-        overrides += [f"user_llm.base_url={server.url}", "user_llm.model=scripted-user", "user_llm.max_retries=0"]
+        overrides += [f"user_llm.base_url={server.url}", f"user_llm.model={USER_MODEL}", "user_llm.max_retries=0"]
     return load_config(overrides + list(extra))
 
 

@@ -1,7 +1,7 @@
 """Request-level parity with tau2's own runner: run both against one scripted server, compare.
 
-`run_tau2` plays a task with `tau2.run.run_task` (agent `openai/scripted-agent`, user
-`openai/scripted-user`, through litellm); `run_ours` plays it with this project's AReaL
+`run_tau2` plays a task with `tau2.run.run_task` (agent `openai/<AGENT_MODEL>`, user
+`openai/<USER_MODEL>`, through litellm); `run_ours` plays it with this project's AReaL
 face (`rollout.areal.Tau2Agent.run_episode`). Each uses a fresh recording `ScriptedServer`,
 so both meet the same scripted decisions (the server recognises the task from tau2's
 prompts; tau2's runner sends no headers, so ambiguous tasks get a hint). `compare_streams`
@@ -20,9 +20,9 @@ from typing import Any, Optional
 
 from rollout.env.domains import load_domain
 from rollout.scripted import ScriptedServer
+from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 
 SEED = 7
-AGENT_MODEL, USER_MODEL = "scripted-agent", "scripted-user"
 
 
 @dataclass(frozen=True)
@@ -35,20 +35,13 @@ class Difference:
 # Every difference between the two request streams that is deliberate, in one place. Nothing
 # else is normalised: everything in a request body not named here must be equal.
 DELIBERATE = (
-    Difference("Tool schemas: ours carry `\"strict\": false` inside each function; tau2 sends none.",
-               "The OpenAI Agents SDK's chat-completions converter always writes `strict`; false is the API's "
-               "default (no constrained decoding), which is what tau2's schemas mean.",
-               "None: the same schemas, the same sampling."),
-    Difference("Assistant tool-call messages in the history: ours have `\"content\": null`; tau2 omits `content`.",
-               "The openai client serialises the null content; litellm drops keys whose value is None.",
-               "None: both mean \"no text\" to every chat-completions server."),
     Difference("Tool calls in the history: tau2 adds a non-standard `name` beside `function` in each entry.",
                "tau2's `to_litellm_messages` writes it; it repeats `function.name` and servers ignore it.",
                "None."),
     Difference("HTTP headers: ours add X-Rollout-Episode/Domain/Task-Id/Sample/Role/Mode (unless "
                "episode.tag_requests=false); the client's user-agent and x-stainless-* headers differ.",
-               "The tags let a shared endpoint attribute requests; the rest is the HTTP client (the openai "
-               "SDK, async, vs litellm). Only request bodies are compared.",
+               "The tags let a shared endpoint attribute requests; the rest is the HTTP client (this "
+               "project's, async, vs litellm's). Only request bodies are compared.",
                "None: headers are not part of what the model sees."),
 )
 
@@ -56,13 +49,8 @@ DELIBERATE = (
 def normalise(body: dict) -> dict:
     """A request body with the deliberate differences (DELIBERATE) taken out."""
     out = json.loads(json.dumps(body))
-    for tool in out.get("tools") or []:
-        if tool.get("function", {}).get("strict") is False:
-            del tool["function"]["strict"]
     for m in out.get("messages") or []:
-        if m.get("role") == "assistant" and m.get("tool_calls"):
-            if m.get("content") is None:
-                m.pop("content", None)
+        if m.get("tool_calls"):
             m["tool_calls"] = [{k: v for k, v in tc.items() if k != "name"} for tc in m["tool_calls"]]
     return out
 

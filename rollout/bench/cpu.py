@@ -31,10 +31,10 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
+from rollout.agent.episode import EpisodeSpec
+from rollout.agent.runner import EpisodeRunner
 from rollout.bench.common import episode_config, scripted_process
 from rollout.env.domains import load_domain
-from rollout.episode import EpisodeSpec
-from rollout.sweep.runner import EpisodeRunner
 
 DOMAINS = ("airline", "retail", "telecom")
 GOAL_MS = 3.0
@@ -47,7 +47,7 @@ COMPONENTS = {
     "tau2_env": "tau2 tools and environment steps (rollout.env.local and the tau2 code it calls)",
     "user_sim": "user simulator request/response conversion (rollout.env.user_sim, rollout.env.messages)",
     "evaluation": "evaluation (rollout.env.evaluation, tau2's evaluator and what they call)",
-    "episode_glue": "our episode loop (rollout.agent_loop, rollout.episode, rollout.sweep.runner, rollout.env.pool)",
+    "episode_glue": "our episode loop (rollout.agent.turns, rollout.agent.episode, rollout.agent.runner, rollout.env.pool)",
     "asyncio": "the asyncio event loop itself",
     "other": "not attributable (profiler roots)",
 }
@@ -74,9 +74,7 @@ _FILE_RULES = (  # (path fragment, component): first match wins; files matching 
     ("/rollout/env/messages.py", "user_sim"),
     ("/rollout/env/local.py", "tau2_env"),
     ("/rollout/env/trajectory.py", "tau2_env"),
-    ("/rollout/agent_loop.py", "episode_glue"),
-    ("/rollout/episode.py", "episode_glue"),
-    ("/rollout/sweep/runner.py", "episode_glue"),
+    ("/rollout/agent/", "episode_glue"),
     ("/rollout/env/pool.py", "episode_glue"),
     ("/lib/python3.11/asyncio/", "asyncio"),
     ("/lib/python3.11/selectors.py", "asyncio"),

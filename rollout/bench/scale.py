@@ -87,13 +87,13 @@ def _child(mode: str, args: list[str]) -> dict:
 
 
 def _sweep_config(a):
+    from rollout.scripted import endpoints
     from rollout.sweep.run import prepare
 
     samples = max(1, round(a.size / min(a.tasks, a.size)))
     cfg, _ = prepare([f"domains=[{a.domain}]", f"max_tasks={min(a.tasks, a.size)}", f"num_samples={samples}",
                       f"output_dir={a.out_dir}", "progress=false", f"ray.num_workers={a.workers}",
-                      f"ray.num_cpus={a.workers}", f"llm.base_url={a.url}", "llm.model=scripted-agent",
-                      f"user_llm.base_url={a.url}", "user_llm.model=scripted-user",
+                      f"ray.num_cpus={a.workers}", *endpoints.overrides(a.url),
                       f"transcripts={str(not a.no_transcripts).lower()}"])
     return cfg
 

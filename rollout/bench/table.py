@@ -134,7 +134,38 @@ def _p7(d: dict) -> list[list[str]]:
     return rows
 
 
-ROWS = {"P1": _p1, "P2": _p2, "P3": _p3, "P4": _p4, "P5": _p5, "P6": _p6, "P7": _p7}
+def _p8(d: dict) -> list[list[str]]:
+    rows = []
+    cpu, goal = d["cpu"], d["cpu"].get("goal_ratio", 1.1)
+    for i, (domain, r) in enumerate(cpu["domains"].items()):
+        what = (f"training path: rollout CPU per completion through `Tau2Agent.run` (AReaL's inline mode, "
+                f"{cpu['in_flight']} in flight): " if i == 0 else "… ") + domain
+        t, s = r["training"], r["sweep"]
+        rows.append(["P8", what, f"{t['rollout_ms_per_completion']:.3g} ms ({t['rollout_ms_per_episode']:.3g} ms/episode)",
+                     f"sweep path {s['rollout_ms_per_completion']:.3g} ms ({s['rollout_ms_per_episode']:.3g} ms/episode)",
+                     f"{r['ratio']:.3g}×", f"≤ {goal:g}× ({_met(r['ratio'] <= goal)})"])
+    a = d["aenv_start"]
+    rows.append(["P8", "… aenv backend: episode start through `Tau2Agent.run` after the first", _s(a["later_start_s"]),
+                 f"fresh aenv server per episode {_s(a['fresh_server_s'])}", f"{a['speedup']:.3g}× faster",
+                 f"≤ {a['goal_s']:g} s ({_met(a['later_start_s'] <= a['goal_s'])})"])
+    return rows
+
+
+def _p9(d: dict) -> list[list[str]]:
+    rows = []
+    for i, (n, r) in enumerate(d["in_flight"].items()):
+        what = (f"HTTP client CPU per chat request (~{d['body_bytes'] // 1024} KB airline body), {n} in flight"
+                if i == 0 else f"… {n} in flight")
+        cpu, ratio = r["cpu_ms"], r["ratio_to_fast_http"]
+        base = "; ".join(f"{k} {cpu[k]:.3g} ms" for k in ("httpx", "aiohttp", "openai"))
+        best = min(ratio[k] for k in ("httpx", "aiohttp", "openai"))
+        rows.append(["P9", what, f"fast_http {cpu['fast_http']:.3g} ms", base,
+                     " / ".join(f"{ratio[k]:.2g}×" for k in ("httpx", "aiohttp", "openai")) + " the CPU",
+                     f"keep it only if no library is close ({_met(best > 1.25)})"])
+    return rows
+
+
+ROWS = {"P1": _p1, "P2": _p2, "P3": _p3, "P4": _p4, "P5": _p5, "P6": _p6, "P7": _p7, "P8": _p8, "P9": _p9}
 
 
 def render(bench: dict) -> str:

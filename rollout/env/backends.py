@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Optional
 
-from rollout.clients import Endpoints
+from rollout.clients import ChatClient
 from rollout.config import RolloutConfig
 from rollout.env.protocol import EnvSession
 
 
-def session_factory(cfg: RolloutConfig, endpoints: Endpoints) -> Callable[[], Awaitable[EnvSession]]:
+def session_factory(cfg: RolloutConfig, user_client: Optional[ChatClient], user_model: Optional[str],
+                    secrets: list[str]) -> Callable[[], Awaitable[EnvSession]]:
     """A coroutine function creating a new session of the configured backend.
 
-    local: tau2 in-process (uses the user simulator client of `endpoints`).
-    aenv: an aenv MCP server running this project's env module (see rollout/env/aenv/session.py).
+    local: tau2 in-process, its user simulator over `user_client` (None: solo episodes only).
+    aenv: an aenv MCP server running this project's env module (see rollout/env/aenv/session.py),
+    which runs its own user simulator; its sessions are bound to no event loop.
     """
     if cfg.env.backend == "aenv":
         from rollout.env.aenv.session import open_aenv_session
 
-        return lambda: open_aenv_session(cfg)
+        return lambda: open_aenv_session(cfg, secrets)
     from rollout.env.local import LocalSession
 
     async def local() -> EnvSession:
-        return LocalSession(user_client=endpoints.user_client, user_model=endpoints.user_model, user_cfg=cfg.user_llm,
-                            secrets=cfg.secrets())
+        return LocalSession(user_client=user_client, user_model=user_model, user_cfg=cfg.user_llm, secrets=secrets)
 
     return local

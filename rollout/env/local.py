@@ -83,6 +83,7 @@ class LocalSession:
             try:
                 self.recorder.check_limits()
                 await self.user.respond(to_user)
+                self.recorder.check_limits()  # as tau2's loop after each step: the agent may not get a turn
             except StopEpisode as stop:
                 self.termination = stop.reason.value
         return Opening(system_prompt=system_prompt, tools=list(tools), conversation=self.recorder.agent_view(0),
@@ -127,6 +128,8 @@ class LocalSession:
         except StopEpisode as stop:
             self.termination = outcome.termination = stop.reason.value
         outcome.seen = rec.agent_view(start)
+        if len(rec.messages) > start and isinstance(rec.messages[start], AssistantMessage):
+            outcome.message_index = start
         return outcome
 
     def agent_stop(self) -> str:

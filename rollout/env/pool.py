@@ -1,31 +1,60 @@
-"""Environment slots: a pool of reusable `EnvSession`s, one per episode in flight.
+"""Environment slots: a bounded pool of reusable `EnvSession`s, one per episode in flight.
 
 `SessionPool(factory, size)` hands out sessions with `async with pool.slot() as session`,
-creating them lazily (at most `size`) and reusing them across episodes. A session whose
-episode failed in the environment (or timed out) is closed and replaced, never reused.
+creating them lazily (at most `size`; None: no bound) and reusing them across episodes; an
+episode holds its session alone until it ends. A session whose episode failed in the
+environment (or timed out) is discarded (`BrokenSession`): closed and replaced, never reused.
+
+The pool is safe across threads and event loops: its state is guarded by a thread lock and a
+waiter is woken on its own loop, so one pool can serve episodes of several loops in turn
+(the AReaL workflow's subprocess mode runs each episode in a fresh loop and keeps its aenv
+instances across them). The sessions themselves must then not be bound to a loop.
+`resize(size)` closes idle sessions above the new bound; `close()` closes them all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Optional
 
 from rollout.env.protocol import EnvSession
+
+log = logging.getLogger(__name__)
 
 
 class BrokenSession(Exception):
     """Raised inside `slot()` to have the session closed instead of reused."""
 
 
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class SessionPool:
-    def __init__(self, factory: Callable[[], Awaitable[EnvSession]], size: int):
+    def __init__(self, factory: Callable[[], Awaitable[EnvSession]], size: Optional[int]):
         self._factory = factory
         self._size = size
+        self._lock = threading.Lock()
         self._idle: list[EnvSession] = []
-        self._created = 0
-        self._cond: asyncio.Condition | None = None
         self._all: list[EnvSession] = []
+        self._opening = 0  # sessions being created
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    @property
+    def size(self) -> Optional[int]:
+        return self._size
+
+    @property
+    def open_sessions(self) -> int:
+        """Sessions created and not closed (idle or in use)."""
+        with self._lock:
+            return len(self._all)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[EnvSession]:
@@ -37,43 +66,98 @@ class SessionPool:
             await self._discard(session)
             raise
         else:
-            await self._release(session)
+            self._release(session)
 
     async def _acquire(self) -> EnvSession:
-        self._cond = self._cond or asyncio.Condition()
-        async with self._cond:
-            while not self._idle and self._created >= self._size:
-                await self._cond.wait()
-            if self._idle:
-                return self._idle.pop()
-            self._created += 1
+        while True:
+            with self._lock:
+                if self._idle:
+                    return self._idle.pop()
+                if self._size is None or len(self._all) + self._opening < self._size:
+                    self._opening += 1
+                    waiter = None
+                else:
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._waiters.append(waiter)
+            if waiter is None:
+                return await self._create()
+            try:
+                await waiter
+            except BaseException:
+                with self._lock:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+                    elif waiter.done() and not waiter.cancelled():
+                        self._wake_one()  # it was woken for a free place it will not take: pass it on
+                raise
+
+    async def _create(self) -> EnvSession:
         try:
             session = await self._factory()
         except BaseException:
-            async with self._cond:
-                self._created -= 1
-                self._cond.notify()
+            with self._lock:
+                self._opening -= 1
+                self._wake_one()
             raise
-        self._all.append(session)
+        with self._lock:
+            self._opening -= 1
+            self._all.append(session)
         return session
 
-    async def _release(self, session: EnvSession) -> None:
-        async with self._cond:
-            self._idle.append(session)
-            self._cond.notify()
+    def _wake_one(self) -> None:
+        """Wake the oldest waiter whose loop still runs (call with the lock held)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            loop = waiter.get_loop()
+            if not waiter.done() and not loop.is_closed():
+                loop.call_soon_threadsafe(_wake, waiter)
+                return
+
+    def _release(self, session: EnvSession) -> None:
+        with self._lock:
+            if self._size is not None and len(self._all) > self._size:  # shrunk while it was in use
+                self._all.remove(session)
+                surplus = session
+            else:
+                self._idle.append(session)
+                surplus = None
+            self._wake_one()
+        if surplus is not None:
+            asyncio.get_running_loop().create_task(_close_quietly(surplus))
 
     async def _discard(self, session: EnvSession) -> None:
         try:
-            await session.close()
+            await _close_quietly(session)
         finally:
-            self._all.remove(session)
-            async with self._cond:
-                self._created -= 1
-                self._cond.notify()
+            with self._lock:
+                if session in self._all:
+                    self._all.remove(session)
+                self._wake_one()
+
+    async def resize(self, size: Optional[int]) -> None:
+        """Set the bound; idle sessions above it are closed now, busy ones when released."""
+        with self._lock:
+            self._size = size
+            extra = max(0, len(self._all) - size) if size is not None else 0
+            surplus = self._idle[:extra]
+            del self._idle[:extra]
+            for session in surplus:
+                self._all.remove(session)
+            for _ in range(len(self._waiters)):
+                self._wake_one()
+        for session in surplus:
+            await _close_quietly(session)
 
     async def close(self) -> None:
         """Close every session (idle or not)."""
-        sessions, self._all, self._idle = list(self._all), [], []
+        with self._lock:
+            sessions, self._all, self._idle = list(self._all), [], []
         for session in sessions:
-            with contextlib.suppress(Exception):
-                await session.close()
+            await _close_quietly(session)
+
+
+async def _close_quietly(session: EnvSession) -> None:
+    try:
+        await session.close()
+    except Exception:
+        log.warning("closing an environment session failed", exc_info=True)

@@ -13,6 +13,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Protocol
 
+from rollout.clients import RawToolCall
+
+__all__ = ["EnvSession", "Opening", "RawToolCall", "ResetRequest", "Scored", "StepOutcome", "StopEpisode"]
+
 
 class StopEpisode(Exception):
     """Control flow: the episode ended with a tau2 termination reason."""
@@ -20,15 +24,6 @@ class StopEpisode(Exception):
     def __init__(self, reason):
         super().__init__(reason.value)  # reason: tau2 TerminationReason
         self.reason = reason
-
-
-@dataclass
-class RawToolCall:
-    """A tool call as a model produced it: arguments are the raw JSON string."""
-
-    id: str
-    name: str
-    arguments: str
 
 
 @dataclass
@@ -66,6 +61,7 @@ class StepOutcome:
     user_reply: Optional[str] = None  # the user's answer when the agent spoke to the user
     termination: Optional[str] = None  # tau2 termination reason when the episode ended here
     seen: list[dict] = field(default_factory=list)  # what the agent is now shown in addition (chat messages)
+    message_index: Optional[int] = None  # where the generation was recorded in the trajectory (None: nowhere)
 
 
 @dataclass

@@ -90,19 +90,19 @@ class EpisodeRecorder:
     def record_agent_response(self, text: Optional[str], raw_calls: list[RawToolCall]) -> Optional[list[str]]:
         """Record one agent generation and run its tool calls in order (one step for the results).
 
-        Returns the tool results as the model is shown them (call order), or None when the
-        agent spoke to the user. Raises StopEpisode when tau2 would end the episode here: a
+        The message keeps the text exactly as the model wrote it (None, `""` or text beside
+        tool calls), as tau2's `generate` does. Returns the tool results as the model is shown
+        them (call order), or None when the agent spoke to the user. Raises StopEpisode when tau2 would end the episode here: a
         solo `done` call or stop token (agent_stop), an empty message or solo text without
         the stop token (agent_error), a call whose arguments are not JSON under
         invalid_args="end" (agent_error: tau2's runner crashes on it; `--skip-failed-samples`
         scores it 0), and limits reached on this step.
         """
-        text = text if text and text.strip() else None
         if self.solo and any(c.name == STOP_TOOL for c in raw_calls):
             # tau2 rewrites a `done` call into the stop token and drops the other calls.
             raise self.record_agent_stop()
         if not raw_calls:
-            if text is None:  # tau2's AssistantMessage.validate() rejects it
+            if not (text or "").strip():  # tau2's AssistantMessage.validate() rejects it
                 raise self.stop(TerminationReason.AGENT_ERROR)
             self._append(AssistantMessage(role="assistant", content=text))
             if self.solo:
@@ -132,7 +132,7 @@ class EpisodeRecorder:
         if any(invalid) and self.invalid_args == "end":
             raise InvalidArguments(f"the user simulator's tool call arguments are not a JSON object: "
                                    f"{next(i for i in invalid if i).error}")
-        message = UserMessage(role="user", content=text if text and text.strip() else None, tool_calls=calls)
+        message = UserMessage(role="user", content=text, tool_calls=calls)  # as tau2: the text as generated
         index = self._append(message)
         if any(invalid):
             self._invalid[index] = invalid

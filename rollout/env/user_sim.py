@@ -18,6 +18,7 @@ from tau2.data_model.simulation import TerminationReason
 from tau2.user.base import UserState, is_valid_user_history_message
 from tau2.user.user_simulator import UserSimulator as Tau2UserSimulator
 
+from rollout.clients import reply_of
 from rollout.config import UserLLMConfig
 from rollout.env.domains import load_domain
 from rollout.env.messages import to_chat_messages
@@ -126,22 +127,18 @@ class UserSimulator:
                              f"the user simulator returned an empty message {self._empty_retries + 1} times")
 
     async def _request(self) -> tuple[Optional[str], list[RawToolCall]]:
-        kwargs = {"model": self._model, "messages": list(self._chat), "temperature": self._cfg.temperature}
+        body = {"model": self._model, "messages": list(self._chat), "temperature": self._cfg.temperature}
         if self._tools:
-            kwargs["tools"] = self._tools
-            kwargs["tool_choice"] = "auto"  # tau2's generate, whenever there are tools
+            body["tools"] = self._tools
+            body["tool_choice"] = "auto"  # tau2's generate, whenever there are tools
         if self._seed is not None:
-            kwargs["seed"] = self._seed
-        if self._cfg.extra_body:
-            kwargs["extra_body"] = dict(self._cfg.extra_body)
-        if self._headers:
-            kwargs["extra_headers"] = self._headers
+            body["seed"] = self._seed
+        body.update(self._cfg.extra_body or {})
         try:
-            completion = await self._client.chat.completions.create(**kwargs)
-            choice = completion.choices[0].message
-        except Exception as e:
+            data = await self._client.complete(body, headers=self._headers or None)
+            text, calls = reply_of(data)
+        except Exception as e:  # EndpointError, or an answer that is not a chat completion
             raise EpisodeFailure(FailureClass.USER_SIM_ERROR, redact(f"{type(e).__name__}: {e}", self._secrets)) from None
-        usage = getattr(completion, "usage", None)
-        self.usage.add(1, getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0))
-        calls = [RawToolCall(id=tc.id, name=tc.function.name, arguments=tc.function.arguments or "") for tc in choice.tool_calls or []]
-        return choice.content, calls
+        usage = data.get("usage") or {}
+        self.usage.add(1, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        return text, calls

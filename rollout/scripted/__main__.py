@@ -3,6 +3,7 @@
 import argparse
 import time
 
+from rollout.config import SCRIPTED_POLICIES
 from rollout.scripted.server import Faults, ScriptedServer
 
 
@@ -10,7 +11,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m rollout.scripted", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--policy", choices=["oracle", "noop"], default="oracle")
+    p.add_argument("--policy", choices=SCRIPTED_POLICIES, default="oracle")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every completion")
     args = p.parse_args(argv)
     server = ScriptedServer(args.policy, host=args.host, port=args.port, faults=Faults(latency_s=args.latency), record=False)

@@ -39,6 +39,7 @@ from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
+from rollout.config import SCRIPTED_POLICIES
 from rollout.scripted import chat_tokens
 from rollout.scripted.faults import FAULT_MODES, Faults, duplicate_ids, fixed_ids
 from rollout.scripted.policies import REPLY_STYLES, agent_reply, replay_reply, styled, tool_call, user_reply
@@ -52,8 +53,8 @@ class ScriptedServer:
 
     def __init__(self, agent_policy: str = "oracle", *, host: str = "127.0.0.1", port: int = 0,
                  faults: Optional[Faults] = None, record: bool = True, reply_style: str = "plain"):
-        if agent_policy not in ("oracle", "noop"):
-            raise ValueError(f"unknown scripted policy '{agent_policy}'; valid: oracle, noop")
+        if agent_policy not in SCRIPTED_POLICIES:
+            raise ValueError(f"unknown scripted policy '{agent_policy}'; valid: {', '.join(SCRIPTED_POLICIES)}")
         self.agent_policy = agent_policy
         self._lock = threading.Lock()
         self.reply_style = "plain"

@@ -35,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
 
+from rollout.agent.episode import EpisodeSpec
 from rollout.config import RolloutConfig
-from rollout.episode import EpisodeSpec
 from rollout.failures import Failure, FailureClass
 from rollout.results import EpisodeResult
 from rollout.sweep.config import RetryConfig
@@ -276,7 +276,6 @@ class SweepDriver:
         import ray
         from ray.exceptions import RayActorError, TaskCancelledError
 
-        key, seed = key_of(flight.task.spec), flight.task.spec.seed
         try:
             out = ray.get(ref)
             worker = out.pop("worker", None)
@@ -288,7 +287,7 @@ class SweepDriver:
             cls, message = FailureClass.TIMEOUT, f"cancelled by the driver after episode.timeout_s + {CANCEL_GRACE_S:.0f}s"
         except Exception as e:  # RayTaskError from a worker bug
             cls, message = FailureClass.ENV_ERROR, f"{type(e).__name__}: {str(e)[:500]}"
-        return SweepRecord.failed(key, cls, message, seed=seed), None
+        return flight.task.spec.failed(Failure(cls, message)), None
 
     def _finish(self, task: _Task, result: EpisodeResult, worker_id: Optional[int], ready: list[_Task],
                 delayed: list) -> None:

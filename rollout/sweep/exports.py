@@ -4,10 +4,12 @@ tau2's Results files hold one domain and one mode (solo is read from the agent/u
 implementations), so `export_sweep(output_dir)` writes one file per (domain, mode):
 `tau2_results_<domain>[_solo].json`, and also `tau2_results.json` when there is only one.
 Scored episodes become tau2 SimulationRuns (messages, reward_info, termination, trial =
-sample, seed); episodes that failed for an infrastructure reason have no trajectory and
-are left out (they are in episodes.jsonl with their failure class). The records are
-streamed once: simulations are spooled to a part file per group, so memory stays flat.
-A sweep run with `transcripts=false` has no messages to export and writes no Results file.
+sample, seed). A finally failed episode is written the way `tau2 run --skip-failed-samples`
+writes a simulation that raised: no messages, reward 0.0, `skipped: true`, termination
+agent_error (its failure class and message in `reward_info.info.failure`), so tau2's own
+`compute_metrics` on the file gives the summary's `tau2_counting` figures. The records are
+streamed once: simulations are spooled to a part file per group, so memory stays flat. A
+sweep run with `transcripts=false` has no messages to export and writes no Results file.
 """
 
 from __future__ import annotations
@@ -26,9 +28,15 @@ RESULTS_FILE = "tau2_results.json"
 
 
 def simulation_of(r: SweepRecord):
-    """A scored record as tau2's SimulationRun."""
-    from tau2.data_model.simulation import SimulationRun
+    """A record as tau2's SimulationRun: a scored episode's trajectory, or a failed episode as
+    tau2's runner records a skipped sample."""
+    from tau2.data_model.simulation import RewardInfo, SimulationRun, TerminationReason
 
+    if not r.ok:
+        return SimulationRun(id=f"{r.task_id}_{r.sample}_failed", task_id=r.task_id, start_time="", end_time="",
+                             duration=float(r.durations.get("total_s", 0.0)), termination_reason=TerminationReason.AGENT_ERROR,
+                             messages=[], trial=r.sample, seed=r.seed, skipped=True,
+                             reward_info=RewardInfo(reward=0.0, info={"failure": r.failure.to_dict()}))
     messages = r.messages
     return SimulationRun(
         id=f"{r.domain}/{r.task_id}/{r.sample}",
@@ -106,7 +114,7 @@ def export_sweep(output_dir: str | Path, records: Iterable[SweepRecord], config:
     groups: dict[tuple[str, bool], _GroupWriter] = {}
     try:
         for r in records:
-            if r.ok and r.messages:
+            if r.messages or not r.ok:
                 key = (r.domain, r.solo)
                 if key not in groups:
                     groups[key] = _GroupWriter(output_dir / f"tau2_results_{r.domain}{'_solo' if r.solo else ''}.json")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 
+from rollout.agent.episode import EpisodeSpec, resolve
 from rollout.env.domains import check_domain, load_domain
-from rollout.episode import EpisodeSpec, resolve
 from rollout.failures import InvalidInput
 from rollout.sweep.config import SweepConfig
 
@@ -49,9 +49,10 @@ def plan_episodes(cfg: SweepConfig) -> list[EpisodeSpec]:
         if cfg.max_tasks is not None:
             ids = ids[: cfg.max_tasks]
         for task_id in ids:
-            resolve(EpisodeSpec(domain, task_id), cfg)  # solo / user-simulator feasibility
+            solo = resolve(EpisodeSpec(domain, task_id), cfg).solo  # solo / user-simulator feasibility
             for sample in range(cfg.num_samples):
-                specs.append(EpisodeSpec(domain, task_id, sample, seed=derive_seed(cfg.seed, domain, task_id, sample)))
+                specs.append(EpisodeSpec(domain, task_id, sample, seed=derive_seed(cfg.seed, domain, task_id, sample),
+                                         solo=solo))
     return specs
 
 

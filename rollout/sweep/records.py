@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from rollout.failures import Failure, FailureClass, InvalidInput
+from rollout.failures import Failure, InvalidInput
 from rollout.results import EpisodeResult
 from rollout.sweep.plan import Key
 
@@ -93,13 +93,6 @@ class SweepRecord(EpisodeResult):
                        worker=d.get("worker"))
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"not an episode record: {type(e).__name__}: {e}") from None
-
-    @staticmethod
-    def failed(key: Key, failure_class: FailureClass, message: str, *, seed: Optional[int] = None) -> EpisodeResult:
-        """A result the driver synthesizes for an episode the worker could not report."""
-        domain, task_id, sample = key
-        return EpisodeResult(domain=domain, task_id=task_id, sample=sample, seed=seed,
-                             failure=Failure(failure_class, message))
 
 
 class LogScan:

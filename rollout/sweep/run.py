@@ -15,7 +15,6 @@ nothing started, nothing written); 1 no Ray worker could run (finished episodes 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -28,8 +27,10 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
+from rollout.command import split_config_files
 from rollout.config import load_config, to_dict
 from rollout.failures import InvalidInput
+from rollout.scripted.endpoints import pointed_at
 from rollout.sweep.config import SweepConfig, check_fits, check_sweep
 from rollout.sweep.driver import NoWorkersLeft
 from rollout.sweep.exports import export_sweep
@@ -47,24 +48,13 @@ def prepare(argv: list[str]) -> tuple[SweepConfig, bool]:
 
     `argv` is `key=value` overrides, optionally with `--config FILE` (repeatable): YAML files
     merged over the package defaults, before the overrides (e.g. conf/sweep.yaml)."""
-    files, overrides, args = [], [], iter(argv)
-    for arg in args:
-        if arg == "--config" or arg.startswith("--config="):
-            path = arg.partition("=")[2] or next(args, None)
-            if not path:
-                raise InvalidInput("--config needs a file: --config conf/sweep.yaml")
-            files.append(path)
-        else:
-            overrides.append(arg)
+    files, overrides = split_config_files(argv)
     cfg = load_config(overrides, schema=SweepConfig, files=files)
     smoke = cfg.llm.scripted is None and not cfg.llm.base_url
     if smoke:
         cfg.llm.scripted = "oracle"
         if cfg.max_tasks is None:
             cfg.max_tasks = SMOKE_MAX_TASKS
-    if cfg.llm.scripted:  # endpoints are filled in once the scripted server is up
-        cfg.llm.model = cfg.llm.model or "scripted-agent"
-        cfg.user_llm.model = "scripted-user"
     if cfg.output_dir is None:
         cfg.output_dir = str(Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S"))
     check_sweep(cfg)
@@ -164,9 +154,7 @@ class _RaySession:
         progress = Progress(total, done=total - len(todo), enabled=cfg.progress)
         episode_cfg = cfg.episode_config()
         if self.server is not None:  # the scripted server's address is this run's, not the saved config's
-            episode_cfg = dataclasses.replace(
-                episode_cfg, llm=dataclasses.replace(episode_cfg.llm, base_url=self.server.url),
-                user_llm=dataclasses.replace(episode_cfg.user_llm, base_url=self.server.url))
+            episode_cfg = pointed_at(episode_cfg, self.server.url)
         driver = SweepDriver(episode_cfg, store, num_workers=_num_workers(cfg, len(todo)),
                              slots_per_worker=cfg.ray.slots_per_worker, cpus_per_worker=cfg.ray.cpus_per_worker,
                              retry=cfg.retry, progress=progress, on_record=on_record,

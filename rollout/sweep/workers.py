@@ -14,12 +14,11 @@ import asyncio
 import dataclasses
 import os
 
+from rollout.agent.episode import EpisodeSpec
+from rollout.agent.runner import EpisodeRunner
 from rollout.config import RolloutConfig
-from rollout.episode import EpisodeSpec
 from rollout.failures import Failure, FailureClass, redact
 from rollout.process_env import child_env
-from rollout.results import EpisodeResult
-from rollout.sweep.runner import EpisodeRunner
 
 
 class RolloutWorker:
@@ -47,12 +46,11 @@ class RolloutWorker:
 
     async def run(self, spec: dict) -> dict:
         """Run one episode; the EpisodeResult as a dict, plus the worker id."""
+        episode = EpisodeSpec(**spec)
         try:
-            result = await self.runner.run(EpisodeSpec(**spec))
+            result = await self.runner.run(episode)
         except Exception as e:  # the runner classifies; this is a last guard for bugs
-            result = EpisodeResult(domain=spec["domain"], task_id=str(spec["task_id"]), sample=spec.get("sample", 0),
-                                   seed=spec.get("seed"),
-                                   failure=Failure(FailureClass.ENV_ERROR, redact(f"{type(e).__name__}: {e}", self.cfg.secrets())))
+            result = episode.failed(Failure(FailureClass.ENV_ERROR, redact(f"{type(e).__name__}: {e}", self.runner.secrets)))
         out = result.to_dict()
         out["worker"] = self.worker_id
         return out

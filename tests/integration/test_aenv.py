@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
+from rollout.agent.episode import EpisodeSpec
+from rollout.agent.runner import EpisodeRunner
 from rollout.env.domains import load_domain
-from rollout.episode import EpisodeSpec
 from rollout.sweep.records import EpisodeStore
 from rollout.sweep.run import prepare, run_sweep
-from rollout.sweep.runner import EpisodeRunner
 from tests.aenv_api_double import AenvApiServiceDouble, wait_until
 from tests.helpers import run_specs, scripted_config
 

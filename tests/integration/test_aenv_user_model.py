@@ -7,14 +7,15 @@ import subprocess
 import sys
 import textwrap
 
+from rollout.agent.episode import EpisodeSpec
 from rollout.config import load_config
-from rollout.episode import EpisodeSpec
+from rollout.scripted.endpoints import AGENT_MODEL
 from tests.aenv_api_double import wait_until
 from tests.helpers import run_specs
 
 
 def _cfg(server_url: str, user_url: str, backend: str):
-    return load_config([f"llm.base_url={server_url}", "llm.model=scripted-agent", "llm.max_retries=0",
+    return load_config([f"llm.base_url={server_url}", f"llm.model={AGENT_MODEL}", "llm.max_retries=0",
                         f"user_llm.base_url={user_url}", "user_llm.max_retries=0", f"env.backend={backend}"])
 
 

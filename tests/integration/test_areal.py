@@ -12,13 +12,14 @@ import pytest
 
 from rollout.areal import Tau2Agent, run_agent_return_reward
 from rollout.failures import EpisodeFailure, FailureClass, InvalidInput
+from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 
 TELECOM_SOLO = {"domain": "telecom", "task_id": "[service_issue]airplane_mode_on|break_apn_settings|contract_end_suspension|unseat_sim_card[PERSONA:Easy]"}
 
 
 def agent_for(server, **extra):
-    return Tau2Agent(llm={"model": "scripted-agent", "max_retries": 0},
-                     user_llm={"base_url": server.url, "model": "scripted-user", "max_retries": 0}, **extra)
+    return Tau2Agent(**{"llm": {"model": AGENT_MODEL, "max_retries": 0},
+                        "user_llm": {"base_url": server.url, "model": USER_MODEL, "max_retries": 0}, **extra})
 
 
 def test_run_returns_python_float(server):
@@ -26,7 +27,10 @@ def test_run_returns_python_float(server):
     assert type(reward) is float and reward == 1.0
 
 
-def test_http_client_is_reused_and_left_open(server):
+@pytest.mark.parametrize("caller_client", [True, False])
+def test_callers_http_client_is_used_when_asked_and_left_open(server, caller_client):
+    """llm.caller_http_client=true: every agent request goes over the caller's client (AReaL's;
+    here openai's httpx2-based default); false (the default): over this project's own client."""
     seen = []
 
     async def main():
@@ -34,7 +38,7 @@ def test_http_client_is_reused_and_left_open(server):
             seen.append(request.url.path)
 
         client = openai.DefaultAsyncHttpxClient(event_hooks={"request": [hook]})
-        agent = agent_for(server)
+        agent = agent_for(server, llm={"model": AGENT_MODEL, "max_retries": 0, "caller_http_client": caller_client})
         rewards = [await agent.run({"domain": "mock", "task_id": "create_task_1"}, base_url=server.url, api_key="k",
                                    http_client=client) for _ in range(2)]
         assert not client.is_closed
@@ -43,7 +47,7 @@ def test_http_client_is_reused_and_left_open(server):
 
     assert asyncio.run(main()) == [1.0, 1.0]
     agent_calls = server.stats["agent"]
-    assert agent_calls > 0 and seen.count("/v1/chat/completions") == agent_calls  # every agent call went through it
+    assert agent_calls > 0 and seen.count("/v1/chat/completions") == (agent_calls if caller_client else 0)
 
 
 def test_concurrent_runs_on_one_data_dict_are_independent(server):
@@ -69,7 +73,7 @@ def _subproc_episode(agent, data, env):
 
 def test_subproc_style_reads_openai_env_vars(server):
     """AReaL's subproc mode: the agent is pickled to a worker process and run with no kwargs."""
-    agent = Tau2Agent(llm={"model": "scripted-agent"})
+    agent = Tau2Agent(llm={"model": AGENT_MODEL})
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
         env = {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "session-key"}
@@ -80,11 +84,11 @@ def test_subproc_style_reads_openai_env_vars(server):
 def test_run_agent_return_reward_uses_environment(server, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
     monkeypatch.setenv("OPENAI_API_KEY", "k")
-    monkeypatch.setenv("TAU2_USER_LLM", "openai/scripted-user")
+    monkeypatch.setenv("TAU2_USER_LLM", f"openai/{USER_MODEL}")
     monkeypatch.setenv("TAU2_USER_LLM_API_BASE", server.url)
     monkeypatch.setenv("TAU2_USER_LLM_API_KEY", "u")
     assert asyncio.run(run_agent_return_reward({"domain": "airline", "task_id": "12"})) == 1.0
-    assert any(r["body"]["model"] == "scripted-user" for r in server.requests)  # the openai/ prefix is stripped
+    assert any(r["body"]["model"] == USER_MODEL for r in server.requests)  # the openai/ prefix is stripped
 
 
 def test_run_agent_return_reward_without_user_llm_runs_solo(server, monkeypatch):

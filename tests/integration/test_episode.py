@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from rollout.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec
+from rollout.scripted.endpoints import USER_MODEL
 from tests.helpers import run_specs, scripted_config
 
 
@@ -116,7 +117,7 @@ def test_max_steps_ends_the_episode_like_tau2(server):
     # not the environment: user(1), 3 x (call, results) -> 7 steps, 3 agent tool calls.
     assert r.steps == 7
     ours = sum(len(m.get("tool_calls") or []) for m in r.messages if m["role"] == "assistant")
-    gym = AgentGymEnv("airline", "12", max_steps=6, user_llm="openai/scripted-user",
+    gym = AgentGymEnv("airline", "12", max_steps=6, user_llm=f"openai/{USER_MODEL}",
                       user_llm_args={"api_base": server.url, "api_key": "x", "extra_headers": {"X-Rollout-Role": "user"}})
     gym.reset()
     gold = gym._get_info()["task"].evaluation_criteria.actions

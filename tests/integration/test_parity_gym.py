@@ -2,9 +2,9 @@
 
 import pytest
 
+from rollout.agent.episode import EpisodeSpec
 from rollout.bench.baselines import gold_script, play_in_gym
 from rollout.env.domains import load_domain
-from rollout.episode import EpisodeSpec
 from tests.helpers import run_specs, scripted_config
 
 CASES = [  # (domain, task_id, solo)

@@ -15,12 +15,12 @@ import io
 
 import pytest
 
-from rollout.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec
+from rollout.agent.runner import EpisodeRunner
 from rollout.scripted import ScriptedServer
 from rollout.sweep.plan import derive_seed
 from rollout.sweep.records import EpisodeStore
 from rollout.sweep.run import prepare, run_sweep
-from rollout.sweep.runner import EpisodeRunner
 from tests.helpers import scripted_config
 from tests.parity import AGENT_MODEL, USER_MODEL, compare_streams, run_ours, run_tau2
 

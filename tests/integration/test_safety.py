@@ -4,10 +4,10 @@ import asyncio
 import json
 import logging
 
+from rollout.agent.episode import EpisodeSpec
 from rollout.areal import Tau2Agent
 from rollout.config import load_config, to_dict
 from rollout.env.domains import load_domain
-from rollout.episode import EpisodeSpec
 from rollout.failures import EpisodeFailure
 from tests.helpers import run_specs, scripted_config
 

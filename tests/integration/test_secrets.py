@@ -10,8 +10,8 @@ import json
 
 import pytest
 
+from rollout.agent.episode import EpisodeSpec
 from rollout.config import api_key_of, check_secrets, load_config, to_dict
-from rollout.episode import EpisodeSpec
 from rollout.failures import InvalidInput
 from rollout.scripted import ScriptedServer
 from rollout.sweep import run as sweep_run
@@ -149,7 +149,7 @@ def test_redaction_covers_keys_read_from_variables(monkeypatch):
 
 
 async def _one(cfg):
-    from rollout.sweep.runner import EpisodeRunner
+    from rollout.agent.runner import EpisodeRunner
 
     async with EpisodeRunner(cfg) as runner:
         return [await runner.run(EpisodeSpec("telecom", load_ids("telecom")[0], solo=True))]

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from rollout.env.domains import load_domain
+from rollout.scripted.gold import gold_script
+from rollout.scripted.policies import PREAMBLE
 from tests.parity import call_ids, compare_streams, run_ours, run_tau2, served_call_ids
 
 TEL = "[service_issue]overdue_bill_suspension|unseat_sim_card[PERSONA:Easy]"
@@ -112,3 +115,50 @@ def test_tool_call_ids_as_the_server_sends_them(mode, domain, task_id):
     assert call_ids(ours.messages, "assistant") == served
     assert len(set(served)) < len(served)  # ids really repeat
     assert call_ids(ours.messages, "user") == served_call_ids(ours.requests, "user")  # the user's device calls
+
+
+# ---- the shapes real models reply in ---------------------------------------------------------
+def agent_histories(run) -> list[list[dict]]:
+    return [r["body"]["messages"] for r in run.requests if r["role"] == "agent"]
+
+
+@pytest.mark.parametrize("domain,task_id,style", [
+    ("retail", "2", "text_with_calls"),
+    ("retail", "2", "empty_content"),
+    ("retail", "2", "mixed"),
+    ("telecom", TEL, "mixed"),  # with the user's device tools on the user side
+])
+def test_text_beside_tool_calls_is_one_assistant_message_as_tau2_sends_it(domain, task_id, style):
+    """A sentence before the calls, or `""` beside them: tau2 shows the model one assistant
+    message with both (and keeps `""`); so do we, request for request."""
+    tau2, ours = both(domain, task_id, setup=lambda s: s.set_reply_style(style))
+    assert tau2.failure is None and ours.failure is None, (tau2.failure, ours.failure)
+    assert (ours.reward, ours.termination) == (tau2.reward, tau2.termination) == (1.0, "user_stop")
+    assert_same_requests(tau2, ours)
+    history = agent_histories(ours)[-1]
+    with_calls = [m for m in history if m["role"] == "assistant" and m.get("tool_calls")]
+    contents = {m.get("content") for m in with_calls}
+    assert contents == {"text_with_calls": {PREAMBLE}, "empty_content": {""}, "mixed": {PREAMBLE, ""}}[style], contents
+    roles = [m["role"] for m in history]
+    assert not any(a == b == "assistant" for a, b in zip(roles, roles[1:])), roles
+
+
+def test_several_tool_calls_with_text_in_one_reply():
+    """Two calls and a sentence in one reply (results in call order), then the rest of the play."""
+    script = gold_script(load_domain("retail").task("2"), solo=False)
+    merged = [{"calls": script[1:3], "text": "I'll check both products."}, *script[3:]]
+    tau2, ours = both("retail", "2", setup=lambda s: s.set_script("retail", "2", [script[0], *merged]))
+    assert (ours.reward, ours.termination) == (tau2.reward, tau2.termination) == (1.0, "user_stop")
+    assert_same_requests(tau2, ours)
+    history = agent_histories(ours)[-1]
+    [double] = [m for m in history if m["role"] == "assistant" and len(m.get("tool_calls") or []) == 2]
+    assert double["content"] == "I'll check both products."
+
+
+@pytest.mark.parametrize("max_steps", [1, 2])
+def test_max_steps_reached_by_the_users_first_message_sends_no_agent_request(max_steps):
+    """The user's first message is step 1: with max_steps=1 tau2's agent never generates."""
+    tau2, ours = both("airline", "12", max_steps=max_steps)
+    assert (tau2.termination, ours.termination) == ("max_steps", "max_steps")
+    assert tau2.count("agent") == ours.count("agent") == max_steps - 1
+    assert_same_requests(tau2, ours)

@@ -58,7 +58,7 @@ def test_wheel_installs_only_the_rollout_package(wheel_env):
 
 def test_wheel_runs_an_offline_episode_and_builds_the_areal_workflow(wheel_env, tmp_path):
     venv, _ = wheel_env
-    p = _run(venv, ["tau2-rollout", "episode", "--domain", "airline", "--task_id", "12", "--scripted", "oracle"], tmp_path)
+    p = _run(venv, ["tau2-rollout", "episode", "domain=airline", "task_id=12", "llm.scripted=oracle"], tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "reward: 1.0" in p.stdout
     code = ("import rollout, json; from rollout.areal import Tau2Agent; a = Tau2Agent(); "

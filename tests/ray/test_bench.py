@@ -30,9 +30,15 @@ def test_bench_quick_writes_its_json(tmp_path):
         for cell in report["P7"]["domains"][domain].values():
             assert cell["rollout_ms"] > 0 and cell["server_ms"] > 0 and cell["completions"] > 0
         assert abs(sum(report["P7"]["profile"][domain]["share"].values()) - 1) < 0.02
-    for row in ("P1", "P2", "P3", "P4", "P5", "P6", "P7"):
+    p8 = report["P8"]
+    assert p8["cpu"]["domains"]["telecom"]["training"]["rollout_ms_per_completion"] > 0
+    assert p8["cpu"]["domains"]["telecom"]["sweep"]["rollout_ms_per_completion"] > 0
+    assert 0 < p8["aenv_start"]["later_start_s"] < p8["aenv_start"]["fresh_server_s"]
+    assert all(c["cpu_ms"]["fast_http"] > 0 and c["cpu_ms"]["httpx"] > 0 for c in report["P9"]["in_flight"].values())
+    for row in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9"):
         assert f"{row}: " in p.stdout  # printed as it goes
     table = subprocess.run([sys.executable, "-m", "rollout.bench.table", str(out)], capture_output=True, text=True,
                            check=True).stdout
     assert p6["no_transcripts"]["episodes"] == 4 and 0 < p6["no_transcripts"]["bytes_per_episode"] < p6["sizes"]["4"]["bytes_per_episode"]
     assert "not measured" not in table and table.count("| P6 |") == 7 and table.count("| P7 |") == 3
+    assert table.count("| P8 |") == 2 and table.count("| P9 |") == 2

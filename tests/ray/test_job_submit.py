@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 from rollout.scripted import ScriptedServer
+from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = f"sk-job-{uuid.uuid4().hex}"  # made at run time: the uploaded working dir holds this file
@@ -88,8 +89,8 @@ def test_ray_job_submit_runs_a_sweep_and_ray_records_no_key(tmp_path):
             out = tmp_path / "job-run"
             p = subprocess.run([sys.executable, "-m", "rollout", "submit", "--address", f"http://127.0.0.1:{dashboard}",
                                 "--", "domains=[mock,telecom]", "max_tasks=2", f"output_dir={out}",
-                                f"llm.base_url={server.url}", "llm.model=scripted-agent", "llm.api_key_env=ROLLOUT_JOB_KEY",
-                                f"user_llm.base_url={server.url}", "user_llm.model=scripted-user",
+                                f"llm.base_url={server.url}", f"llm.model={AGENT_MODEL}", "llm.api_key_env=ROLLOUT_JOB_KEY",
+                                f"user_llm.base_url={server.url}", f"user_llm.model={USER_MODEL}",
                                 "user_llm.api_key_env=ROLLOUT_JOB_KEY", "progress=false"],
                                cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
             assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

@@ -52,6 +52,35 @@ def test_sweep_writes_tau2_results_that_tau2_rescores_identically(noop_sweep, tm
     assert theirs == ours and len(theirs) == 10
 
 
+def test_failed_episodes_are_exported_as_tau2_records_skipped_samples(ray_cluster, tmp_path):
+    """tau2's own compute_metrics on the export gives the summary's tau2-counted figures."""
+    from tau2.data_model.simulation import Results
+    from tau2.metrics.agent_metrics import compute_metrics
+
+    from rollout.scripted import Faults, ScriptedServer
+
+    with ScriptedServer("noop", record=False, faults=Faults(mode="http_500", count=2, role="user")) as server:
+        cfg, _ = prepare([f"llm.base_url={server.url}", "llm.model=a", f"user_llm.base_url={server.url}",
+                          "user_llm.model=u", "user_llm.max_retries=0", f"output_dir={tmp_path}", "progress=false",
+                          "domains=[airline]", "task_ids=[0,1,4]", "num_samples=2", "ray.num_workers=1",
+                          "ray.slots_per_worker=1", "retry.max_attempts=1"])
+        summary = run_sweep(cfg, out=io.StringIO())
+    counted = summary["all"]["tau2_counting"]
+    assert summary["all"]["failed"] == 2 and summary["all"]["mean_reward"] == 1.0 != counted["mean_reward"]
+    results = Results.load(tmp_path / "tau2_results.json")
+    skipped = [s for s in results.simulations if s.skipped]
+    assert len(results.simulations) == 6 and len(skipped) == 2
+    assert all(s.reward_info.reward == 0.0 and not s.messages for s in skipped)
+    assert {s.reward_info.info["failure"]["class"] for s in skipped} == {"user_sim_error"}
+    metrics = compute_metrics(results)
+    assert metrics.avg_reward == pytest.approx(counted["mean_reward"])
+    assert {str(k): v for k, v in metrics.pass_hat_ks.items()} == pytest.approx(counted["pass_hat_k"])
+    p = tau2_cli("evaluate-trajs", str(tmp_path / "tau2_results.json"), "-o", str(tmp_path / "rescored"))
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    rescored = json.loads((tmp_path / "rescored" / "updated_tau2_results.json").read_text())
+    assert sorted(s["reward_info"]["reward"] for s in rescored["simulations"]) == [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+
+
 def test_tau2_view_reads_the_export(noop_sweep):
     # tau2 view is interactive: load the file, show the metrics, show simulation 1, exit
     p = tau2_cli("view", "--file", str(noop_sweep / "tau2_results.json"), stdin="1\n1\n2\n3\n1\n\n5\n")
@@ -131,7 +160,7 @@ def test_sft_export_is_openai_chat_format(noop_sweep, tmp_path):
 
 
 def test_sft_export_keeps_tool_calls_in_order(oracle_server, tmp_path):
-    from rollout.episode import EpisodeSpec
+    from rollout.agent.episode import EpisodeSpec
     from rollout.sweep.records import SweepRecord
     from rollout.sweep.sft import to_chat
     from tests.helpers import run_specs, scripted_config

@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 ROLLOUT = Path(__file__).resolve().parents[2] / "rollout"
-AGENT_SIDE = ("rollout.agent_loop", "rollout.episode", "rollout.areal", "rollout.episode_cli", "rollout.cli",
+AGENT_SIDE = ("rollout.agent.turns", "rollout.agent.episode", "rollout.areal", "rollout.episode_cli", "rollout.cli",
               "rollout.sweep", "rollout.bench")
 
 
@@ -30,5 +30,5 @@ def test_environment_side_never_imports_the_agent_side_or_the_sweep():
 
 def test_the_rule_sees_imports_inside_functions(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("def f():\n    from rollout.episode import run_episode\n")
-    assert "rollout.episode" in imported_modules(probe)
+    probe.write_text("def f():\n    from rollout.agent.episode import run_episode\n")
+    assert "rollout.agent.episode" in imported_modules(probe)

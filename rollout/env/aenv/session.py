@@ -57,12 +57,12 @@ def user_sim_env_vars(cfg: RolloutConfig) -> dict[str, str]:
 class AenvSession:
     """An EnvSession over one aenv env instance (see module doc)."""
 
-    def __init__(self, env, cfg: RolloutConfig, server=None):
+    def __init__(self, env, cfg: RolloutConfig, secrets: list[str], server=None):
         self._env = env
         self._cfg = cfg
         self._server = server  # LocalAenvServer in local mode
         self._timeout = cfg.env.aenv.request_timeout_s
-        self._secrets = cfg.secrets()
+        self._secrets = secrets
 
     async def _call(self, function: str, args: dict) -> dict:
         try:
@@ -104,8 +104,9 @@ class AenvSession:
             await asyncio.shield(self._server.stop())
 
 
-async def open_aenv_session(cfg: RolloutConfig) -> AenvSession:
-    """A new instance of the env and a session on it. Raises EpisodeFailure(ENV_ERROR)."""
+async def open_aenv_session(cfg: RolloutConfig, secrets: list[str]) -> AenvSession:
+    """A new instance of the env and a session on it (`secrets`: the config's keys, for
+    redaction). Raises EpisodeFailure(ENV_ERROR)."""
     from aenv.core.environment import Environment
 
     _silence_sdk_logs()
@@ -118,9 +119,9 @@ async def open_aenv_session(cfg: RolloutConfig) -> AenvSession:
         except BaseException as e:
             await asyncio.shield(env.release())
             if isinstance(e, Exception):
-                raise EpisodeFailure(FailureClass.ENV_ERROR, redact(f"aenv instance failed to start: {e}", cfg.secrets())) from None
+                raise EpisodeFailure(FailureClass.ENV_ERROR, redact(f"aenv instance failed to start: {e}", secrets)) from None
             raise
-        return AenvSession(env, cfg)
+        return AenvSession(env, cfg, secrets)
     from rollout.env.aenv.servers import LocalAenvServer
 
     server = await LocalAenvServer.start(user_sim_env_vars(cfg), startup_timeout_s=a.startup_timeout_s)
@@ -131,4 +132,4 @@ async def open_aenv_session(cfg: RolloutConfig) -> AenvSession:
     except BaseException:
         await server.stop()
         raise
-    return AenvSession(env, cfg, server=server)
+    return AenvSession(env, cfg, secrets, server=server)

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Optional
 
-from rollout.agent_loop import AgentTurns
+from rollout.agent.turns import AgentTurns
 from rollout.clients import Endpoints, user_sim_configured
 from rollout.config import RolloutConfig
 from rollout.env.domains import DomainAssets, check_domain, load_domain
@@ -35,6 +35,12 @@ class EpisodeSpec:
     sample: int = 0
     seed: Optional[int] = None
     solo: Optional[bool] = None
+    weight_version: Optional[int] = None  # the trainer's tag of the policy's weights (recorded with captured tokens)
+
+    def failed(self, failure: Failure) -> EpisodeResult:
+        """The result of this episode when it could not be played or scored."""
+        return EpisodeResult(domain=self.domain, task_id=str(self.task_id), sample=self.sample, seed=self.seed,
+                             solo=bool(self.solo), failure=failure)
 
 
 @dataclass(frozen=True)
@@ -68,20 +74,27 @@ def resolve(spec: EpisodeSpec, cfg: RolloutConfig) -> Resolved:
     return Resolved(assets, task, solo)
 
 
-async def run_episode(spec: EpisodeSpec, cfg: RolloutConfig, endpoints: Endpoints, session: EnvSession) -> EpisodeResult:
-    """Run one episode on `session` (a free environment slot); see the module docstring."""
+async def run_episode(spec: EpisodeSpec, cfg: RolloutConfig, endpoints: Endpoints, session: EnvSession, *,
+                      secrets: list[str], requested: Optional[float] = None) -> EpisodeResult:
+    """Run one episode on `session` (a free environment slot); see the module docstring.
+    `secrets` are the config's keys (`cfg.secrets()`), redacted from every message.
+    `requested` (perf_counter) is when the episode was asked for: `durations["start_s"]` is
+    the time from then until its environment was reset (waiting for a slot included)."""
     started = time.perf_counter()
+    requested = started if requested is None else requested
+    secrets = [*secrets, endpoints.agent_api_key]
     result = EpisodeResult(domain=spec.domain, task_id=str(spec.task_id), sample=spec.sample, seed=spec.seed)
     try:
         resolved = resolve(spec, cfg)
         result.solo = resolved.solo
-        await asyncio.wait_for(_play(spec, resolved, cfg, endpoints, session, result), timeout=cfg.episode.timeout_s)
+        await asyncio.wait_for(_play(spec, resolved, cfg, endpoints, session, result, secrets, requested),
+                               timeout=cfg.episode.timeout_s)
     except TimeoutError:
         result.failure = Failure(FailureClass.TIMEOUT, f"episode exceeded episode.timeout_s={cfg.episode.timeout_s}")
     except EpisodeFailure as e:
         result.failure = e.failure
     except Exception as e:  # a bug or an unexpected tau2 error: classified, never scored
-        result.failure = Failure(FailureClass.ENV_ERROR, redact(f"{type(e).__name__}: {e}", cfg.secrets()))
+        result.failure = Failure(FailureClass.ENV_ERROR, redact(f"{type(e).__name__}: {e}", secrets))
     if result.failure is not None:
         result.reward = None
         result.reward_info = None
@@ -90,19 +103,22 @@ async def run_episode(spec: EpisodeSpec, cfg: RolloutConfig, endpoints: Endpoint
 
 
 async def _play(spec: EpisodeSpec, resolved: Resolved, cfg: RolloutConfig, endpoints: Endpoints, session: EnvSession,
-                result: EpisodeResult) -> None:
+                result: EpisodeResult, secrets: list[str], requested: float) -> None:
     ep = cfg.episode
     request = ResetRequest(domain=spec.domain, task_id=str(spec.task_id), solo=resolved.solo, sample=spec.sample,
                            seed=spec.seed, episode_id=uuid.uuid4().hex, max_steps=ep.max_steps, max_errors=ep.max_errors,
                            tag_requests=ep.tag_requests, invalid_tool_args=ep.invalid_tool_args,
                            empty_reply_retries=ep.empty_reply_retries)
     opening = await session.reset(request)
+    result.durations["start_s"] = round(time.perf_counter() - requested, 4)
     agent_usage = {}
     if opening.termination is None:
         agent = AgentTurns(session=session, opening=opening, solo=resolved.solo, client=endpoints.agent_client,
                            model=endpoints.agent_model, sampling=cfg.sampling, seed=spec.seed,
-                           headers=request_headers(request, "agent"), secrets=cfg.secrets(),
-                           empty_retries=ep.empty_reply_retries)
+                           headers={**request_headers(request, "agent"), **endpoints.agent_headers}, secrets=secrets,
+                           empty_retries=ep.empty_reply_retries, api_key=endpoints.agent_api_key,
+                           extra_body=endpoints.agent_extra_body, capture=cfg.llm.capture,
+                           weight_version=spec.weight_version)
         try:
             while True:
                 await agent.run_turn()
@@ -110,6 +126,7 @@ async def _play(spec: EpisodeSpec, resolved: Resolved, cfg: RolloutConfig, endpo
             pass
         finally:
             agent_usage = vars(agent.usage).copy()
+            result.turns, result.capture_errors = agent.turns, agent.capture_errors
     scored = await session.finish()
     result.reward = scored.reward
     result.reward_info = scored.reward_info

@@ -1,0 +1,113 @@
+"""The agent side of an episode: an OpenAI Agents SDK agent over tau2's prompt and tools.
+
+`AgentTurns.run_turn()` runs the agent until it speaks to the user (or the episode stops),
+through `Runner.run` with `PolicyModel` (rollout/agent/model.py), the SDK `Model` that shows
+the policy the episode's record. The system prompt and tool schemas come from the
+environment session, which builds them with tau2's own agent classes (`LLMAgent`, or
+`LLMSoloAgent` with the ticket and the `done` tool), so the model sees what tau2's agent
+sees and nothing of the task's evaluation criteria or user scenario. The SDK's FunctionTools
+only hand back results the session already computed when it recorded the generation.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from agents import Agent, FunctionTool, ModelSettings, RunConfig, Runner
+from agents.run_config import ToolExecutionConfig
+
+from rollout.agent.model import PolicyModel
+from rollout.clients import ChatClient
+from rollout.config import SamplingConfig
+from rollout.env.protocol import Opening
+from rollout.failures import EpisodeFailure, FailureClass
+from rollout.results import Usage
+
+MAX_RUNNER_TURNS = 10_000  # the recorder enforces tau2's max_steps; this only guards the SDK loop
+_PLACEHOLDER_INPUT = [{"role": "user", "content": "(the conversation is supplied by the episode)"}]
+
+
+def _function_tool(schema: dict, model: PolicyModel) -> FunctionTool:
+    fn = schema["function"]
+
+    async def invoke(ctx, _raw_arguments: str) -> str:
+        # The session already ran this call when the generation was recorded.
+        return model.results.pop(ctx.tool_call_id, "")
+
+    return FunctionTool(
+        name=fn["name"],
+        description=fn.get("description", ""),
+        params_json_schema=fn["parameters"],
+        on_invoke_tool=invoke,
+        strict_json_schema=False,
+    )
+
+
+def model_settings(sampling: SamplingConfig, *, solo: bool, seed: Optional[int], headers: dict[str, str]) -> ModelSettings:
+    """The agent's sampling parameters as Agents SDK ModelSettings (unset ones are not sent).
+
+    tool_choice is tau2's: "required" for the solo agent (it must call a tool every turn),
+    "auto" otherwise (tau2's `generate` sends "auto" whenever there are tools).
+    """
+    return ModelSettings(
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        parallel_tool_calls=sampling.parallel_tool_calls,
+        tool_choice="required" if solo else "auto",
+        extra_body=dict(sampling.extra_body) or None,
+        extra_headers=headers or None,
+        extra_args={"seed": seed} if (sampling.send_seed and seed is not None) else None,
+    )
+
+
+class AgentTurns:
+    """Runs the agent one turn at a time over a session; the conversation lives in its model."""
+
+    def __init__(self, *, session, opening: Opening, solo: bool, client: ChatClient, model: str,
+                 sampling: SamplingConfig, seed: Optional[int], headers: dict[str, str], secrets: list[str],
+                 empty_retries: int, api_key: Optional[str] = None, extra_body: Optional[dict] = None,
+                 capture: Optional[str] = None, weight_version: Optional[int] = None):
+        self.usage = Usage()
+        self._model = PolicyModel(client=client, model=model, system_prompt=opening.system_prompt, tools=opening.tools,
+                                  session=session, conversation=list(opening.conversation), usage=self.usage,
+                                  secrets=secrets, empty_retries=empty_retries, api_key=api_key,
+                                  extra_body=extra_body, capture=capture, weight_version=weight_version)
+        self.agent = Agent(
+            name="tau2-agent",
+            instructions=opening.system_prompt,
+            tools=[_function_tool(t, self._model) for t in opening.tools],
+            model=self._model,
+            model_settings=model_settings(sampling, solo=solo, seed=seed, headers=headers),
+            reset_tool_choice=False,
+        )
+        self._run_config = RunConfig(
+            tracing_disabled=True,
+            tool_not_found_behavior="return_error_to_model",
+            tool_execution=ToolExecutionConfig(max_function_tool_concurrency=1),
+        )
+
+    @property
+    def conversation(self) -> list[dict]:
+        """The conversation as the model is shown it after the system prompt (chat messages)."""
+        return self._model.conversation
+
+    @property
+    def turns(self):
+        """The captured token records, one per policy call (None: absent; see capture_errors)."""
+        return self._model.turns
+
+    @property
+    def capture_errors(self) -> list[str]:
+        return self._model.capture_errors
+
+    async def run_turn(self) -> str:
+        """Run the agent until it addresses the user; returns the user's reply.
+
+        Raises StopEpisode when the episode ends and EpisodeFailure when an endpoint fails.
+        """
+        self._model.user_reply = None
+        await Runner.run(self.agent, _PLACEHOLDER_INPUT, max_turns=MAX_RUNNER_TURNS, run_config=self._run_config)
+        if self._model.user_reply is None:
+            raise EpisodeFailure(FailureClass.ENV_ERROR, "the agent's turn ended without a user reply")
+        return self._model.user_reply

@@ -1,0 +1,21 @@
+"""Configs pointed at the scripted model server: the model names it answers to, in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+
+AGENT_MODEL = "scripted-agent"
+USER_MODEL = "scripted-user"
+
+
+def pointed_at(cfg, url: str):
+    """A copy of `cfg` (any config with `llm` and `user_llm` sections) whose agent and user
+    simulator both talk to the scripted server at `url` (the agent keeps a model name it has)."""
+    return dataclasses.replace(
+        cfg, llm=dataclasses.replace(cfg.llm, base_url=url, model=cfg.llm.model or AGENT_MODEL),
+        user_llm=dataclasses.replace(cfg.user_llm, base_url=url, model=USER_MODEL))
+
+
+def overrides(url: str) -> list[str]:
+    """The same as `key=value` overrides (for a config built from them)."""
+    return [f"llm.base_url={url}", f"llm.model={AGENT_MODEL}", f"user_llm.base_url={url}", f"user_llm.model={USER_MODEL}"]
