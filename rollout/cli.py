@@ -7,6 +7,7 @@
     dataset   write the task rows AReaL trains on
     sft       export scored trajectories as OpenAI chat-format JSONL
     bench     the benchmark against tau2's own runner and gym
+    capture-check  check that an inference server returns the tokens training needs
 
 `tau2-rollout <command> --help` explains each.
 """
@@ -25,6 +26,7 @@ COMMANDS = {
     "dataset": "rollout.sweep.dataset",
     "sft": "rollout.sweep.sft",
     "bench": "rollout.bench.bench",
+    "capture-check": "rollout.pool.capture_check",
 }
 
 

@@ -166,22 +166,48 @@ def api_key_of(section) -> Optional[str]:
     empty raises InvalidInput (naming the path or the variable, never a key).
     """
     if section.api_key:
-        return section.api_key
+        return _one_line_key(section.api_key, "the literal api_key")
     if section.api_key_file:
         try:
             key = Path(section.api_key_file).expanduser().read_text().strip()
         except OSError as e:
-            raise InvalidInput(f"api_key_file '{section.api_key_file}' cannot be read: {type(e).__name__}") from None
+            raise InvalidInput(f"api_key_file {shown(section.api_key_file)} cannot be read: {type(e).__name__}") from None
         if not key:
-            raise InvalidInput(f"api_key_file '{section.api_key_file}' is empty")
-        return key
+            raise InvalidInput(f"api_key_file {shown(section.api_key_file)} is empty")
+        return _one_line_key(key, f"api_key_file {shown(section.api_key_file)}")
     if section.api_key_env:
         key = os.environ.get(section.api_key_env, "").strip()
         if not key:
             raise InvalidInput(f"api_key_env names {section.api_key_env}, which is not set in this process "
                                f"(on a Ray cluster, start every node with it set)")
-        return key
-    return os.environ.get(section.KEY_ENV) or None
+        return _one_line_key(key, f"the variable {section.api_key_env}")
+    key = os.environ.get(section.KEY_ENV, "").strip()
+    return _one_line_key(key, f"the variable {section.KEY_ENV}") if key else None
+
+
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _one_line_key(key: str, where: str) -> str:
+    """The key, if it can be an HTTP header value: no whitespace or control character inside (a
+    key file with two lines would otherwise send its second line as a header of its own)."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in key):
+        raise InvalidInput(f"the key in {where} has whitespace or control characters inside it: a key is one line "
+                           f"without spaces (the key is not shown)")
+    return key
+
+
+def check_key_sources(cfg) -> None:
+    """Read every key the config's endpoints need, here and now (InvalidInput naming the file or
+    variable that is missing). Run where the requests will be made from: a sweep's driver."""
+    llm, user = getattr(cfg, "llm", None), getattr(cfg, "user_llm", None)
+    if llm is not None and not llm.scripted:
+        api_key_of(llm)
+    if user is not None and (user.base_url or user.model) and not getattr(llm, "scripted", None):
+        api_key_of(user)
+    env = getattr(cfg, "env", None)
+    if env is not None and env.backend == "aenv" and env.aenv.system_url:
+        api_key_of(env.aenv)
 
 
 def check_secrets(cfg, *, remote: Optional[bool] = None) -> None:
@@ -205,6 +231,10 @@ def check_secrets(cfg, *, remote: Optional[bool] = None) -> None:
         given = [f for f in ("api_key", "api_key_env", "api_key_file") if getattr(section, f)]
         if len(given) > 1:
             raise InvalidInput(f"{name}: set only one of {', '.join(f'{name}.{f}' for f in given)}")
+        if section.api_key_env and not _VAR_NAME.fullmatch(section.api_key_env):
+            raise InvalidInput(f"{name}.api_key_env is not the name of an environment variable (letters, digits and "
+                               f"underscores): give the variable's NAME, e.g. {name}.api_key_env=MY_KEY, not the key "
+                               f"(the value is not shown)")
         if remote and section.api_key:
             raise InvalidInput(
                 f"{name}.api_key is a literal key and ray.address is set: Ray would record it in the job's "
@@ -258,6 +288,8 @@ def load_config(
         raise
     except (ValidationError, ConfigKeyError, OmegaConfBaseException) as e:
         key = getattr(e, "full_key", None) or ""
+        if key.rsplit(".", 1)[-1].startswith("api_key"):  # never echo what may be a key
+            raise InvalidInput(f"invalid value for config key '{key}': {type(e).__name__} (the value is not shown)") from None
         raise InvalidInput(f"invalid value for config key '{key}': {_first_line(e)}") from None
     _validate(cfg)
     return cfg
@@ -267,9 +299,11 @@ def _load_yaml(path: Path) -> DictConfig:
     try:
         node = OmegaConf.load(path)
     except FileNotFoundError:
-        raise InvalidInput(f"config file not found: {path}") from None
-    except (OSError, OmegaConfBaseException, ValueError) as e:
-        raise InvalidInput(f"cannot read config file {path}: {_first_line(e)}") from None
+        raise InvalidInput(f"config file not found: {shown(str(path))}") from None
+    except RecursionError:
+        raise InvalidInput(f"config file {shown(str(path))} is not valid YAML: an alias refers to itself") from None
+    except Exception as e:  # OSError, yaml's scanner/parser/constructor errors, omegaconf's
+        raise InvalidInput(f"config file {shown(str(path))} is not valid YAML: {_yaml_error(e)}") from None
     if not isinstance(node, DictConfig):
         raise InvalidInput(f"config file {path} must hold a mapping of keys, got a {type(node).__name__}")
     return node
@@ -320,7 +354,10 @@ def parse_overrides(overrides) -> tuple[Optional[str], DictConfig]:
         try:
             OmegaConf.from_dotlist([item])
         except Exception as e:  # omegaconf's errors, or yaml's for a value such as `domains=[airline`
-            raise InvalidInput(f"cannot parse override '{item}': {_first_line(e)}") from None
+            key = item.split("=", 1)[0].strip()
+            if key.rsplit(".", 1)[-1].startswith("api_key"):  # never echo what may be a key
+                raise InvalidInput(f"cannot parse the value of override '{key}' (the value is not shown)") from None
+            raise InvalidInput(f"cannot parse override {shown(item)}: {_first_line(e)}") from None
     return preset, OmegaConf.from_dotlist(items)
 
 
@@ -341,7 +378,7 @@ def check_keys(node: DictConfig, schema: type, prefix: str = "") -> None:
         if key not in valid:
             close = difflib.get_close_matches(str(key), list(valid), n=1)
             hint = f", did you mean '{close[0]}'" if close else f"; valid keys: {', '.join(sorted(valid))}"
-            raise InvalidInput(f"unknown key '{full}'{hint}")
+            raise InvalidInput(f"unknown key {shown(full)}{hint}")
         sub_type = valid[key].type
         sub_schema = _dataclass_of(sub_type, schema)
         value = node.get(key)
@@ -390,5 +427,20 @@ def _validate(cfg) -> None:
     check_secrets(cfg)
 
 
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+def _yaml_error(e: Exception) -> str:
+    """yaml's problem and where (line, column), in one line."""
+    problem, mark = getattr(e, "problem", None), getattr(e, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return _first_line(e)
+
+
+def shown(value, limit: int = 80) -> str:
+    """A value as error messages show it: its repr, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _first_line(e: Exception, limit: int = 300) -> str:
+    line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return line if len(line) <= limit else f"{line[:limit]}... ({len(line)} characters)"

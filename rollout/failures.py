@@ -8,7 +8,9 @@ An episode either ends with a reward (the policy's outcome, scored by tau2) or w
 from __future__ import annotations
 
 import enum
+import json
 import re
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -70,15 +72,25 @@ _KEY_PATTERNS = (
 )
 
 
+def echoed_forms(secret: str) -> set[str]:
+    """The ways a server or a message can quote a secret: as is, JSON-escaped, repr-escaped and
+    URL-encoded, and each line of it on its own."""
+    forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], urllib.parse.quote(secret, safe="")}
+    forms.update(line.strip() for line in secret.splitlines())
+    return {f for f in forms if len(f) >= 4}
+
+
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Return `text` with every known secret and anything shaped like an API key replaced.
 
-    `secrets` are exact strings (the configured API keys); the patterns catch keys that
-    reach a message through a server's error body.
+    `secrets` are exact strings (the configured API keys), each redacted in every form a server
+    may echo it in (`echoed_forms`); the patterns catch keys that reach a message through a
+    server's error body.
     """
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+            for form in sorted(echoed_forms(secret), key=len, reverse=True):
+                text = text.replace(form, "***")
     for pattern in _KEY_PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
     return text

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import email.utils
 import functools
 import ipaddress
@@ -66,6 +67,8 @@ import zlib
 from typing import Any, Optional, Union
 from urllib.parse import quote, unquote, urlsplit
 from urllib.request import getproxies_environment
+
+from rollout.clock import current as episode_clock
 
 RETRY_STATUS = {408, 409, 429}
 INITIAL_BACKOFF_S = 0.5
@@ -164,8 +167,13 @@ class JsonHttpClient:
         timeout = timeout_s or self._timeout_s  # None (or 0): the client's
         if self._sem is None:
             return await self._with_retries(payload, timeout)
-        async with self._sem:
+        clock = episode_clock()
+        with clock.waiting() if clock is not None else contextlib.nullcontext():  # a cap wait is not the episode's time
+            await self._sem.acquire()
+        try:
             return await self._with_retries(payload, timeout)
+        finally:
+            self._sem.release()
 
     def _bind_loop(self) -> None:
         """First use, or use from another event loop: the old loop's connections and semaphore are unusable here."""

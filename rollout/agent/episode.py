@@ -11,7 +11,6 @@ propagates.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Optional
 
 from rollout.agent.turns import AgentTurns
 from rollout.clients import Endpoints, user_sim_configured
+from rollout.clock import EpisodeClock
 from rollout.config import RolloutConfig
 from rollout.env.domains import DomainAssets, check_domain, load_domain
 from rollout.env.protocol import EnvSession, ResetRequest, StopEpisode, request_headers
@@ -75,22 +75,27 @@ def resolve(spec: EpisodeSpec, cfg: RolloutConfig) -> Resolved:
 
 
 async def run_episode(spec: EpisodeSpec, cfg: RolloutConfig, endpoints: Endpoints, session: EnvSession, *,
-                      secrets: list[str], requested: Optional[float] = None) -> EpisodeResult:
+                      secrets: list[str], requested: Optional[float] = None,
+                      clock: Optional[EpisodeClock] = None) -> EpisodeResult:
     """Run one episode on `session` (a free environment slot); see the module docstring.
     `secrets` are the config's keys (`cfg.secrets()`), redacted from every message.
     `requested` (perf_counter) is when the episode was asked for: `durations["start_s"]` is
-    the time from then until its environment was reset (waiting for a slot included)."""
+    the time from then until its environment was reset (waiting for a slot included).
+    `clock` (default: a new one) holds the `episode.timeout_s` budget, which does not run while
+    a request waits for an endpoint cap (rollout/clock.py)."""
     started = time.perf_counter()
+    clock = clock or EpisodeClock(cfg.episode.timeout_s)
     requested = started if requested is None else requested
     secrets = [*secrets, endpoints.agent_api_key]
     result = EpisodeResult(domain=spec.domain, task_id=str(spec.task_id), sample=spec.sample, seed=spec.seed)
     try:
         resolved = resolve(spec, cfg)
         result.solo = resolved.solo
-        await asyncio.wait_for(_play(spec, resolved, cfg, endpoints, session, result, secrets, requested),
-                               timeout=cfg.episode.timeout_s)
+        async with clock.limit():
+            await _play(spec, resolved, cfg, endpoints, session, result, secrets, requested)
     except TimeoutError:
-        result.failure = Failure(FailureClass.TIMEOUT, f"episode exceeded episode.timeout_s={cfg.episode.timeout_s}")
+        result.failure = Failure(FailureClass.TIMEOUT, f"episode exceeded episode.timeout_s={cfg.episode.timeout_s} "
+                                 f"(waits for endpoint caps not counted)")
     except EpisodeFailure as e:
         result.failure = e.failure
     except Exception as e:  # a bug or an unexpected tau2 error: classified, never scored

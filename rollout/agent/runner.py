@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from rollout.agent.episode import EpisodeSpec, run_episode
 from rollout.clients import ChatClient, Endpoints, make_client, resolve_model, user_sim_configured
+from rollout.clock import EpisodeClock
 from rollout.config import RolloutConfig
 from rollout.env.backends import session_factory
 from rollout.env.pool import BrokenSession, SessionPool
@@ -91,8 +92,10 @@ class EpisodeRunner:
                          agent_api_key=policy.api_key, agent_headers=dict(policy.headers),
                          agent_extra_body=dict(policy.extra_body))
 
-    async def run(self, spec: EpisodeSpec, policy: Optional[PolicyEndpoint] = None) -> EpisodeResult:
-        """One episode; failures (including unreachable endpoints) come back classified."""
+    async def run(self, spec: EpisodeSpec, policy: Optional[PolicyEndpoint] = None, *,
+                  clock: Optional[EpisodeClock] = None) -> EpisodeResult:
+        """One episode; failures (including unreachable endpoints) come back classified. `clock`:
+        its timeout budget (run_episode), for a caller that watches how long it has run."""
         requested = time.perf_counter()
         try:
             endpoints = await self.endpoints(policy)
@@ -101,7 +104,8 @@ class EpisodeRunner:
         result = None
         try:
             async with self._pool.slot() as session:
-                result = await run_episode(spec, self.cfg, endpoints, session, secrets=self.secrets, requested=requested)
+                result = await run_episode(spec, self.cfg, endpoints, session, secrets=self.secrets, requested=requested,
+                                           clock=clock)
                 if result.failure is not None and result.failure.failure_class in DISCARD_SESSION_ON:
                     raise BrokenSession()
         except BrokenSession:

@@ -29,7 +29,6 @@ import asyncio
 import gc
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -114,24 +113,29 @@ async def _throughput(cfg, specs, in_flight: int) -> tuple[float, int]:
 
 
 def _ray_throughput(cfg, specs, in_flight: int, workers: int = 2) -> float:
-    """Episodes per second of the same episodes on Ray (`workers` actors)."""
+    """Episodes per second of the same episodes on Ray (the rollout pool, `workers` actors)."""
     import ray
 
-    from rollout.sweep.driver import SweepDriver
-    from rollout.sweep.records import EpisodeStore
+    from rollout.pool import RolloutPool
 
-    out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-p2-{os.getpid()}-{in_flight}"
     ray.init(address="local", num_cpus=workers, include_dashboard=False, object_store_memory=256 * 2**20)
     try:
-        with EpisodeStore(out_dir) as store:
-            driver = SweepDriver(cfg, store, num_workers=workers, slots_per_worker=max(1, in_flight // workers),
-                                 warmup_domains=[P2_DOMAIN])
-            driver.run(specs[:workers], keep_workers=True)
-            driver.run(specs)
-            return len(specs) / (driver.finished - driver.started)
+        with RolloutPool(cfg, ray={"num_workers": workers, "slots_per_worker": max(1, in_flight // workers)}) as pool:
+            pool.start([P2_DOMAIN])
+            pool.run(_requests(specs[:workers]))  # warm: clients, caches
+            start = time.perf_counter()
+            out = pool.run(_requests(specs))
+            elapsed = time.perf_counter() - start
+        assert all(t.reward == 1.0 for t in out), [t.failure for t in out if t.reward != 1.0][:3]
+        return len(specs) / elapsed
     finally:
         ray.shutdown()
-        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _requests(specs):
+    from rollout.pool import RolloutRequest
+
+    return [RolloutRequest(s.domain, s.task_id, s.sample, seed=s.seed, solo=s.solo) for s in specs]
 
 
 def bench_p2(sizes: list[int], latency: float, episodes_per_slot: int, with_tau2: bool, with_ray: bool = True) -> dict:
@@ -162,8 +166,7 @@ def bench_p2(sizes: list[int], latency: float, episodes_per_slot: int, with_tau2
 def bench_p3(episodes: int, latency: float, reps: int) -> dict:
     import ray
 
-    from rollout.sweep.driver import SweepDriver
-    from rollout.sweep.records import EpisodeStore
+    from rollout.pool import RolloutPool
 
     ids = load_domain("telecom").task_ids()
     specs = [EpisodeSpec("telecom", ids[i % len(ids)], sample=i // len(ids)) for i in range(episodes)]
@@ -172,14 +175,13 @@ def bench_p3(episodes: int, latency: float, reps: int) -> dict:
         cfg = episode_config(url)
         ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20)
         try:
-            out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-p3-{os.getpid()}"
-            with EpisodeStore(out_dir) as store:
-                driver = SweepDriver(cfg, store, num_workers=2, slots_per_worker=16, warmup_domains=["telecom"])
-                driver.run(specs[:8], keep_workers=True)  # warm-up, as the in-process runs warm up too
-                for rep in range(reps):
-                    driver.run(specs, keep_workers=rep < reps - 1)
-                    ray_s.append(driver.finished - driver.started)
-            shutil.rmtree(out_dir, ignore_errors=True)
+            with RolloutPool(cfg, ray={"num_workers": 2, "slots_per_worker": 16}) as pool:
+                pool.start(["telecom"])
+                pool.run(_requests(specs[:8]))  # warm-up, as the in-process runs warm up too
+                for _ in range(reps):
+                    start = time.perf_counter()
+                    pool.run(_requests(specs))
+                    ray_s.append(time.perf_counter() - start)
             for rep in range(reps):
 
                 async def local():  # noqa: B023

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from rollout.config import shown
 from rollout.env.cow_db import TemplateJson, cow_copy, fast_db_hash, template_json
 from rollout.failures import InvalidInput
 
@@ -45,7 +46,7 @@ class DomainAssets:
             ids = list(self.splits.get(DEFAULT_SPLIT) or self.tasks)
             sample = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
             raise InvalidInput(
-                f"unknown task_id '{key}' for domain '{self.name}'; "
+                f"unknown task_id {shown(key)} for domain '{self.name}'; "
                 f"{len(self.tasks)} tasks exist (e.g. {sample}); list them with "
                 f"`tau2-rollout episode --domain {self.name} --list`"
             )
@@ -55,7 +56,7 @@ class DomainAssets:
         """Task ids of a split, in tau2's order. Raises InvalidInput for an unknown split."""
         if split not in self.splits:
             raise InvalidInput(
-                f"unknown split '{split}' for domain '{self.name}'; valid splits: {', '.join(sorted(self.splits))}"
+                f"unknown split {shown(split)} for domain '{self.name}'; valid splits: {', '.join(sorted(self.splits))}"
             )
         return list(self.splits[split])
 
@@ -89,7 +90,7 @@ class DomainAssets:
 
 def check_domain(name: str) -> str:
     if name not in DOMAINS:
-        raise InvalidInput(f"unknown domain '{name}'; valid domains: {', '.join(DOMAINS)}")
+        raise InvalidInput(f"unknown domain {shown(name)}; valid domains: {', '.join(DOMAINS)}")
     return name
 
 

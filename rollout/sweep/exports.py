@@ -9,7 +9,9 @@ writes a simulation that raised: no messages, reward 0.0, `skipped: true`, termi
 agent_error (its failure class and message in `reward_info.info.failure`), so tau2's own
 `compute_metrics` on the file gives the summary's `tau2_counting` figures. The records are
 streamed once: simulations are spooled to a part file per group, so memory stays flat. A
-sweep run with `transcripts=false` has no messages to export and writes no Results file.
+scored episode without its messages (`transcripts=false`, now or in an earlier run of the same
+directory) cannot be a tau2 simulation: then no Results file is written at all, and the reason
+is returned, rather than a file that would hold some of the episodes.
 """
 
 from __future__ import annotations
@@ -107,26 +109,34 @@ class _GroupWriter:
         self.part.unlink()
 
 
-def export_sweep(output_dir: str | Path, records: Iterable[SweepRecord], config: Optional[dict] = None) -> list[Path]:
+def export_sweep(output_dir: str | Path, records: Iterable[SweepRecord],
+                 config: Optional[dict] = None) -> tuple[list[Path], Optional[str]]:
     """Write the tau2 Results files of a sweep (see module doc), streaming `records` once;
-    returns their paths."""
+    (their paths, None), or ([], why no file was written)."""
     output_dir = Path(output_dir)
     groups: dict[tuple[str, bool], _GroupWriter] = {}
+    untranscribed = 0
     try:
         for r in records:
-            if r.messages or not r.ok:
+            if r.ok and not r.messages:
+                untranscribed += 1
+            elif not untranscribed:
                 key = (r.domain, r.solo)
                 if key not in groups:
                     groups[key] = _GroupWriter(output_dir / f"tau2_results_{r.domain}{'_solo' if r.solo else ''}.json")
                 groups[key].add(r)
         paths = []
-        for (domain, solo), writer in sorted(groups.items()):
-            writer.finish(domain, solo, config)
-            paths.append(writer.path)
+        if not untranscribed:
+            for (domain, solo), writer in sorted(groups.items()):
+                writer.finish(domain, solo, config)
+                paths.append(writer.path)
     finally:
         for writer in groups.values():
             writer.fh.close()
             writer.part.unlink(missing_ok=True)
+    if untranscribed:
+        return [], (f"{untranscribed} scored episode(s) have no transcript (transcripts=false): tau2's format needs "
+                    f"every simulation's messages")
     if len(paths) == 1:  # the one file under tau2's default name too (a hard link: no second copy)
         alias = output_dir / RESULTS_FILE
         alias.unlink(missing_ok=True)
@@ -135,7 +145,7 @@ def export_sweep(output_dir: str | Path, records: Iterable[SweepRecord], config:
         except OSError:
             shutil.copyfile(paths[0], alias)
         paths.append(alias)
-    return paths
+    return paths, None
 
 
 def _git_commit() -> str:

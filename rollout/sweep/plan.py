@@ -6,11 +6,10 @@ once, in the split), solo feasibility, sizes. A plan never holds the same key tw
 
 from __future__ import annotations
 
-import hashlib
-
 from rollout.agent.episode import EpisodeSpec, resolve
-from rollout.env.domains import check_domain, load_domain
+from rollout.env.domains import DOMAINS, check_domain, load_domain
 from rollout.failures import InvalidInput
+from rollout.pool.requests import derive_seed
 from rollout.sweep.config import SweepConfig
 
 Key = tuple[str, str, int]  # (domain, task_id, sample)
@@ -20,16 +19,10 @@ def key_of(spec: EpisodeSpec) -> Key:
     return (spec.domain, str(spec.task_id), spec.sample)
 
 
-def derive_seed(base_seed: int, domain: str, task_id: str, sample: int) -> int:
-    """A per-episode seed, stable across processes and runs (sha256, not Python's hash)."""
-    digest = hashlib.sha256(f"{base_seed}:{domain}:{task_id}:{sample}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
 def plan_episodes(cfg: SweepConfig) -> list[EpisodeSpec]:
     """Every episode of the sweep, in a stable order. Raises InvalidInput."""
     if not cfg.domains:
-        raise InvalidInput("domains is empty; valid domains: airline, retail, telecom, mock")
+        raise InvalidInput(f"domains is empty; valid domains: {', '.join(DOMAINS)}")
     if cfg.num_samples < 1:
         raise InvalidInput(f"num_samples must be >= 1, got {cfg.num_samples}")
     if cfg.max_tasks is not None and cfg.max_tasks < 1:

@@ -1,27 +1,32 @@
 """A sweep's episode record (`SweepRecord`) and its log, `<output_dir>/episodes.jsonl`.
 
-`SweepRecord` is the one shape of a finished episode: the driver builds it (from the
-worker's `EpisodeResult` plus the driver's attempts, earlier failures and worker id) and
-every reader (metrics, progress, report, exports, SFT, resume) reads it. On disk it is one
-JSON object per line with the field names users rely on:
-`key{domain,task_id,sample}`, `status` ok|failed, `reward` (null when failed),
-`failure{class,message}`, `termination`, `reward_info`, `messages`, `invalid_tool_calls`,
-`steps`, `tool_errors`, `usage`, `durations`, `attempts`, `earlier_failures`, `seed`,
-`worker`, `solo`.
+`SweepRecord` is the one shape of a finished episode: the sweep builds it from the pool's
+trajectory (the worker's `EpisodeResult` plus the attempts, earlier failures and worker id) and
+every reader (metrics, progress, report, exports, SFT, resume) reads it. On disk it is one JSON
+object per line with the field names users rely on: `key{domain,task_id,sample}`, `status`
+ok|failed, `reward` (null when failed), `failure{class,message}`, `termination`, `reward_info`,
+`messages`, `invalid_tool_calls`, `steps`, `tool_errors`, `usage`, `durations`, `attempts`,
+`earlier_failures`, `seed`, `worker`, `solo`, and with token capture `turns` and `capture_errors`.
+A line is checked field by field when read: a record with a field of the wrong type (a reward
+that is not a finite number, messages that are not a list of objects, ...) is not a record.
 
-`EpisodeStore` appends and flushes one record per finished episode (scored or finally
-failed). A rerun on the same directory reads the completed keys and skips them; a line
-cut short by a killed writer is dropped on open; a complete line that is not a valid
-record (bad JSON, no key) is skipped and counted in `corrupt_lines`, never fatal. One
-writer at a time: a second sweep on the same directory is refused. Readers stream the
-file one line at a time (`iter_records`, `EpisodeStore.records`), so a sweep of any size
-is summarised and resumed in constant memory besides its keys.
+`EpisodeStore` appends and flushes one record per finished episode (scored or finally failed).
+Nothing written is ever rewritten: a rerun on the same directory runs the planned episodes that
+have no record and those whose last record is an infrastructure failure, and appends their new
+records; the last record of a key is its outcome (`iter_records` yields exactly those). A key
+whose last record is scored or failed on bad input is settled and never run again. A line cut
+short by a killed writer is dropped on open; a complete line that is not a valid record is
+skipped and counted in `corrupt_lines`, never fatal. One writer at a time: a second sweep on the
+same directory is refused. Readers stream the file one line at a time (two passes: the keys,
+then the last record of each), so a sweep of any size is summarised and resumed in constant
+memory besides its keys.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -31,6 +36,7 @@ from typing import Any, Optional
 from rollout.failures import Failure, InvalidInput
 from rollout.results import EpisodeResult
 from rollout.sweep.plan import Key
+from rollout.tokens import TurnRecord
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -74,69 +80,115 @@ class SweepRecord(EpisodeResult):
         return out
 
     @classmethod
+    def from_trajectory(cls, trajectory) -> SweepRecord:
+        """The record of a pool trajectory's final outcome (the sweep's one constructor)."""
+        return cls.from_result(trajectory.result, attempts=trajectory.attempts,
+                               earlier_failures=trajectory.earlier_failures, worker=trajectory.tags.get("worker"))
+
+    @classmethod
     def from_json(cls, d: Any) -> SweepRecord:
-        """Parse one line's object; raises ValueError if it is not a record."""
+        """Parse one line's object; raises ValueError if it is not a record (see module doc)."""
         try:
             k = d["key"]
             failure = Failure.from_dict(d["failure"]) if d.get("failure") else None
-            reward = None if d.get("reward") is None else float(d["reward"])
+            reward = d.get("reward")
+            if reward is not None and not _number(reward):
+                raise ValueError(f"reward {reward!r} is not a finite number")
             if (failure is None) == (reward is None):
                 raise ValueError("exactly one of reward and failure must be set")
-            return cls(domain=str(k["domain"]), task_id=str(k["task_id"]), sample=int(k["sample"]), reward=reward,
-                       failure=failure, seed=d.get("seed"), solo=bool(d.get("solo")),
-                       termination=d.get("termination"), reward_info=d.get("reward_info"),
-                       messages=d.get("messages") or [], invalid_tool_calls=d.get("invalid_tool_calls") or [],
-                       steps=int(d.get("steps") or 0), tool_errors=int(d.get("tool_errors") or 0),
-                       usage=d.get("usage") or {}, durations=d.get("durations") or {},
-                       attempts=int(d.get("attempts") or 1),
+            messages = _typed(d.get("messages"), list, "messages") or []
+            if not all(isinstance(m, dict) for m in messages):
+                raise ValueError("messages must be a list of objects")
+            return cls(domain=_typed(k["domain"], str, "key.domain"), task_id=str(k["task_id"]),
+                       sample=_typed(k["sample"], int, "key.sample"), reward=None if reward is None else float(reward),
+                       failure=failure, seed=_typed(d.get("seed"), int, "seed"), solo=bool(d.get("solo")),
+                       termination=_typed(d.get("termination"), str, "termination"),
+                       reward_info=_typed(d.get("reward_info"), dict, "reward_info"), messages=messages,
+                       invalid_tool_calls=_typed(d.get("invalid_tool_calls"), list, "invalid_tool_calls") or [],
+                       steps=_typed(d.get("steps"), int, "steps") or 0,
+                       tool_errors=_typed(d.get("tool_errors"), int, "tool_errors") or 0,
+                       usage=_typed(d.get("usage"), dict, "usage") or {},
+                       durations=_typed(d.get("durations"), dict, "durations") or {},
+                       turns=[TurnRecord.from_dict(t) if t else None for t in _typed(d.get("turns"), list, "turns") or []],
+                       capture_errors=_typed(d.get("capture_errors"), list, "capture_errors") or [],
+                       attempts=_typed(d.get("attempts"), int, "attempts") or 1,
                        earlier_failures=[Failure.from_dict(f) for f in d.get("earlier_failures") or []],
-                       worker=d.get("worker"))
+                       worker=_typed(d.get("worker"), int, "worker"))
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"not an episode record: {type(e).__name__}: {e}") from None
+
+    @property
+    def settled(self) -> bool:
+        """Scored, or failed on bad input: a rerun does not run it again."""
+        return self.failure is None or not self.failure.failure_class.retryable
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _typed(v: Any, kind: type, name: str) -> Any:
+    """`v` if it is None or of `kind` (ints are not booleans); else ValueError naming the field."""
+    if v is None or (isinstance(v, kind) and not (kind is int and isinstance(v, bool))):
+        return v
+    raise ValueError(f"{name} is {type(v).__name__}, not {kind.__name__}")
 
 
 class LogScan:
     """One pass over an episodes.jsonl, line by line (memory: one line at a time).
 
-    Iterating yields the valid records, oldest first; afterwards `corrupt` is the number of
-    complete lines that were not valid records. A last line without its newline (cut short
-    by a killed writer) is neither. `keys_only=True` parses only each line's key."""
+    Iterating yields (line number, record) for the valid records, oldest first; afterwards
+    `corrupt` is the number of complete lines that were not valid records. A last line without
+    its newline (cut short by a killed writer) is neither. `keys_only=True` yields (line number,
+    (key, settled)) instead, without building the record's transcript."""
 
     def __init__(self, path: Path, keys_only: bool = False):
         self.path, self.keys_only, self.corrupt = path, keys_only, 0
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
         if not self.path.is_file():
             return
         with open(self.path, "rb") as f:
-            for line in f:
+            for number, line in enumerate(f):
                 if not line.endswith(b"\n"):
                     return  # a partial tail
                 if not line.strip():
                     continue
                 try:
                     d = json.loads(line)
-                    yield _key_of(d) if self.keys_only else SweepRecord.from_json(d)
+                    yield number, (_key_of(d) if self.keys_only else SweepRecord.from_json(d))
                 except ValueError:
                     self.corrupt += 1
 
 
-def _key_of(d: Any) -> Key:
-    try:
-        SweepRecord.from_json({**d, "messages": None, "reward_info": None})  # validates the record
-        k = d["key"]
-        return (str(k["domain"]), str(k["task_id"]), int(k["sample"]))
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"not an episode record: {e}") from None
+def _key_of(d: Any) -> tuple[Key, bool]:
+    """(key, settled) of a line's object, checked as a whole record (its transcript aside)."""
+    if not isinstance(d, dict) or not isinstance(d.get("messages", []), (list, type(None))):
+        raise ValueError("not an episode record")
+    record = SweepRecord.from_json({**d, "messages": None, "reward_info": None, "turns": None})
+    return record.key, record.settled
+
+
+def latest(path: Path) -> tuple[dict[Key, tuple[int, bool]], int]:
+    """({key: (line number of its last record, settled)}, corrupt lines) of a log."""
+    scan = LogScan(path, keys_only=True)
+    last = {key: (number, settled) for number, (key, settled) in scan}
+    return last, scan.corrupt
+
+
+def _latest_records(path: Path) -> Iterator[SweepRecord]:
+    last, _ = latest(path)
+    wanted = {number for number, _ in last.values()}
+    return (record for number, record in LogScan(path) if number in wanted)
 
 
 def iter_records(output_dir: str | os.PathLike) -> Iterator[SweepRecord]:
-    """Every valid record of a sweep's episodes.jsonl, streamed, without taking the writer's
-    lock. Raises InvalidInput if the directory has no log."""
+    """The outcome of every key of a sweep's episodes.jsonl (its last valid record), streamed,
+    without taking the writer's lock. Raises InvalidInput if the directory has no log."""
     path = Path(output_dir) / EPISODES_FILE
     if not path.exists():
         raise InvalidInput(f"no {EPISODES_FILE} in {output_dir}")
-    return iter(LogScan(path))
+    return _latest_records(path)
 
 
 def read_records(output_dir: str | os.PathLike) -> list[SweepRecord]:
@@ -144,9 +196,10 @@ def read_records(output_dir: str | os.PathLike) -> list[SweepRecord]:
     return list(iter_records(output_dir))
 
 
-def peek_completed(output_dir: str | os.PathLike) -> set[Key]:
-    """The keys already in a sweep's log, read-only (empty if there is none yet)."""
-    return set(LogScan(Path(output_dir) / EPISODES_FILE, keys_only=True))
+def peek_settled(output_dir: str | os.PathLike) -> set[Key]:
+    """The keys a rerun would not run again (scored, or failed on bad input), read-only."""
+    last, _ = latest(Path(output_dir) / EPISODES_FILE)
+    return {key for key, (_, settled) in last.items() if settled}
 
 
 class EpisodeStore:
@@ -166,9 +219,8 @@ class EpisodeStore:
         self.path = self.dir / EPISODES_FILE
         self.transcripts = transcripts
         self._drop_partial_tail()
-        scan = LogScan(self.path, keys_only=True)
-        self._done = set(scan)
-        self.corrupt_lines = scan.corrupt
+        last, self.corrupt_lines = latest(self.path)
+        self._settled = {key: settled for key, (_, settled) in last.items()}  # key -> its last record settles it
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def _drop_partial_tail(self) -> None:
@@ -192,13 +244,17 @@ class EpisodeStore:
             f.truncate(0)
 
     def records(self) -> Iterator[SweepRecord]:
-        """Every valid record, oldest first (corrupt lines skipped), streamed from the file."""
+        """The outcome of every key (its last valid record), streamed from the file."""
         self._fh.flush()
-        return iter(LogScan(self.path))
+        return _latest_records(self.path)
 
-    def completed_keys(self) -> set[Key]:
-        """Keys of the valid records in the log (read on open, kept up to date by `append`)."""
-        return set(self._done)
+    def settled_keys(self) -> set[Key]:
+        """Keys a rerun does not run again: their last record is scored or failed on bad input."""
+        return {key for key, settled in self._settled.items() if settled}
+
+    def unsettled_keys(self) -> set[Key]:
+        """Keys whose last record is an infrastructure failure (a rerun runs them again)."""
+        return {key for key, settled in self._settled.items() if not settled}
 
     def append(self, record: SweepRecord) -> None:
         """Write one record and flush it to the OS (survives the writer being killed). With
@@ -208,7 +264,7 @@ class EpisodeStore:
             d["messages"] = []
         self._fh.write(json.dumps(d, ensure_ascii=False) + "\n")
         self._fh.flush()
-        self._done.add(record.key)
+        self._settled[record.key] = record.settled
 
     def close(self) -> None:
         self._fh.close()

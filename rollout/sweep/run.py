@@ -2,23 +2,32 @@
 
 With no agent endpoint configured this is the offline smoke sweep (local Ray, tau2
 in-process, the built-in scripted oracle, the first 3 tasks of every domain). With
-`llm.base_url=...` (and a user simulator endpoint) it is a real sweep. Results go to
-`<output_dir>/episodes.jsonl` as they finish; a rerun with the same output_dir resumes.
-At the end: `summary.json`, the resolved config (`config.yaml`, keys redacted), tau2
-Results files (`tau2_results*.json`, see rollout/tau2_export.py), a report (`report/`)
-and a table.
+`llm.base_url=...` (and a user simulator endpoint) it is a real sweep. The episodes run on the
+rollout pool (rollout/pool/); each finished one goes to `<output_dir>/episodes.jsonl` at once.
+A rerun with the same output_dir runs what has no record yet and what finally failed on
+infrastructure (endpoint, user simulator, environment, timeout, lost worker) the last time;
+scored episodes and bad-input failures are kept. At the end: `summary.json`, the resolved
+config (`config.yaml`, keys redacted), tau2 Results files (`tau2_results*.json`, see
+rollout/sweep/exports.py), a report (`report/`) and a table.
 
-Exit status: 0 done; 2 bad input (one line naming the key, the value and what is valid;
-nothing started, nothing written); 1 no Ray worker could run (finished episodes kept);
-130 interrupted by Ctrl-C or SIGTERM (finished episodes kept, in-flight ones cancelled).
+Exit status:
+  0    every planned episode is scored;
+  1    no Ray worker could run, or the Ray cluster cannot be reached (finished episodes kept);
+  2    bad input: one line naming the key, the value and what is valid; nothing started,
+       nothing written;
+  3    the sweep ran, but some planned episodes are not scored (finally failed: rerun with the
+       same output_dir to retry the infrastructure failures; bad-input failures stay);
+  130  interrupted by Ctrl-C or SIGTERM (finished episodes kept, in-flight ones cancelled).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -27,27 +36,29 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from rollout.command import split_config_files
-from rollout.config import load_config, to_dict
-from rollout.failures import InvalidInput
+from rollout.command import main_of, split_config_files
+from rollout.config import check_key_sources, load_config, to_dict
+from rollout.pool import NoWorkersLeft, RolloutPool, RolloutRequest
+from rollout.pool.config import check_fits
 from rollout.scripted.endpoints import pointed_at
-from rollout.sweep.config import SweepConfig, check_fits, check_sweep
-from rollout.sweep.driver import NoWorkersLeft
+from rollout.sweep.config import SweepConfig, check_sweep
 from rollout.sweep.exports import export_sweep
 from rollout.sweep.metrics import format_table, summarize
 from rollout.sweep.plan import key_of, plan_episodes
 from rollout.sweep.progress import Progress
-from rollout.sweep.records import EpisodeStore, iter_records, peek_completed
+from rollout.sweep.records import EpisodeStore, SweepRecord, iter_records, peek_settled
 from rollout.sweep.report import write_report
 
 SMOKE_MAX_TASKS = 3
 
 
-def prepare(argv: list[str]) -> tuple[SweepConfig, bool]:
+def prepare(argv: list[str], *, local: bool = True) -> tuple[SweepConfig, bool]:
     """The validated sweep config and whether it is the offline smoke run.
 
     `argv` is `key=value` overrides, optionally with `--config FILE` (repeatable): YAML files
-    merged over the package defaults, before the overrides (e.g. conf/sweep.yaml)."""
+    merged over the package defaults, before the overrides (e.g. conf/sweep.yaml). `local`
+    False (a sweep to be run elsewhere, `submit`): what only the running machine can tell
+    (output_dir, its CPUs) is not checked here."""
     files, overrides = split_config_files(argv)
     cfg = load_config(overrides, schema=SweepConfig, files=files)
     smoke = cfg.llm.scripted is None and not cfg.llm.base_url
@@ -57,55 +68,71 @@ def prepare(argv: list[str]) -> tuple[SweepConfig, bool]:
             cfg.max_tasks = SMOKE_MAX_TASKS
     if cfg.output_dir is None:
         cfg.output_dir = str(Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S"))
-    check_sweep(cfg)
+    check_sweep(cfg, local=local)
     return cfg, smoke
 
 
-def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=sys.stdout) -> dict:
-    """Plan, resume, run and summarize a sweep. Returns the summary (also written to disk).
+def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=None) -> dict:
+    """Plan, resume, run and summarize a sweep. Returns the summary (also written to disk);
+    `summary["run"]["all_scored"]` says whether every planned episode is scored.
 
     Every configuration error (InvalidInput) is raised before Ray starts and before anything
-    is written; a cluster's resources are checked right after connecting, still before
-    anything is written."""
+    is written, the key sources included (read here, where the sweep's requests are made from:
+    this process, or the job's driver on a cluster); a cluster's resources are checked right
+    after connecting, still before anything is written."""
+    out = out or sys.stdout
     check_sweep(cfg)
+    check_key_sources(cfg)
     specs = plan_episodes(cfg)  # InvalidInput before Ray starts
     output = Path(cfg.output_dir)
-    completed = peek_completed(output)  # one pass over the log (not one per planned episode)
-    pending = [s for s in specs if key_of(s) not in completed]
+    settled = peek_settled(output)  # one pass over the log (not one per planned episode)
     if smoke:
         print(f"smoke sweep: no llm.base_url set -> built-in scripted {cfg.llm.scripted} model, "
               f"first {cfg.max_tasks} tasks per domain (set llm.base_url=... for a real sweep)", file=out)
-    with _RaySession(cfg, needed=bool(pending)) as session, EpisodeStore(output, transcripts=cfg.transcripts) as store:
+    needed = any(key_of(s) not in settled for s in specs)
+    with _RaySession(cfg, needed=needed) as session, EpisodeStore(output, transcripts=cfg.transcripts) as store:
         if store.corrupt_lines:
             print(f"warning: skipped {store.corrupt_lines} corrupt line(s) in {store.path} (not a JSON episode "
                   f"record); their episodes are run again", file=out)
         _save_config(cfg, output, out)
-        done = store.completed_keys()
-        todo = [s for s in specs if key_of(s) not in done]
-        print(f"{len(specs)} episodes planned, {len(specs) - len(todo)} already in {store.path}, "
-              f"{len(todo)} to run", file=out, flush=True)
+        settled, failed_before = store.settled_keys(), store.unsettled_keys()
+        todo = [s for s in specs if key_of(s) not in settled]
+        again = sum(key_of(s) in failed_before for s in todo)
+        print(f"{len(specs)} episodes planned, {len(specs) - len(todo)} already done in {store.path}, {len(todo)} to run"
+              + (f" ({again} of them failed on infrastructure before and are run again)" if again else ""),
+              file=out, flush=True)
         started = time.monotonic()
-        written, episodes_s = 0, None
-        if todo:
-            written, episodes_s = session.run(store, todo, len(specs), on_record)
+        written, episodes_s = session.run(store, todo, len(specs), on_record) if todo else (0, None)
         wall = time.monotonic() - started
     planned = {key_of(s) for s in specs}
 
-    def finished():  # the planned episodes' records, streamed from the log (constant memory)
+    def finished():  # the planned episodes' outcomes, streamed from the log (constant memory)
         return (r for r in iter_records(output) if r.key in planned)
 
     summary = summarize(finished(), num_samples=cfg.num_samples)
-    summary["run"] = {"episodes_planned": len(specs), "episodes_run": written, "wall_s": round(wall, 3),
+    scored = summary["all"]["scored"]
+    summary["run"] = {"episodes_planned": len(specs), "episodes_run": written, "episodes_run_again": again,
+                      "episodes_scored": scored, "all_scored": scored == len(specs), "wall_s": round(wall, 3),
                       "episodes_s": round(episodes_s, 3) if episodes_s else None,
                       "episodes_per_s": round(written / episodes_s, 4) if written and episodes_s else None,
                       "corrupt_lines_skipped": store.corrupt_lines}
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_table(summary, episodes_per_s=summary["run"]["episodes_per_s"]), file=out)
-    exported = export_sweep(output, finished(), to_dict(cfg))
+    exported, why_not = export_sweep(output, finished(), to_dict(cfg))
+    if why_not:
+        print(f"no tau2 Results file: {why_not}", file=out)
     page = write_report([output]) if summary["all"]["episodes"] else None
-    print(f"results: {output}/episodes.jsonl, summary.json, {', '.join(p.name for p in exported)}"
-          + (f", report/{page.name}" if page else ""), file=out, flush=True)
+    files = ["episodes.jsonl", "summary.json", *(p.name for p in exported), *([f"report/{page.name}"] if page else [])]
+    print(f"results: {output}/ {', '.join(files)}", file=out, flush=True)
+    if not summary["run"]["all_scored"]:
+        failures = ", ".join(f"{c}={n}" for c, n in summary["all"]["failures"].items())
+        print(f"{len(specs) - scored} of {len(specs)} planned episodes are not scored ({failures}); rerun with the same "
+              f"output_dir to retry the infrastructure failures", file=out, flush=True)
     return summary
+
+
+class RayUnreachable(RuntimeError):
+    """`ray.address` names a head this process cannot reach."""
 
 
 class _RaySession:
@@ -130,7 +157,7 @@ class _RaySession:
                 _init_ray(cfg)
                 self.started_ray = True
             cpus = ray.cluster_resources().get("CPU", 0)
-            check_fits(cfg, cpus, f"the Ray cluster has {cpus:g} CPUs in total")
+            check_fits(cfg.ray, cpus, f"the Ray cluster has {cpus:g} CPUs in total")
         except BaseException:
             self.__exit__()
             raise
@@ -147,37 +174,71 @@ class _RaySession:
             self.server = None
 
     def run(self, store: EpisodeStore, todo, total: int, on_record) -> tuple[int, Optional[float]]:
-        """Run `todo` on Ray; (episodes written, seconds from the first dispatch to the end)."""
-        from rollout.sweep.driver import SweepDriver
-
+        """Run `todo` on the rollout pool; (episodes written, seconds from the first dispatch to the end)."""
         cfg = self.cfg
         progress = Progress(total, done=total - len(todo), enabled=cfg.progress)
         episode_cfg = cfg.episode_config()
         if self.server is not None:  # the scripted server's address is this run's, not the saved config's
             episode_cfg = pointed_at(episode_cfg, self.server.url)
-        driver = SweepDriver(episode_cfg, store, num_workers=_num_workers(cfg, len(todo)),
-                             slots_per_worker=cfg.ray.slots_per_worker, cpus_per_worker=cfg.ray.cpus_per_worker,
-                             retry=cfg.retry, progress=progress, on_record=on_record,
-                             warmup_domains=sorted({s.domain for s in todo}),
-                             worker_start_timeout_s=cfg.ray.worker_start_timeout_s)
+        ray_cfg = dataclasses.replace(cfg.ray, num_workers=_num_workers(cfg, len(todo)))
+        pool = RolloutPool(episode_cfg, ray=ray_cfg, retry=cfg.retry, seed=cfg.seed, on_retry=progress.retry)
+        run = SweepRun(pool)
         try:
-            driver.run(todo)
+            pool.start(sorted({s.domain for s in todo}))  # worker start-up is not episode time
+            started = time.monotonic()
+            progress.started = started
+            requests = [RolloutRequest(s.domain, s.task_id, s.sample, seed=s.seed, solo=s.solo) for s in todo]
+            for trajectory in pool.stream(requests):
+                record = SweepRecord.from_trajectory(trajectory)
+                store.append(record)
+                run.written += 1
+                progress.record(record)
+                if on_record:
+                    on_record(run, record)
+            return run.written, time.monotonic() - started
         finally:
             progress.close()
-        return driver.written, (driver.finished - driver.started) if driver.started else None
+            pool.close()
+
+
+class SweepRun:
+    """What `on_record(run, record)` sees of a running sweep: records written so far, and the
+    pool's workers (`workers`, `replaced_workers`, `lost_slots`)."""
+
+    def __init__(self, pool: RolloutPool):
+        self.pool = pool
+        self.written = 0
+
+    def __getattr__(self, name):
+        if name in ("workers", "replaced_workers", "lost_slots"):
+            return getattr(self.pool.dispatcher, name)
+        raise AttributeError(name)
 
 
 def _init_ray(cfg: SweepConfig) -> None:
     import ray
 
-    # The workers' environment comes with each actor (start_workers), which also works
-    # inside a Ray job, whose own runtime env a driver-level one may not override.
+    # The workers' environment comes with each actor (pool/worker.py start_workers), which
+    # also works inside a Ray job, whose own runtime env a driver-level one may not override.
     if cfg.ray.address:
+        _check_reachable(cfg.ray.address)
         ray.init(address=cfg.ray.address)
     else:
         ray.init(address="local", num_cpus=cfg.ray.num_cpus, include_dashboard=False,
                  object_store_memory=cfg.ray.object_store_mb * 2**20)
     _install_stop_handlers()  # ray.init installs its own SIGTERM handler (sys.exit)
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """A `host:port` head must answer a TCP connect within `timeout_s` (Ray itself retries for
+    minutes). `auto` and `ray://` addresses are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise RayUnreachable(f"the Ray head at ray.address={address} cannot be reached: {type(e).__name__}: {e}") from None
 
 
 def _num_workers(cfg: SweepConfig, episodes: int) -> int:
@@ -222,27 +283,25 @@ def _save_config(cfg: SweepConfig, output: Path, out) -> None:
     path.write_text(OmegaConf.to_yaml(current))
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        return 0
+EXIT_NOT_ALL_SCORED = 3
+
+
+def run(argv: list[str]) -> int:
     _install_stop_handlers()
     try:
         cfg, smoke = prepare(argv)
-        run_sweep(cfg, smoke=smoke)
-    except InvalidInput as e:
-        print(f"error: {e.failure.message}", file=sys.stderr)
-        return 2
-    except NoWorkersLeft as e:
+        summary = run_sweep(cfg, smoke=smoke)
+    except (NoWorkersLeft, RayUnreachable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted: finished episodes are in episodes.jsonl; rerun with the same output_dir to resume",
               file=sys.stderr)
         return 130
-    return 0
+    return 0 if summary["run"]["all_scored"] else EXIT_NOT_ALL_SCORED
 
+
+main = main_of(__doc__, run)
 
 if __name__ == "__main__":
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

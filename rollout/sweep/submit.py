@@ -1,17 +1,24 @@
-"""`tau2-rollout submit --address http://head:8265 [--no-wait] -- key=value ...`
+"""`tau2-rollout submit --address http://head:8265 [--config FILE] [--no-wait] [--pip] -- key=value ...`
 
 Submits `python -m rollout sweep ray.address=auto key=value ...` as a Ray job (what
 `ray job submit --working-dir . -- python -m rollout sweep ...` does), with the runtime
 environment the sweep needs: this directory as the working dir, and the offline/quiet
-environment variables. Streams the job's output and exits 0 when it succeeds.
+environment variables. Streams the job's output and exits with the sweep's exit status
+(0 every planned episode scored, 3 some not; see `tau2-rollout sweep --help`).
+
+Before the cluster is contacted, the sweep is validated here exactly as `tau2-rollout sweep`
+validates it (unknown keys such as `llm.apikey`, wrong types, sizes, domains, task ids,
+splits): a mistake is one line and exit 2, and nothing is submitted. `--config FILE`
+(repeatable) is read here and its keys go to the job with the overrides.
 
 API keys: Ray records a job's entrypoint and runtime_env (dashboard /api/jobs/, `ray job
-list`, its logs), so a literal key (`llm.api_key=K`, `llm={api_key: K}`, ...) is refused
-before the cluster is contacted (exit 2). Pass the NAME of an environment variable
-instead, `llm.api_key_env=MY_KEY` (likewise `user_llm.` and `env.aenv.`), set on every
-node before `ray start` (Ray's processes inherit the raylet's environment), or a file
-present on every node, `llm.api_key_file=/path`. Without either, the standard variables
-(OPENAI_API_KEY, TAU2_USER_LLM_API_KEY, AENV_API_KEY) are read the same way.
+list`, its logs), so a literal key (`llm.api_key=K`, `llm={api_key: K}`, in a --config file,
+...) is refused. Pass the NAME of an environment variable instead, `llm.api_key_env=MY_KEY`
+(likewise `user_llm.` and `env.aenv.`), set on every node before `ray start` (Ray's processes
+inherit the raylet's environment), or a file present on every node, `llm.api_key_file=/path`
+outside the working directory (a key file inside it would be uploaded with it, and is
+refused). Without either, the standard variables (OPENAI_API_KEY, TAU2_USER_LLM_API_KEY,
+AENV_API_KEY) are read the same way, by the job.
 
 The cluster's nodes must have this project's dependencies installed (same image or
 `pip install -e .`); `--pip` asks Ray to install them into the job's environment instead.
@@ -23,49 +30,71 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
 import shlex
 import sys
 import time
-from typing import Any, Optional
+from pathlib import Path
 
-from rollout.config import parse_overrides
+from rollout.command import main_of
+from rollout.config import KEY_FIELDS, shown
 from rollout.failures import InvalidInput
 from rollout.process_env import child_env
+from rollout.sweep.config import SweepConfig
+from rollout.sweep.plan import plan_episodes
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
-def literal_keys(overrides: list[str]) -> list[str]:
-    """The dotted names of API keys given as literals in `overrides` (`llm.api_key=K`, or
-    nested as `llm={api_key: K}` / `env.aenv={api_key: K}`). Raises InvalidInput for an
-    override that cannot be parsed."""
-    from omegaconf import DictConfig, OmegaConf
+def config_overrides(files: list[str]) -> list[str]:
+    """The keys of YAML config files as `key=value` overrides (values as JSON, which the
+    overrides' YAML reads back as they were), in file order. Raises InvalidInput."""
+    from omegaconf import OmegaConf
 
-    _, conf = parse_overrides(overrides)
-    found: list[str] = []
+    from rollout.config import _load_yaml
 
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
+    out: list[str] = []
+
+    def flatten(node, prefix: str) -> None:
+        if isinstance(node, dict) and node:
             for key, value in node.items():
-                name = f"{prefix}{key}"
-                if key == "api_key" and value is not None and value != "":
-                    found.append(name)
-                walk(value, f"{name}.")
+                flatten(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix[:-1]}={json.dumps(node)}")
 
-    walk(OmegaConf.to_container(conf) if isinstance(conf, DictConfig) else {}, "")
-    return found
+    for path in files:
+        flatten(OmegaConf.to_container(_load_yaml(Path(path)), resolve=False), "")
+    return out
+
+
+def validate(overrides: list[str], *, working_dir: str = ".") -> SweepConfig:
+    """The sweep config the job will run, validated here as `tau2-rollout sweep` would (for a
+    cluster: a literal key is refused), its plan checked, and no key file inside the working
+    directory. Raises InvalidInput."""
+    from rollout.sweep.run import prepare
+
+    cfg, _ = prepare(["ray.address=auto", *overrides], local=False)
+    plan_episodes(cfg)
+    root = Path(working_dir).resolve()
+    for name in KEY_FIELDS:
+        section = cfg
+        for part in name.split("."):
+            section = getattr(section, part)
+        if section.api_key_file:
+            path = (root / Path(section.api_key_file).expanduser()).resolve()
+            if path == root or root in path.parents:
+                raise InvalidInput(f"{name}.api_key_file {shown(section.api_key_file)} is inside the working directory "
+                                   f"{shown(str(root))}, which is uploaded to the cluster with the job: keep key files "
+                                   f"outside it (on every node), or use {name}.api_key_env")
+    return cfg
 
 
 def build_job(overrides: list[str], *, working_dir: str = ".", pip: bool = False) -> tuple[str, dict]:
-    """(entrypoint, runtime_env) for a sweep job. Raises InvalidInput for a literal API key:
-    neither the entrypoint nor the runtime_env (both shown in Ray's job table) may hold one."""
-    keys = literal_keys(overrides)
-    if keys:
-        names = ", ".join(keys)
-        raise InvalidInput(
-            f"{names}: a literal API key would be stored in Ray's job table; pass the name of an environment "
-            f"variable set on every node instead, e.g. {keys[0]}_env=MY_KEY (or {keys[0]}_file=/path)")
+    """(entrypoint, runtime_env) for a sweep job, after `validate`. Raises InvalidInput: neither
+    the entrypoint nor the runtime_env (both shown in Ray's job table) may hold a key."""
+    validate(overrides, working_dir=working_dir)
     args = list(overrides)
     if not any(a.startswith("ray.address=") for a in args):
         args.insert(0, "ray.address=auto")
@@ -115,27 +144,24 @@ def _submit(client, entrypoint: str, runtime_env: dict, wait_s: float = 120.0) -
         time.sleep(2)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def run(argv: list[str]) -> int:
     if "--" in argv:
         split = argv.index("--")
         ours, overrides = argv[:split], argv[split + 1:]
     else:
         ours, overrides = argv, []
-    p = argparse.ArgumentParser(prog="tau2-rollout submit", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="tau2-rollout submit", add_help=False)
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"),
                    help="the cluster's dashboard / jobs API (default $RAY_ADDRESS or http://127.0.0.1:8265)")
     p.add_argument("--working-dir", default=".")
+    p.add_argument("--config", action="append", default=[], help="a YAML config file (read here)")
     p.add_argument("--no-wait", action="store_true", help="submit and return the job id")
     p.add_argument("--pip", action="store_true", help="install the dependencies into the job's environment")
-    args = p.parse_args(ours)
-
-    try:  # before contacting the cluster
-        entrypoint, runtime_env = build_job(overrides, working_dir=args.working_dir, pip=args.pip)
-    except InvalidInput as e:
-        print(f"error: {e.failure.message}", file=sys.stderr)
-        return 2
+    args, unknown = p.parse_known_args(ours)
+    if unknown:
+        raise InvalidInput(f"unknown option(s) {' '.join(unknown)}; sweep settings go after `--` as key=value")
+    overrides = [*config_overrides(args.config), *overrides]
+    entrypoint, runtime_env = build_job(overrides, working_dir=args.working_dir, pip=args.pip)  # before the cluster
 
     from ray.job_submission import JobSubmissionClient
 
@@ -163,8 +189,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         status = client.get_job_status(job_id)
     status = str(status.value if hasattr(status, "value") else status)
     print(f"job {job_id}: {status}", flush=True)
-    return 0 if status == "SUCCEEDED" else 1
+    if status == "SUCCEEDED":
+        return 0
+    info = client.get_job_info(job_id)
+    message = getattr(info, "message", "") or ""
+    code = re.search(r"exit code (\d+)", message)
+    return int(code.group(1)) if code else 1
 
+
+main = main_of(__doc__, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -129,7 +129,8 @@ def test_submit_refuses_literal_keys_before_contacting_the_cluster(overrides, ca
 
 def test_submit_passes_key_names_and_no_key_in_the_job(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-in-my-shell-0123456789")
-    entrypoint, runtime_env = submit.build_job(["llm.api_key_env=MY_KEY", "user_llm.api_key_file=/etc/k", "llm.api_key=null"])
+    entrypoint, runtime_env = submit.build_job(["llm.api_key_env=MY_KEY", "user_llm.api_key_file=/etc/k", "llm.api_key=null",
+                                                "llm.base_url=http://gpu/v1", "user_llm.base_url=http://sim/v1"])
     assert "llm.api_key_env=MY_KEY" in entrypoint and "user_llm.api_key_file=/etc/k" in entrypoint
     assert "ray.address=auto" in entrypoint
     assert "sk-in-my-shell" not in json.dumps([entrypoint, runtime_env])

@@ -71,6 +71,6 @@ def test_submit_pip_installs_the_projects_own_ranges():
 
     project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
     expected = {str(Requirement(d)) for d in project["dependencies"] if Requirement(d).name != "ray"}
-    _, runtime_env = build_job(["domains=[mock]"], pip=True)
+    _, runtime_env = build_job(["domains=[mock]", "user_llm.base_url=http://sim/v1"], pip=True)
     assert set(runtime_env["pip"]) == expected and len(expected) >= 4
-    assert "pip" not in build_job(["domains=[mock]"])[1]
+    assert "pip" not in build_job(["domains=[mock]", "user_llm.base_url=http://sim/v1"])[1]

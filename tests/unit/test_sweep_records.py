@@ -7,7 +7,7 @@ import pytest
 from rollout.failures import Failure, FailureClass
 from rollout.results import EpisodeResult
 from rollout.sweep.metrics import format_table, summarize
-from rollout.sweep.records import EPISODES_FILE, EpisodeStore, SweepRecord, iter_records, peek_completed, read_records
+from rollout.sweep.records import EPISODES_FILE, EpisodeStore, SweepRecord, iter_records, peek_settled, read_records
 
 
 def ok(task, sample=0, reward=1.0, domain="airline"):
@@ -43,20 +43,20 @@ def test_corrupt_complete_lines_are_skipped_and_counted(tmp_path):
                                                      ]))
     with EpisodeStore(tmp_path) as store:
         assert store.corrupt_lines == 2
-        assert store.completed_keys() == {("airline", "1", 0), ("airline", "2", 0)}
+        assert store.settled_keys() == {("airline", "1", 0), ("airline", "2", 0)}
     assert len(read_records(tmp_path)) == 2
 
 
 def test_log_is_streamed_a_partial_tail_is_dropped_and_keys_follow_appends(tmp_path):
     lines = [json.dumps(ok(str(i)).to_json()) for i in range(50)]
     (tmp_path / EPISODES_FILE).write_text("\n".join(lines) + "\n" + lines[0][:-9])  # killed mid-line
-    assert peek_completed(tmp_path) == {("airline", str(i), 0) for i in range(50)}
+    assert peek_settled(tmp_path) == {("airline", str(i), 0) for i in range(50)}
     records = iter_records(tmp_path)
     assert not isinstance(records, list) and next(records).task_id == "0"  # a stream, not a list
     with EpisodeStore(tmp_path) as store:
-        assert store.corrupt_lines == 0 and len(store.completed_keys()) == 50
+        assert store.corrupt_lines == 0 and len(store.settled_keys()) == 50
         store.append(ok("new"))
-        assert ("airline", "new", 0) in store.completed_keys()
+        assert ("airline", "new", 0) in store.settled_keys()
         assert [r.task_id for r in store.records()][-2:] == ["49", "new"]
     assert (tmp_path / EPISODES_FILE).read_text().endswith("\n")  # the cut line is gone, the new one whole
 
@@ -119,7 +119,7 @@ def test_output_dir_that_is_a_file_is_exit_2(tmp_path, capsys):
 
 def test_caps_are_split_exactly_and_bound_the_worker_count():
     from rollout.config import load_config
-    from rollout.sweep.workers import capped_worker_count, worker_config
+    from rollout.pool.worker import capped_worker_count, worker_config
 
     cfg = load_config(["llm.max_concurrency=5", "user_llm.max_concurrency=1"])
     assert capped_worker_count(cfg, 4) == 1
@@ -143,8 +143,8 @@ def test_resume_of_a_complete_log_reads_it_once_and_starts_nothing(tmp_path, mon
             for sample in range(3):
                 store.append(ok(i, sample, domain="mock"))
     reads = []
-    real = run.peek_completed
-    monkeypatch.setattr(run, "peek_completed", lambda d: reads.append(d) or real(d))
+    real = run.peek_settled
+    monkeypatch.setattr(run, "peek_settled", lambda d: reads.append(d) or real(d))
     monkeypatch.setattr(run, "_init_ray", lambda cfg: pytest.fail("Ray started for a complete sweep"))
     cfg, _ = run.prepare(["domains=[mock]", "num_samples=3", f"output_dir={tmp_path}", "progress=false",
                           "llm.base_url=http://127.0.0.1:9/v1", "llm.model=m", "user_llm.base_url=http://127.0.0.1:9/v1",
@@ -152,4 +152,4 @@ def test_resume_of_a_complete_log_reads_it_once_and_starts_nothing(tmp_path, mon
     out = io.StringIO()
     summary = run.run_sweep(cfg, out=out)
     assert len(reads) == 1 and summary["run"]["episodes_run"] == 0
-    assert summary["all"]["episodes"] == 3 * len(ids) and f"{3 * len(ids)} already in" in out.getvalue()
+    assert summary["all"]["episodes"] == 3 * len(ids) and f"{3 * len(ids)} already done in" in out.getvalue()

@@ -27,6 +27,9 @@ from rollout.env.protocol import Opening, RawToolCall, ResetRequest, Scored, Ste
 from rollout.env.user_sim import strip_provider_prefix
 from rollout.failures import EpisodeFailure, FailureClass, redact
 
+log = logging.getLogger(__name__)
+RELEASE_TIMEOUT_S = 60.0
+
 
 def _silence_sdk_logs() -> None:
     """The SDK logs every call with its arguments at INFO on stdout; keep warnings (idempotent)."""
@@ -96,12 +99,18 @@ class AenvSession:
 
     async def close(self) -> None:
         """Release the instance (always) and stop a local server."""
-        try:
-            await asyncio.shield(self._env.release())
-        except Exception:
-            pass
+        await _release(self._env)
         if self._server is not None:
             await asyncio.shield(self._server.stop())
+
+
+async def _release(env) -> None:
+    """Release an instance (cluster: DELETE), shielded from cancellation and bounded in time
+    (the SDK retries an api-service that does not answer); a failure is logged, not raised."""
+    try:
+        await asyncio.wait_for(asyncio.shield(env.release()), RELEASE_TIMEOUT_S)
+    except Exception:
+        log.warning("releasing aenv instance %s failed", getattr(getattr(env, "_instance", None), "id", "?"), exc_info=True)
 
 
 async def open_aenv_session(cfg: RolloutConfig, secrets: list[str]) -> AenvSession:
@@ -114,10 +123,13 @@ async def open_aenv_session(cfg: RolloutConfig, secrets: list[str]) -> AenvSessi
     if a.system_url:
         env = Environment(env_name=a.name, environment_variables=user_sim_env_vars(cfg), aenv_url=a.system_url,
                           api_key=api_key_of(a), ttl=a.ttl, timeout=a.request_timeout_s, startup_timeout=a.startup_timeout_s)
-        try:
-            await env.initialize()
+        try:  # bounded: the SDK retries an unreachable api-service for ~17 minutes
+            await asyncio.wait_for(env.initialize(), a.startup_timeout_s)
         except BaseException as e:
-            await asyncio.shield(env.release())
+            await _release(env)
+            if isinstance(e, TimeoutError):
+                raise EpisodeFailure(FailureClass.ENV_ERROR, f"aenv instance not ready within env.aenv.startup_timeout_s="
+                                                             f"{a.startup_timeout_s:g} (api-service {a.system_url})") from None
             if isinstance(e, Exception):
                 raise EpisodeFailure(FailureClass.ENV_ERROR, redact(f"aenv instance failed to start: {e}", secrets)) from None
             raise

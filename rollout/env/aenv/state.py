@@ -55,6 +55,7 @@ class Tau2EnvServer:
         self.steps = 0
         self.last_observation = ""
         self.rewards: list[float] = []
+        self.failed: Optional[dict] = None  # the episode's infrastructure failure, if it had one
 
     # ---- this project's protocol ---------------------------------------------------------
     async def reset(self, user_llm: Optional[dict] = None, **request: Any) -> dict:
@@ -74,6 +75,7 @@ class Tau2EnvServer:
             return self._failure(e)
         self.domain, self.task_id, self.solo = req.domain, req.task_id, req.solo
         self.termination, self.scored, self.steps, self.rewards = self.opening.termination, None, 0, []
+        self.failed = None
         user_turns = [i["content"] for i in self.opening.conversation if i.get("role") == "user"]
         self.last_observation = user_turns[-1] if user_turns else ""
         return to_wire(self.opening)
@@ -96,7 +98,11 @@ class Tau2EnvServer:
         return to_wire(outcome)
 
     async def reward(self) -> dict:
-        """tau2's reward for the finished episode (computed once), plus the upstream fields."""
+        """tau2's reward for the finished episode (computed once), plus the upstream fields. An
+        episode that failed (user simulator, environment) has no reward: its failure, with
+        `total_reward: null` (never a 0.0 for an infrastructure failure)."""
+        if self.failed is not None:
+            return {**self.failed, "rewards": [], "total_reward": None, "done": True}
         if self.termination is None:
             return {"rewards": self.rewards, "total_reward": 0.0, "done": False, "steps": self._session.recorder.step_count
                     if self._session and self._session.recorder else 0}
@@ -136,8 +142,8 @@ class Tau2EnvServer:
             self.termination = self._session.agent_stop()
             self.steps += 1
         await self._reward_if_done()
-        return {"done": self.termination is not None, "total_reward": sum(self.rewards), "steps": self.steps,
-                "final_observation": self.last_observation}
+        return {"done": self.termination is not None, "total_reward": None if self.failed else sum(self.rewards),
+                "steps": self.steps, "final_observation": self.last_observation}
 
     async def call_tool(self, name: str, arguments: dict) -> dict:
         """One MCP tool call as a single-call agent generation (upstream tool result shape)."""
@@ -178,11 +184,12 @@ class Tau2EnvServer:
                 "max_steps": self.max_steps, "solo_mode": self.solo}
 
     # ---- internals -----------------------------------------------------------------------------
-    async def _reward_if_done(self) -> float:
-        if self.termination is None:
+    async def _reward_if_done(self) -> Optional[float]:
+        """0.0 while the episode runs (upstream's), tau2's reward once it ended, None if it failed."""
+        if self.termination is None and self.failed is None:
             return 0.0
         out = await self.reward()
-        return float(out.get("total_reward", 0.0))
+        return None if out.get("total_reward") is None else float(out["total_reward"])
 
     async def _session_for(self, user_llm: dict, need_user: bool) -> LocalSession:
         """The session, rebuilt only when the user simulator settings change.
@@ -215,4 +222,5 @@ class Tau2EnvServer:
 
     def _failure(self, e: EpisodeFailure) -> dict:
         message = redact(e.failure.message, [self._user_key])
-        return {"failure": {"class": e.failure.failure_class.value, "message": message}}
+        self.failed = {"failure": {"class": e.failure.failure_class.value, "message": message}}
+        return self.failed

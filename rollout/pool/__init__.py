@@ -1,0 +1,8 @@
+"""The rollout pool: Ray actors that run TAU2 episodes for trainers and sweeps (see pool.py)."""
+
+from rollout.pool.config import RayConfig, RetryConfig
+from rollout.pool.dispatch import NoWorkersLeft
+from rollout.pool.pool import RolloutPool
+from rollout.pool.requests import Endpoint, RolloutRequest
+
+__all__ = ["Endpoint", "NoWorkersLeft", "RayConfig", "RetryConfig", "RolloutPool", "RolloutRequest"]

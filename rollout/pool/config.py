@@ -1,0 +1,69 @@
+"""Typed settings of the rollout pool's Ray side: workers, slots, retries (the `ray` and `retry` sections).
+
+`check_pool(ray, retry)` rejects settings no pool can run with; `check_fits(ray, cpus, where)`
+whether the workers can ever be placed on a cluster's CPUs. Both raise `InvalidInput` with one
+line naming the key, the value and what is valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from rollout.failures import InvalidInput
+
+MIN_OBJECT_STORE_MB = 75  # Ray's minimum
+
+
+@dataclass
+class RayConfig:
+    address: Optional[str] = None
+    num_workers: Optional[int] = None
+    slots_per_worker: int = 16
+    cpus_per_worker: float = 1.0
+    num_cpus: Optional[int] = None
+    object_store_mb: int = 512
+    worker_start_timeout_s: float = 300.0  # a worker not placed and warm by then is given up
+
+
+@dataclass
+class RetryConfig:
+    max_attempts: int = 3
+    backoff_s: float = 1.0
+    backoff_max_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt + 1` (attempt >= 1)."""
+        return min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
+
+
+def check_pool(r: RayConfig, retry: RetryConfig) -> list[str]:
+    """The problems of these settings (one line each; empty: none)."""
+    problems = []
+    if r.num_workers is not None and r.num_workers < 1:
+        problems.append(f"ray.num_workers={r.num_workers}: valid: an integer >= 1, or null (one per CPU)")
+    if r.slots_per_worker < 1:
+        problems.append(f"ray.slots_per_worker={r.slots_per_worker}: valid: an integer >= 1")
+    if not r.cpus_per_worker > 0:
+        problems.append(f"ray.cpus_per_worker={r.cpus_per_worker}: valid: a number > 0")
+    if r.num_cpus is not None and r.num_cpus < 1:
+        problems.append(f"ray.num_cpus={r.num_cpus}: valid: an integer >= 1, or null (all CPUs)")
+    if r.object_store_mb < MIN_OBJECT_STORE_MB:
+        problems.append(f"ray.object_store_mb={r.object_store_mb}: valid: >= {MIN_OBJECT_STORE_MB}")
+    if not r.worker_start_timeout_s > 0:
+        problems.append(f"ray.worker_start_timeout_s={r.worker_start_timeout_s}: valid: a number > 0")
+    if retry.max_attempts < 1:
+        problems.append(f"retry.max_attempts={retry.max_attempts}: valid: an integer >= 1 (1: no retries)")
+    if retry.backoff_s < 0 or retry.backoff_max_s < 0:
+        problems.append(f"retry.backoff_s={retry.backoff_s}, retry.backoff_max_s={retry.backoff_max_s}: valid: >= 0")
+    return problems
+
+
+def check_fits(r: RayConfig, cpus: float, where: str) -> None:
+    """Whether the requested workers can ever be placed on `cpus` CPUs. Raises InvalidInput."""
+    workers = r.num_workers or 1
+    need = workers * r.cpus_per_worker
+    if need > cpus + 1e-9:
+        raise InvalidInput(
+            f"ray.num_workers={r.num_workers} x ray.cpus_per_worker={r.cpus_per_worker} needs {need:g} CPUs, but {where}: "
+            f"valid: num_workers x cpus_per_worker <= {cpus:g} (e.g. ray.cpus_per_worker={cpus / workers:g})")

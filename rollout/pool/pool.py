@@ -1,0 +1,331 @@
+"""The rollout pool: a Python API over Ray actors that run TAU2 episodes for training and evaluation.
+
+    pool = RolloutPool(["llm.capture=token_ids", "user_llm.base_url=http://sim:8000/v1"], ray={"num_workers": 4})
+    batch = [RolloutRequest("airline", t, sample=k, weight_version=step,
+                            policy=Endpoint("http://vllm:8000/v1", model="policy")) for t in tasks for k in range(8)]
+    for group in pool.stream_groups(batch):        # the 8 samples of one task, as soon as they are all done
+        train_on(group)
+    pool.close()
+
+Created on the Ray this process is connected to (`ray.init` done by the caller, e.g. a trainer)
+or, when none is, on a local Ray it starts (and shuts down on `close`). Its workers start on
+the first call and stay warm across calls; one thread of the pool feeds them and collects
+what they return, so calls may overlap (a trainer's concurrent agent loops each asking for one
+episode). Each call has an async twin for trainers' event loops (`arun`, `astream`,
+`astream_groups`):
+
+- `run(requests)`: the trajectories in request order;
+- `stream(requests)`: each trajectory as it finishes;
+- `stream_groups(requests, extra_samples=k)`: each complete group (all samples of one
+  `group_id`) as soon as it is; with `k` > 0 the pool runs k extra samples of every group and
+  yields the first n scored ones (n: the samples asked for), cancelling the rest. Faster
+  episodes are then somewhat over-represented in a group, the usual price of redundancy;
+- `cancel(group_id)`: its queued requests end at once, its running ones are cancelled (they
+  end as `cancelled`, never as samples);
+- `stats()`: live counters (ended, failures by class, retries, in flight, workers, the
+  token-capture clean/split rates).
+
+A call whose caller stops listening (an exception, Ctrl-C, a generator closed early) cancels
+its requests that have not ended. Every request ends as a `Trajectory`: tau2's outcome (or a
+classified failure after the retries of `retry.max_attempts`) and, with `llm.capture` on, the
+tokens of each policy call and the stitched view (rollout/trajectory/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any, Optional, Union
+
+from rollout.agent.episode import resolve
+from rollout.config import RolloutConfig, load_config
+from rollout.failures import InvalidInput
+from rollout.pool.config import RayConfig, RetryConfig, check_fits, check_pool
+from rollout.pool.dispatch import Dispatcher, NoWorkersLeft
+from rollout.pool.requests import RolloutRequest
+from rollout.pool.stats import PoolStats
+from rollout.trajectory import Trajectory
+
+log = logging.getLogger(__name__)
+POLL_S = 0.1
+__all__ = ["NoWorkersLeft", "RolloutPool"]
+
+
+def _typed(cls, value):
+    if value is None:
+        return cls()
+    return value if isinstance(value, cls) else cls(**value)
+
+
+class RolloutPool:
+    """See the module doc. `config`: a RolloutConfig, or its overrides (a dict or `key=value` list)."""
+
+    def __init__(self, config: Union[RolloutConfig, dict, list, None] = None, *, ray: Union[RayConfig, dict, None] = None,
+                 retry: Union[RetryConfig, dict, None] = None, seed: int = 0, warmup_domains: Iterable[str] = (),
+                 on_retry: Optional[Callable[[], None]] = None):
+        self.cfg = config if isinstance(config, RolloutConfig) else load_config(config)
+        self.ray_cfg, self.retry = _typed(RayConfig, ray), _typed(RetryConfig, retry)
+        problems = check_pool(self.ray_cfg, self.retry)
+        if problems:
+            raise InvalidInput("; ".join(problems))
+        self.seed = seed
+        self._warmup = list(warmup_domains)
+        self._on_retry = on_retry
+        self.dispatcher: Optional[Dispatcher] = None
+        self._started_ray = False
+        self._start_lock = threading.Lock()
+        self._waiters: dict[int, Callable[[Any], None]] = {}  # job id -> where its end goes
+        self._waiters_lock = threading.Lock()
+        self._pump: Optional[threading.Thread] = None
+        self._closing = threading.Event()
+        self.counters = PoolStats()
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self, domains: Iterable[str] = ()) -> None:
+        """Start Ray (if none is connected), the workers (warming `domains`) and the pool's thread.
+        The first call does it anyway; calling it first keeps worker start-up out of its time."""
+        with self._start_lock:
+            if self.dispatcher is not None:
+                return
+            import ray
+
+            from rollout.process_env import child_env
+
+            r = self.ray_cfg
+            if not ray.is_initialized():
+                if r.address:
+                    ray.init(address=r.address)
+                else:
+                    ray.init(address="local", num_cpus=r.num_cpus, include_dashboard=False,
+                             object_store_memory=r.object_store_mb * 2**20, runtime_env={"env_vars": child_env()})
+                self._started_ray = True
+            cpus = ray.cluster_resources().get("CPU", 0)
+            check_fits(r, cpus, f"the Ray cluster has {cpus:g} CPUs in total")
+            workers = r.num_workers or max(1, int(cpus // r.cpus_per_worker))
+            dispatcher = Dispatcher(self.cfg, num_workers=workers, slots_per_worker=r.slots_per_worker,
+                                    cpus_per_worker=r.cpus_per_worker, retry=self.retry,
+                                    warmup_domains=sorted({*self._warmup, *domains}),
+                                    worker_start_timeout_s=r.worker_start_timeout_s, base_seed=self.seed,
+                                    on_retry=self._retried)
+            dispatcher.start()
+            self.dispatcher = dispatcher
+            self._closing.clear()
+            self._pump = threading.Thread(target=self._run_pump, name="rollout-pool", daemon=True)
+            self._pump.start()
+
+    def _retried(self, job, failure) -> None:
+        self.counters.retried(failure)
+        if self._on_retry is not None:
+            self._on_retry()
+
+    def _run_pump(self) -> None:
+        """The pool's thread: polls the dispatcher and hands each ended job to its caller."""
+        while not self._closing.is_set():
+            try:
+                ended = self.dispatcher.poll(POLL_S)
+            except NoWorkersLeft as e:
+                self._fail_all(e)
+                continue
+            except Exception as e:  # a bug: tell the callers, keep serving
+                log.exception("the rollout pool's dispatcher failed")
+                self._fail_all(e)
+                continue
+            for job, trajectory in ended:
+                with self._waiters_lock:
+                    deliver = self._waiters.pop(job.id, None)
+                if deliver is not None:
+                    self.counters.ended(trajectory)
+                    deliver(trajectory)
+
+    def _fail_all(self, error: BaseException) -> None:
+        with self._waiters_lock:
+            waiters, self._waiters = list(self._waiters.values()), {}
+        for deliver in waiters:
+            deliver(error)
+
+    def close(self) -> None:
+        """Stop the pool's thread, the workers (they release their sessions) and a Ray this pool started."""
+        self._closing.set()
+        if self._pump is not None:
+            self._pump.join(timeout=30)
+            self._pump = None
+        self._fail_all(RuntimeError("the rollout pool was closed"))
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+            self.dispatcher = None
+        if self._started_ray:
+            import ray
+
+            ray.shutdown()
+            self._started_ray = False
+
+    def __enter__(self) -> RolloutPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- calls ---------------------------------------------------------------------------
+    def check(self, requests: Iterable[RolloutRequest]) -> list[RolloutRequest]:
+        """The requests, each checked against its domain and this pool's config (before any
+        worker starts). Raises InvalidInput naming the first bad one."""
+        out = list(requests)
+        for r in out:
+            if not isinstance(r, RolloutRequest):
+                raise InvalidInput(f"requests must be RolloutRequest objects, got {type(r).__name__}")
+            resolve(r.spec(self.seed), self.cfg)
+        return out
+
+    def _submit(self, requests: list[RolloutRequest], deliver: Callable[[int, Any], None]) -> list[int]:
+        """Submit requests; `deliver(position, trajectory or error)` is called from the pool's thread."""
+        self.start({r.domain for r in requests})
+        self.counters.submitted(len(requests))
+        with self._waiters_lock:  # registered before the pool's thread can see them end
+            jobs = self.dispatcher.submit(requests)
+            for i, job in enumerate(jobs):
+                self._waiters[job.id] = (lambda position: (lambda item: deliver(position, item)))(i)
+        return [job.id for job in jobs]
+
+    def _cancel_unfinished(self, ids: list[int]) -> None:
+        with self._waiters_lock:
+            left = [i for i in ids if i in self._waiters]
+            for i in left:
+                self._waiters.pop(i)
+        if left and self.dispatcher is not None:
+            self.dispatcher.cancel_jobs(left)
+
+    def _stream(self, requests: Iterable[RolloutRequest]) -> Iterator[tuple[int, Trajectory]]:
+        """(the request's position, its trajectory) as each finishes."""
+        requests = self.check(requests)
+        inbox: queue.Queue = queue.Queue()
+        ids = self._submit(requests, lambda i, item: inbox.put((i, item)))
+        try:
+            for _ in range(len(ids)):
+                while True:
+                    try:
+                        i, item = inbox.get(timeout=0.5)  # a timeout keeps Ctrl-C / SIGTERM deliverable
+                        break
+                    except queue.Empty:
+                        continue
+                if isinstance(item, BaseException):
+                    raise item
+                yield i, item
+        finally:
+            self._cancel_unfinished(ids)
+
+    def stream(self, requests: Iterable[RolloutRequest]) -> Iterator[Trajectory]:
+        """Each request's trajectory as it finishes (see module doc)."""
+        for _, trajectory in self._stream(requests):
+            yield trajectory
+
+    def run(self, requests: Iterable[RolloutRequest]) -> list[Trajectory]:
+        """Every request's trajectory, in request order."""
+        requests = list(requests)
+        out: list[Optional[Trajectory]] = [None] * len(requests)
+        for i, trajectory in self._stream(requests):
+            out[i] = trajectory
+        return out
+
+    def stream_groups(self, requests: Iterable[RolloutRequest], *, extra_samples: int = 0) -> Iterator[list[Trajectory]]:
+        """Each complete group as soon as it is (see module doc)."""
+        grouping = _Groups(list(requests), extra_samples)
+        for trajectory in self.stream(grouping.requests):
+            group = grouping.add(trajectory)
+            if group is not None:
+                if grouping.stragglers(trajectory.group_id):
+                    self.cancel(trajectory.group_id)
+                yield group
+
+    def cancel(self, group_id: str) -> None:
+        """Cancel a group's queued and running requests (safe from any thread)."""
+        if self.dispatcher is not None:
+            self.dispatcher.cancel_group(group_id)
+
+    def stats(self) -> dict[str, Any]:
+        """Live counters (see PoolStats)."""
+        return self.counters.snapshot(self.dispatcher)
+
+    # ---- async twins -----------------------------------------------------------------------
+    async def _astream(self, requests: Iterable[RolloutRequest]) -> AsyncIterator[tuple[int, Trajectory]]:
+        requests = self.check(requests)
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue = asyncio.Queue()
+        if self.dispatcher is None:
+            await asyncio.to_thread(self.start, {r.domain for r in requests})
+        ids = self._submit(requests, lambda i, item: loop.call_soon_threadsafe(inbox.put_nowait, (i, item)))
+        try:
+            for _ in range(len(ids)):
+                i, item = await inbox.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield i, item
+        finally:
+            self._cancel_unfinished(ids)
+
+    async def astream(self, requests: Iterable[RolloutRequest]) -> AsyncIterator[Trajectory]:
+        """`stream` for an event loop (nothing blocks the loop)."""
+        async with contextlib.aclosing(self._astream(requests)) as items:
+            async for _, trajectory in items:
+                yield trajectory
+
+    async def arun(self, requests: Iterable[RolloutRequest]) -> list[Trajectory]:
+        requests = list(requests)
+        out: list[Optional[Trajectory]] = [None] * len(requests)
+        async with contextlib.aclosing(self._astream(requests)) as items:
+            async for i, trajectory in items:
+                out[i] = trajectory
+        return out
+
+    async def astream_groups(self, requests: Iterable[RolloutRequest], *, extra_samples: int = 0
+                             ) -> AsyncIterator[list[Trajectory]]:
+        grouping = _Groups(list(requests), extra_samples)
+        async with contextlib.aclosing(self.astream(grouping.requests)) as items:
+            async for trajectory in items:
+                group = grouping.add(trajectory)
+                if group is not None:
+                    if grouping.stragglers(trajectory.group_id):
+                        self.cancel(trajectory.group_id)
+                    yield group
+
+
+class _Groups:
+    """The bookkeeping of `stream_groups`: the extra samples, and when a group is complete."""
+
+    def __init__(self, requests: list[RolloutRequest], extra_samples: int):
+        if extra_samples < 0:
+            raise InvalidInput(f"extra_samples={extra_samples}: valid: an integer >= 0")
+        self.extra = extra_samples
+        self.wanted: dict[str, int] = {}
+        last: dict[str, int] = {}
+        for r in requests:
+            self.wanted[r.group] = self.wanted.get(r.group, 0) + 1
+            last[r.group] = max(last.get(r.group, -1), r.sample)
+        extras = []
+        for r in requests:  # k more samples of each group, after its own
+            if extra_samples and r.group in last:
+                first = last.pop(r.group) + 1
+                extras += [dataclasses.replace(r, sample=first + i, seed=None) for i in range(extra_samples)]
+        self.requests = requests + extras
+        self.finished: dict[str, list[Trajectory]] = {g: [] for g in self.wanted}
+        self.closed: set[str] = set()
+
+    def add(self, trajectory: Trajectory) -> Optional[list[Trajectory]]:
+        """The group, if this trajectory completes it (its first n scored, else what ended)."""
+        g = trajectory.group_id
+        if g in self.closed:
+            return None  # a straggler's end after its group was yielded
+        done = self.finished[g]
+        done.append(trajectory)
+        scored = [t for t in done if t.ok]
+        if len(scored) < self.wanted[g] and len(done) < self.wanted[g] + self.extra:
+            return None
+        self.closed.add(g)
+        return (scored + [t for t in done if not t.ok])[:self.wanted[g]]
+
+    def stragglers(self, group: str) -> bool:
+        return len(self.finished[group]) < self.wanted[group] + self.extra

@@ -1,0 +1,85 @@
+"""What a trainer asks the rollout pool for: one episode per `RolloutRequest`.
+
+A request names its episode (domain, task id, sample), its GRPO group (default: the samples
+of one task, `"<domain>/<task_id>"`), the trainer's weight version and free-form tags, and,
+optionally, the policy endpoint to use for it (`Endpoint`): trainers move endpoints and
+weights between steps, so each request may carry its own. An endpoint names its API key by
+the environment variable that holds it (`api_key_env`), read by the worker that makes the
+requests: no key travels with a request. The user simulator's endpoint is the pool's (its
+config's `user_llm`), apart from the policy's, and its calls are never recorded as training
+data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from rollout.agent.episode import EpisodeSpec
+from rollout.agent.runner import PolicyEndpoint
+from rollout.failures import InvalidInput
+
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A policy endpoint for a request (see module doc). `extra_body` goes with every request of
+    the episode, last: per-request sampling (temperature, top_p, max_tokens, stop) and server
+    options; `headers` likewise (routing keys)."""
+
+    base_url: str
+    api_key_env: Optional[str] = None
+    model: Optional[str] = None
+    headers: dict[str, str] = field(default_factory=dict)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.api_key_env is not None and not _VAR_NAME.match(self.api_key_env):
+            raise InvalidInput("Endpoint.api_key_env must be the NAME of an environment variable (letters, digits, "
+                               "underscores), not a key itself")
+
+    def resolve(self) -> PolicyEndpoint:
+        """The endpoint with its key read from this process's environment. Raises InvalidInput."""
+        key = None
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env, "").strip()
+            if not key:
+                raise InvalidInput(f"Endpoint.api_key_env names {self.api_key_env}, which is not set in the worker's "
+                                   f"process (set it on every node)")
+        return PolicyEndpoint(base_url=self.base_url, api_key=key, model=self.model, headers=dict(self.headers),
+                              extra_body=dict(self.extra_body))
+
+
+@dataclass(frozen=True)
+class RolloutRequest:
+    """One episode for the pool (see module doc). `seed` None: derived from the request's identity
+    (`derive_seed`), so a request always samples with the same seed."""
+
+    domain: str
+    task_id: str
+    sample: int = 0
+    group_id: Optional[str] = None
+    seed: Optional[int] = None
+    solo: Optional[bool] = None
+    weight_version: Optional[int] = None
+    policy: Optional[Endpoint] = None
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def group(self) -> str:
+        return self.group_id or f"{self.domain}/{self.task_id}"
+
+    def spec(self, base_seed: int = 0) -> EpisodeSpec:
+        seed = self.seed if self.seed is not None else derive_seed(base_seed, self.domain, self.task_id, self.sample)
+        return EpisodeSpec(self.domain, str(self.task_id), self.sample, seed=seed, solo=self.solo,
+                           weight_version=self.weight_version)
+
+
+def derive_seed(base_seed: int, domain: str, task_id: str, sample: int) -> int:
+    """A per-episode seed, stable across processes and runs (sha256, not Python's hash)."""
+    digest = hashlib.sha256(f"{base_seed}:{domain}:{task_id}:{sample}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF

@@ -1,0 +1,113 @@
+"""The pool's worker: an async Ray actor that runs many episodes at once.
+
+Each `RolloutWorker` owns one `EpisodeRunner` (rollout/agent/runner.py): long-lived clients for
+the policy endpoints its requests name and for the user simulator (with its share of the
+endpoint caps), and one environment session per slot, reused across episodes (local backend:
+the domains' tasks and databases loaded once in the actor; aenv backend: one aenv instance per
+slot). `run(job, request)` never raises for an episode's own failure: it returns the
+`Trajectory` as a plain dict (exceptions such as openai's do not unpickle in the driver), both
+views built here, so the driver only collects. `active_s(jobs)` says how long each running
+episode has really run (waits for endpoint caps excluded), for the driver's last-resort cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+
+from rollout.agent.runner import EpisodeRunner
+from rollout.clock import EpisodeClock
+from rollout.config import RolloutConfig
+from rollout.failures import EpisodeFailure, Failure, FailureClass, redact
+from rollout.pool.requests import RolloutRequest
+from rollout.process_env import child_env
+from rollout.trajectory import Trajectory
+
+
+class RolloutWorker:
+    """Actor body (wrapped with `ray.remote` by `start_workers`)."""
+
+    def __init__(self, cfg: RolloutConfig, worker_id: int, slots: int, base_seed: int = 0):
+        from agents import set_tracing_disabled
+
+        set_tracing_disabled(True)
+        self.cfg = cfg
+        self.worker_id = worker_id
+        self.base_seed = base_seed
+        self.runner = EpisodeRunner(cfg, slots=slots)
+        self._clocks: dict[int, EpisodeClock] = {}
+
+    async def ping(self) -> int:
+        """Answers once the actor is placed and constructed; returns its pid."""
+        return os.getpid()
+
+    async def warmup(self, domains: list[str]) -> int:
+        """Load the domains' tasks and databases now; returns the actor's pid."""
+        from rollout.env.domains import load_domain
+
+        for domain in domains:
+            await asyncio.to_thread(load_domain, domain)
+        return os.getpid()
+
+    async def run(self, job: int, request: RolloutRequest) -> dict:
+        """Run one request's episode; its Trajectory as a dict, plus the worker id."""
+        spec = request.spec(self.base_seed)
+        clock = self._clocks[job] = EpisodeClock(self.cfg.episode.timeout_s)
+        try:
+            policy = request.policy.resolve() if request.policy is not None else None
+            result = await self.runner.run(spec, policy, clock=clock)
+        except EpisodeFailure as e:  # the request's endpoint names a key this worker does not have
+            result = spec.failed(e.failure)
+        except Exception as e:  # the runner classifies; this is a last guard for bugs
+            result = spec.failed(Failure(FailureClass.ENV_ERROR, redact(f"{type(e).__name__}: {e}", self.runner.secrets)))
+        finally:
+            self._clocks.pop(job, None)
+        out = Trajectory.of(result, group_id=request.group, weight_version=request.weight_version,
+                            tags=request.tags).to_dict()
+        out["worker"] = self.worker_id
+        return out
+
+    async def active_s(self, jobs: list[int]) -> dict[int, float]:
+        """Seconds each of these running jobs has run, waits for caps excluded (absent: not running)."""
+        return {job: self._clocks[job].active_s for job in jobs if job in self._clocks}
+
+    async def close(self) -> None:
+        await self.runner.close()
+
+
+def start_workers(count: int, cfg: RolloutConfig, *, slots: int, cpus: float, first_id: int = 0,
+                  base_seed: int = 0) -> list:
+    """Create `count` worker actors, each with `slots` episodes in flight."""
+    import ray
+
+    actor = ray.remote(RolloutWorker)
+    return [
+        actor.options(max_concurrency=slots + 4, num_cpus=cpus, runtime_env={"env_vars": child_env()})
+        .remote(cfg, first_id + i, slots, base_seed)
+        for i in range(count)
+    ]
+
+
+def _caps(cfg: RolloutConfig) -> list[int]:
+    return [c for c in (cfg.llm.max_concurrency, cfg.user_llm.max_concurrency) if c > 0]
+
+
+def capped_worker_count(cfg: RolloutConfig, workers: int) -> int:
+    """How many workers to start so that every endpoint cap is a whole share (at least one
+    request) per worker: never more workers than the smallest cap."""
+    return max(1, min([workers, *_caps(cfg)]))
+
+
+def worker_config(cfg: RolloutConfig, index: int, workers: int) -> RolloutConfig:
+    """Worker `index`'s config: each pool-wide endpoint cap split exactly among `workers`
+    (the shares sum to the cap, so the cap holds across the pool; 0 stays no cap)."""
+
+    def share(total: int) -> int:
+        return 0 if total <= 0 else total // workers + (1 if index < total % workers else 0)
+
+    return dataclasses.replace(
+        cfg,
+        llm=dataclasses.replace(cfg.llm, max_concurrency=share(cfg.llm.max_concurrency)),
+        user_llm=dataclasses.replace(cfg.user_llm, max_concurrency=share(cfg.user_llm.max_concurrency)),
+    )
