@@ -255,8 +255,8 @@ class RolloutPool:
         requests = self.check(requests)
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue = asyncio.Queue()
-        if self.dispatcher is None:
-            await asyncio.to_thread(self.start, {r.domain for r in requests})
+        if self.dispatcher is None:  # in this thread: ray.init wants the main thread (its signal handlers)
+            self.start({r.domain for r in requests})
         ids = self._submit(requests, lambda i, item: loop.call_soon_threadsafe(inbox.put_nowait, (i, item)))
         try:
             for _ in range(len(ids)):
