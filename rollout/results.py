@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
 from rollout.failures import EpisodeFailure, Failure, FailureClass, InvalidInput
@@ -63,7 +63,8 @@ class EpisodeResult:
         return float(self.reward)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = asdict(replace(self, turns=[]))  # turns apart: asdict would copy their token lists id by id
+        d["turns"] = [t.to_dict() if t is not None else None for t in self.turns]
         d["failure"] = self.failure.to_dict() if self.failure else None
         return d
 

@@ -18,7 +18,7 @@ the server sent them and must align one to one; nothing is re-tokenized or patch
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Optional
 
 CAPTURE_MODES = ("token_ids", "tokens_as_ids")
@@ -56,7 +56,11 @@ class TurnRecord:
     latency_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        for name in ("prompt_token_ids", "completion_token_ids", "completion_logprobs"):
+            if d[name] is not None:
+                d[name] = list(d[name])
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TurnRecord:
@@ -76,7 +80,7 @@ def turn_record(data: dict, mode: str, *, weight_version: Optional[int] = None, 
         prompt, completion = data.get("prompt_token_ids"), choice.get("token_ids")
         if prompt is None or completion is None:
             raise CaptureError("the answer has no prompt_token_ids / token_ids: the server ignored `return_token_ids` "
-                               "(vLLM older than 0.10.2? use capture.mode=tokens_as_ids)")
+                               "(vLLM older than 0.10.2? use llm.capture=tokens_as_ids)")
     elif mode == "tokens_as_ids":
         prompt = None
         try:
@@ -100,4 +104,4 @@ def _fail() -> bool:
 
 
 def _ids(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
+    return isinstance(value, list) and set(map(type, value)) <= {int}  # bool is not an id

@@ -18,6 +18,8 @@ several repetitions; the scripted model server runs in a separate process.
   P8  the training path: CPU per completion through `Tau2Agent.run` (as AReaL calls it) beside
       the sweep path, and episode start on aenv through it vs a fresh server (rollout/bench/training.py)
   P9  HTTP client CPU per chat request: fast_http vs httpx, aiohttp and openai (rollout/bench/http_ab.py)
+  P10 the rollout pool with token capture on vs off at 64 / 256 in flight, and the driver's cost
+      of `stream_groups` vs `run` (rollout/bench/pool_training.py)
 
 `python -m rollout.bench.table bench.json` prints the performance table of docs/performance.md.
 """
@@ -42,6 +44,7 @@ from rollout.bench.baselines import gold_script, play_in_gym, run_tau2_runner
 from rollout.bench.common import episode_config, rss_mib, scripted_server
 from rollout.bench.cpu import bench_p7
 from rollout.bench.http_ab import bench_http_ab
+from rollout.bench.pool_training import bench_p10
 from rollout.bench.scale import DEFAULT_SIZES, bench_p6
 from rollout.bench.training import bench_p8
 from rollout.env.domains import load_domain
@@ -272,7 +275,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="bench.json")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run, not a measurement)")
-    p.add_argument("--rows", default="P1,P2,P3,P4,P5,P6,P7,P8,P9", help="comma-separated subset (CPU = P7)")
+    p.add_argument("--rows", default="P1,P2,P3,P4,P5,P6,P7,P8,P9,P10", help="comma-separated subset (CPU = P7)")
     p.add_argument("--p6-sizes", help="P6 sweep sizes in episodes (default 1000,5000,20000; --quick: 4,8)")
     p.add_argument("--p4-child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -281,7 +284,7 @@ def main(argv=None) -> int:
         return 0
     rows = {"P7" if r == "CPU" else r for r in args.rows.upper().split(",")}
     q = args.quick
-    report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "quick": q}
+    report: dict = {"machine": machine(), "quick": q}
     with scripted_server() as url:
         if "P1" in rows:
             report["P1"] = bench_p1(url, tasks=1 if q else 4, reps=1 if q else 3)
@@ -312,9 +315,26 @@ def main(argv=None) -> int:
     if "P9" in rows:
         report["P9"] = bench_http_ab(requests=32, reps=1) if q else bench_http_ab()
         _print("P9", report["P9"])
+    if "P10" in rows:
+        report["P10"] = bench_p10(quick=q)
+        _print("P10", report["P10"])
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
+
+
+def machine() -> dict:
+    """What the figures were measured on: CPUs, memory, CPU model, Python, and when."""
+    info = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "date": time.strftime("%Y-%m-%d", time.gmtime())}
+    try:
+        with open("/proc/meminfo") as f:
+            info["memory_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
+        with open("/proc/cpuinfo") as f:
+            info["cpu_model"] = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        pass
+    return info
 
 
 def _print(row: str, data: dict) -> None:

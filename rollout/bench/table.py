@@ -1,12 +1,11 @@
 """`python -m rollout.bench.table [bench.json] [--write DOC]`: the performance table (markdown) of a bench run.
 
-One generator for docs/performance.md and the README: the rows P1–P7 with what each measures,
-our figure, the baseline from the same run, the ratio and the goal (issue 12's goals), and
-whether the goal is met (`render`), then P7's profile by component (`render_profile`). A row
-missing from the JSON is listed as not measured.
-`tests/unit/test_bench_table.py` checks that docs/performance.md's table, between
-`<!-- bench-table:start -->` and `<!-- bench-table:end -->`, is what this prints for the
-committed bench.json; `--write docs/performance.md` (or README.md) rewrites that part of a document.
+One generator for docs/performance.md: the rows P1–P10 with what each measures, our figure,
+the baseline from the same run, the ratio, the target and where the figure stands against it
+(`render`), then P7's profile by component (`render_profile`). A row missing from the JSON is
+listed as not measured. `tests/unit/test_bench_table.py` checks that docs/performance.md's
+table, between `<!-- bench-table:start -->` and `<!-- bench-table:end -->`, is what this prints
+for the committed bench.json; `--write docs/performance.md` rewrites that part of the document.
 """
 
 from __future__ import annotations
@@ -18,11 +17,13 @@ from pathlib import Path
 from typing import Optional
 
 START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
-HEADER = ["id", "what", "ours", "baseline (same run)", "ratio", "goal"]
+HEADER = ["id", "what", "ours", "baseline (same run)", "ratio", "target", "stands"]
+MEETS, MISSES = "meets", "**misses**"
 
 
-def _met(ok: bool) -> str:
-    return "met" if ok else "**not met**"
+def _judged(target: str, ok: bool) -> list[str]:
+    """The last two cells of a row: the target and where the figure stands against it."""
+    return [target, MEETS if ok else MISSES]
 
 
 def _pct(x: float) -> str:
@@ -38,7 +39,7 @@ def _p1(d: dict) -> list[list[str]]:
     for i, (domain, r) in enumerate(d.items()):
         what = ("environment-side time per episode, gold actions, zero-latency model: " if i == 0 else "… ") + domain
         rows.append(["P1", what, _s(r["ours_s"]), f"AgentGymEnv {_s(r['baseline_s'])}", f"{r['speedup']:.3g}× lower",
-                     f"≥ 100× ({_met(r['speedup'] >= 100)})"])
+                     *_judged("≥ 100×", r['speedup'] >= 100)])
     return rows
 
 
@@ -59,9 +60,9 @@ def _p2(d: dict) -> list[list[str]]:
         ratio = frac + (f"; {max(r['eps_per_s'], r.get('ray_eps_per_s', 0)) / tau2:.2g}× tau2's runner"
                                       if tau2 else "")
         ahead = bool(tau2) and max(r["eps_per_s"], r.get("ray_eps_per_s", 0)) > tau2
-        goal = (f"≥ 85 % of ideal on Ray; ahead of tau2 ({_met(best >= 0.85 and ahead)})" if int(n) >= 64
-                else f"ahead of tau2 ({_met(ahead)})")
-        rows.append(["P2", what, ours, base, ratio, goal])
+        goal = (_judged("≥ 85 % of ideal on Ray; ahead of tau2", best >= 0.85 and ahead) if int(n) >= 64
+                else _judged("ahead of tau2", ahead))
+        rows.append(["P2", what, ours, base, ratio, *goal])
     return rows
 
 
@@ -69,19 +70,19 @@ def _p3(d: dict) -> list[list[str]]:
     o = d["overhead"]
     ratio = f"Ray {_pct(abs(o))} {'faster' if o < 0 else 'slower'}"
     return [["P3", "the same episodes on Ray (2 workers) vs one process with plain asyncio", f"{d['ray_s']:.3g} s",
-             f"{d['inprocess_s']:.3g} s", ratio, f"≤ 10 % slower ({_met(o <= 0.10)})"]]
+             f"{d['inprocess_s']:.3g} s", ratio, *_judged("≤ 10 % slower", o <= 0.10)]]
 
 
 def _p4(d: dict) -> list[list[str]]:
     return [["P4", f"memory per in-flight airline episode ({d.get('in_flight', '?')} in flight)",
              f"{d['mib_per_episode']:.3g} MiB", f"airline DB in memory {d['db_mib']:.3g} MiB", f"{d['ratio']:.2g}×",
-             f"≤ 1.2× ({_met(d['ratio'] <= 1.2)})"]]
+             *_judged("≤ 1.2×", d['ratio'] <= 1.2)]]
 
 
 def _p5(d: dict) -> list[list[str]]:
     return [["P5", "aenv backend: start an episode on a reused instance", _s(d["reused_s"]),
              f"fresh aenv server {_s(d['fresh_s'])}", f"{d['speedup']:.3g}× faster",
-             f"≤ 0.3 s ({_met(d['reused_s'] <= 0.3)})"]]
+             *_judged("≤ 0.3 s", d['reused_s'] <= 0.3)]]
 
 
 _P6_METRICS = (  # (key, what, format, goal, limit on the ratio)
@@ -109,14 +110,14 @@ def _p6(d: dict) -> list[list[str]]:
             ok = r is not None and r <= limit
             ratio = "-" if r is None else f"{r:.2g}× " + ("per episode" if "episode" in key else growth)
         rows.append(["P6", (head if i == 0 else "… ") + what, f"{fmt(hi[key])} at {int(sizes[-1]):,}",
-                     f"{fmt(lo[key])} at {int(sizes[0]):,}", ratio, f"{goal} ({_met(ok)})"])
+                     f"{fmt(lo[key])} at {int(sizes[0]):,}", ratio, *_judged(f"{goal}", ok)])
     if "no_transcripts" in d:
         nt = d["no_transcripts"]
         rows.append(["P6", "… episodes.jsonl bytes per episode with `transcripts=false`",
                      f"{nt['bytes_per_episode'] / 1024:.1f} KiB at {nt['episodes']:,}",
                      f"{lo['bytes_per_episode'] / 1024:.1f} KiB with transcripts",
                      f"{lo['bytes_per_episode'] / nt['bytes_per_episode']:.2g}× smaller",
-                     f"smaller without transcripts ({_met(nt['bytes_per_episode'] < lo['bytes_per_episode'])})"])
+                     *_judged("smaller without transcripts", nt['bytes_per_episode'] < lo['bytes_per_episode'])])
     return rows
 
 
@@ -130,7 +131,7 @@ def _p7(d: dict) -> list[list[str]]:
         server = " / ".join(f"{c['server_ms']:.3g}" for c in levels.values()) + " ms"
         worst = max(c["rollout_ms"] for c in levels.values())
         rows.append(["P7", what, ours, f"scripted server (own process) {server}", f"{worst / goal:.2g}× the goal",
-                     f"≤ {goal:g} ms ({_met(worst <= goal)})"])
+                     *_judged(f"≤ {goal:g} ms", worst <= goal)])
     return rows
 
 
@@ -143,11 +144,11 @@ def _p8(d: dict) -> list[list[str]]:
         t, s = r["training"], r["sweep"]
         rows.append(["P8", what, f"{t['rollout_ms_per_completion']:.3g} ms ({t['rollout_ms_per_episode']:.3g} ms/episode)",
                      f"sweep path {s['rollout_ms_per_completion']:.3g} ms ({s['rollout_ms_per_episode']:.3g} ms/episode)",
-                     f"{r['ratio']:.3g}×", f"≤ {goal:g}× ({_met(r['ratio'] <= goal)})"])
+                     f"{r['ratio']:.3g}×", *_judged(f"≤ {goal:g}×", r['ratio'] <= goal)])
     a = d["aenv_start"]
     rows.append(["P8", "… aenv backend: episode start through `Tau2Agent.run` after the first", _s(a["later_start_s"]),
                  f"fresh aenv server per episode {_s(a['fresh_server_s'])}", f"{a['speedup']:.3g}× faster",
-                 f"≤ {a['goal_s']:g} s ({_met(a['later_start_s'] <= a['goal_s'])})"])
+                 *_judged(f"≤ {a['goal_s']:g} s", a['later_start_s'] <= a['goal_s'])])
     return rows
 
 
@@ -161,18 +162,37 @@ def _p9(d: dict) -> list[list[str]]:
         best = min(ratio[k] for k in ("httpx", "aiohttp", "openai"))
         rows.append(["P9", what, f"fast_http {cpu['fast_http']:.3g} ms", base,
                      " / ".join(f"{ratio[k]:.2g}×" for k in ("httpx", "aiohttp", "openai")) + " the CPU",
-                     f"keep it only if no library is close ({_met(best > 1.25)})"])
+                     *_judged("keep it only if no library is close", best > 1.25)])
     return rows
 
 
-ROWS = {"P1": _p1, "P2": _p2, "P3": _p3, "P4": _p4, "P5": _p5, "P6": _p6, "P7": _p7, "P8": _p8, "P9": _p9}
+def _p10(d: dict) -> list[list[str]]:
+    rows = []
+    cap = d["capture"]
+    for i, (n, r) in enumerate(cap["levels"].items()):
+        what = (f"rollout pool, token capture on vs off: throughput at {n} in flight ({r['latency_s']:g} s per "
+                f"completion; airline, retail, telecom in groups of 8; 2 Ray workers)" if i == 0
+                else f"… {n} in flight ({r['latency_s']:g} s per completion)")
+        on, off = r["on"], r["off"]
+        rows.append(["P10", what, f"{on['eps_per_s']:.3g} eps/s, rollout CPU {on['rollout_ms_per_completion']:.3g} ms/completion",
+                     f"capture off {off['eps_per_s']:.3g} eps/s, {off['rollout_ms_per_completion']:.3g} ms/completion",
+                     f"{r['throughput_ratio']:.3g}× the throughput, {r['cpu_ratio']:.3g}× the CPU",
+                     *_judged(f"≥ {cap['goal_throughput_ratio']:g}× the throughput", r["throughput_ratio"] >= cap["goal_throughput_ratio"])])
+    g = d["stream_groups"]
+    rows.append(["P10", f"… driver CPU per episode handed back, `stream_groups` vs `run` ({g['in_flight']} in flight, capture on)",
+                 f"{g['stream_groups']['driver_ms_per_episode']:.3g} ms", f"`run` {g['run']['driver_ms_per_episode']:.3g} ms",
+                 f"{g['driver_ratio']:.3g}×", *_judged("≤ 1.25×", g["driver_ratio"] <= 1.25)])
+    return rows
+
+
+ROWS = {"P1": _p1, "P2": _p2, "P3": _p3, "P4": _p4, "P5": _p5, "P6": _p6, "P7": _p7, "P8": _p8, "P9": _p9, "P10": _p10}
 
 
 def render(bench: dict) -> str:
     """The markdown table for a bench.json object."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for row_id, fn in ROWS.items():
-        rows = fn(bench[row_id]) if row_id in bench else [[row_id, "not measured in this bench.json", "-", "-", "-", "-"]]
+        rows = fn(bench[row_id]) if row_id in bench else [[row_id, "not measured in this bench.json", *["-"] * 5]]
         lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
 

@@ -353,11 +353,7 @@ class Dispatcher:
                 pass  # cancelled as asked: whatever it did is not a sample
             return flight.job.ended(Failure(FailureClass.CANCELLED, "cancelled by the caller"))
         try:
-            out = ray.get(ref)
-            worker = out.pop("worker", None)
-            trajectory = Trajectory.from_dict(out)
-            trajectory.tags.setdefault("worker", worker)
-            return trajectory
+            return ray.get(ref)
         except RayActorError as e:
             self._replace(flight.worker)
             cls, message = FailureClass.WORKER_DIED, f"worker died: {type(e).__name__}"

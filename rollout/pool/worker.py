@@ -50,8 +50,9 @@ class RolloutWorker:
             await asyncio.to_thread(load_domain, domain)
         return os.getpid()
 
-    async def run(self, job: int, request: RolloutRequest) -> dict:
-        """Run one request's episode; its Trajectory as a dict, plus the worker id."""
+    async def run(self, job: int, request: RolloutRequest) -> Trajectory:
+        """Run one request's episode; its Trajectory (the worker's id in its tags). Ray pickles
+        it as it is: token lists cross as lists, not rebuilt element by element."""
         spec = request.spec(self.base_seed)
         clock = self._clocks[job] = EpisodeClock(self.cfg.episode.timeout_s)
         try:
@@ -63,10 +64,10 @@ class RolloutWorker:
             result = spec.failed(Failure(FailureClass.ENV_ERROR, redact(f"{type(e).__name__}: {e}", self.runner.secrets)))
         finally:
             self._clocks.pop(job, None)
-        out = Trajectory.of(result, group_id=request.group, weight_version=request.weight_version,
-                            tags=request.tags).to_dict()
-        out["worker"] = self.worker_id
-        return out
+        trajectory = Trajectory.of(result, group_id=request.group, weight_version=request.weight_version,
+                                   tags=request.tags)
+        trajectory.tags.setdefault("worker", self.worker_id)
+        return trajectory
 
     async def active_s(self, jobs: list[int]) -> dict[int, float]:
         """Seconds each of these running jobs has run, waits for caps excluded (absent: not running)."""

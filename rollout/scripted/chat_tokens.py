@@ -174,7 +174,25 @@ def _halves() -> dict[int, tuple[int, int]]:
 
 
 def encode(text: str) -> list[int]:
-    return tokenizer().encode(text, add_special_tokens=False).ids
+    """`text`'s token ids, as encoding it whole gives them: the tokenizer splits its input at
+    added tokens first (none strips or normalizes its neighbours) and encodes the pieces between
+    them apart, so the pieces' ids are cached (a conversation's prompts repeat its messages)."""
+    out: list[int] = []
+    for piece in _added_tokens().split(text):
+        if piece:
+            out += _encode_piece(piece)
+    return out
+
+
+@functools.cache
+def _added_tokens() -> re.Pattern:
+    contents = sorted((t.content for t in tokenizer().get_added_tokens_decoder().values()), key=len, reverse=True)
+    return re.compile("(" + "|".join(map(re.escape, contents)) + ")")
+
+
+@functools.lru_cache(maxsize=4096)
+def _encode_piece(piece: str) -> tuple[int, ...]:
+    return tuple(tokenizer().encode(piece, add_special_tokens=False).ids)
 
 
 def decode(ids: list[int], skip_special_tokens: bool = True) -> str:
@@ -353,9 +371,10 @@ def _unit(seed: bytes, *parts: int) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-def token_logprob(prompt_ids: list[int], position: int, token_id: int) -> float:
-    """The sampled token's logprob: in [-4, -1e-6], fixed by (prompt ids, position, token)."""
-    return -(1e-6 + 4.0 * _unit(_seed(prompt_ids), position, token_id) ** 3)
+def token_logprob(prompt_ids: list[int], position: int, token_id: int, *, seed: Optional[bytes] = None) -> float:
+    """The sampled token's logprob: in [-4, -1e-6], fixed by (prompt ids, position, token).
+    `seed`: `_seed(prompt_ids)` when the caller has it (it hashes the whole prompt)."""
+    return -(1e-6 + 4.0 * _unit(seed or _seed(prompt_ids), position, token_id) ** 3)
 
 
 def _seed(prompt_ids: list[int]) -> bytes:
@@ -388,7 +407,7 @@ def logprobs_content(prompt_ids: list[int], ids: list[int], *, top_logprobs: int
     k = 20 if top_logprobs == -1 else max(top_logprobs or 0, 0)
     seed, vocab, entries = _seed(prompt_ids), tokenizer().get_vocab_size(), []
     for pos, tid in enumerate(ids):
-        lp = token_logprob(prompt_ids, pos, tid)
+        lp = token_logprob(prompt_ids, pos, tid, seed=seed)
         rest = max(1.0 - math.exp(lp), 1e-12)
         ranked: dict[int, float] = {tid: lp}
         for j in range(4 * k + 4):

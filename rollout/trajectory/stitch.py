@@ -14,7 +14,7 @@ never reached the conversation), are not stitched; the former also split.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Optional
 
 from rollout.tokens import TurnRecord
@@ -33,7 +33,7 @@ class Segment:
     turns: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {name: list(getattr(self, name)) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, d: dict) -> Segment:

