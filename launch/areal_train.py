@@ -9,7 +9,7 @@ api_key=..., http_client=...)` n_samples times per row (`gconfig.n_samples`); an
 infrastructure failure raises and AReaL drops the group. The workflow kwargs come from this
 project's conf (`workflow_kwargs()` below): sampling presets (train for training, eval for
 evaluation), the user simulator endpoint, episode limits, the env backend. The rows come
-from `rollout.sweep.dataset` (tau2's train/test splits).
+from `rollout.areal.dataset` (tau2's train/test splits).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def datasets_for(rollout_conf: dict[str, Any]):
     """(train, valid) HuggingFace Datasets of tau2 rows (see launch.dataset)."""
     from datasets import Dataset
 
-    from rollout.sweep.dataset import dataset_rows
+    from rollout.areal.dataset import dataset_rows
 
     domain = rollout_conf.get("domain", "airline")
     train = dataset_rows(domain, rollout_conf.get("split_train", "train"), min_rows=int(rollout_conf.get("min_rows", 128)))

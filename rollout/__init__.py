@@ -1,11 +1,11 @@
 """tau2-rollout: TAU2 episodes of OpenAI Agents SDK agents, scored by tau2, for RL.
 
-Importing the package applies the process defaults of `rollout.process_env` (only where
+Importing the package applies the process defaults of `rollout.core.process_env` (only where
 unset) so that importing tau2 stays offline and quiet, and disables tau2's loguru output
 (it logs whole transcripts at DEBUG on every step).
 """
 
-from rollout.process_env import apply_defaults
+from rollout.core.process_env import apply_defaults
 
 apply_defaults()
 

@@ -20,10 +20,10 @@ from typing import Optional
 
 COMMANDS = {
     "sweep": "rollout.sweep.run",
-    "episode": "rollout.episode_cli",
+    "episode": "rollout.agent.command",
     "submit": "rollout.sweep.submit",
     "report": "rollout.sweep.report",
-    "dataset": "rollout.sweep.dataset",
+    "dataset": "rollout.areal.dataset",
     "sft": "rollout.sweep.sft",
     "bench": "rollout.bench.bench",
     "capture-check": "rollout.pool.capture_check",

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from rollout.core.process_env import child_env
 from rollout.env.aenv.servers import ENV_DIR
-from rollout.process_env import child_env
 from rollout.scripted.server import JsonHandler
 
 POD = Path(__file__).with_name("aenv_pod.py")

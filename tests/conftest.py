@@ -5,7 +5,7 @@ import os
 for _var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "TAU2_USER_LLM", "TAU2_USER_LLM_API_BASE",
              "TAU2_USER_LLM_API_KEY", "AENV_SYSTEM_URL"):
     os.environ.pop(_var, None)
-from rollout.process_env import DEFAULTS  # noqa: E402
+from rollout.core.process_env import DEFAULTS  # noqa: E402
 
 os.environ.update(DEFAULTS)
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -41,7 +41,7 @@ def server():
 def ray_cluster():
     import ray
 
-    from rollout.process_env import child_env
+    from rollout.core.process_env import child_env
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20,
              runtime_env={"env_vars": child_env()}, log_to_driver=False)

@@ -6,7 +6,7 @@ import asyncio
 
 from rollout.agent.episode import EpisodeSpec
 from rollout.agent.runner import EpisodeRunner
-from rollout.config import load_config
+from rollout.core.config import load_config
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 
 

@@ -318,7 +318,7 @@ def main(argv: list[str]) -> int:
         sys.exit("usage: proxy_episode.py PROJECT_PATH")
     project = str(Path(argv[0]).resolve())
     sys.path.insert(0, project)
-    from rollout.process_env import apply_defaults
+    from rollout.core.process_env import apply_defaults
     apply_defaults()  # OPENAI_AGENTS_DISABLE_TRACING, LITELLM_LOCAL_MODEL_COST_MAP, ... (inherited by the proxy)
     t0 = time.monotonic()
     from rollout.scripted import ScriptedServer

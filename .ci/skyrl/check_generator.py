@@ -139,7 +139,7 @@ def corrupted(out, how: str):
 def main(argv: list[str]) -> int:
     project = str(Path(argv[0]).resolve()) if argv else str(Path(__file__).resolve().parents[2])
     sys.path.insert(0, project)
-    from rollout.process_env import apply_defaults
+    from rollout.core.process_env import apply_defaults
 
     apply_defaults()
     from loguru import logger

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import Optional
 
 from rollout.agent.turns import AgentTurns
-from rollout.clients import Endpoints, user_sim_configured
-from rollout.clock import EpisodeClock
-from rollout.config import RolloutConfig
+from rollout.core.clients import Endpoints, user_sim_configured
+from rollout.core.clock import EpisodeClock
+from rollout.core.config import RolloutConfig
+from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, redact
+from rollout.core.results import EpisodeResult
 from rollout.env.domains import DomainAssets, check_domain, load_domain
 from rollout.env.protocol import EnvSession, ResetRequest, StopEpisode, request_headers
-from rollout.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, redact
-from rollout.results import EpisodeResult
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ async def run_episode(spec: EpisodeSpec, cfg: RolloutConfig, endpoints: Endpoint
     `requested` (perf_counter) is when the episode was asked for: `durations["start_s"]` is
     the time from then until its environment was reset (waiting for a slot included).
     `clock` (default: a new one) holds the `episode.timeout_s` budget, which does not run while
-    a request waits for an endpoint cap (rollout/clock.py)."""
+    a request waits for an endpoint cap (rollout/core/clock.py)."""
     started = time.perf_counter()
     clock = clock or EpisodeClock(cfg.episode.timeout_s)
     requested = started if requested is None else requested

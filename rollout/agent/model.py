@@ -31,12 +31,12 @@ from agents.usage import Usage as SdkUsage
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 from tau2.data_model.simulation import TerminationReason
 
-from rollout.clients import ChatClient, reply_of
+from rollout.core.clients import ChatClient, reply_of
+from rollout.core.failures import EpisodeFailure, FailureClass, redact
+from rollout.core.fast_http import EndpointError
+from rollout.core.results import Usage
+from rollout.core.tokens import CaptureError, TurnRecord, capture_fields, turn_record
 from rollout.env.protocol import StopEpisode, is_empty_reply
-from rollout.failures import EpisodeFailure, FailureClass, redact
-from rollout.fast_http import EndpointError
-from rollout.results import Usage
-from rollout.tokens import CaptureError, TurnRecord, capture_fields, turn_record
 
 
 def settings_body(settings: ModelSettings, *, has_tools: bool) -> dict[str, Any]:

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from rollout.agent.episode import EpisodeSpec, run_episode
-from rollout.clients import ChatClient, Endpoints, make_client, resolve_model, user_sim_configured
-from rollout.clock import EpisodeClock
-from rollout.config import RolloutConfig
+from rollout.core.clients import ChatClient, Endpoints, make_client, resolve_model, user_sim_configured
+from rollout.core.clock import EpisodeClock
+from rollout.core.config import RolloutConfig
+from rollout.core.failures import EpisodeFailure, FailureClass
+from rollout.core.results import EpisodeResult
 from rollout.env.backends import session_factory
 from rollout.env.pool import BrokenSession, SessionPool
-from rollout.failures import EpisodeFailure, FailureClass
-from rollout.results import EpisodeResult
 
 # After these failures the session's state is unknown (a dead server, a cut-off step).
 DISCARD_SESSION_ON = {FailureClass.ENV_ERROR, FailureClass.TIMEOUT}

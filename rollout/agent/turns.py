@@ -17,11 +17,11 @@ from agents import Agent, FunctionTool, ModelSettings, RunConfig, Runner
 from agents.run_config import ToolExecutionConfig
 
 from rollout.agent.model import PolicyModel
-from rollout.clients import ChatClient
-from rollout.config import SamplingConfig
+from rollout.core.clients import ChatClient
+from rollout.core.config import SamplingConfig
+from rollout.core.failures import EpisodeFailure, FailureClass
+from rollout.core.results import Usage
 from rollout.env.protocol import Opening
-from rollout.failures import EpisodeFailure, FailureClass
-from rollout.results import Usage
 
 MAX_RUNNER_TURNS = 10_000  # the recorder enforces tau2's max_steps; this only guards the SDK loop
 _PLACEHOLDER_INPUT = [{"role": "user", "content": "(the conversation is supplied by the episode)"}]

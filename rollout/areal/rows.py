@@ -6,7 +6,7 @@ import numbers
 from typing import Any
 
 from rollout.agent.episode import EpisodeSpec
-from rollout.failures import InvalidInput
+from rollout.core.failures import InvalidInput
 
 DATA_KEYS = ("domain", "task_id", "split", "seed", "sample", "solo", "overrides")
 

@@ -22,9 +22,9 @@ from rollout.agent.episode import resolve
 from rollout.agent.runner import PolicyEndpoint
 from rollout.areal.rows import spec_from_data
 from rollout.areal.runtime import PROCESS
-from rollout.config import RolloutConfig, api_key_of
-from rollout.failures import InvalidInput
-from rollout.results import EpisodeResult
+from rollout.core.config import RolloutConfig, api_key_of
+from rollout.core.failures import InvalidInput
+from rollout.core.results import EpisodeResult
 
 
 def _deep_merge(base: dict, extra: dict) -> dict:

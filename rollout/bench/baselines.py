@@ -19,7 +19,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from rollout.process_env import child_env
+from rollout.core.process_env import child_env
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 from rollout.scripted.gold import CLOSING, gold_script
 

@@ -55,7 +55,7 @@ DOMAINS = ("airline", "retail", "telecom")
 # ---- P1 -------------------------------------------------------------------------------------
 async def _ours_env_side(cfg, domain: str, task_id: str) -> float:
     """Seconds for the environment side of one episode driven directly with the gold actions."""
-    from rollout.clients import make_client
+    from rollout.core.clients import make_client
     from rollout.env.local import LocalSession
     from rollout.env.protocol import RawToolCall, ResetRequest
     from rollout.scripted.policies import CLOSING

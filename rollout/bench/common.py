@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from rollout.config import load_config
+from rollout.core.config import load_config
 from rollout.scripted import endpoints
 
 

@@ -42,7 +42,7 @@ GOAL_MS = 3.0
 # component -> what it covers (the table and docs print these names)
 COMPONENTS = {
     "agents_sdk": "OpenAI Agents SDK run loop (agents package)",
-    "http_client": "HTTP client and response parsing (rollout.clients, rollout.fast_http, openai, httpx/httpcore/h11, sockets)",
+    "http_client": "HTTP client and response parsing (rollout.core.clients, rollout.core.fast_http, openai, httpx/httpcore/h11, sockets)",
     "json": "JSON encoding/decoding wherever it happens",
     "tau2_env": "tau2 tools and environment steps (rollout.env.local and the tau2 code it calls)",
     "user_sim": "user simulator request/response conversion (rollout.env.user_sim, rollout.env.messages)",
@@ -54,8 +54,8 @@ COMPONENTS = {
 
 _FILE_RULES = (  # (path fragment, component): first match wins; files matching none are charged to their callers
     ("/site-packages/agents/", "agents_sdk"),
-    ("/rollout/clients.py", "http_client"),
-    ("/rollout/fast_http.py", "http_client"),
+    ("/rollout/core/clients.py", "http_client"),
+    ("/rollout/core/fast_http.py", "http_client"),
     ("/site-packages/openai/", "http_client"),
     ("/site-packages/httpx", "http_client"),
     ("/site-packages/httpcore", "http_client"),

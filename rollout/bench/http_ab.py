@@ -1,4 +1,4 @@
-"""HTTP A/B: the client CPU of one chat-completions request through rollout.fast_http and through
+"""HTTP A/B: the client CPU of one chat-completions request through rollout.core.fast_http and through
 the usual Python clients, in the same run.
 
 Each request POSTs a realistic ~36 KB chat-completions body (tau2's airline agent system prompt
@@ -7,7 +7,7 @@ results) to a minimal keep-alive HTTP/1.1 server in a SEPARATE process (its CPU 
 client's; it answers every request with the same ~0.8 KB tool-call completion), and decodes the
 JSON answer. Every client starts from the same dict:
 
-- `fast_http`: `rollout.fast_http.JsonHttpClient.post_json` (json.dumps, send, parse);
+- `fast_http`: `rollout.core.fast_http.JsonHttpClient.post_json` (json.dumps, send, parse);
 - `httpx`: `httpx.AsyncClient.post(content=json.dumps(body).encode())`, then `.json()`;
 - `aiohttp`: `aiohttp.ClientSession.post(data=...)`, then `json.loads(await resp.read())`;
 - `openai`: `AsyncOpenAI(...).chat.completions.create(**body)` (openai's request transform, its
@@ -162,7 +162,7 @@ async def _clients(url: str) -> dict[str, tuple[Callable, Callable]]:
     import httpx
     from openai import AsyncOpenAI
 
-    from rollout.fast_http import JsonHttpClient
+    from rollout.core.fast_http import JsonHttpClient
 
     headers = {"Authorization": f"Bearer {API_KEY}"}
     fast = JsonHttpClient(url, headers=headers, timeout_s=60, max_retries=0)

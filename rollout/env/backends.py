@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Optional
 
-from rollout.clients import ChatClient
-from rollout.config import RolloutConfig
+from rollout.core.clients import ChatClient
+from rollout.core.config import RolloutConfig
 from rollout.env.protocol import EnvSession
 
 

@@ -16,9 +16,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from rollout.config import shown
+from rollout.core.config import shown
+from rollout.core.failures import InvalidInput
 from rollout.env.cow_db import TemplateJson, cow_copy, fast_db_hash, template_json
-from rollout.failures import InvalidInput
 
 DOMAINS = ("airline", "retail", "telecom", "mock")
 DEFAULT_SPLIT = "base"

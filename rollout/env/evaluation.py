@@ -8,7 +8,7 @@ import uuid
 from tau2.data_model.simulation import RewardInfo, SimulationRun, TerminationReason
 from tau2.evaluator.evaluator import EvaluationType, evaluate_simulation
 
-from rollout.failures import EpisodeFailure, FailureClass
+from rollout.core.failures import EpisodeFailure, FailureClass
 
 
 def simulation_run(*, task, messages, termination: TerminationReason, start_time: str, end_time: str,

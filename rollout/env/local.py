@@ -16,14 +16,14 @@ from tau2.data_model.message import AssistantMessage, ToolMessage, UserMessage
 from tau2.orchestrator.orchestrator import DEFAULT_FIRST_AGENT_MESSAGE
 from tau2.utils.utils import get_now
 
-from rollout.config import UserLLMConfig
+from rollout.core.config import UserLLMConfig
+from rollout.core.failures import EpisodeFailure, FailureClass, InvalidInput
 from rollout.env.agent_view import agent_view
 from rollout.env.domains import load_domain
 from rollout.env.evaluation import score_async, simulation_run
 from rollout.env.protocol import Opening, RawToolCall, ResetRequest, Scored, StepOutcome, StopEpisode, request_headers
 from rollout.env.trajectory import EpisodeRecorder
 from rollout.env.user_sim import Tau2UserSimulator, UserSimulator
-from rollout.failures import EpisodeFailure, FailureClass, InvalidInput
 
 
 class LocalSession:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Protocol
 
-from rollout.clients import RawToolCall
+from rollout.core.clients import RawToolCall
 
 __all__ = ["EnvSession", "Opening", "RawToolCall", "ResetRequest", "Scored", "StepOutcome", "StopEpisode"]
 

@@ -18,14 +18,14 @@ from tau2.data_model.simulation import TerminationReason
 from tau2.user.base import UserState, is_valid_user_history_message
 from tau2.user.user_simulator import UserSimulator as Tau2UserSimulator
 
-from rollout.clients import reply_of
-from rollout.config import UserLLMConfig
+from rollout.core.clients import reply_of
+from rollout.core.config import UserLLMConfig
+from rollout.core.failures import EpisodeFailure, FailureClass, redact
+from rollout.core.results import Usage
 from rollout.env.domains import load_domain
 from rollout.env.messages import to_chat_messages
 from rollout.env.protocol import RawToolCall, is_empty_reply
 from rollout.env.trajectory import EpisodeRecorder, InvalidArguments
-from rollout.failures import EpisodeFailure, FailureClass, redact
-from rollout.results import Usage
 
 LITELLM_PREFIXES = ("openai/", "hosted_vllm/", "litellm_proxy/")
 

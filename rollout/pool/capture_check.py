@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rollout.clients import make_client, resolve_model, user_sim_configured
-from rollout.command import main_of, split_config_files
-from rollout.config import RolloutConfig, load_config
+from rollout.core.clients import make_client, resolve_model, user_sim_configured
+from rollout.core.command import main_of, split_config_files
+from rollout.core.config import RolloutConfig, load_config
+from rollout.core.failures import EpisodeFailure, InvalidInput
+from rollout.core.fast_http import EndpointError
+from rollout.core.tokens import CAPTURE_MODES, CaptureError, capture_fields, turn_record
 from rollout.env.domains import DOMAINS, load_domain
-from rollout.failures import EpisodeFailure, InvalidInput
-from rollout.fast_http import EndpointError
 from rollout.pool.config import RayConfig
-from rollout.tokens import CAPTURE_MODES, CaptureError, capture_fields, turn_record
 
 PROBE_MESSAGES = [{"role": "system", "content": "You are a customer service agent."},
                   {"role": "user", "content": "Hi, can you check order 42 for me?"}]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from rollout.failures import InvalidInput
+from rollout.core.failures import InvalidInput
 
 MIN_OBJECT_STORE_MB = 75  # Ray's minimum
 

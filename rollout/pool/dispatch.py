@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Optional
 
-from rollout.config import RolloutConfig
-from rollout.failures import Failure, FailureClass
+from rollout.core.config import RolloutConfig
+from rollout.core.failures import Failure, FailureClass
 from rollout.pool.config import RetryConfig
 from rollout.pool.requests import RolloutRequest
 from rollout.pool.worker import capped_worker_count, start_workers, worker_config

@@ -43,8 +43,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Optional, Union
 
 from rollout.agent.episode import resolve
-from rollout.config import RolloutConfig, load_config
-from rollout.failures import InvalidInput
+from rollout.core.config import RolloutConfig, load_config
+from rollout.core.failures import InvalidInput
 from rollout.pool.config import RayConfig, RetryConfig, check_fits, check_pool
 from rollout.pool.dispatch import Dispatcher, NoWorkersLeft
 from rollout.pool.requests import RolloutRequest
@@ -94,7 +94,7 @@ class RolloutPool:
                 return
             import ray
 
-            from rollout.process_env import child_env
+            from rollout.core.process_env import child_env
 
             r = self.ray_cfg
             if not ray.is_initialized():

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from rollout.agent.episode import EpisodeSpec
 from rollout.agent.runner import PolicyEndpoint
-from rollout.failures import InvalidInput
+from rollout.core.failures import InvalidInput
 
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from typing import Any, Optional
 
-from rollout.failures import Failure
+from rollout.core.failures import Failure
 
 
 class _Counts:

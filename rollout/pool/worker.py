@@ -17,11 +17,11 @@ import dataclasses
 import os
 
 from rollout.agent.runner import EpisodeRunner
-from rollout.clock import EpisodeClock
-from rollout.config import RolloutConfig
-from rollout.failures import EpisodeFailure, Failure, FailureClass, redact
+from rollout.core.clock import EpisodeClock
+from rollout.core.config import RolloutConfig
+from rollout.core.failures import EpisodeFailure, Failure, FailureClass, redact
+from rollout.core.process_env import child_env
 from rollout.pool.requests import RolloutRequest
-from rollout.process_env import child_env
 from rollout.trajectory import Trajectory
 
 

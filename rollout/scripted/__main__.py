@@ -3,7 +3,7 @@
 import argparse
 import time
 
-from rollout.config import SCRIPTED_POLICIES
+from rollout.core.config import SCRIPTED_POLICIES
 from rollout.scripted.server import Faults, ScriptedServer
 
 

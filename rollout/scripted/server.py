@@ -39,7 +39,7 @@ from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
-from rollout.config import SCRIPTED_POLICIES
+from rollout.core.config import SCRIPTED_POLICIES
 from rollout.scripted import chat_tokens
 from rollout.scripted.faults import FAULT_MODES, Faults, duplicate_ids, fixed_ids
 from rollout.scripted.policies import REPLY_STYLES, agent_reply, replay_reply, styled, tool_call, user_reply

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Optional
 
-from rollout.config import RolloutConfig, shown
+from rollout.core.config import RolloutConfig, shown
+from rollout.core.failures import InvalidInput
 from rollout.env.domains import DOMAINS
-from rollout.failures import InvalidInput
 from rollout.pool.config import RayConfig, RetryConfig, check_fits, check_pool
 
 

@@ -7,8 +7,8 @@ once, in the split), solo feasibility, sizes. A plan never holds the same key tw
 from __future__ import annotations
 
 from rollout.agent.episode import EpisodeSpec, resolve
+from rollout.core.failures import InvalidInput
 from rollout.env.domains import DOMAINS, check_domain, load_domain
-from rollout.failures import InvalidInput
 from rollout.pool.requests import derive_seed
 from rollout.sweep.config import SweepConfig
 

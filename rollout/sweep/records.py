@@ -33,10 +33,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from rollout.failures import Failure, InvalidInput
-from rollout.results import EpisodeResult
+from rollout.core.failures import Failure, InvalidInput
+from rollout.core.results import EpisodeResult
+from rollout.core.tokens import TurnRecord
 from rollout.sweep.plan import Key
-from rollout.tokens import TurnRecord
 
 EPISODES_FILE = "episodes.jsonl"
 

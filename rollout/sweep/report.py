@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     p.add_argument("output_dirs", nargs="+")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    from rollout.failures import InvalidInput
+    from rollout.core.failures import InvalidInput
 
     try:
         page = write_report([Path(d) for d in args.output_dirs], Path(args.out) if args.out else None)

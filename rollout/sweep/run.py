@@ -36,8 +36,8 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from rollout.command import main_of, split_config_files
-from rollout.config import check_key_sources, load_config, to_dict
+from rollout.core.command import main_of, split_config_files
+from rollout.core.config import check_key_sources, load_config, to_dict
 from rollout.pool import NoWorkersLeft, RolloutPool, RolloutRequest
 from rollout.pool.config import check_fits
 from rollout.scripted.endpoints import pointed_at

@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     p.add_argument("--min-reward", type=float, default=None)
     p.add_argument("--domains", default=None, help="comma-separated")
     args = p.parse_args(argv)
-    from rollout.failures import InvalidInput
+    from rollout.core.failures import InvalidInput
 
     try:
         records = iter_records(args.output_dir)

@@ -38,10 +38,10 @@ import sys
 import time
 from pathlib import Path
 
-from rollout.command import main_of
-from rollout.config import KEY_FIELDS, shown
-from rollout.failures import InvalidInput
-from rollout.process_env import child_env
+from rollout.core.command import main_of
+from rollout.core.config import KEY_FIELDS, shown
+from rollout.core.failures import InvalidInput
+from rollout.core.process_env import child_env
 from rollout.sweep.config import SweepConfig
 from rollout.sweep.plan import plan_episodes
 
@@ -53,7 +53,7 @@ def config_overrides(files: list[str]) -> list[str]:
     overrides' YAML reads back as they were), in file order. Raises InvalidInput."""
     from omegaconf import OmegaConf
 
-    from rollout.config import _load_yaml
+    from rollout.core.config import _load_yaml
 
     out: list[str] = []
 

@@ -1,6 +1,6 @@
 """Trainer-neutral trajectories: token records per policy call, the stitched view, tau2's outcome for training."""
 
-from rollout.tokens import CaptureError, TurnRecord
+from rollout.core.tokens import CaptureError, TurnRecord
 from rollout.trajectory.credit import Credit, turn_credit
 from rollout.trajectory.outcome import TRAIN_ACTIONS, train_action
 from rollout.trajectory.stitch import Drift, Segment, stitch

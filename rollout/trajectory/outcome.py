@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from rollout.failures import Failure, FailureClass
+from rollout.core.failures import Failure, FailureClass
 
 TRAIN_ACTIONS = ("train", "train_zero", "mask", "retry", "drop")
 _CONTEXT = re.compile(r"maximum context length|context length|context window|too many tokens|prompt is too long", re.I)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from rollout.tokens import TurnRecord
+from rollout.core.tokens import TurnRecord
 
 
 @dataclass

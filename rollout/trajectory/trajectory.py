@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from rollout.failures import Failure
-from rollout.results import EpisodeResult
+from rollout.core.failures import Failure
+from rollout.core.results import EpisodeResult
 from rollout.trajectory.credit import Credit, turn_credit
 from rollout.trajectory.outcome import train_action
 from rollout.trajectory.stitch import Drift, Segment, stitch

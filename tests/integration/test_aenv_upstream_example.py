@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from rollout.core.process_env import child_env
 from rollout.env.aenv.servers import ENV_DIR
 from rollout.env.domains import load_domain
-from rollout.process_env import child_env
 from tests.aenv_api_double import wait_until
 
 VENDORED = Path(__file__).resolve().parents[1] / "vendor" / "aenvironment_tau2_rl" / "agent.py.upstream"

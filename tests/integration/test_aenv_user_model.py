@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 from rollout.agent.episode import EpisodeSpec
-from rollout.config import load_config
+from rollout.core.config import load_config
 from rollout.scripted.endpoints import AGENT_MODEL
 from tests.aenv_api_double import wait_until
 from tests.helpers import run_specs

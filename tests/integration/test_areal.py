@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from rollout.areal import Tau2Agent, run_agent_return_reward
-from rollout.failures import EpisodeFailure, FailureClass, InvalidInput
+from rollout.core.failures import EpisodeFailure, FailureClass, InvalidInput
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 
 TELECOM_SOLO = {"domain": "telecom", "task_id": "[service_issue]airplane_mode_on|break_apn_settings|contract_end_suspension|unseat_sim_card[PERSONA:Easy]"}

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from rollout.areal import Tau2Agent, spec_from_data
-from rollout.failures import InvalidInput
+from rollout.core.failures import InvalidInput
 
 ROW = {"domain": "mock", "task_id": "create_task_1"}
 

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from rollout.config import load_config
-from rollout.failures import InvalidInput, redact
+from rollout.core.config import load_config
+from rollout.core.failures import InvalidInput, redact
 from rollout.sweep import submit
 from rollout.sweep.records import EPISODES_FILE, EpisodeStore, SweepRecord, iter_records
 from rollout.sweep.run import main
@@ -52,7 +52,7 @@ def test_a_two_line_key_file_is_refused_and_never_sent(tmp_path, capsys):
     key_file = tmp_path / "k"
     key_file.write_text(f"{SECRET}\nX-Injected: yes\n")
     cfg = load_config([f"llm.api_key_file={key_file}", "llm.base_url=http://127.0.0.1:9/v1"])
-    from rollout.config import api_key_of
+    from rollout.core.config import api_key_of
 
     with pytest.raises(InvalidInput) as e:
         api_key_of(cfg.llm)

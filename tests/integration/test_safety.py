@@ -6,9 +6,9 @@ import logging
 
 from rollout.agent.episode import EpisodeSpec
 from rollout.areal import Tau2Agent
-from rollout.config import load_config, to_dict
+from rollout.core.config import load_config, to_dict
+from rollout.core.failures import EpisodeFailure
 from rollout.env.domains import load_domain
-from rollout.failures import EpisodeFailure
 from tests.helpers import run_specs, scripted_config
 
 

@@ -11,8 +11,8 @@ import json
 import pytest
 
 from rollout.agent.episode import EpisodeSpec
-from rollout.config import api_key_of, check_secrets, load_config, to_dict
-from rollout.failures import InvalidInput
+from rollout.core.config import api_key_of, check_secrets, load_config, to_dict
+from rollout.core.failures import InvalidInput
 from rollout.scripted import ScriptedServer
 from rollout.sweep import run as sweep_run
 from rollout.sweep import submit

@@ -23,7 +23,7 @@ from collections import Counter
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from rollout.process_env import apply_defaults  # noqa: E402
+from rollout.core.process_env import apply_defaults  # noqa: E402
 
 apply_defaults()
 

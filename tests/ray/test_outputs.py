@@ -131,8 +131,8 @@ def test_dataset_rows_match_tau2_splits(domain, split, tmp_path):
 
 
 def test_dataset_errors_and_overrides(tmp_path):
-    from rollout.failures import InvalidInput
-    from rollout.sweep.dataset import dataset_rows
+    from rollout.areal.dataset import dataset_rows
+    from rollout.core.failures import InvalidInput
 
     with pytest.raises(InvalidInput, match="unknown split 'dev'"):
         dataset_rows("airline", "dev")

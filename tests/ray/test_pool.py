@@ -13,8 +13,8 @@ import json
 import os
 import uuid
 
+from rollout.core.failures import FailureClass
 from rollout.env.domains import load_domain
-from rollout.failures import FailureClass
 from rollout.pool import Endpoint, RolloutPool, RolloutRequest
 from rollout.scripted import Faults, ScriptedServer, chat_tokens
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rollout.failures import InvalidInput
+from rollout.core.failures import InvalidInput
 from rollout.sweep.metrics import summarize
 from rollout.sweep.records import EpisodeStore
 from rollout.sweep.run import prepare, run_sweep
@@ -48,7 +48,7 @@ def test_sweep_over_two_actors_writes_every_episode_once(ray_cluster, oracle_ser
 
 
 def test_pass_hat_k_and_stderr_on_mixed_rewards():
-    from rollout.failures import Failure, FailureClass
+    from rollout.core.failures import Failure, FailureClass
     from rollout.sweep.records import SweepRecord
 
     def rec(task, sample, reward, status="ok"):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from rollout.config import load_config, to_dict
-from rollout.failures import InvalidInput
+from rollout.core.config import load_config, to_dict
+from rollout.core.failures import InvalidInput
 
 
 def test_defaults_and_presets():

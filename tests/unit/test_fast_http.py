@@ -1,4 +1,4 @@
-"""rollout.fast_http against tiny HTTP/1.1 servers (and a tiny proxy) on the loopback, one branch a test."""
+"""rollout.core.fast_http against tiny HTTP/1.1 servers (and a tiny proxy) on the loopback, one branch a test."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from rollout import fast_http
-from rollout.fast_http import EndpointError, JsonHttpClient, no_proxy_covers
+from rollout.core import fast_http
+from rollout.core.fast_http import EndpointError, JsonHttpClient, no_proxy_covers
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUEST_METHOD")
 

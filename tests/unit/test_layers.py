@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 ROLLOUT = Path(__file__).resolve().parents[2] / "rollout"
-AGENT_SIDE = ("rollout.agent.turns", "rollout.agent.episode", "rollout.areal", "rollout.episode_cli", "rollout.cli",
+AGENT_SIDE = ("rollout.agent.turns", "rollout.agent.episode", "rollout.areal", "rollout.agent.command", "rollout.cli",
               "rollout.sweep", "rollout.bench")
 
 

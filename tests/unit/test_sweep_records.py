@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from rollout.failures import Failure, FailureClass
-from rollout.results import EpisodeResult
+from rollout.core.failures import Failure, FailureClass
+from rollout.core.results import EpisodeResult
 from rollout.sweep.metrics import format_table, summarize
 from rollout.sweep.records import EPISODES_FILE, EpisodeStore, SweepRecord, iter_records, peek_settled, read_records
 
@@ -118,7 +118,7 @@ def test_output_dir_that_is_a_file_is_exit_2(tmp_path, capsys):
 
 
 def test_caps_are_split_exactly_and_bound_the_worker_count():
-    from rollout.config import load_config
+    from rollout.core.config import load_config
     from rollout.pool.worker import capped_worker_count, worker_config
 
     cfg = load_config(["llm.max_concurrency=5", "user_llm.max_concurrency=1"])

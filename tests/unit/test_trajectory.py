@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from rollout.failures import Failure, FailureClass
+from rollout.core.failures import Failure, FailureClass
+from rollout.core.tokens import CaptureError, TurnRecord, capture_fields, turn_record
 from rollout.scripted import chat_tokens
-from rollout.tokens import CaptureError, TurnRecord, capture_fields, turn_record
 from rollout.trajectory import stitch, train_action
 
 pytestmark = pytest.mark.unit

@@ -24,8 +24,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from rollout.failures import EpisodeFailure, FailureClass, redact
-from rollout.process_env import child_env
+from rollout.core.failures import EpisodeFailure, FailureClass, redact
+from rollout.core.process_env import child_env
 
 ENV_DIR = Path(__file__).resolve().parent / "module"
 PORT = 8081  # fixed by the aenv SDK's client

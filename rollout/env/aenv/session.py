@@ -22,10 +22,10 @@ import logging
 from dataclasses import asdict
 from typing import Optional
 
-from rollout.config import RolloutConfig, api_key_of
+from rollout.core.config import RolloutConfig, api_key_of
+from rollout.core.failures import EpisodeFailure, FailureClass, redact
 from rollout.env.protocol import Opening, RawToolCall, ResetRequest, Scored, StepOutcome, from_wire
 from rollout.env.user_sim import strip_provider_prefix
-from rollout.failures import EpisodeFailure, FailureClass, redact
 
 log = logging.getLogger(__name__)
 RELEASE_TIMEOUT_S = 60.0

@@ -21,10 +21,10 @@ import json
 import os
 from typing import Any, Optional
 
-from rollout.config import UserLLMConfig
+from rollout.core.config import UserLLMConfig
+from rollout.core.failures import EpisodeFailure, redact
 from rollout.env.local import LocalSession
 from rollout.env.protocol import Opening, RawToolCall, ResetRequest, Scored, from_wire, to_wire
-from rollout.failures import EpisodeFailure, redact
 
 UPSTREAM_MAX_STEPS = 50  # the upstream env's TAU2_MAX_STEPS default
 
@@ -194,7 +194,7 @@ class Tau2EnvServer:
     async def _session_for(self, user_llm: dict, need_user: bool) -> LocalSession:
         """The session, rebuilt only when the user simulator settings change.
 
-        The user model is resolved as on the local backend (`rollout.clients.resolve_model`):
+        The user model is resolved as on the local backend (`rollout.core.clients.resolve_model`):
         TAU2_USER_LLM, else the first model the user endpoint lists at /models. A user
         endpoint that cannot be asked raises EpisodeFailure(USER_SIM_ERROR), never ENV_ERROR.
         """
@@ -202,7 +202,7 @@ class Tau2EnvServer:
         if self._session is None or cfg != self._session_user_cfg:
             client = None
             if self.user_base_url or self.user_model:
-                from rollout.clients import make_client
+                from rollout.core.clients import make_client
 
                 client = make_client(cfg, api_key=self._user_key, role="user_llm")
             self._session = LocalSession(user_client=client, user_model=self.user_model, user_cfg=cfg,
@@ -211,7 +211,7 @@ class Tau2EnvServer:
             self._session_client = client
             self._session_model_resolved = self.user_model is not None
         if need_user and not self._session_model_resolved and self._session_client is not None:
-            from rollout.clients import resolve_model
+            from rollout.core.clients import resolve_model
 
             model = await resolve_model(self._session_client, None, role="user_llm",
                                         secrets=[self._user_key] if self._user_key else [])

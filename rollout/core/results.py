@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
-from rollout.failures import EpisodeFailure, Failure, FailureClass, InvalidInput
-from rollout.tokens import TurnRecord
+from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput
+from rollout.core.tokens import TurnRecord
 
 
 @dataclass

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
-from rollout.failures import InvalidInput
+from rollout.core.failures import InvalidInput
 
 
 @dataclass
@@ -31,7 +31,7 @@ class DatasetConfig:
 
 def dataset_rows(domain: str, split: str, *, min_rows: int = 0, overrides: Optional[dict] = None) -> list[dict]:
     """The rows of a tau2 split (InvalidInput for an unknown domain or split)."""
-    from rollout.config import load_config
+    from rollout.core.config import load_config
     from rollout.env.domains import check_domain, load_domain
 
     if overrides:
@@ -45,7 +45,7 @@ def dataset_rows(domain: str, split: str, *, min_rows: int = 0, overrides: Optio
 
 
 def main(argv=None) -> int:
-    from rollout.config import load_config
+    from rollout.core.config import load_config
 
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):

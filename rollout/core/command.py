@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Optional
 
-from rollout.failures import InvalidInput
+from rollout.core.failures import InvalidInput
 
 EXIT_BAD_INPUT = 2
 

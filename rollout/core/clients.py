@@ -4,7 +4,7 @@ A `ChatClient` talks to one OpenAI-compatible endpoint: `complete(body)` POSTs
 `{base_url}/chat/completions` with the JSON body as it is and returns the decoded JSON answer
 as a plain dict (fields a server adds, such as vLLM's `prompt_token_ids`, stay as they came);
 `models()` lists the model ids the server serves. Two transports carry it: this project's
-keep-alive client (`rollout.fast_http.JsonHttpClient`, the default) or an `httpx.AsyncClient`
+keep-alive client (`rollout.core.fast_http.JsonHttpClient`, the default) or an `httpx.AsyncClient`
 the caller supplies (AReaL hands its own), used as is and never closed here. Both retry what
 openai's client retries (connection errors, timeouts, 408/409/429/5xx) and raise
 `EndpointError` otherwise. The API key is the client's default `Authorization`; a request may
@@ -20,9 +20,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from rollout.config import EndpointConfig, UserLLMConfig, api_key_of
-from rollout.failures import EpisodeFailure, FailureClass, InvalidInput, redact
-from rollout.fast_http import EndpointError, JsonHttpClient, backoff_s, retryable_status
+from rollout.core.config import EndpointConfig, UserLLMConfig, api_key_of
+from rollout.core.failures import EpisodeFailure, FailureClass, InvalidInput, redact
+from rollout.core.fast_http import EndpointError, JsonHttpClient, backoff_s, retryable_status
 
 PLACEHOLDER_KEY = "EMPTY"  # vLLM / SGLang accept any key; some clients refuse to send none
 FALLBACK_MODEL = "default"
@@ -163,7 +163,7 @@ def make_client(cfg: EndpointConfig, *, base_url: Optional[str] = None, api_key:
                 http_client=None, role: str = "llm", max_concurrency: int = 0) -> ChatClient:
     """A ChatClient for an endpoint section; explicit arguments win over the config's fields.
 
-    The API key is read now (`rollout.config.api_key_of`: literal, file, named variable or the
+    The API key is read now (`rollout.core.config.api_key_of`: literal, file, named variable or the
     standard variable), in the process that will make the requests; InvalidInput when a named
     file or variable is missing. `max_concurrency` > 0 caps the requests this client has in
     flight (not with a caller's `http_client`, whose own limits apply).

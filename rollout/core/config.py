@@ -21,10 +21,10 @@ from typing import Any, ClassVar, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from rollout.failures import InvalidInput
-from rollout.tokens import CAPTURE_MODES
+from rollout.core.failures import InvalidInput
+from rollout.core.tokens import CAPTURE_MODES
 
-CONF_DIR = Path(__file__).resolve().parent / "defaults"  # package data: ships in the wheel
+CONF_DIR = Path(__file__).resolve().parents[1] / "defaults"  # rollout/defaults/, package data: ships in the wheel
 # The environment variables the defaults read (`${oc.env:NAME,...}`): a config depends on them.
 CONFIG_ENV_VARS = tuple(sorted({m for f in CONF_DIR.rglob("*.yaml")
                                 for m in re.findall(r"\$\{oc\.env:(\w+)", f.read_text())}))
@@ -61,7 +61,7 @@ class EndpointConfig(_KeySource):
 class AgentLLMConfig(EndpointConfig):
     scripted: Optional[str] = None
     caller_http_client: bool = False  # AReaL's http_client: false: requests to its base_url over this project's client
-    capture: Optional[str] = None  # token capture for training: token_ids | tokens_as_ids (rollout/tokens.py); null: off
+    capture: Optional[str] = None  # token capture for training: token_ids | tokens_as_ids (rollout/core/tokens.py); null: off
 
 
 @dataclass

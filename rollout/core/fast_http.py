@@ -68,7 +68,7 @@ from typing import Any, Optional, Union
 from urllib.parse import quote, unquote, urlsplit
 from urllib.request import getproxies_environment
 
-from rollout.clock import current as episode_clock
+from rollout.core.clock import current as episode_clock
 
 RETRY_STATUS = {408, 409, 429}
 INITIAL_BACKOFF_S = 0.5
@@ -358,7 +358,7 @@ def _env_proxy(scheme: str, host: str, port: int) -> tuple[Optional[tuple[str, i
     advice = (f"add {host} to NO_PROXY to connect directly, unset {var}, or build the client with trust_env=False; "
               f"or pass your own httpx client")
     if parts.scheme != "http":
-        raise ValueError(f"{var} names a {parts.scheme}:// proxy; rollout.fast_http only supports http:// proxies: {advice}")
+        raise ValueError(f"{var} names a {parts.scheme}:// proxy; rollout.core.fast_http only supports http:// proxies: {advice}")
     try:
         proxy_host, proxy_port = parts.hostname, parts.port or 80
     except ValueError:

@@ -24,11 +24,11 @@ from typing import Optional
 
 from rollout.agent.episode import EpisodeSpec, resolve
 from rollout.agent.runner import EpisodeRunner
-from rollout.command import main_of, split_config_files
-from rollout.config import RolloutConfig, load_config
+from rollout.core.command import main_of, split_config_files
+from rollout.core.config import RolloutConfig, load_config
+from rollout.core.failures import FailureClass, InvalidInput
+from rollout.core.results import EpisodeResult
 from rollout.env.domains import DEFAULT_SPLIT, check_domain, load_domain
-from rollout.failures import FailureClass, InvalidInput
-from rollout.results import EpisodeResult
 
 
 @dataclass
