@@ -11,6 +11,7 @@ propagates.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,10 +21,12 @@ from rollout.agent.turns import AgentTurns
 from rollout.core.clients import Endpoints, user_sim_configured
 from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
-from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, redact
+from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, described, frames
 from rollout.core.results import EpisodeResult
 from rollout.env.domains import DomainAssets, check_domain, load_domain
 from rollout.env.protocol import EnvSession, ResetRequest, StopEpisode, request_headers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,9 @@ async def run_episode(spec: EpisodeSpec, cfg: RolloutConfig, endpoints: Endpoint
     except EpisodeFailure as e:
         result.failure = e.failure
     except Exception as e:  # a bug or an unexpected tau2 error: classified, never scored
-        result.failure = Failure(FailureClass.ENV_ERROR, redact(f"{type(e).__name__}: {e}", secrets))
+        result.failure = Failure(FailureClass.ENV_ERROR, described(e, secrets))
+        log.warning("episode %s/%s/%s: unexpected error, classified env_error: %s\n%s", spec.domain, spec.task_id,
+                    spec.sample, result.failure.message, frames(e))
     if result.failure is not None:
         result.reward = None
         result.reward_info = None

@@ -32,7 +32,7 @@ from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessa
 from tau2.data_model.simulation import TerminationReason
 
 from rollout.core.clients import ChatClient, reply_of
-from rollout.core.failures import EpisodeFailure, FailureClass, redact
+from rollout.core.failures import EpisodeFailure, FailureClass, described
 from rollout.core.fast_http import EndpointError
 from rollout.core.results import Usage
 from rollout.core.tokens import CaptureError, TurnRecord, capture_fields, turn_record
@@ -104,7 +104,7 @@ class PolicyModel(Model):
             data = await self._client.complete(body, headers=headers, api_key=self._api_key)
             return (data, *reply_of(data))
         except (EndpointError, KeyError, TypeError) as e:
-            raise EpisodeFailure(FailureClass.MODEL_ERROR, redact(f"{type(e).__name__}: {e}", self._secrets)) from None
+            raise EpisodeFailure(FailureClass.MODEL_ERROR, described(e, self._secrets)) from None
 
     async def get_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing,
                            *, previous_response_id=None, conversation_id=None, prompt=None) -> ModelResponse:

@@ -34,9 +34,9 @@ from typing import Optional
 from rollout.agent.episode import EpisodeSpec
 from rollout.agent.runner import EpisodeRunner
 from rollout.bench.common import episode_config, scripted_process
-from rollout.env.domains import load_domain
+from rollout.env.domains import BENCHMARK_DOMAINS, load_domain
 
-DOMAINS = ("airline", "retail", "telecom")
+DOMAINS = BENCHMARK_DOMAINS
 GOAL_MS = 3.0
 
 # component -> what it covers (the table and docs print these names)

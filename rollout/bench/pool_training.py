@@ -20,9 +20,9 @@ import statistics
 import time
 
 from rollout.bench.common import episode_config, scripted_process
-from rollout.env.domains import load_domain
+from rollout.env.domains import BENCHMARK_DOMAINS, load_domain
 
-DOMAINS = ("airline", "retail", "telecom")
+DOMAINS = BENCHMARK_DOMAINS
 GROUP = 8
 THROUGHPUT_GOAL_RATIO = 0.90  # capture on / off, episodes per second
 LEVELS = ((64, 0.5), (256, 2.0))  # (episodes in flight, seconds per completion): ~128 completions/s each

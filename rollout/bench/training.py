@@ -21,10 +21,10 @@ import time
 from rollout.agent.episode import EpisodeSpec
 from rollout.agent.runner import EpisodeRunner
 from rollout.bench.common import episode_config, scripted_process
-from rollout.env.domains import load_domain
+from rollout.env.domains import BENCHMARK_DOMAINS, load_domain
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 
-DOMAINS = ("airline", "retail", "telecom")
+DOMAINS = BENCHMARK_DOMAINS
 CPU_GOAL_RATIO = 1.10
 START_GOAL_S = 0.3
 

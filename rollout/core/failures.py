@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import traceback
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -94,3 +95,14 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     for pattern in _KEY_PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
     return text
+
+
+def frames(e: BaseException) -> str:
+    """Where an exception was raised: its traceback's frames without its message (which may
+    quote a secret), for logs."""
+    return "".join(traceback.format_tb(e.__traceback__)).rstrip()
+
+
+def described(e: BaseException, secrets: Iterable[str | None] = (), prefix: str = "") -> str:
+    """An exception as a failure message: `<prefix><Type>: <message>`, redacted (`redact`)."""
+    return redact(f"{prefix}{type(e).__name__}: {e}", secrets)

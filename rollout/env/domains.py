@@ -21,6 +21,7 @@ from rollout.core.failures import InvalidInput
 from rollout.env.cow_db import TemplateJson, cow_copy, fast_db_hash, template_json
 
 DOMAINS = ("airline", "retail", "telecom", "mock")
+BENCHMARK_DOMAINS = tuple(d for d in DOMAINS if d != "mock")  # tau2-bench's domains; mock is tau2's test domain
 DEFAULT_SPLIT = "base"
 
 

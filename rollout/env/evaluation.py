@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Optional
 
 from tau2.data_model.simulation import RewardInfo, SimulationRun, TerminationReason
 from tau2.evaluator.evaluator import EvaluationType, evaluate_simulation
@@ -11,12 +12,14 @@ from tau2.evaluator.evaluator import EvaluationType, evaluate_simulation
 from rollout.core.failures import EpisodeFailure, FailureClass
 
 
-def simulation_run(*, task, messages, termination: TerminationReason, start_time: str, end_time: str,
-                   duration: float, seed, trial: int = 0) -> SimulationRun:
-    """The episode as tau2's SimulationRun (what `tau2 run` would have saved)."""
+def simulation_run(*, task_id: str, messages, termination: TerminationReason, start_time: str, end_time: str,
+                   duration: float, seed, trial: int = 0, run_id: Optional[str] = None,
+                   reward_info: Optional[RewardInfo] = None, skipped: bool = False) -> SimulationRun:
+    """The episode as tau2's SimulationRun (what `tau2 run` would have saved; `skipped` with a
+    failure in `reward_info`: a sample tau2's runner could not run). `run_id`: a fresh uuid if None."""
     return SimulationRun(
-        id=str(uuid.uuid4()),
-        task_id=task.id,
+        id=run_id or str(uuid.uuid4()),
+        task_id=task_id,
         start_time=start_time,
         end_time=end_time,
         duration=duration,
@@ -24,6 +27,8 @@ def simulation_run(*, task, messages, termination: TerminationReason, start_time
         messages=messages,
         seed=seed,
         trial=trial,
+        reward_info=reward_info,
+        skipped=skipped,
     )
 
 

@@ -145,7 +145,7 @@ class LocalSession:
             raise EpisodeFailure(FailureClass.ENV_ERROR, "finish before the episode ended")
         req, rec = self.request, self.recorder
         messages = rec.final_messages()
-        sim = simulation_run(task=self.task, messages=messages, termination=TerminationReason(self.termination),
+        sim = simulation_run(task_id=self.task.id, messages=messages, termination=TerminationReason(self.termination),
                              start_time=self._start_time, end_time=get_now(), duration=time.perf_counter() - self._t0,
                              seed=req.seed, trial=req.sample)
         t1 = time.perf_counter()

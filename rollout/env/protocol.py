@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Protocol
 
 from rollout.core.clients import RawToolCall
+from rollout.core.config import EpisodeConfig
 
 __all__ = ["EnvSession", "Opening", "RawToolCall", "ResetRequest", "Scored", "StepOutcome", "StopEpisode"]
 
@@ -26,6 +27,9 @@ class StopEpisode(Exception):
         self.reason = reason
 
 
+_EPISODE = EpisodeConfig()
+
+
 @dataclass
 class ResetRequest:
     """What the agent side asks of `reset`: the episode and the limits to enforce."""
@@ -36,11 +40,12 @@ class ResetRequest:
     sample: int = 0
     seed: Optional[int] = None
     episode_id: str = ""
-    max_steps: int = 200
-    max_errors: int = 10
-    tag_requests: bool = True
-    invalid_tool_args: str = "end"  # "end" (tau2) | "feedback" (see trajectory.EpisodeRecorder)
-    empty_reply_retries: int = 3  # tau2's generate regenerates an empty reply this many times
+    # the limits: `episode.*` of the config (their defaults are EpisodeConfig's)
+    max_steps: int = _EPISODE.max_steps
+    max_errors: int = _EPISODE.max_errors
+    tag_requests: bool = _EPISODE.tag_requests
+    invalid_tool_args: str = _EPISODE.invalid_tool_args  # "end" (tau2) | "feedback" (see trajectory.EpisodeRecorder)
+    empty_reply_retries: int = _EPISODE.empty_reply_retries  # tau2's generate regenerates an empty reply this many times
 
 
 @dataclass

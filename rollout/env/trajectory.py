@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal, Optional
 
+from tau2.agent.llm_agent import LLMSoloAgent
 from tau2.data_model.message import AssistantMessage, Message, ToolCall, ToolMessage, UserMessage
 from tau2.data_model.simulation import TerminationReason
 from tau2.utils.utils import get_now
@@ -30,7 +31,7 @@ from rollout.env.messages import agent_chat_messages
 from rollout.env.protocol import RawToolCall, StopEpisode
 
 Requestor = Literal["assistant", "user"]
-STOP_TOKEN = "###STOP###"  # tau2's agent stop token (LLMSoloAgent.STOP_TOKEN)
+STOP_TOKEN = LLMSoloAgent.STOP_TOKEN  # tau2's solo agent stop token
 STOP_TOOL = "done"  # tau2's solo stop tool (LLMSoloAgent.STOP_FUNCTION_NAME)
 RAW_ARGUMENTS_KEY = "raw_arguments"
 

@@ -20,7 +20,7 @@ from tau2.user.user_simulator import UserSimulator as Tau2UserSimulator
 
 from rollout.core.clients import reply_of
 from rollout.core.config import UserLLMConfig
-from rollout.core.failures import EpisodeFailure, FailureClass, redact
+from rollout.core.failures import EpisodeFailure, FailureClass, described
 from rollout.core.results import Usage
 from rollout.env.domains import load_domain
 from rollout.env.messages import to_chat_messages
@@ -74,8 +74,8 @@ class UserSimulator:
         seed: Optional[int],
         headers: dict[str, str],
         secrets: list[str],
+        empty_retries: int,
         history: list[Message] = (),
-        empty_retries: int = 3,
     ):
         system_prompt, tools = user_view(domain, task.id)
         # the request's messages, kept in step with the conversation (tau2's UserState, role-flipped)
@@ -138,7 +138,7 @@ class UserSimulator:
             data = await self._client.complete(body, headers=self._headers or None)
             text, calls = reply_of(data)
         except Exception as e:  # EndpointError, or an answer that is not a chat completion
-            raise EpisodeFailure(FailureClass.USER_SIM_ERROR, redact(f"{type(e).__name__}: {e}", self._secrets)) from None
+            raise EpisodeFailure(FailureClass.USER_SIM_ERROR, described(e, self._secrets)) from None
         usage = data.get("usage") or {}
         self.usage.add(1, usage.get("prompt_tokens"), usage.get("completion_tokens"))
         return text, calls

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from rollout.core.config import RolloutConfig
-from rollout.core.failures import Failure, FailureClass
+from rollout.core.failures import Failure, FailureClass, described
 from rollout.pool.config import RetryConfig
 from rollout.pool.requests import RolloutRequest
 from rollout.pool.worker import capped_worker_count, start_workers, worker_config
@@ -294,7 +294,8 @@ class Dispatcher:
 
         try:
             return float(ray.cluster_resources().get("CPU", 0))
-        except Exception:
+        except Exception as e:
+            log.debug("Ray's cluster resources unknown (%s): trying anyway", described(e))
             return float("inf")  # unknown: try, the start deadline bounds the wait
 
     def _no_workers_message(self, left: int) -> str:
@@ -349,8 +350,8 @@ class Dispatcher:
         if flight.cancelled == "caller":
             try:
                 ray.get(ref)
-            except Exception:
-                pass  # cancelled as asked: whatever it did is not a sample
+            except Exception as e:  # cancelled as asked: whatever it did is not a sample
+                log.debug("job %s cancelled by the caller ended with %s", flight.job.id, described(e))
             return flight.job.ended(Failure(FailureClass.CANCELLED, "cancelled by the caller"))
         try:
             return ray.get(ref)
@@ -360,7 +361,8 @@ class Dispatcher:
         except TaskCancelledError:
             cls, message = FailureClass.TIMEOUT, f"cancelled by the driver after episode.timeout_s + {CANCEL_GRACE_S:.0f}s"
         except Exception as e:  # RayTaskError from a worker bug
-            cls, message = FailureClass.ENV_ERROR, f"{type(e).__name__}: {str(e)[:500]}"
+            cls, message = FailureClass.ENV_ERROR, described(e)[:500]
+            log.warning("job %s: the worker raised: %s", flight.job.id, message)
         return flight.job.ended(Failure(cls, message))
 
     def _finish(self, job: Job, trajectory: Trajectory) -> bool:
@@ -392,7 +394,8 @@ class Dispatcher:
             done, _ = ray.wait([answer], timeout=ASK_TIMEOUT_S)
             try:
                 active = ray.get(done[0]) if done else None
-            except Exception:
+            except Exception as e:
+                log.debug("worker slot %s did not say how long its jobs ran: %s", worker.index, described(e))
                 active = None
             for ref, flight in flights:
                 flight.asked = time.monotonic()

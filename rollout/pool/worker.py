@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 
 from rollout.agent.runner import EpisodeRunner
 from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
-from rollout.core.failures import EpisodeFailure, Failure, FailureClass, redact
+from rollout.core.failures import EpisodeFailure, Failure, FailureClass, described, frames
 from rollout.core.process_env import child_env
 from rollout.pool.requests import RolloutRequest
 from rollout.trajectory import Trajectory
+
+log = logging.getLogger(__name__)
 
 
 class RolloutWorker:
@@ -61,7 +64,8 @@ class RolloutWorker:
         except EpisodeFailure as e:  # the request's endpoint names a key this worker does not have
             result = spec.failed(e.failure)
         except Exception as e:  # the runner classifies; this is a last guard for bugs
-            result = spec.failed(Failure(FailureClass.ENV_ERROR, redact(f"{type(e).__name__}: {e}", self.runner.secrets)))
+            result = spec.failed(Failure(FailureClass.ENV_ERROR, described(e, self.runner.secrets)))
+            log.warning("job %s: unexpected error, classified env_error: %s\n%s", job, result.failure.message, frames(e))
         finally:
             self._clocks.pop(job, None)
         trajectory = Trajectory.of(result, group_id=request.group, weight_version=request.weight_version,

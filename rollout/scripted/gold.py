@@ -19,10 +19,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from tau2.orchestrator.orchestrator import DEFAULT_FIRST_AGENT_MESSAGE
+from tau2.user.base import STOP  # noqa: F401  (re-exported: the scripted user's stop signal)
+
 ACTION_REQUEST = "Please perform this action on your device: "
 CLOSING = "Is there anything else I can help you with?"
-STOP = "###STOP###"
-GREETING = "Hi! How can I help you today?"  # tau2's fixed first agent message
+GREETING = DEFAULT_FIRST_AGENT_MESSAGE.content  # tau2's fixed first agent message
 DONE = {"tool": "done", "arguments": {}}  # tau2's solo stop tool
 _ACTION_RE = re.compile(re.escape(ACTION_REQUEST) + r"(\{.*\})", re.S)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from rollout.env.domains import load_domain
+from rollout.env.evaluation import simulation_run
 from rollout.sweep.records import SweepRecord
 
 RESULTS_FILE = "tau2_results.json"
@@ -32,26 +33,19 @@ RESULTS_FILE = "tau2_results.json"
 def simulation_of(r: SweepRecord):
     """A record as tau2's SimulationRun: a scored episode's trajectory, or a failed episode as
     tau2's runner records a skipped sample."""
-    from tau2.data_model.simulation import RewardInfo, SimulationRun, TerminationReason
+    from tau2.data_model.simulation import RewardInfo, TerminationReason
 
+    duration = float(r.durations.get("total_s", 0.0))
     if not r.ok:
-        return SimulationRun(id=f"{r.task_id}_{r.sample}_failed", task_id=r.task_id, start_time="", end_time="",
-                             duration=float(r.durations.get("total_s", 0.0)), termination_reason=TerminationReason.AGENT_ERROR,
-                             messages=[], trial=r.sample, seed=r.seed, skipped=True,
-                             reward_info=RewardInfo(reward=0.0, info={"failure": r.failure.to_dict()}))
+        return simulation_run(run_id=f"{r.task_id}_{r.sample}_failed", task_id=r.task_id, messages=[],
+                              termination=TerminationReason.AGENT_ERROR, start_time="", end_time="", duration=duration,
+                              seed=r.seed, trial=r.sample, skipped=True,
+                              reward_info=RewardInfo(reward=0.0, info={"failure": r.failure.to_dict()}))
     messages = r.messages
-    return SimulationRun(
-        id=f"{r.domain}/{r.task_id}/{r.sample}",
-        task_id=r.task_id,
-        start_time=messages[0].get("timestamp") or "" if messages else "",
-        end_time=messages[-1].get("timestamp") or "" if messages else "",
-        duration=float(r.durations.get("total_s", 0.0)),
-        termination_reason=r.termination,
-        reward_info=r.reward_info,
-        messages=messages,
-        trial=r.sample,
-        seed=r.seed,
-    )
+    return simulation_run(run_id=f"{r.domain}/{r.task_id}/{r.sample}", task_id=r.task_id, messages=messages,
+                          termination=r.termination, start_time=messages[0].get("timestamp") or "" if messages else "",
+                          end_time=messages[-1].get("timestamp") or "" if messages else "", duration=duration,
+                          seed=r.seed, trial=r.sample, reward_info=r.reward_info)
 
 
 def results_header(*, domain: str, solo: bool, task_ids: Iterable[str], num_trials: int,

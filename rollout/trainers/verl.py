@@ -38,6 +38,7 @@ Every sample carries the same `extra_fields` keys (verl concatenates chunks by k
 
 from __future__ import annotations
 
+import logging
 import threading
 import zlib
 from collections import OrderedDict
@@ -45,8 +46,11 @@ from typing import Any, Optional
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput
 
+from rollout.core.failures import described, frames
 from rollout.pool import Endpoint, RolloutPool, RolloutRequest
 from rollout.trajectory import Trajectory
+
+log = logging.getLogger(__name__)
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty")
 _POOLS: dict[str, RolloutPool] = {}  # one pool per AgentLoopWorker process, by its settings
@@ -99,7 +103,8 @@ class Tau2AgentLoop(AgentLoopBase):
             request = await self.request(sampling_params, kwargs)
             [trajectory] = await self.pool.arun([request])
         except Exception as e:  # never raise into verl's gather: the sample is dropped
-            return self.dropped(f"{type(e).__name__}: {e}"[:300], kwargs)
+            log.warning("tau2 sample dropped: %s\n%s", described(e), frames(e))
+            return self.dropped(described(e)[:300], kwargs)
         return self.output(trajectory, kwargs)
 
     async def request(self, sampling_params: dict, row: dict) -> RolloutRequest:

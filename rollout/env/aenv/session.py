@@ -23,7 +23,7 @@ from dataclasses import asdict
 from typing import Optional
 
 from rollout.core.config import RolloutConfig, api_key_of
-from rollout.core.failures import EpisodeFailure, FailureClass, redact
+from rollout.core.failures import EpisodeFailure, FailureClass, described, redact
 from rollout.env.protocol import Opening, RawToolCall, ResetRequest, Scored, StepOutcome, from_wire
 from rollout.env.user_sim import strip_provider_prefix
 
@@ -78,7 +78,7 @@ class AenvSession:
         except Exception as e:
             where = f" (server {self._server.host}: {'alive' if self._server.alive else 'dead'})" if self._server else ""
             raise EpisodeFailure(FailureClass.ENV_ERROR,
-                                 redact(f"aenv {function} failed{where}: {type(e).__name__}: {e}", self._secrets)) from None
+                                 described(e, self._secrets, prefix=f"aenv {function} failed{where}: ")) from None
         if isinstance(data, dict) and data.get("failure"):
             f = data["failure"]
             raise EpisodeFailure(FailureClass(f["class"]), f["message"])

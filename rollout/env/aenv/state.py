@@ -22,7 +22,7 @@ import os
 from typing import Any, Optional
 
 from rollout.core.config import UserLLMConfig
-from rollout.core.failures import EpisodeFailure, redact
+from rollout.core.failures import EpisodeFailure, Failure, FailureClass, redact
 from rollout.env.local import LocalSession
 from rollout.env.protocol import Opening, RawToolCall, ResetRequest, Scored, from_wire, to_wire
 
@@ -66,7 +66,7 @@ class Tau2EnvServer:
         a newer client still works. `user_llm`: the user simulator's sampling settings."""
         missing = [k for k in ("domain", "task_id", "solo") if request.get(k) is None]
         if missing:
-            return {"failure": {"class": "invalid_input", "message": f"tau2_reset needs {', '.join(missing)}"}}
+            return _failed(FailureClass.INVALID_INPUT, f"tau2_reset needs {', '.join(missing)}")
         req = from_wire(ResetRequest, {**request, "task_id": str(request["task_id"])})
         try:
             session = await self._session_for(user_llm or {}, need_user=not req.solo)
@@ -83,7 +83,7 @@ class Tau2EnvServer:
     async def step(self, text: Optional[str] = None, tool_calls: Optional[list[dict]] = None) -> dict:
         """One agent generation: the StepOutcome {"results" (per call, in order), "user_reply", "termination", "seen"}."""
         if self._session is None or self.opening is None:
-            return {"failure": {"class": "env_error", "message": "no episode: call tau2_reset first"}}
+            return _failed(FailureClass.ENV_ERROR, "no episode: call tau2_reset first")
         calls = [RawToolCall(id=c["id"], name=c["name"], arguments=c.get("arguments") or "") for c in tool_calls or []]
         try:
             outcome = await self._session.agent_step(text, calls)
@@ -120,7 +120,7 @@ class Tau2EnvServer:
         if self.opening is not None:
             return None
         if not (self.domain and self.task_id):
-            return {"failure": {"class": "invalid_input", "message": "set TAU2_DOMAIN and TAU2_TASK_ID, or call tau2_reset"}}
+            return _failed(FailureClass.INVALID_INPUT, "set TAU2_DOMAIN and TAU2_TASK_ID, or call tau2_reset")
         out = await self.reset(domain=self.domain, task_id=self.task_id, solo=self.solo, max_steps=self.max_steps)
         return out if "failure" in out else None
 
@@ -221,6 +221,10 @@ class Tau2EnvServer:
         return self._session
 
     def _failure(self, e: EpisodeFailure) -> dict:
-        message = redact(e.failure.message, [self._user_key])
-        self.failed = {"failure": {"class": e.failure.failure_class.value, "message": message}}
+        self.failed = _failed(e.failure_class, redact(e.failure.message, [self._user_key]))
         return self.failed
+
+
+def _failed(failure_class: FailureClass, message: str) -> dict:
+    """A failure as the env module's tools answer it: `{"failure": {"class", "message"}}`."""
+    return {"failure": Failure(failure_class, message).to_dict()}
