@@ -55,7 +55,7 @@ COMPONENTS = {
 _FILE_RULES = (  # (path fragment, component): first match wins; files matching none are charged to their callers
     ("/site-packages/agents/", "agents_sdk"),
     ("/rollout/core/clients.py", "http_client"),
-    ("/rollout/core/fast_http.py", "http_client"),
+    ("/rollout/core/fast_http/", "http_client"),
     ("/site-packages/openai/", "http_client"),
     ("/site-packages/httpx", "http_client"),
     ("/site-packages/httpcore", "http_client"),

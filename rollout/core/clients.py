@@ -14,7 +14,6 @@ each episode a session key) without ever mixing them.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any, Optional
 
 from rollout.core.config import EndpointConfig, UserLLMConfig, api_key_of
 from rollout.core.failures import EpisodeFailure, FailureClass, InvalidInput, redact
-from rollout.core.fast_http import EndpointError, JsonHttpClient, backoff_s, retryable_status
+from rollout.core.fast_http import EndpointError, JsonHttpClient, with_retries
 
 PLACEHOLDER_KEY = "EMPTY"  # vLLM / SGLang accept any key; some clients refuse to send none
 FALLBACK_MODEL = "default"
@@ -78,28 +77,17 @@ class _HttpxTransport:
 
     async def _send(self, method: str, path: str, headers: dict, content: Optional[bytes], timeout_s) -> Any:
         timeout = timeout_s or self._timeout_s
-        for attempt in range(self._max_retries + 1):
+
+        async def attempt():
             try:
                 response = await self._client.request(method, self._base + path, headers=headers, content=content,
                                                       timeout=timeout)
-            except self._timeout_error:
-                error = EndpointError(f"request timed out after {timeout}s")
-            except self._transport_error as e:
-                error = EndpointError(f"connection error: {type(e).__name__}: {e}")
-            else:
-                if response.status_code < 300:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        raise EndpointError(f"HTTP {response.status_code}: the body is not JSON: {response.content[:200]!r}",
-                                            response.status_code) from None
-                error = EndpointError.from_response(response.status_code, response.content)
-                if not retryable_status(response.status_code):
-                    raise error
-            if attempt == self._max_retries:
-                raise error
-            await asyncio.sleep(backoff_s(attempt))
-        raise AssertionError("unreachable")
+            except self._timeout_error:  # the client's own timeout: reported as ours
+                raise TimeoutError from None
+            return response.status_code, response.headers, response.content
+
+        return await with_retries(attempt, max_retries=self._max_retries, timeout_s=timeout,
+                                  connection_errors=(self._transport_error,))
 
     async def aclose(self) -> None:
         pass

@@ -9,6 +9,7 @@ import gc
 import gzip
 import inspect
 import json
+import random
 import socket
 import ssl
 import time
@@ -19,14 +20,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from rollout.core import fast_http
-from rollout.core.fast_http import EndpointError, JsonHttpClient, no_proxy_covers
+from rollout.core.fast_http import EndpointError, JsonHttpClient, no_proxy_covers, retry
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUEST_METHOD")
 
 
 @pytest.fixture(autouse=True)
 def _quick_backoff_no_proxies(monkeypatch):
-    monkeypatch.setattr(fast_http, "INITIAL_BACKOFF_S", 0.001)
+    monkeypatch.setattr(retry, "INITIAL_BACKOFF_S", 0.001)
     for var in PROXY_VARS:
         monkeypatch.delenv(var, raising=False)
         monkeypatch.delenv(var.upper(), raising=False)
@@ -345,7 +346,7 @@ def test_idle_connection_closed_by_server_is_dropped_before_use():
 
 
 def test_stale_pooled_connection_gets_the_request_once_more(monkeypatch):
-    monkeypatch.setattr(fast_http, "INITIAL_BACKOFF_S", 30.0)  # a retry would time the test out
+    monkeypatch.setattr(retry, "INITIAL_BACKOFF_S", 30.0)  # a retry would time the test out
 
     def handler(request):
         if request.conn == 0 and request.index == 1:
@@ -433,7 +434,7 @@ def test_aclose_closes_idle_and_in_flight_connections():
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 408])
 def test_retryable_status_retried_with_backoff_then_raised(status, monkeypatch):
     waits = []
-    monkeypatch.setattr(fast_http, "backoff_s", lambda attempt: waits.append(attempt) or 0.001)
+    monkeypatch.setattr(retry, "backoff_s", lambda attempt: waits.append(attempt) or 0.001)
     body = json.dumps({"error": {"message": f"try later ({status})"}}).encode()
 
     async def main():
@@ -450,7 +451,7 @@ def test_retryable_status_retried_with_backoff_then_raised(status, monkeypatch):
 
 
 def test_backoff_doubles_and_is_capped():
-    fast_http.random.seed(1)
+    random.seed(1)
     waits = [fast_http.backoff_s(a) for a in range(8)]
     assert all(0.75 * min(8.0, 0.001 * 2**a) <= w <= min(8.0, 0.001 * 2**a) for a, w in enumerate(waits))
 
@@ -469,7 +470,7 @@ def test_retry_then_success():
 @pytest.mark.parametrize("header,retried", [("retry-after-ms: 30", True), ("Retry-After: 0.03", True),
                                             ("Retry-After: 1000", False), ("x-should-retry: false", False)])
 def test_retry_after_and_should_retry_headers(header, retried, monkeypatch):
-    monkeypatch.setattr(fast_http, "backoff_s", lambda attempt: pytest.fail("backoff used instead of Retry-After"))
+    monkeypatch.setattr(retry, "backoff_s", lambda attempt: pytest.fail("backoff used instead of Retry-After"))
 
     async def main():
         async with Server(lambda r: answer(429, headers=(header,)) if r.index == 0 else echo(r)) as server:
@@ -722,7 +723,7 @@ def test_https_with_a_self_signed_ca(tls, how):
 
 def test_https_untrusted_certificate_fails_at_once(tls, monkeypatch):
     server_ctx, _ = tls
-    monkeypatch.setattr(fast_http, "backoff_s", lambda attempt: pytest.fail("a certificate failure was retried"))
+    monkeypatch.setattr(retry, "backoff_s", lambda attempt: pytest.fail("a certificate failure was retried"))
 
     async def main():
         async with Server(tls=server_ctx) as server:
@@ -839,3 +840,74 @@ def test_unsupported_proxy_refused_clearly(var, value, monkeypatch):
 ])
 def test_no_proxy_matching(no_proxy, host, port, covered):
     assert no_proxy_covers(no_proxy, "https", host, port) is covered
+
+
+# ---- the caller's httpx client: ChatClient's other transport, the same retries ------------------
+def via_httpx(test):
+    """Run `test(http)` with ChatClient's httpx transport over a fresh httpx.AsyncClient."""
+    import httpx
+
+    from rollout.core.clients import _HttpxTransport
+
+    async def main(url, **kwargs):
+        async with httpx.AsyncClient() as caller:
+            http = _HttpxTransport(caller, url, headers={"Authorization": "Bearer sk-test"},
+                                   **{"timeout_s": 5.0, "max_retries": 0, **kwargs})
+            return await test(http)
+
+    return main
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_httpx_transport_retries_retryable_statuses_with_backoff(status, monkeypatch):
+    waits = []
+    monkeypatch.setattr(retry, "backoff_s", lambda attempt: waits.append(attempt) or 0.001)
+
+    async def main():
+        async with Server(lambda r: answer(status) if r.index < 2 else echo(r)) as server:
+            out = await via_httpx(lambda http: http.post_json("/x", {"a": 1}))(server.url(), max_retries=2)
+        assert out["body"] == {"a": 1} and len(server.requests) == 3 and waits == [0, 1]
+
+    run(main())
+
+
+@pytest.mark.parametrize("header,requests", [("Retry-After: 0.03", 2), ("Retry-After: 1000", 1),
+                                             ("x-should-retry: false", 1)])
+def test_httpx_transport_honours_retry_after_and_should_retry(header, requests, monkeypatch):
+    monkeypatch.setattr(retry, "backoff_s", lambda attempt: pytest.fail("backoff used instead of Retry-After"))
+
+    async def post(http):
+        try:
+            return await http.post_json("/x", {})
+        except EndpointError as e:
+            return e
+
+    async def main():
+        async with Server(lambda r: answer(429, headers=(header,)) if r.index == 0 else echo(r)) as server:
+            await via_httpx(post)(server.url(), max_retries=1)
+        assert len(server.requests) == requests
+
+    run(main())
+
+
+def test_httpx_transport_4xx_not_retried_timeouts_and_refusals_named():
+    async def never(request):
+        await asyncio.Event().wait()
+
+    async def expect(http, match):
+        with pytest.raises(EndpointError, match=match):
+            await http.post_json("/x", {})
+
+    async def main():
+        async with Server(lambda r: answer(400, b'{"error": {"message": "bad body"}}')) as server:
+            await via_httpx(lambda http: expect(http, "HTTP 400: bad body"))(server.url(), max_retries=2)
+            assert len(server.requests) == 1
+        async with Server(never) as server:
+            await via_httpx(lambda http: expect(http, "timed out after 0.05s"))(server.url(), max_retries=1, timeout_s=0.05)
+            assert len(server.requests) == 2
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"  # bound, not listening: refused
+            await via_httpx(lambda http: expect(http, "connection error: ConnectError"))(url, max_retries=1)
+
+    run(main())
