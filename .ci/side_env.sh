@@ -1,0 +1,23 @@
+# Shared steps of the trainers' CPU side environments (.ci/areal, .ci/verl, .ci/skyrl); sourced.
+#   side_venv VENV                    a Python 3.11 virtualenv with pip upgraded and CPU torch 2.13.0
+#                                     (the wheel on this machine's disk; installing torch first keeps
+#                                     pip from fetching a CUDA build for what comes after). Sets PIP.
+#   install_project PROJECT REQ...    the project, built from a copy of the tree (an in-tree build
+#                                     writes build/ in the repository, which tests/integration/
+#                                     test_wheel.py also builds from), with REQ... in ONE pip call so
+#                                     pip sees every constraint at once.
+side_venv() {
+    python3.11 -m venv "$1"
+    PIP="$1/bin/pip"
+    "$PIP" install -q -U pip
+    "$PIP" install -q torch==2.13.0
+}
+
+install_project() {
+    local project=$1 src
+    shift
+    src=$(mktemp -d)
+    python3 -c 'import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "*.egg-info", "__pycache__"))' "$project" "$src"
+    "$PIP" install -q "$src" "$@"
+    rm -rf "$src"
+}
