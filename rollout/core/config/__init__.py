@@ -6,7 +6,9 @@
   `--config` files, the sampling preset and `key=value` overrides (`parse_overrides`);
 - `check`: `validate`, the values against the schema's choices and ranges;
 - `keys`: API key sources (`api_key_of`), redaction's list of keys, the refusal of literal
-  keys Ray would record (`check_secrets`).
+  keys Ray would record (`check_secrets`);
+- `reference`: `python -m rollout.core.config.reference` prints the reference of every key
+  (docs/config.md) from the schema and the YAML defaults.
 """
 
 from rollout.core.config.check import choice_problems, validate

@@ -2,9 +2,9 @@
 
 Every field is declared with `setting(default, help=..., choices=...)`: the help is one line,
 and `choices` (if any) are the only values the field accepts besides null for an optional
-field. Validation (check.py) reads the choices from here; values stay plain strings in YAML
-and in the loaded config. The defaults a user gets are the packaged YAML files'
-(rollout/defaults/), where they set a value.
+field. Validation (check.py) and the reference (reference.py, docs/config.md) read both from
+here; values stay plain strings in YAML and in the loaded config. The defaults a user gets
+are the packaged YAML files' (rollout/defaults/), where they set a value.
 """
 
 from __future__ import annotations
