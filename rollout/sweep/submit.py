@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from rollout.core.command import main_of
-from rollout.core.config import key_sections, shown
+from rollout.core.config import check_secrets, key_sections, shown
 from rollout.core.failures import InvalidInput
 from rollout.core.process_env import child_env
 from rollout.sweep.config import SweepConfig
@@ -76,6 +76,7 @@ def validate(overrides: list[str], *, working_dir: str = ".") -> SweepConfig:
     from rollout.sweep.run import prepare
 
     cfg, _ = prepare(["ray.address=auto", *overrides], local=False)
+    check_secrets(cfg, remote=True)  # the job goes to the cluster whatever `ray.address` the overrides set
     plan_episodes(cfg)
     root = Path(working_dir).resolve()
     for name, section in key_sections(cfg):

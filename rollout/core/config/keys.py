@@ -126,6 +126,6 @@ def check_secrets(cfg, *, remote: Optional[bool] = None) -> None:
                                f"(the value is not shown)")
         if remote and section.api_key:
             raise InvalidInput(
-                f"{name}.api_key is a literal key and ray.address is set: Ray would record it in the job's "
+                f"{name}.api_key is a literal key and the config goes to a Ray cluster: Ray would record it in the job's "
                 f"entrypoint / job table; use {name}.api_key_env=VARIABLE (set on every node) or "
                 f"{name}.api_key_file=PATH instead")
