@@ -67,6 +67,12 @@ class InvalidInput(EpisodeFailure, ValueError):
         super().__init__(FailureClass.INVALID_INPUT, message)
 
 
+def shown(value, limit: int = 80) -> str:
+    """A value as error messages show it: its repr, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 _KEY_PATTERNS = (
     re.compile(r"sk-[A-Za-z0-9_\-]{6,}"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-\.]{6,}"),

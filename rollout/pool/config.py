@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from rollout.core.config import setting
 from rollout.core.failures import InvalidInput
 
 MIN_OBJECT_STORE_MB = 75  # Ray's minimum
@@ -17,20 +18,27 @@ MIN_OBJECT_STORE_MB = 75  # Ray's minimum
 
 @dataclass
 class RayConfig:
-    address: Optional[str] = None
-    num_workers: Optional[int] = None
-    slots_per_worker: int = 16
-    cpus_per_worker: float = 1.0
-    num_cpus: Optional[int] = None
-    object_store_mb: int = 512
-    worker_start_timeout_s: float = 300.0  # a worker not placed and warm by then is given up
+    """Where the rollout pool's workers run, and how many."""
+
+    address: Optional[str] = setting(
+        None, help="null: start a local Ray; auto: join the cluster (inside `ray job submit`); or host:port")
+    num_workers: Optional[int] = setting(None, help="rollout actors; null: one per CPU of the cluster")
+    slots_per_worker: int = setting(16, help="episodes in flight per actor (each with its own environment session)")
+    cpus_per_worker: float = setting(1.0, help="CPUs Ray reserves for each actor")
+    num_cpus: Optional[int] = setting(None, help="CPUs of a local Ray (null: all)")
+    object_store_mb: int = setting(512, help=f"a local Ray's object store in MB (results are small; Ray's minimum: "
+                                             f"{MIN_OBJECT_STORE_MB})")
+    worker_start_timeout_s: float = setting(
+        300.0, help="a worker not placed and warm by then is given up (the sweep carries on without it)")
 
 
 @dataclass
 class RetryConfig:
-    max_attempts: int = 3
-    backoff_s: float = 1.0
-    backoff_max_s: float = 30.0
+    """Retries of episodes that failed on infrastructure."""
+
+    max_attempts: int = setting(3, help="attempts per episode for infrastructure failures (invalid input: 1)")
+    backoff_s: float = setting(1.0, help="first retry delay in seconds, doubled per attempt")
+    backoff_max_s: float = setting(30.0, help="longest retry delay in seconds")
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt number `attempt + 1` (attempt >= 1)."""

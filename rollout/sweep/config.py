@@ -10,11 +10,11 @@ value and what is valid.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Optional
 
-from rollout.core.config import RolloutConfig, shown
+from rollout.core.config import RolloutConfig, setting, shown
 from rollout.core.failures import InvalidInput
 from rollout.env.domains import DOMAINS
 from rollout.pool.config import RayConfig, RetryConfig, check_fits, check_pool
@@ -26,17 +26,19 @@ class SweepConfig(RolloutConfig):
 
     CONF_FILES: ClassVar[tuple[str, ...]] = ("defaults.yaml", "sweep.yaml")
 
-    domains: list[str] = field(default_factory=lambda: list(DOMAINS))
-    task_ids: Optional[list[str]] = None
-    split: str = "base"
-    max_tasks: Optional[int] = None
-    num_samples: int = 1
-    seed: int = 300
-    output_dir: Optional[str] = None
-    transcripts: bool = True  # false: episodes.jsonl leaves messages out (no tau2 Results export)
-    progress: bool = True
-    ray: RayConfig = field(default_factory=RayConfig)
-    retry: RetryConfig = field(default_factory=RetryConfig)
+    domains: list[str] = setting(default_factory=lambda: list(DOMAINS), help="the domains to sweep")
+    task_ids: Optional[list[str]] = setting(None, help="explicit task ids (needs exactly one domain); null: the split's tasks")
+    split: str = setting("base", help="the tasks' split: base, train, test (telecom also: small, full)")
+    max_tasks: Optional[int] = setting(None, help="first N tasks per domain; null: all (the offline smoke sweep: 3)")
+    num_samples: int = setting(1, help="samples per task (pass^k is reported for k = 1..num_samples)")
+    seed: int = setting(300, help="base seed; each episode's seed is derived from (seed, domain, task, sample)")
+    output_dir: Optional[str] = setting(
+        None, help="where results go; null: runs/sweep-<timestamp>; rerun with the same dir to resume")
+    transcripts: bool = setting(
+        True, help="false: episodes.jsonl leaves out the messages (~10x smaller; no tau2 Results files)")
+    progress: bool = setting(True, help="live progress line on stderr")
+    ray: RayConfig = setting(default_factory=RayConfig, help=RayConfig.__doc__)
+    retry: RetryConfig = setting(default_factory=RetryConfig, help=RetryConfig.__doc__)
 
     def episode_config(self) -> RolloutConfig:
         """The per-episode part, as sent to the workers."""

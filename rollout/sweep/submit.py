@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from rollout.core.command import main_of
-from rollout.core.config import KEY_FIELDS, shown
+from rollout.core.config import check_secrets, key_sections, shown
 from rollout.core.failures import InvalidInput
 from rollout.core.process_env import child_env
 from rollout.sweep.config import SweepConfig
@@ -76,12 +76,10 @@ def validate(overrides: list[str], *, working_dir: str = ".") -> SweepConfig:
     from rollout.sweep.run import prepare
 
     cfg, _ = prepare(["ray.address=auto", *overrides], local=False)
+    check_secrets(cfg, remote=True)  # the job goes to the cluster whatever `ray.address` the overrides set
     plan_episodes(cfg)
     root = Path(working_dir).resolve()
-    for name in KEY_FIELDS:
-        section = cfg
-        for part in name.split("."):
-            section = getattr(section, part)
+    for name, section in key_sections(cfg):
         if section.api_key_file:
             path = (root / Path(section.api_key_file).expanduser()).resolve()
             if path == root or root in path.parents:

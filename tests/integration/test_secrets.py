@@ -118,6 +118,7 @@ def test_sweep_on_a_ray_cluster_refuses_a_literal_key(override, capsys):
     ["llm.api_key=K"], ["user_llm.api_key=K"], ["env.aenv.api_key=K"],
     ["llm={api_key: K, model: m}"], ["env.aenv={api_key: K}"], ["env={aenv: {api_key: K}}"],
     ["domains=[mock]", "user_llm={base_url: 'http://x/v1', api_key: K}"],
+    ["ray.address=null", "llm.api_key=K"], ["ray.address=", "env.aenv.api_key=K"],
 ])
 def test_submit_refuses_literal_keys_before_contacting_the_cluster(overrides, capsys):
     key = "sk-submit-SECRET-0123456789"

@@ -74,3 +74,50 @@ def test_submit_pip_installs_the_projects_own_ranges():
     _, runtime_env = build_job(["domains=[mock]", "user_llm.base_url=http://sim/v1"], pip=True)
     assert set(runtime_env["pip"]) == expected and len(expected) >= 4
     assert "pip" not in build_job(["domains=[mock]", "user_llm.base_url=http://sim/v1"])[1]
+
+
+def choice_fields():
+    from rollout.core.config.schema import walk
+    from rollout.sweep.config import SweepConfig
+
+    return [(key, f.metadata["choices"]) for key, f, _ in walk(SweepConfig) if f.metadata.get("choices")]
+
+
+def test_the_choice_tuples_are_the_schemas():
+    from rollout.core.config import ENV_BACKENDS, INVALID_TOOL_ARGS, SCRIPTED_POLICIES
+    from rollout.core.tokens import CAPTURE_MODES
+
+    assert dict(choice_fields()) == {"llm.scripted": SCRIPTED_POLICIES, "llm.capture": CAPTURE_MODES,
+                                     "episode.invalid_tool_args": INVALID_TOOL_ARGS, "env.backend": ENV_BACKENDS}
+
+
+@pytest.mark.parametrize("key, choices", choice_fields())
+def test_a_bad_choice_names_the_key_the_value_and_the_schemas_choices(key, choices):
+    with pytest.raises(InvalidInput) as e:
+        load_config([f"{key}=bogus"])
+    assert f"{key}='bogus' is not one of {', '.join(choices)}" in str(e.value)
+    for value in choices:
+        load_config([f"{key}={value}"])
+
+
+def test_choices_are_validated_from_any_schemas_metadata():
+    from dataclasses import dataclass
+    from typing import ClassVar, Optional
+
+    from rollout.core.config import setting
+
+    @dataclass
+    class Section:
+        mode: Optional[str] = setting(None, help="a mode", choices=("fast", "slow"))
+
+    @dataclass
+    class Tiny:
+        CONF_FILES: ClassVar[tuple[str, ...]] = ()
+        color: str = setting("red", help="a color", choices=("red", "blue"))
+        section: Section = setting(default_factory=Section, help="a section")
+
+    assert load_config(["color=blue", "section.mode=slow"], schema=Tiny).section.mode == "slow"
+    with pytest.raises(InvalidInput) as e:
+        load_config(["color=green", "section.mode=medium"], schema=Tiny)
+    assert str(e.value).endswith("color='green' is not one of red, blue; "
+                                 "section.mode='medium' is not one of fast, slow (or null)")
