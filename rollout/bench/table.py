@@ -14,9 +14,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
-START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+from rollout.core.markers import replace_between_markers
+
+MARKERS = "bench-table"  # docs/performance.md: <!-- bench-table:start --> ... :end -->
 HEADER = ["id", "what", "ours", "baseline (same run)", "ratio", "target", "stands"]
 MEETS, MISSES = "meets", "**misses**"
 
@@ -215,21 +216,6 @@ def generated(bench: dict) -> str:
     return render(bench) + "\n" + render_profile(bench)
 
 
-def between_markers(text: str) -> Optional[str]:
-    """The text between the bench-table markers of a document (None if it has none)."""
-    if START not in text or END not in text:
-        return None
-    return text.split(START, 1)[1].split(END, 1)[0].strip("\n") + "\n"
-
-
-def replace_between_markers(text: str, table: str) -> str:
-    """`text` with the part between the bench-table markers replaced by `table`."""
-    if between_markers(text) is None:
-        raise ValueError(f"no {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    return head + START + "\n" + table + END + rest.split(END, 1)[1]
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m rollout.bench.table", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,7 +225,7 @@ def main(argv=None) -> int:
     table = generated(json.loads(Path(a.bench_json).read_text()))
     if a.write:
         doc = Path(a.write)
-        doc.write_text(replace_between_markers(doc.read_text(), table))
+        doc.write_text(replace_between_markers(doc.read_text(), MARKERS, table))
         print(f"wrote the table into {doc}")
     else:
         print(table, end="")

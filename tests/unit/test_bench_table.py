@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from rollout.bench.table import MEETS, MISSES, between_markers, generated, render, replace_between_markers
+from rollout.bench.table import MARKERS, MEETS, MISSES, generated, render
+from rollout.core.markers import between_markers, replace_between_markers
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.unit
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.unit
 @pytest.mark.parametrize("doc", ["docs/performance.md"])
 def test_docs_table_is_generated_from_bench_json(doc):
     bench = json.loads((ROOT / "bench.json").read_text())
-    in_docs = between_markers((ROOT / doc).read_text())
+    in_docs = between_markers((ROOT / doc).read_text(), MARKERS)
     assert in_docs is not None, f"{doc} lacks the <!-- bench-table:start/end --> markers"
     assert in_docs == generated(bench), f"regenerate: python -m rollout.bench.table bench.json --write {doc}"
 
@@ -39,9 +40,9 @@ def test_every_row_is_listed_and_judged_against_its_target():
 
 def test_replace_between_markers_keeps_the_rest():
     doc = "intro\n<!-- bench-table:start -->\nold\n<!-- bench-table:end -->\noutro\n"
-    new = replace_between_markers(doc, "| new |\n")
+    new = replace_between_markers(doc, "bench-table", "| new |\n")
     assert new == "intro\n<!-- bench-table:start -->\n| new |\n<!-- bench-table:end -->\noutro\n"
-    assert between_markers(new) == "| new |\n"
+    assert between_markers(new, "bench-table") == "| new |\n"
 
 
 def _size(n: int, s_per_episode: float, peak: float) -> dict:

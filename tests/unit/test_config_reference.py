@@ -5,16 +5,10 @@ from pathlib import Path
 import pytest
 
 from rollout.core.config import RolloutConfig
-from rollout.core.config.reference import (
-    START,
-    between_markers,
-    main,
-    reference,
-    replace_between_markers,
-    schema_named,
-)
+from rollout.core.config.reference import MARKERS, START, main, reference, schema_named
 from rollout.core.config.schema import walk
 from rollout.core.failures import InvalidInput
+from rollout.core.markers import between_markers
 from rollout.pool.config import RayConfig, RetryConfig
 from rollout.sweep.config import SweepConfig
 
@@ -24,7 +18,7 @@ DOCUMENTED = "rollout.sweep.config:SweepConfig"
 
 
 def test_docs_reference_is_generated_from_the_schema():
-    in_docs = between_markers((ROOT / DOC).read_text())
+    in_docs = between_markers((ROOT / DOC).read_text(), MARKERS)
     assert in_docs is not None, f"{DOC} lacks the {START} / end markers"
     assert in_docs == reference(SweepConfig), f"regenerate: python -m rollout.core.config.reference {DOCUMENTED} --write {DOC}"
 
@@ -72,10 +66,11 @@ def test_write_replaces_only_the_part_between_the_markers(tmp_path, capsys):
     assert main([DOCUMENTED, "--write", str(doc)]) == 0
     text = doc.read_text()
     assert text.startswith(f"intro\n{START}\n") and text.endswith("<!-- config-reference:end -->\ntail\n")
-    assert between_markers(text) == reference(SweepConfig) and "stale" not in text
+    assert between_markers(text, MARKERS) == reference(SweepConfig) and "stale" not in text
     assert main([]) == 0 and capsys.readouterr().out.endswith(reference(RolloutConfig))
-    with pytest.raises(InvalidInput, match="markers"):
-        replace_between_markers("no markers here", "x")
+    (tmp_path / "bare.md").write_text("no markers here")
+    assert main([DOCUMENTED, "--write", str(tmp_path / "bare.md")]) == 2
+    assert "no <!-- config-reference:start --> ... <!-- config-reference:end --> markers" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["rollout.core.config:NoSuch", "no.such.module:X", "rollout.core.config:load_config"])

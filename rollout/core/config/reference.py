@@ -28,8 +28,10 @@ from rollout.core.config.keys import KEY_SOURCE_FIELDS, KeySource
 from rollout.core.config.load import CONF_DIR, merged_config, sampling_presets
 from rollout.core.config.schema import is_optional, walk
 from rollout.core.failures import InvalidInput
+from rollout.core.markers import between_markers, markers, replace_between_markers
 
-START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+MARKERS = "config-reference"  # docs/config.md: <!-- config-reference:start --> ... :end -->
+START, END = markers(MARKERS)
 DEFAULT_SCHEMA = "rollout.core.config:RolloutConfig"
 _ENV_DEFAULT = re.compile(r"\$\{oc\.env:(\w+)(?:,(.*))?\}")
 _PACKAGE_ROOT = CONF_DIR.parents[1]
@@ -152,21 +154,6 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def between_markers(text: str) -> Optional[str]:
-    """The text between the config-reference markers of a document (None if it has none)."""
-    if START not in text or END not in text:
-        return None
-    return text.split(START, 1)[1].split(END, 1)[0].strip("\n") + "\n"
-
-
-def replace_between_markers(text: str, body: str) -> str:
-    """`text` with the part between the config-reference markers replaced by `body`."""
-    if between_markers(text) is None:
-        raise InvalidInput(f"no {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    return head + START + "\n" + body + END + rest.split(END, 1)[1]
-
-
 def schema_named(name: str) -> type:
     """The dataclass `module:Class` names. Raises InvalidInput."""
     module, _, attr = name.partition(":")
@@ -189,7 +176,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         body = reference(schema_named(a.schema))
         if a.write:
             doc = Path(a.write)
-            doc.write_text(replace_between_markers(doc.read_text(), body))
+            text = doc.read_text()
+            if between_markers(text, MARKERS) is None:
+                raise InvalidInput(f"{doc} has no {START} ... {END} markers")
+            doc.write_text(replace_between_markers(text, MARKERS, body))
             print(f"wrote the reference of {a.schema} to {doc}")
         else:
             sys.stdout.write(body)
