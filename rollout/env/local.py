@@ -27,7 +27,7 @@ from rollout.env.user_sim import Tau2UserSimulator, UserSimulator
 
 
 class LocalSession:
-    """One environment slot with tau2 in-process (see module doc and session.EnvSession)."""
+    """One environment slot with tau2 in-process (see module doc and protocol.EnvSession)."""
 
     def __init__(self, *, user_client=None, user_model: Optional[str] = None, user_cfg: UserLLMConfig = UserLLMConfig(),
                  secrets: list[str] = ()):
