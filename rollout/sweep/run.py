@@ -102,7 +102,8 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=None
               + (f" ({again} of them failed on infrastructure before and are run again)" if again else ""),
               file=out, flush=True)
         started = time.monotonic()
-        written, episodes_s = session.run(store, todo, len(specs), on_record) if todo else (0, None)
+        ran, episodes_s = session.run(store, todo, len(specs), on_record) if todo else (None, None)
+        written = ran.written if ran else 0
         wall = time.monotonic() - started
     planned = {key_of(s) for s in specs}
 
@@ -115,7 +116,8 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=None
                       "episodes_scored": scored, "all_scored": scored == len(specs), "wall_s": round(wall, 3),
                       "episodes_s": round(episodes_s, 3) if episodes_s else None,
                       "episodes_per_s": round(written / episodes_s, 4) if written and episodes_s else None,
-                      "corrupt_lines_skipped": store.corrupt_lines}
+                      "corrupt_lines_skipped": store.corrupt_lines,
+                      "workers_replaced": ran.replaced_workers if ran else 0, "slots_lost": ran.lost_slots if ran else 0}
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_table(summary, episodes_per_s=summary["run"]["episodes_per_s"]), file=out)
     exported, why_not = export_sweep(output, finished(), to_dict(cfg))
@@ -173,8 +175,8 @@ class _RaySession:
             self.server.stop()
             self.server = None
 
-    def run(self, store: EpisodeStore, todo, total: int, on_record) -> tuple[int, Optional[float]]:
-        """Run `todo` on the rollout pool; (episodes written, seconds from the first dispatch to the end)."""
+    def run(self, store: EpisodeStore, todo, total: int, on_record) -> tuple[SweepRun, Optional[float]]:
+        """Run `todo` on the rollout pool; (the run, seconds from the first dispatch to the end)."""
         cfg = self.cfg
         progress = Progress(total, done=total - len(todo), enabled=cfg.progress)
         episode_cfg = cfg.episode_config()
@@ -195,23 +197,34 @@ class _RaySession:
                 progress.record(record)
                 if on_record:
                     on_record(run, record)
-            return run.written, time.monotonic() - started
+            return run, time.monotonic() - started
         finally:
             progress.close()
-            pool.close()
+            run.close()
 
 
 class SweepRun:
-    """What `on_record(run, record)` sees of a running sweep: records written so far, and the
-    pool's workers (`workers`, `replaced_workers`, `lost_slots`)."""
+    """What `on_record(run, record)` sees of a sweep: records written so far, and the pool's
+    workers (`workers`, `replaced_workers`, `lost_slots`; once the pool is closed, the counts it
+    ended with)."""
+
+    WORKER_COUNTS = ("workers", "replaced_workers", "lost_slots")
 
     def __init__(self, pool: RolloutPool):
         self.pool = pool
         self.written = 0
+        self.ended_with: dict = {}
+
+    def close(self) -> None:
+        """Keep the worker counts, then close the pool."""
+        if self.pool.dispatcher is not None:
+            self.ended_with = {name: getattr(self.pool.dispatcher, name) for name in self.WORKER_COUNTS}
+        self.pool.close()
 
     def __getattr__(self, name):
-        if name in ("workers", "replaced_workers", "lost_slots"):
-            return getattr(self.pool.dispatcher, name)
+        if name in SweepRun.WORKER_COUNTS:
+            dispatcher = self.pool.dispatcher
+            return getattr(dispatcher, name) if dispatcher is not None else self.ended_with.get(name)
         raise AttributeError(name)
 
 
