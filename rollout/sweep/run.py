@@ -40,7 +40,7 @@ from rollout.core.command import main_of, split_config_files
 from rollout.core.config import check_key_sources, load_config, to_dict
 from rollout.pool import NoWorkersLeft, RolloutPool, RolloutRequest
 from rollout.pool.config import check_fits
-from rollout.scripted.endpoints import pointed_at
+from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL, pointed_at
 from rollout.sweep.config import SweepConfig, check_sweep
 from rollout.sweep.exports import export_sweep
 from rollout.sweep.metrics import format_table, summarize
@@ -66,6 +66,9 @@ def prepare(argv: list[str], *, local: bool = True) -> tuple[SweepConfig, bool]:
         cfg.llm.scripted = "oracle"
         if cfg.max_tasks is None:
             cfg.max_tasks = SMOKE_MAX_TASKS
+    if cfg.llm.scripted:  # both endpoints are the scripted server; its address is filled in once it is up
+        cfg.llm.model = cfg.llm.model or AGENT_MODEL
+        cfg.user_llm.model = USER_MODEL
     if cfg.output_dir is None:
         cfg.output_dir = str(Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S"))
     check_sweep(cfg, local=local)
