@@ -31,7 +31,7 @@ def workflow_kwargs(rollout_conf: dict[str, Any], *, sampling: str, max_tokens: 
 
 
 def datasets_for(rollout_conf: dict[str, Any]):
-    """(train, valid) HuggingFace Datasets of tau2 rows (see launch.dataset)."""
+    """(train, valid) HuggingFace Datasets of tau2 rows (as `tau2-rollout dataset` writes them)."""
     from datasets import Dataset
 
     from rollout.areal.dataset import dataset_rows

@@ -170,7 +170,7 @@ def test_bad_config_is_a_clear_error(tmp_path, args, message):
 
 
 def test_bad_config_exits_2_before_ray_starts(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "launch.sweep", f"output_dir={tmp_path / 'x'}", "domains=[airline]",
+    p = subprocess.run([sys.executable, "-m", "rollout", "sweep", f"output_dir={tmp_path / 'x'}", "domains=[airline]",
                         "task_ids=[999]"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2
     assert "error: unknown task_id '999' for domain 'airline'" in p.stderr
