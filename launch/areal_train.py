@@ -45,6 +45,9 @@ def datasets_for(rollout_conf: dict[str, Any]):
 def main(argv: list[str]) -> None:
     from dataclasses import dataclass, field
 
+    from rollout.core.process_env import apply_defaults
+
+    apply_defaults()  # first: before AReaL and tau2 are imported (AReaL's processes inherit the variables)
     try:
         from areal import PPOTrainer
         from areal.api.cli_args import PPOConfig, load_expr_config

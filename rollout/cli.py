@@ -27,6 +27,7 @@ from typing import Optional
 
 from rollout.core.command import EXIT_BAD_INPUT, configure_logging
 from rollout.core.failures import InvalidInput
+from rollout.core.process_env import apply_defaults
 
 COMMANDS = {
     "sweep": "rollout.sweep.run",
@@ -80,6 +81,7 @@ def _verbosity(arg: str) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the command of `argv` (default: `sys.argv[1:]`); its exit status (see module doc)."""
+    apply_defaults()  # before any command module is imported: tau2 and litellm read them at import
     line = parse_command_line(sys.argv[1:] if argv is None else list(argv))
     configure_logging(line.verbosity)
     if line.command is None:

@@ -42,7 +42,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Optional
 
-import rollout  # noqa: F401  (offline, quiet tau2 import)
 from rollout.agent.episode import EpisodeSpec
 from rollout.agent.runner import EpisodeRunner
 from rollout.bench.baselines import gold_script, play_in_gym, run_tau2_runner

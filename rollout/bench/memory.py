@@ -13,6 +13,8 @@ import json
 import subprocess
 import sys
 
+from rollout.core.process_env import apply_defaults
+
 
 def bench_p4(in_flight: int) -> dict:
     """The P4 row, measured in a fresh process."""
@@ -61,4 +63,5 @@ def measure(in_flight: int) -> dict:
 
 
 if __name__ == "__main__":
+    apply_defaults()
     print(json.dumps(measure(int(sys.argv[1]))))
