@@ -1,1 +1,1 @@
-"""Commands: sweep (local or in a Ray job), submit (ray job submit), and later export/bench tools."""
+"""Launchers that are not `tau2-rollout` commands: the example AReaL launcher (`python -m launch.areal_train`)."""

@@ -31,7 +31,7 @@ def workflow_kwargs(rollout_conf: dict[str, Any], *, sampling: str, max_tokens: 
 
 
 def datasets_for(rollout_conf: dict[str, Any]):
-    """(train, valid) HuggingFace Datasets of tau2 rows (see launch.dataset)."""
+    """(train, valid) HuggingFace Datasets of tau2 rows (as `tau2-rollout dataset` writes them)."""
     from datasets import Dataset
 
     from rollout.areal.dataset import dataset_rows
@@ -45,6 +45,9 @@ def datasets_for(rollout_conf: dict[str, Any]):
 def main(argv: list[str]) -> None:
     from dataclasses import dataclass, field
 
+    from rollout.core.process_env import apply_defaults
+
+    apply_defaults()  # first: before AReaL and tau2 are imported (AReaL's processes inherit the variables)
     try:
         from areal import PPOTrainer
         from areal.api.cli_args import PPOConfig, load_expr_config

@@ -5,9 +5,9 @@ import os
 for _var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "TAU2_USER_LLM", "TAU2_USER_LLM_API_BASE",
              "TAU2_USER_LLM_API_KEY", "AENV_SYSTEM_URL"):
     os.environ.pop(_var, None)
-from rollout.core.process_env import DEFAULTS  # noqa: E402
+from rollout.core.process_env import apply_defaults  # noqa: E402
 
-os.environ.update(DEFAULTS)
+apply_defaults()  # the test process is an entry point
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_AUTH_MODE"] = "disabled"
 os.environ["ROLLOUT_TEST_KEY"] = "sk-test-key-by-name-42"  # a key named by tests (api_key_env): Ray's workers inherit it

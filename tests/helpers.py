@@ -10,6 +10,13 @@ from rollout.core.config import load_config
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 
 
+def command(name: str):
+    """`tau2-rollout <name> ...` in this process, through the CLI's one entry: argv -> exit status."""
+    from rollout.cli import main
+
+    return lambda argv: main([name, *argv])
+
+
 def scripted_config(server, *, user: bool = True, extra: list[str] = ()):
     overrides = [f"llm.base_url={server.url}", f"llm.model={AGENT_MODEL}", "llm.max_retries=0"]
     if user:

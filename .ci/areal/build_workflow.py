@@ -54,6 +54,9 @@ def launcher_bits(project: str | None):
 
 def main(argv):
     project = next((a for a in argv if not a.startswith("--")), None)
+    from rollout.core.process_env import apply_defaults
+
+    apply_defaults()  # an entry point, as launch/areal_train.py: offline, tau2 quiet
     config = load_config()
     print(f"1. load_expr_config OK: actor.backend={config.actor.backend} rollout.backend={config.rollout.backend} "
           f"agent.mode={config.rollout.agent.mode} n_samples={config.gconfig.n_samples}")

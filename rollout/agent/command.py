@@ -1,4 +1,4 @@
-"""`tau2-rollout episode domain=D task_id=T [key=value ...]`: run one episode, print its transcript and reward.
+"""`tau2-rollout episode domain=D task_id=T [--config FILE ...] [key=value ...]`: run one episode, print its transcript and reward.
 
     tau2-rollout episode domain=airline task_id=12 llm.scripted=oracle     # offline: reward 1.0
     tau2-rollout episode domain=telecom task_id='<id>' llm.scripted=oracle solo=true json=true
@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from dataclasses import dataclass
 from typing import Optional
 
 from rollout.agent.episode import EpisodeSpec, resolve
 from rollout.agent.runner import EpisodeRunner
-from rollout.core.command import main_of, split_config_files
-from rollout.core.config import RolloutConfig, load_config
+from rollout.core.command import parse_args
+from rollout.core.config import RolloutConfig
 from rollout.core.failures import FailureClass, InvalidInput
 from rollout.core.results import EpisodeResult
 from rollout.env.domains import DEFAULT_SPLIT, check_domain, load_domain
@@ -45,8 +44,8 @@ class EpisodeCommandConfig(RolloutConfig):
 
 
 def run(argv: list[str]) -> int:
-    files, overrides = split_config_files(argv)
-    cfg = load_config(overrides, schema=EpisodeCommandConfig, files=files)
+    """The command (see module doc): its exit status; bad input raises InvalidInput."""
+    cfg = parse_args(argv, EpisodeCommandConfig, config_files=True)
     if cfg.domain is None:
         raise InvalidInput("domain=... is required (airline, retail, telecom or mock)")
     check_domain(cfg.domain)
@@ -89,9 +88,3 @@ def summary(result: EpisodeResult) -> str:
     else:
         last = f"FAILED {result.failure.failure_class.value}: {result.failure.message}"
     return f"{result.transcript()}\n\n{last}"
-
-
-main = main_of(__doc__, run)
-
-if __name__ == "__main__":
-    sys.exit(main())

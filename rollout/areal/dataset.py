@@ -1,26 +1,31 @@
-"""`tau2-rollout dataset domain=airline split=train out=airline_train.jsonl [min_rows=128] [overrides={...}]`
+"""`tau2-rollout dataset [domain=airline] [split=train] [out=FILE] [min_rows=128] [overrides={...}]`
 
 Writes the task rows AReaL trains on, one JSON object per line: `{"domain", "task_id",
 "split"}` (plus `"overrides"`, per-row config overrides, when given), in tau2's split
-order. `min_rows` repeats the rows until there are at least that many (AReaL batches
-rows). Load with `datasets.load_dataset("json", data_files=out, split="train")` and pass
+order. Load with `datasets.load_dataset("json", data_files=out, split="train")` and pass
 to AReaL's trainer with `workflow="rollout.areal.Tau2Agent"` (see launch/areal_train.py).
+
+Keys: `domain` (default airline), `split` (default train), `out` (default
+`<domain>_<split>.jsonl`), `min_rows` (repeat the rows until there are at least that many:
+AReaL batches rows; default 0), `overrides` (a mapping of episode config keys every row
+carries, validated here, e.g. `overrides={sampling: eval}`).
+
+Exit status: 0 written; 2 bad input (an unknown domain, split or key), nothing written.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, Optional
 
-from rollout.core.failures import InvalidInput
+from rollout.core.command import CommandArgs, parse_args
 
 
 @dataclass
-class DatasetConfig:
-    CONF_FILES: ClassVar[tuple[str, ...]] = ()
+class DatasetArgs(CommandArgs):
+    """The command's arguments (see module doc)."""
 
     domain: str = "airline"
     split: str = "train"
@@ -44,24 +49,11 @@ def dataset_rows(domain: str, split: str, *, min_rows: int = 0, overrides: Optio
     return out
 
 
-def main(argv=None) -> int:
-    from rollout.core.config import load_config
-
-    argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        return 0
-    try:
-        cfg = load_config(argv, schema=DatasetConfig)
-        rows = dataset_rows(cfg.domain, cfg.split, min_rows=cfg.min_rows, overrides=cfg.overrides or None)
-    except InvalidInput as e:
-        print(f"error: {e.failure.message}", file=sys.stderr)
-        return 2
-    out = Path(cfg.out or f"{cfg.domain}_{cfg.split}.jsonl")
+def run(argv: list[str]) -> int:
+    """The command (see module doc): its exit status; bad input raises InvalidInput."""
+    args = parse_args(argv, DatasetArgs)
+    rows = dataset_rows(args.domain, args.split, min_rows=args.min_rows, overrides=args.overrides or None)
+    out = Path(args.out or f"{args.domain}_{args.split}.jsonl")
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"wrote {len(rows)} rows to {out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""`tau2-rollout bench [--out bench.json] [--quick]`: the rollout system against its baselines.
+"""`tau2-rollout bench [out=bench.json] [quick=true] [rows=[P1,P7]] [p6_sizes=[1000,5000]]`: the rollout system against its baselines.
 
 Each row runs the baseline side by side in the same run and reports the median of
 several repetitions; the scripted model server runs in a separate process.
@@ -9,10 +9,10 @@ several repetitions; the scripted model server runs in a separate process.
       process, and on Ray with 2 workers) vs the ideal N / (completions per episode x
       latency) and vs `tau2 run --max-concurrency N`
   P3  Ray fan-out (2 workers) vs the same episodes in one process with plain asyncio
-  P4  memory per in-flight airline episode vs the airline DB's in-memory size
+  P4  memory per in-flight airline episode vs the airline DB's in-memory size (rollout/bench/memory.py)
   P5  aenv backend: starting an episode on a reused instance vs on a fresh server
   P6  a sweep's cost as it grows (rollout/bench/scale.py): time, driver memory, bytes,
-      resume, summary and report at 1,000 / 5,000 / 20,000 episodes (`--p6-sizes`)
+      resume, summary and report at 1,000 / 5,000 / 20,000 episodes (`p6_sizes`)
   P7  rollout CPU per model completion per domain and in-flight level, the scripted server's
       CPU apart, and a profile split by component (rollout/bench/cpu.py)
   P8  the training path: CPU per completion through `Tau2Agent.run` (as AReaL calls it) beside
@@ -21,35 +21,66 @@ several repetitions; the scripted model server runs in a separate process.
   P10 the rollout pool with token capture on vs off at 64 / 256 in flight, and the driver's cost
       of `stream_groups` vs `run` (rollout/bench/pool_training.py)
 
+Keys: `out` (default bench.json), `quick` (true: tiny sizes, a smoke run, not a measurement),
+`rows` (a subset, e.g. `rows=[P1,P3]`; CPU is P7; default: all), `p6_sizes` (P6's sweep sizes
+in episodes; default [1000,5000,20000], quick: [4,8]).
+
 `python -m rollout.bench.table bench.json` prints the performance table of docs/performance.md.
+Exit status: 0 written; 2 bad input.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Optional
 
-import rollout  # noqa: F401  (offline, quiet tau2 import)
 from rollout.agent.episode import EpisodeSpec
 from rollout.agent.runner import EpisodeRunner
 from rollout.bench.baselines import gold_script, play_in_gym, run_tau2_runner
-from rollout.bench.common import episode_config, rss_mib, scripted_server
+from rollout.bench.common import episode_config, scripted_server
 from rollout.bench.cpu import bench_p7
 from rollout.bench.http_ab import bench_http_ab
+from rollout.bench.memory import bench_p4
 from rollout.bench.pool_training import bench_p10
 from rollout.bench.scale import DEFAULT_SIZES, bench_p6
 from rollout.bench.training import bench_p8
+from rollout.core.command import CommandArgs, parse_args
+from rollout.core.failures import InvalidInput
 from rollout.env.domains import load_domain
 
 DOMAINS = ("airline", "retail", "telecom")
+ROWS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10")
+ROW_ALIASES = MappingProxyType({"CPU": "P7"})
+QUICK_P6_SIZES = (4, 8)
+
+
+@dataclass
+class BenchArgs(CommandArgs):
+    """The command's arguments (see module doc)."""
+
+    out: str = "bench.json"
+    quick: bool = False
+    rows: list[str] = field(default_factory=lambda: list(ROWS))
+    p6_sizes: Optional[list[int]] = None
+
+
+def selected_rows(args: BenchArgs) -> set[str]:
+    """The rows to run (aliases resolved). Raises InvalidInput for an unknown row or a bad size."""
+    rows = {ROW_ALIASES.get(r.upper(), r.upper()) for r in args.rows}
+    unknown = sorted(rows - set(ROWS))
+    if unknown or not rows:
+        raise InvalidInput(f"rows={args.rows}: valid rows: {', '.join(ROWS)} (CPU = P7), at least one")
+    if args.p6_sizes is not None and (not args.p6_sizes or min(args.p6_sizes) < 1):
+        raise InvalidInput(f"p6_sizes={args.p6_sizes}: valid: a list of integers >= 1")
+    return rows
 
 
 # ---- P1 -------------------------------------------------------------------------------------
@@ -201,48 +232,6 @@ def bench_p3(episodes: int, latency: float, reps: int) -> dict:
     return {"ray_s": round(ray_med, 3), "inprocess_s": round(local_med, 3), "overhead": round(ray_med / local_med - 1, 3)}
 
 
-# ---- P4 -------------------------------------------------------------------------------------
-def bench_p4(in_flight: int) -> dict:
-    """Run in a fresh process (see --p4-child) so other rows do not pollute its RSS."""
-    out = subprocess.run([sys.executable, "-m", "rollout.bench.bench", "--p4-child", str(in_flight)],
-                         capture_output=True, text=True, check=True, timeout=900)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _p4_child(in_flight: int) -> dict:
-    import copy
-
-    assets = load_domain("airline")
-    gc.collect()
-    before = rss_mib()
-    db_copy = copy.deepcopy(assets._db)  # the DB's in-memory size: RSS growth of one more copy
-    gc.collect()
-    db_mib = rss_mib() - before
-    del db_copy
-    with scripted_server(latency=1.0) as url:  # slow model: every episode stays in flight
-        cfg = episode_config(url)
-        ids = assets.task_ids()
-
-        async def main():
-            async with EpisodeRunner(cfg, slots=in_flight) as runner:
-                await runner.run(EpisodeSpec("airline", ids[0]))
-                gc.collect()
-                base = rss_mib()
-                peak = base
-                tasks = [asyncio.ensure_future(runner.run(EpisodeSpec("airline", ids[i % len(ids)], sample=i)))
-                         for i in range(in_flight)]
-                while not all(t.done() for t in tasks):
-                    peak = max(peak, rss_mib())
-                    await asyncio.sleep(0.05)
-                results = [t.result() for t in tasks]
-                assert all(r.reward == 1.0 for r in results)
-                return (peak - base) / in_flight
-
-        per_episode = asyncio.run(main())
-    return {"mib_per_episode": round(per_episode, 3), "db_mib": round(db_mib, 2), "ratio": round(per_episode / db_mib, 3),
-            "in_flight": in_flight}
-
-
 # ---- P5 -------------------------------------------------------------------------------------
 def bench_p5(reps: int) -> dict:
     from rollout.env.aenv.session import open_aenv_session
@@ -270,19 +259,10 @@ def bench_p5(reps: int) -> dict:
 
 
 # ---- driver -----------------------------------------------------------------------------------
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="tau2-rollout bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="bench.json")
-    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run, not a measurement)")
-    p.add_argument("--rows", default="P1,P2,P3,P4,P5,P6,P7,P8,P9,P10", help="comma-separated subset (CPU = P7)")
-    p.add_argument("--p6-sizes", help="P6 sweep sizes in episodes (default 1000,5000,20000; --quick: 4,8)")
-    p.add_argument("--p4-child", type=int, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.p4_child:
-        print(json.dumps(_p4_child(args.p4_child)))
-        return 0
-    rows = {"P7" if r == "CPU" else r for r in args.rows.upper().split(",")}
+def run(argv: list[str]) -> int:
+    """The command (see module doc): its exit status; bad input raises InvalidInput."""
+    args = parse_args(argv, BenchArgs)
+    rows = selected_rows(args)
     q = args.quick
     report: dict = {"machine": machine(), "quick": q}
     with scripted_server() as url:
@@ -302,8 +282,8 @@ def main(argv=None) -> int:
         report["P5"] = bench_p5(reps=1 if q else 3)
         _print("P5", report["P5"])
     if "P6" in rows:
-        sizes = args.p6_sizes or ("4,8" if q else ",".join(map(str, DEFAULT_SIZES)))
-        report["P6"] = bench_p6([int(s) for s in sizes.split(",")], tasks=4 if q else 50)
+        sizes = args.p6_sizes or list(QUICK_P6_SIZES if q else DEFAULT_SIZES)
+        report["P6"] = bench_p6(sizes, tasks=4 if q else 50)
         _print("P6", report["P6"])
     if "P7" in rows:
         report["P7"] = (bench_p7(in_flight=(2,), min_episodes=2, profile_in_flight=2, profile_episodes=2) if q
@@ -339,7 +319,3 @@ def machine() -> dict:
 
 def _print(row: str, data: dict) -> None:
     print(f"{row}: {json.dumps(data)}", flush=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

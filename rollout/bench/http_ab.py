@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rollout.bench.common import free_port, process_cpu_s
+from rollout.core.process_env import apply_defaults
 
 CLIENTS = ("fast_http", "httpx", "aiohttp", "openai")
 # requests per batch relative to `requests`: the cheap clients get more (a steadier figure), openai
@@ -117,7 +118,6 @@ def _start_server() -> tuple[subprocess.Popen, int]:
 def chat_body(domain: str = "airline") -> dict:
     """A chat-completions body as the agent sends it mid-episode: tau2's system prompt and tool
     schemas, then a user turn and assistant tool calls with the environment's real answers."""
-    import rollout  # noqa: F401  (offline, quiet tau2)
     from rollout.env.agent_view import agent_view
     from rollout.env.domains import load_domain
 
@@ -286,6 +286,7 @@ def _versions() -> dict[str, str]:
 
 
 def main(argv=None) -> None:
+    apply_defaults()  # an entry point (also of the A/B server process)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the server process
     p.add_argument("--quick", action="store_true", help="a smoke run: few requests, one repetition")

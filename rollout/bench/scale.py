@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from rollout.bench.common import peak_rss_mib, rss_mib, scripted_process
+from rollout.core.process_env import apply_defaults
 
 DEFAULT_SIZES = (1000, 5000, 20000)
 PER_EPISODE = ("s_per_episode", "bytes_per_episode", "dir_bytes_per_episode", "resume_s_per_episode",
@@ -160,6 +161,7 @@ def _resume(a) -> dict:
 
 
 def main(argv=None) -> int:
+    apply_defaults()  # an entry point (also of the bench's own subprocesses)
     p = argparse.ArgumentParser(prog="python -m rollout.bench.scale", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=["bench", "run", "resume"], nargs="?", default="bench")

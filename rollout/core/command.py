@@ -1,23 +1,40 @@
 """The convention every `tau2-rollout` command follows.
 
-Arguments are `key=value` overrides of the command's typed config (nested keys with dots,
-values parsed as YAML: `domains=[airline,retail]`, `episode.max_steps=50`), plus
-`--config FILE` (repeatable) for YAML files merged under them; `-h` / `--help` prints the
-command's help. Bad input (an unknown key, a wrong type, a value out of range, an unreadable
-file) is one line `error: ...` on stderr and exit status 2, before anything expensive
-starts; a command's other outcomes are documented in its help. `main_of(doc, run)` builds a
-command's `main(argv) -> int` from its help text and `run(argv) -> int`.
+A command is a module with its help text (the module docstring) and `run(argv) -> int`.
+`rollout/cli.py` is the one entry point: it prints a command's help on `-h` / `--help`, sets
+the logging level from `-v` / `-vv` (`configure_logging`), and turns an `InvalidInput` raised
+by `run` into one line `error: ...` on stderr and exit status 2 (`EXIT_BAD_INPUT`); a
+command's other outcomes are documented in its help.
+
+A command's arguments are `key=value` items of its typed dataclass (nested keys with dots,
+values parsed as YAML: `domains=[airline,retail]`, `episode.max_steps=50`), read by
+`parse_args(argv, schema)` before the command does any work: an unknown key is named with the
+valid keys (or the close match), a wrong type with the expected one. Commands whose arguments
+are a project config (sweep, episode, capture-check) also take `--config FILE` (repeatable):
+YAML files merged under the `key=value` items.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
-from collections.abc import Callable
-from typing import Optional
+from dataclasses import fields
+from typing import ClassVar, TypeVar
 
 from rollout.core.failures import InvalidInput
 
 EXIT_BAD_INPUT = 2
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # by the count of -v
+_HANDLER_NAME = "tau2-rollout"
+
+T = TypeVar("T")
+
+
+class CommandArgs:
+    """Base of a command's own argument dataclass: no package defaults file under it."""
+
+    CONF_FILES: ClassVar[tuple[str, ...]] = ()
 
 
 def split_config_files(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -34,18 +51,45 @@ def split_config_files(argv: list[str]) -> tuple[list[str], list[str]]:
     return files, rest
 
 
-def main_of(doc: str, run: Callable[[list[str]], int]) -> Callable[[Optional[list[str]]], int]:
-    """A command's `main(argv=None) -> int` (see module doc)."""
+def parse_args(argv: list[str], schema: type[T], *, config_files: bool = False) -> T:
+    """The validated `schema` instance of `key=value` arguments (plus `--config FILE` files
+    when `config_files`). Raises InvalidInput: an option that is not `key=value`, an unknown
+    key, a value of the wrong type, an unreadable file."""
+    from rollout.core.config import load_config
 
-    def main(argv: Optional[list[str]] = None) -> int:
-        argv = sys.argv[1:] if argv is None else list(argv)
-        if any(a in ("-h", "--help") for a in argv):
-            print(doc.strip())
-            return 0
-        try:
-            return run(argv)
-        except InvalidInput as e:
-            print(f"error: {e.failure.message}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+    files, items = split_config_files(argv) if config_files else ([], list(argv))
+    for item in items:
+        if item.startswith("-") and "=" not in item:
+            keys = ", ".join(sorted(f.name for f in fields(schema)))
+            raise InvalidInput(f"unknown option {item!r}: arguments are key=value"
+                               f"{' (and --config FILE)' if config_files else ''}; valid keys: {keys}")
+    return load_config(items, schema=schema, files=files)
 
-    return main
+
+def configure_logging(verbosity: int) -> None:
+    """Python logging for a command: one line per record on stderr (whatever `sys.stderr` is
+    when the record is emitted), at WARNING, INFO (`verbosity` 1: -v) or DEBUG (2 or more: -vv).
+    Replaces the handler an earlier call added; other handlers are left alone."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(LOG_LEVELS[min(max(verbosity, 0), len(LOG_LEVELS) - 1)])
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A StreamHandler on the current `sys.stderr` (not the one at creation)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass

@@ -1,9 +1,13 @@
-"""The process environment defaults this project needs, in one place.
+"""The process defaults this project needs, in one place; applied by its entry points only.
 
 Offline and quiet: litellm's local cost map (no fetch at import), no `.env` loading by
 tau2's import, no Agents SDK trace export, no Ray usage stats, no FastMCP update check or
-banner. `apply_defaults()` sets each one only where it is unset; `child_env()` is the
-environment for a process this project starts (Ray workers, aenv servers).
+banner, and no output from tau2's loguru logger (it logs whole transcripts at DEBUG on every
+step). Importing `rollout` changes nothing in the process: the entry points (the
+`tau2-rollout` command, the pool's Ray workers, the aenv environment module, the scripted
+server, the bench, launch/areal_train.py) call `apply_defaults()` first thing, and so should a
+program that uses the library (before it imports tau2). `child_env()` is the environment for a
+process this project starts (Ray workers, aenv servers).
 """
 
 from __future__ import annotations
@@ -23,9 +27,20 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({
 
 
 def apply_defaults(environ: MutableMapping[str, str] = os.environ) -> None:
-    """Set every default that `environ` does not set already."""
+    """Set every variable of `DEFAULTS` that `environ` does not set already (a value the user
+    set is kept), then `quiet_tau2()`. Call it before tau2 is imported: tau2 and litellm read
+    some of these variables at import."""
     for key, value in DEFAULTS.items():
         environ.setdefault(key, value)
+    quiet_tau2()
+
+
+def quiet_tau2() -> None:
+    """Disable the output of tau2's loguru logger in this process (`loguru.logger.enable("tau2")`
+    turns it back on). Other loguru users are not affected."""
+    from loguru import logger
+
+    logger.disable("tau2")
 
 
 def child_env(extra: Mapping[str, str] = MappingProxyType({})) -> dict[str, str]:

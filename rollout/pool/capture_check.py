@@ -1,4 +1,4 @@
-"""`tau2-rollout capture-check llm.base_url=URL [llm.model=M] [user_llm.*=...] [out=FILE] [key=value ...]`
+"""`tau2-rollout capture-check llm.base_url=URL [llm.model=M] [user_llm.*=...] [out=FILE] [--config FILE ...] [key=value ...]`
 
 Checks an inference server before training on it: does it return the tokens of its completions,
 and how often would an episode's policy calls stitch into one training sequence?
@@ -16,6 +16,11 @@ and how often would an episode's policy calls stitch into one training sequence?
    `task_id`, `reward`, `turns[]` (`prompt_token_ids`, `completion_token_ids`,
    `completion_logprobs`, `finish_reason`) and `segments[]` (the stitched view).
 
+Keys: `domains` (default: airline, retail, telecom), `episodes` (per domain, default 2), `out`,
+`ray.*` (the local pool), and every key of an episode's settings (rollout/defaults/
+defaults.yaml: `llm.*`, `user_llm.*`, `sampling`, `episode.*`, `env.*`); `--config FILE`
+merges a YAML file under them.
+
 Exit status: 0 the server returns tokens and every episode ran; 1 it does not (or episodes
 failed: see the report); 2 bad input.
 """
@@ -30,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from rollout.core.clients import make_client, resolve_model, user_sim_configured
-from rollout.core.command import main_of, split_config_files
-from rollout.core.config import RolloutConfig, load_config
+from rollout.core.command import parse_args
+from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, InvalidInput
 from rollout.core.fast_http import EndpointError
 from rollout.core.tokens import CAPTURE_MODES, CaptureError, capture_fields, turn_record
@@ -72,8 +77,8 @@ async def probe(cfg: RolloutConfig) -> dict[str, Any]:
 
 
 def run(argv: list[str]) -> int:
-    files, overrides = split_config_files(argv)
-    cfg = load_config(overrides, schema=CaptureCheckConfig, files=files)
+    """The command (see module doc): its exit status; bad input raises InvalidInput."""
+    cfg = parse_args(argv, CaptureCheckConfig, config_files=True)
     if not cfg.llm.base_url:
         raise InvalidInput("llm.base_url=... is required: the server to check")
     if cfg.episodes < 1:
@@ -139,7 +144,4 @@ def _entry(t) -> dict[str, Any]:
     return {"domain": t.domain, "task_id": t.task_id, "reward": t.reward, "failure": t.failure and t.failure.to_dict(),
             "turns": [x.to_dict() if x else None for x in t.turns], "capture_errors": t.result.capture_errors,
             "segments": [s.to_dict() for s in t.segments], "drift": t.drift.to_dict()}
-
-
-main = main_of(__doc__, run)
 

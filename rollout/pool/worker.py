@@ -16,16 +16,23 @@ import asyncio
 import dataclasses
 import logging
 import os
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from rollout.agent.runner import EpisodeRunner
 from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, Failure, FailureClass, described, frames
-from rollout.core.process_env import child_env
+from rollout.core.process_env import apply_defaults, child_env
 from rollout.pool.requests import RolloutRequest
 from rollout.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
+
+# What an actor's process starts with besides the process defaults: no loguru default sink. Ray
+# imports this module (and with it tau2, which logs at import) before `__init__` can quiet tau2,
+# and tau2 is the only loguru user there.
+WORKER_ENV: Mapping[str, str] = MappingProxyType({"LOGURU_AUTOINIT": "False"})
 
 
 class RolloutWorker:
@@ -34,6 +41,7 @@ class RolloutWorker:
     def __init__(self, cfg: RolloutConfig, worker_id: int, slots: int, base_seed: int = 0):
         from agents import set_tracing_disabled
 
+        apply_defaults()  # the actor's process is an entry point (see WORKER_ENV for what precedes this)
         set_tracing_disabled(True)
         self.cfg = cfg
         self.worker_id = worker_id
@@ -88,7 +96,7 @@ def start_workers(count: int, cfg: RolloutConfig, *, slots: int, cpus: float, fi
 
     actor = ray.remote(RolloutWorker)
     return [
-        actor.options(max_concurrency=slots + 4, num_cpus=cpus, runtime_env={"env_vars": child_env()})
+        actor.options(max_concurrency=slots + 4, num_cpus=cpus, runtime_env={"env_vars": child_env(WORKER_ENV)})
         .remote(cfg, first_id + i, slots, base_seed)
         for i in range(count)
     ]

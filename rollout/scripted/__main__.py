@@ -4,10 +4,12 @@ import argparse
 import time
 
 from rollout.core.config import SCRIPTED_POLICIES
+from rollout.core.process_env import apply_defaults
 from rollout.scripted.server import Faults, ScriptedServer
 
 
 def main(argv=None) -> None:
+    apply_defaults()
     p = argparse.ArgumentParser(prog="python -m rollout.scripted", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)

@@ -1,4 +1,4 @@
-"""`tau2-rollout sweep [key=value ...]`: run a sweep of TAU2 episodes on Ray.
+"""`tau2-rollout sweep [--config FILE ...] [key=value ...]`: run a sweep of TAU2 episodes on Ray.
 
 With no agent endpoint configured this is the offline smoke sweep (local Ray, tau2
 in-process, the built-in scripted oracle, the first 3 tasks of every domain). With
@@ -9,6 +9,12 @@ infrastructure (endpoint, user simulator, environment, timeout, lost worker) the
 scored episodes and bad-input failures are kept. At the end: `summary.json`, the resolved
 config (`config.yaml`, keys redacted), tau2 Results files (`tau2_results*.json`, see
 rollout/sweep/exports.py), a report (`report/`) and a table.
+
+Keys: every key of rollout/defaults/defaults.yaml and sweep.yaml (`domains`, `split`,
+`task_ids`, `max_tasks`, `num_samples`, `seed`, `output_dir`, `transcripts`, `progress`,
+`llm.*`, `user_llm.*`, `sampling`, `episode.*`, `env.*`, `ray.*`, `retry.*`); `--config FILE`
+(repeatable) merges YAML files over the package defaults, under the key=value items (e.g.
+conf/sweep.yaml).
 
 Exit status:
   0    every planned episode is scored;
@@ -25,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import signal
 import socket
 import sys
@@ -36,8 +41,8 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from rollout.core.command import main_of, split_config_files
-from rollout.core.config import check_key_sources, load_config, to_dict
+from rollout.core.command import parse_args
+from rollout.core.config import check_key_sources, to_dict
 from rollout.pool import NoWorkersLeft, RolloutPool, RolloutRequest
 from rollout.pool.config import check_fits
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL, pointed_at
@@ -59,8 +64,7 @@ def prepare(argv: list[str], *, local: bool = True) -> tuple[SweepConfig, bool]:
     merged over the package defaults, before the overrides (e.g. conf/sweep.yaml). `local`
     False (a sweep to be run elsewhere, `submit`): what only the running machine can tell
     (output_dir, its CPUs) is not checked here."""
-    files, overrides = split_config_files(argv)
-    cfg = load_config(overrides, schema=SweepConfig, files=files)
+    cfg = parse_args(argv, SweepConfig, config_files=True)
     smoke = cfg.llm.scripted is None and not cfg.llm.base_url
     if smoke:
         cfg.llm.scripted = "oracle"
@@ -303,6 +307,7 @@ EXIT_NOT_ALL_SCORED = 3
 
 
 def run(argv: list[str]) -> int:
+    """The command (see module doc): its exit status; bad input raises InvalidInput."""
     _install_stop_handlers()
     try:
         cfg, smoke = prepare(argv)
@@ -315,10 +320,3 @@ def run(argv: list[str]) -> int:
               file=sys.stderr)
         return 130
     return 0 if summary["run"]["all_scored"] else EXIT_NOT_ALL_SCORED
-
-
-main = main_of(__doc__, run)
-
-if __name__ == "__main__":
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    sys.exit(main())

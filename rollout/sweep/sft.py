@@ -1,4 +1,4 @@
-"""`tau2-rollout sft <output_dir> [--out sft.jsonl] [--min-reward 1.0] [--domains airline,retail]`
+"""`tau2-rollout sft output_dir=DIR [out=FILE] [min_reward=1.0] [domains=[airline,retail]]`
 
 Trajectories of a sweep as OpenAI chat-format JSONL for supervised fine-tuning: one line
 per scored episode, `{"messages": [...], "tools": [...], "metadata": {...}}`. Messages are
@@ -6,18 +6,36 @@ what the agent saw and said: tau2's system prompt (policy, and ticket in solo), 
 greeting, the user's messages, the agent's messages with `tool_calls` (arguments as JSON
 strings) and the tool results (`role: tool`, `tool_call_id`). The user simulator's own
 device tool calls are not part of the agent's conversation and are left out.
+
+Keys: `output_dir` (required: a sweep's output_dir), `out` (default `<output_dir>/sft.jsonl`),
+`min_reward` (only episodes with at least this reward; default: every scored episode),
+`domains` (only these domains; default: all).
+
+Exit status: 0 written; 2 bad input (no sweep in output_dir, an unknown domain), nothing written.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from rollout.core.command import CommandArgs, parse_args
+from rollout.core.failures import InvalidInput
+from rollout.env.domains import check_domain
 from rollout.sweep.records import SweepRecord, iter_records
+
+
+@dataclass
+class SftArgs(CommandArgs):
+    """The command's arguments (see module doc)."""
+
+    output_dir: Optional[str] = None
+    out: Optional[str] = None
+    min_reward: Optional[float] = None
+    domains: Optional[list[str]] = None
 
 
 def to_chat(record: SweepRecord) -> dict:
@@ -48,23 +66,14 @@ def export(records: Iterable[SweepRecord], *, min_reward: Optional[float] = None
         yield to_chat(r)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="tau2-rollout sft", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("output_dir")
-    p.add_argument("--out", default=None, help="default: <output_dir>/sft.jsonl")
-    p.add_argument("--min-reward", type=float, default=None)
-    p.add_argument("--domains", default=None, help="comma-separated")
-    args = p.parse_args(argv)
-    from rollout.core.failures import InvalidInput
-
-    try:
-        records = iter_records(args.output_dir)
-    except InvalidInput as e:
-        print(f"error: {e.failure.message}", file=sys.stderr)
-        return 2
+def run(argv: list[str]) -> int:
+    """The command (see module doc): its exit status; bad input raises InvalidInput."""
+    args = parse_args(argv, SftArgs)
+    if not args.output_dir:
+        raise InvalidInput("output_dir=... is required: the output_dir of a sweep")
+    domains = {check_domain(d) for d in args.domains} if args.domains else None
+    records = iter_records(args.output_dir)
     out = Path(args.out or Path(args.output_dir) / "sft.jsonl")
-    domains = set(args.domains.split(",")) if args.domains else None
     n = 0
     with open(out, "w") as f:
         for example in export(records, min_reward=args.min_reward, domains=domains):
@@ -72,7 +81,3 @@ def main(argv=None) -> int:
             n += 1
     print(f"wrote {n} examples to {out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

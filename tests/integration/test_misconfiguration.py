@@ -19,7 +19,10 @@ from rollout.core.config import load_config
 from rollout.core.failures import InvalidInput, redact
 from rollout.sweep import submit
 from rollout.sweep.records import EPISODES_FILE, EpisodeStore, SweepRecord, iter_records
-from rollout.sweep.run import main
+from tests.helpers import command
+
+main = command("sweep")
+submit_main = command("submit")
 
 SECRET = "sk-live-SECRET-4242424242"
 
@@ -71,8 +74,8 @@ def test_each_echoed_form_of_a_secret_is_redacted():
 @pytest.mark.parametrize("override", ["llm.apikey=SECRET", "llm.API_KEY=SECRET", "ray.num_wrkers=2", "num_samples=two",
                                       "domains=[banking]"])
 def test_submit_validates_everything_before_the_cluster(override, capsys):
-    argv = ["--address", "http://127.0.0.1:9", "--", override.replace("SECRET", SECRET), "user_llm.base_url=http://x/v1"]
-    assert submit.main(argv) == 2  # port 9: contacting it would fail differently
+    argv = ["address=http://127.0.0.1:9", "--", override.replace("SECRET", SECRET), "user_llm.base_url=http://x/v1"]
+    assert submit_main(argv) == 2  # port 9: contacting it would fail differently
     out, err = capsys.readouterr()
     assert err.startswith("error: ") and err.count("\n") == 1 and SECRET not in out + err
 
@@ -83,11 +86,11 @@ def test_submit_reads_config_files_and_refuses_key_files_it_would_upload(tmp_pat
     entrypoint, _ = submit.build_job([*submit.config_overrides([str(conf)]), "max_tasks=1"], working_dir=str(tmp_path))
     assert """'domains=["telecom"]'""" in entrypoint and "llm.base_url=" in entrypoint and entrypoint.endswith("max_tasks=1")
     (tmp_path / "k").write_text(SECRET)
-    assert submit.main(["--address", "http://127.0.0.1:9", "--working-dir", str(tmp_path), "--config", str(conf), "--",
+    assert submit_main(["address=http://127.0.0.1:9", f"working_dir={tmp_path}", "--config", str(conf), "--",
                         "llm.api_key_file=k"]) == 2
     assert "inside the working directory" in one_line_error(capsys)
     conf.write_text(f"llm:\n  api_key: {SECRET}\n")
-    assert submit.main(["--address", "http://127.0.0.1:9", "--config", str(conf)]) == 2
+    assert submit_main(["address=http://127.0.0.1:9", "--config", str(conf)]) == 2
     assert SECRET not in one_line_error(capsys)
 
 

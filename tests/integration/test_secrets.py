@@ -14,10 +14,9 @@ from rollout.agent.episode import EpisodeSpec
 from rollout.core.config import api_key_of, check_secrets, load_config, to_dict
 from rollout.core.failures import InvalidInput
 from rollout.scripted import ScriptedServer
-from rollout.sweep import run as sweep_run
 from rollout.sweep import submit
 from rollout.sweep.config import SweepConfig
-from tests.helpers import run_specs
+from tests.helpers import command, run_specs
 
 AGENT_KEY = "sk-agent-FROM-ENV-0123456789"
 USER_KEY = "sk-user-FROM-FILE-0123456789"
@@ -106,7 +105,7 @@ def test_sweep_on_a_ray_cluster_refuses_a_literal_key(override, capsys):
     section = override.split(".api_key")[0]
     assert f"{section}.api_key_env=" in str(e.value) and key not in str(e.value)
     # the command: exit 2, one line, before Ray starts or anything is written
-    assert sweep_run.main(["ray.address=127.0.0.1:1", item, "output_dir=/nonexistent/never-written"]) == 2
+    assert command("sweep")(["ray.address=127.0.0.1:1", item, "output_dir=/nonexistent/never-written"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "api_key_env" in err and key not in err
     # without ray.address (a local sweep) a literal key stays allowed; key names always are
@@ -122,8 +121,8 @@ def test_sweep_on_a_ray_cluster_refuses_a_literal_key(override, capsys):
 ])
 def test_submit_refuses_literal_keys_before_contacting_the_cluster(overrides, capsys):
     key = "sk-submit-SECRET-0123456789"
-    argv = ["--address", "http://127.0.0.1:9", "--", *[o.replace("K", key) for o in overrides]]
-    assert submit.main(argv) == 2  # port 9: contacting it would fail differently
+    argv = ["address=http://127.0.0.1:9", "--", *[o.replace("K", key) for o in overrides]]
+    assert command("submit")(argv) == 2  # port 9: contacting it would fail differently
     out, err = capsys.readouterr()
     assert err.count("\n") == 1 and "api_key_env=" in err and key not in out + err
 

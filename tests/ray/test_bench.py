@@ -10,7 +10,7 @@ def test_bench_quick_writes_its_json(tmp_path):
     out = tmp_path / "bench.json"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
            "RAY_USAGE_STATS_ENABLED": "0"}
-    p = subprocess.run([sys.executable, "-m", "rollout", "bench", "--quick", "--out", str(out)], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "rollout", "bench", "quick=true", f"out={out}"], capture_output=True,
                        text=True, timeout=1800, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     report = json.loads(out.read_text())

@@ -12,7 +12,9 @@ import json
 from rollout.scripted import Faults, ScriptedServer
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 from rollout.sweep.records import EPISODES_FILE
-from rollout.sweep.run import main
+from tests.helpers import command
+
+main = command("sweep")
 
 
 def sweep_args(server_url, out, *extra):

@@ -87,7 +87,7 @@ def test_ray_job_submit_runs_a_sweep_and_ray_records_no_key(tmp_path):
         with KeyRecordingServer("oracle", record=False) as server:
             wait_http(f"http://127.0.0.1:{dashboard}/api/version", 120)
             out = tmp_path / "job-run"
-            p = subprocess.run([sys.executable, "-m", "rollout", "submit", "--address", f"http://127.0.0.1:{dashboard}",
+            p = subprocess.run([sys.executable, "-m", "rollout", "submit", f"address=http://127.0.0.1:{dashboard}",
                                 "--", "domains=[mock,telecom]", "max_tasks=2", f"output_dir={out}",
                                 f"llm.base_url={server.url}", f"llm.model={AGENT_MODEL}", "llm.api_key_env=ROLLOUT_JOB_KEY",
                                 f"user_llm.base_url={server.url}", f"user_llm.model={USER_MODEL}",

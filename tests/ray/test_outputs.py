@@ -147,7 +147,7 @@ def test_sft_export_is_openai_chat_format(noop_sweep, tmp_path):
     from pydantic import TypeAdapter
 
     out = tmp_path / "sft.jsonl"
-    p = subprocess.run([sys.executable, "-m", "rollout", "sft", str(noop_sweep), "--out", str(out), "--min-reward", "1"],
+    p = subprocess.run([sys.executable, "-m", "rollout", "sft", f"output_dir={noop_sweep}", f"out={out}", "min_reward=1"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     examples = [json.loads(line) for line in out.read_text().splitlines()]

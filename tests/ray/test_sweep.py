@@ -170,11 +170,24 @@ def test_bad_config_is_a_clear_error(tmp_path, args, message):
 
 
 def test_bad_config_exits_2_before_ray_starts(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "launch.sweep", f"output_dir={tmp_path / 'x'}", "domains=[airline]",
+    p = subprocess.run([sys.executable, "-m", "rollout", "sweep", f"output_dir={tmp_path / 'x'}", "domains=[airline]",
                         "task_ids=[999]"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2
     assert "error: unknown task_id '999' for domain 'airline'" in p.stderr
     assert "Ray" not in p.stdout + p.stderr and not (tmp_path / "x" / "episodes.jsonl").exists()
+
+
+def test_the_command_and_its_workers_print_no_tau2_log(tmp_path):
+    """tau2 logs at import (loguru); the command and the pool's workers keep it quiet, from an
+    environment without the process defaults."""
+    from rollout.core.process_env import DEFAULTS
+
+    env = {k: v for k, v in os.environ.items() if k not in DEFAULTS and k != "RAY_ADDRESS"}
+    p = subprocess.run([sys.executable, "-m", "rollout", "sweep", f"output_dir={tmp_path}", "domains=[telecom]",
+                        "max_tasks=1", "progress=false", "ray.num_cpus=2"], capture_output=True, text=True,
+                       timeout=600, env=env)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "| tau2." not in p.stdout + p.stderr, p.stderr[-2000:]  # loguru's format: "... | WARNING  | tau2.utils..."
 
 
 def test_smoke_defaults():

@@ -60,7 +60,7 @@ def test_the_example_sweep_config_loads_and_overrides_win():
 
 
 def test_submit_pip_installs_the_projects_own_ranges():
-    """`tau2-rollout submit --pip` asks Ray for pyproject's dependency ranges (not pins of its own),
+    """`tau2-rollout submit pip=true` asks Ray for pyproject's dependency ranges (not pins of its own),
     without Ray itself and without extras."""
     import tomllib
     from pathlib import Path

@@ -100,20 +100,20 @@ def test_summary_counts_failed_episodes_as_tau2_does():
     (["domains=[airline]", "task_ids=[]"], "task_ids=[] selects no episode"),
 ])
 def test_misconfiguration_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, args, message):
-    from rollout.sweep.run import main
+    from rollout.cli import main
 
     out = tmp_path / "out"
-    assert main([f"output_dir={out}", *args]) == 2
+    assert main(["sweep", f"output_dir={out}", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert not out.exists()
 
 
 def test_output_dir_that_is_a_file_is_exit_2(tmp_path, capsys):
-    from rollout.sweep.run import main
+    from rollout.cli import main
 
     (tmp_path / "f").write_text("x")
-    assert main([f"output_dir={tmp_path / 'f'}"]) == 2
+    assert main(["sweep", f"output_dir={tmp_path / 'f'}"]) == 2
     assert "output_dir=" in capsys.readouterr().err and (tmp_path / "f").read_text() == "x"
 
 

@@ -15,8 +15,11 @@ import typing
 
 from aenv import get_registry, register_function, register_reward
 
-import rollout  # noqa: F401  (offline, quiet tau2 import)
-from rollout.env.aenv.state import Tau2EnvServer
+from rollout.core.process_env import apply_defaults
+
+apply_defaults()  # this module is the entry of an environment server: offline and quiet before tau2 is imported
+
+from rollout.env.aenv.state import Tau2EnvServer  # noqa: E402
 
 SERVER = Tau2EnvServer(os.environ)
 
