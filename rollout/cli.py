@@ -11,8 +11,8 @@
 
 Every command takes `key=value` arguments, values parsed as YAML (`domains=[airline,retail]`,
 `quick=true`); sweep, episode, capture-check and submit also take `--config FILE`.
-`tau2-rollout <command> -h` explains each. `-v` logs at INFO, `-vv` at DEBUG (default:
-WARNING), given before or after the command name. Bad input (an unknown key, a wrong type, a
+`tau2-rollout <command> -h` explains each. `-v` logs this project's records at INFO, `-vv` at
+DEBUG (default: WARNING), `-vvv` every library's at DEBUG; given before or after the command name. Bad input (an unknown key, a wrong type, a
 value out of range) is one line `error: ...` on stderr and exit status 2, before any work
 starts; each command's help lists its other exit statuses.
 """

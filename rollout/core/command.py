@@ -68,8 +68,9 @@ def parse_args(argv: list[str], schema: type[T], *, config_files: bool = False) 
 
 def configure_logging(verbosity: int) -> None:
     """Python logging for a command: one line per record on stderr (whatever `sys.stderr` is
-    when the record is emitted), at WARNING, INFO (`verbosity` 1: -v) or DEBUG (2 or more: -vv).
-    Replaces the handler an earlier call added; other handlers are left alone."""
+    when the record is emitted). This project's loggers (`rollout.*`) at WARNING, INFO (`verbosity`
+    1: -v) or DEBUG (2: -vv); other libraries' at WARNING, or DEBUG too with -vvv. Replaces the
+    handler an earlier call added; other handlers are left alone."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(handler)
@@ -77,7 +78,8 @@ def configure_logging(verbosity: int) -> None:
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root.addHandler(handler)
-    root.setLevel(LOG_LEVELS[min(max(verbosity, 0), len(LOG_LEVELS) - 1)])
+    logging.getLogger("rollout").setLevel(LOG_LEVELS[min(max(verbosity, 0), len(LOG_LEVELS) - 1)])
+    root.setLevel(logging.DEBUG if verbosity >= len(LOG_LEVELS) else logging.WARNING)
 
 
 class _StderrHandler(logging.StreamHandler):

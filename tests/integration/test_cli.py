@@ -121,7 +121,7 @@ def test_verbosity_sets_the_logging_level_with_a_one_line_format(argv, level, ca
     try:
         assert main(argv) == 2
         capsys.readouterr()
-        assert logging.getLogger().level == level
+        assert logging.getLogger("rollout").level == level and logging.getLogger().level == logging.WARNING
         logging.getLogger("rollout.probe").warning("probe\nsecond line stays in the record")
         err = capsys.readouterr().err
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING rollout.probe: probe\n", err), err
@@ -135,3 +135,13 @@ def test_the_module_entry_takes_global_flags_after_the_command():
     p = subprocess.run([sys.executable, "-m", "rollout", "report", "-v", "dirs=[/nonexistent]"], capture_output=True,
                        text=True, env=env, timeout=120)
     assert p.returncode == 2 and p.stderr == "error: no episodes.jsonl in /nonexistent\n"
+
+
+def test_vvv_opens_every_librarys_debug_logging(capsys):
+    try:
+        assert main(["-vvv", "dataset", "x=1"]) == 2
+        assert logging.getLogger().level == logging.DEBUG and logging.getLogger("rollout").level == logging.DEBUG
+    finally:
+        main(["dataset", "x=1"])
+        capsys.readouterr()
+    assert logging.getLogger().level == logging.WARNING
