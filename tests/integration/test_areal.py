@@ -143,5 +143,5 @@ def test_bad_input_is_rejected_before_any_model_call(server, data, match):
 
 
 def test_bad_workflow_kwargs_fail_at_construction():
-    with pytest.raises(InvalidInput, match="unknown key 'episode.timeout', did you mean 'timeout_s'"):
+    with pytest.raises(InvalidInput, match=r"unknown key 'episode.timeout' \(did you mean 'episode.timeout_s'\?\)"):
         Tau2Agent(episode={"timeout": 5})

@@ -54,7 +54,7 @@ def test_unknown_domain_task_and_keys_are_clear_errors():
     p = run_cli("domain=retail", "task_id=1", "llm.scripted=oracel")
     assert p.returncode == 2 and "llm.scripted='oracel' is not one of oracle, noop" in p.stderr
     p = run_cli("domain=retail", "task_id=1", "episode.max_step=3")
-    assert p.returncode == 2 and "unknown key 'episode.max_step', did you mean 'max_steps'" in p.stderr
+    assert p.returncode == 2 and "unknown key 'episode.max_step' (did you mean 'episode.max_steps'?)" in p.stderr
     p = run_cli("domain=retail", "llm.scripted=oracle")
     assert p.returncode == 2 and "task_id=... is required" in p.stderr
 

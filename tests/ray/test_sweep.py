@@ -153,7 +153,7 @@ def test_hangs_time_out_are_retried_then_recorded_failed(ray_cluster, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["ray.num_wrkers=2"], "unknown key 'ray.num_wrkers', did you mean 'num_workers'"),
+    (["ray.num_wrkers=2"], "unknown key 'ray.num_wrkers' (did you mean 'ray.num_workers'?)"),
     (["num_samples=many"], "invalid value for config key 'num_samples'"),
     (["domains=[banking]"], "unknown domain 'banking'"),
     (["domains=[airline]", "task_ids=[999]"], "unknown task_id '999' for domain 'airline'"),

@@ -23,8 +23,8 @@ def test_environment_variables_fill_endpoints(monkeypatch):
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (["episode.max_stepz=3"], "unknown key 'episode.max_stepz', did you mean 'max_steps'"),
-    (["llm.modle=x"], "unknown key 'llm.modle', did you mean 'model'"),
+    (["episode.max_stepz=3"], "unknown key 'episode.max_stepz' (did you mean 'episode.max_steps'?); valid keys under episode: "),
+    (["llm.modle=x"], "unknown key 'llm.modle' (did you mean 'llm.model'?)"),
     (["episode.max_steps=three"], "invalid value for config key 'episode.max_steps'"),
     (["sampling=hot"], "unknown sampling preset 'hot'; valid presets: eval, train"),
     (["llm.scripted=gpt"], "llm.scripted='gpt' is not one of oracle, noop"),

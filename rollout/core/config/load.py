@@ -106,7 +106,12 @@ def _naming_the_key() -> Iterator[None]:
         key = getattr(e, "full_key", None) or ""
         if key.rsplit(".", 1)[-1].startswith("api_key"):  # never echo what may be a key
             raise InvalidInput(f"invalid value for config key '{key}': {type(e).__name__} (the value is not shown)") from None
-        raise InvalidInput(f"invalid value for config key '{key}': {_first_line(e)}") from None
+        message = _first_line(e)
+        if "is not a ListConfig" in message or "Invalid type assigned: str is not a subclass of ListConfig" in message:
+            message = f"a list is expected, e.g. {key.rsplit('.', 1)[-1]}=[a,b]"
+        elif "is not a DictConfig" in message or "is not a subclass of DictConfig" in message:
+            message = f"a mapping is expected, e.g. {key.rsplit('.', 1)[-1]}={{k: v}}"
+        raise InvalidInput(f"invalid value for config key '{key}': {message}") from None
 
 
 def _load_yaml(path: Path) -> DictConfig:
@@ -191,8 +196,9 @@ def check_keys(node: DictConfig, schema: type, prefix: str = "") -> None:
         full = f"{prefix}{key}"
         if key not in valid:
             close = difflib.get_close_matches(str(key), list(valid), n=1)
-            hint = f", did you mean '{close[0]}'" if close else f"; valid keys: {', '.join(sorted(valid))}"
-            raise InvalidInput(f"unknown key {shown(full)}{hint}")
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise InvalidInput(f"unknown key {shown(full)}{hint}; valid keys{' under ' + prefix[:-1] if prefix else ''}: "
+                               f"{', '.join(sorted(valid))}")
         sub_type = valid[key].type
         sub_schema = _dataclass_of(sub_type, schema)
         value = node.get(key)
