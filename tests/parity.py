@@ -2,7 +2,7 @@
 
 `run_tau2` plays a task with `tau2.run.run_task` (agent `openai/<AGENT_MODEL>`, user
 `openai/<USER_MODEL>`, through litellm); `run_ours` plays it with this project's AReaL
-face (`rollout.areal.Tau2Agent.run_episode`). Each uses a fresh recording `ScriptedServer`,
+workflow (`rollout.areal.Tau2Agent.run_episode`). Each uses a fresh recording `ScriptedServer`,
 so both meet the same scripted decisions (the server recognises the task from tau2's
 prompts; tau2's runner sends no headers, so ambiguous tasks get a hint). `compare_streams`
 then compares the two request streams message by message, agent side and user side: the
@@ -148,7 +148,7 @@ def our_agent(url: str, *, max_steps: int = 200, backend: str = "local", episode
 
 def run_ours(domain: str, task_id: str, *, solo: bool = False, seed: int = SEED, max_steps: int = 200,
              setup=None, backend: str = "local", episode: Optional[dict] = None) -> Run:
-    """This project's AReaL face (`Tau2Agent.run_episode`) on the task."""
+    """This project's AReaL workflow (`Tau2Agent.run_episode`) on the task."""
     server = new_server(setup)
     try:
         agent = our_agent(server.url, max_steps=max_steps, backend=backend, episode=episode)

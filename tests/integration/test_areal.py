@@ -1,4 +1,4 @@
-"""The AReaL faces: Tau2Agent.run and run_agent_return_reward."""
+"""The AReaL entry points: Tau2Agent.run and run_agent_return_reward."""
 
 import asyncio
 import concurrent.futures

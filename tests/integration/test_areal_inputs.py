@@ -1,4 +1,4 @@
-"""The AReaL face checks data rows strictly (issue 11): types are not coerced, errors name key, value and what is valid."""
+"""The AReaL workflow checks data rows strictly: types are not coerced, errors name key, value and what is valid."""
 
 import asyncio
 

@@ -184,9 +184,9 @@ def test_aenv_cluster_start_is_bounded_by_startup_timeout(oracle_server):
 
 def test_the_env_modules_reward_is_no_number_after_a_user_simulator_failure(server):
     """AEnvironment's reward route answers the failure and `total_reward: null`, never 0.0."""
-    from rollout.env.aenv.state import Tau2EnvServer
+    from rollout.env.aenv.state import Tau2EnvState
 
-    state = Tau2EnvServer({"TAU2_USER_LLM": "u", "TAU2_USER_LLM_API_BASE": server.url})
+    state = Tau2EnvState({"TAU2_USER_LLM": "u", "TAU2_USER_LLM_API_BASE": server.url})
     server.set_faults(mode="http_500", count=-1, role="user")
 
     async def play():

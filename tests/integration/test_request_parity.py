@@ -3,7 +3,7 @@
 tau2's `run_task` and this project play the same tasks against the same scripted decisions
 (tests/parity.py); the two request streams must be equal, agent side and user side, up to
 the deliberate differences listed in tests/parity.py DELIBERATE. Covered: the four domains,
-with the user simulator and solo; the local and the aenv backend; the AReaL face
+with the user simulator and solo; the local and the aenv backend; the AReaL workflow
 (`Tau2Agent.run_episode`) and a Ray sweep. Also: the scripted server plays a sweep that sends
 no X-Rollout-* headers (episode.tag_requests=false, no hints) from tau2's prompts alone.
 """
@@ -29,7 +29,7 @@ SWEEP_SEED = 300  # defaults/sweep.yaml: each episode's seed is derived from it
 
 
 def seed_of(domain: str, task_id: str) -> int:
-    """The seed a sweep gives the task (so one tau2 stream serves every face)."""
+    """The seed a sweep gives the task (so one tau2 stream serves every way of running it)."""
     return derive_seed(SWEEP_SEED, domain, task_id, 0)
 
 

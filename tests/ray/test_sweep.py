@@ -1,4 +1,4 @@
-"""The Ray face: workers, driver, resume, failures, metrics (real local Ray, one per session)."""
+"""Sweeps on Ray: workers, driver, resume, failures, metrics (real local Ray, one per session)."""
 
 import io
 import json

@@ -1,4 +1,4 @@
-"""Config: conf/ defaults, presets, overrides and clear errors."""
+"""Config: the package's YAML defaults, presets, overrides and clear errors."""
 
 import pytest
 

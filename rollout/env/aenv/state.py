@@ -1,6 +1,6 @@
 """The state behind this project's AEnvironment env module (`rollout/env/aenv/module/src/`).
 
-One aenv MCP server process holds one `Tau2EnvServer`: one environment session (a
+One aenv MCP server process holds one `Tau2EnvState`: one environment session (a
 `LocalSession`, the same code as the local backend), reset per episode, so one instance
 serves many episodes. Two ways in:
 
@@ -33,7 +33,7 @@ def _truthy(value: Optional[str], default: bool) -> bool:
     return default if value is None or value == "" else value.strip().lower() in ("1", "true", "yes")
 
 
-class Tau2EnvServer:
+class Tau2EnvState:
     """See module doc. `environ` is read once: TAU2_DOMAIN, TAU2_TASK_ID, TAU2_SOLO_MODE,
     TAU2_MAX_STEPS, TAU2_USER_LLM, TAU2_USER_LLM_API_BASE, TAU2_USER_LLM_API_KEY."""
 

@@ -1,6 +1,6 @@
 """tau2-rollout's AEnvironment environment module (served by `python -m aenv.main`).
 
-Registers, on aenv's MCP server, the functions of `rollout.env.aenv.state.Tau2EnvServer` (this
+Registers, on aenv's MCP server, the functions of `rollout.env.aenv.state.Tau2EnvState` (this
 project's reset/step protocol and the upstream tau2-env functions), the reward at
 /task/reward, and — when TAU2_DOMAIN is set — one MCP tool per tau2 tool of that domain
 with tau2's real parameter names and types. The logic lives in the installed `rollout`
@@ -19,9 +19,9 @@ from rollout.core.process_env import apply_defaults
 
 apply_defaults()  # this module is the entry of an environment server: offline and quiet before tau2 is imported
 
-from rollout.env.aenv.state import Tau2EnvServer  # noqa: E402
+from rollout.env.aenv.state import Tau2EnvState  # noqa: E402
 
-SERVER = Tau2EnvServer(os.environ)
+SERVER = Tau2EnvState(os.environ)
 
 
 def _health_probes_own_address() -> None:

@@ -1,0 +1,31 @@
+"""rollout.sweep.metrics: the summary, counted as tau2 counts failed episodes, and its table."""
+
+import pytest
+
+from rollout.core.failures import Failure, FailureClass
+from rollout.sweep.metrics import format_table, summarize
+from rollout.sweep.records import SweepRecord
+
+pytestmark = pytest.mark.unit
+
+
+def ok(task, sample=0, reward=1.0, domain="airline"):
+    return SweepRecord(domain, task, sample, reward=reward)
+
+
+def failed(task, cls=FailureClass.TIMEOUT, sample=0):
+    return SweepRecord("airline", task, sample, failure=Failure(cls, "x"), attempts=3)
+
+
+def test_summary_counts_failed_episodes_as_tau2_does():
+    rows = [ok("a", 0, 1.0), ok("a", 1, 1.0), ok("b", 0, 0.0), failed("b", sample=1),
+            failed("c", FailureClass.MODEL_ERROR), ok("c", 1, 1.0)]
+    s = summarize(rows, num_samples=2)["all"]
+    assert s["mean_reward"] == pytest.approx(3 / 4) and s["scored"] == 4 and s["failed"] == 2
+    assert s["failures"] == {"model_error": 1, "timeout": 1}
+    t = s["tau2_counting"]
+    assert t["mean_reward"] == pytest.approx(3 / 6)  # every failed episode is a 0.0, as tau2 records it
+    assert t["pass_hat_k"]["2"] == pytest.approx((1 + 0 + 0) / 3)  # only a succeeds twice
+    assert s["pass_hat_k"]["2"] == pytest.approx(1.0)  # scored only: a has 2 samples, b and c have 1
+    table = format_table(summarize(rows, num_samples=2))
+    assert "mean (failed=0, as tau2)" in table and "2 (model_error=1, timeout=1)" in table
