@@ -77,8 +77,13 @@ class AenvApiServiceDouble:
         pod_id = f"tau2-pod-{n}"
         ip = f"{self._pod_net}.{n}"
         env = {**os.environ, **child_env(body.get("environment_variables") or {})}
-        process = subprocess.Popen([sys.executable, str(POD), str(ENV_DIR), ip], env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, str(POD), str(ENV_DIR), ip],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         now = datetime.now(UTC).isoformat()
         with self._lock:
             self.pods[pod_id] = {"process": process, "ip": ip, "created_at": now, "env": body}
@@ -96,8 +101,14 @@ class AenvApiServiceDouble:
                 status = "Running"
             except OSError:
                 pass
-        return {"id": pod_id, "status": status, "ip": pod["ip"], "created_at": pod["created_at"],
-                "updated_at": datetime.now(UTC).isoformat(), "ttl": pod["env"].get("ttl", "")}
+        return {
+            "id": pod_id,
+            "status": status,
+            "ip": pod["ip"],
+            "created_at": pod["created_at"],
+            "updated_at": datetime.now(UTC).isoformat(),
+            "ttl": pod["env"].get("ttl", ""),
+        }
 
     def _stop(self, pod_id: str) -> None:
         pod = self.pods.get(pod_id)
@@ -117,8 +128,9 @@ class AenvApiServiceDouble:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                double.requests.append({"method": "POST", "path": self.path, "body": body,
-                                        "authorization": self.headers.get("Authorization")})
+                double.requests.append(
+                    {"method": "POST", "path": self.path, "body": body, "authorization": self.headers.get("Authorization")}
+                )
                 if self.path != "/env-instance":
                     return self._reply(404, {"success": False, "message": "no route"})
                 self._reply(200, {"success": True, "code": 0, "data": double._start(body)})
@@ -154,8 +166,11 @@ class AenvApiServiceDouble:
                     return self._raw(400, b'{"error": "missing AEnvCore-MCPProxy-URL"}', "application/json")
                 length = int(self.headers.get("Content-Length") or 0)
                 data = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("host", "content-length", "connection", "aenvcore-mcpproxy-url")}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length", "connection", "aenvcore-mcpproxy-url")
+                }
                 request = urllib.request.Request(target.rstrip("/") + self.path, data=data, method=method, headers=headers)
                 try:
                     with urllib.request.urlopen(request, timeout=600) as resp:

@@ -14,8 +14,9 @@ from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
 env_dir, host = Path(sys.argv[1]), sys.argv[2]
-mcp_health._mcp_client = Client(StreamableHttpTransport(url=f"http://{host}:8081/mcp",
-                                                        headers={"Content-Type": "application/json"}))
+mcp_health._mcp_client = Client(
+    StreamableHttpTransport(url=f"http://{host}:8081/mcp", headers={"Content-Type": "application/json"})
+)
 server = create_server(name="tau2-rollout-env")
 server.load_tools_from_directory(env_dir)
 server.run(host=host, port=8081)

@@ -2,8 +2,15 @@
 
 import os
 
-for _var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "TAU2_USER_LLM", "TAU2_USER_LLM_API_BASE",
-             "TAU2_USER_LLM_API_KEY", "AENV_SYSTEM_URL"):
+for _var in (
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_MODEL",
+    "TAU2_USER_LLM",
+    "TAU2_USER_LLM_API_BASE",
+    "TAU2_USER_LLM_API_KEY",
+    "AENV_SYSTEM_URL",
+):
     os.environ.pop(_var, None)
 from rollout.core.process_env import apply_defaults  # noqa: E402
 
@@ -43,8 +50,14 @@ def ray_cluster():
 
     from rollout.core.process_env import child_env
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20,
-             runtime_env={"env_vars": child_env()}, log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=256 * 2**20,
+        runtime_env={"env_vars": child_env()},
+        log_to_driver=False,
+    )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

@@ -39,6 +39,4 @@ def run_domain(cfg, domain, task_ids, *, solo=None):
 
 
 def describe(results) -> str:
-    return "; ".join(
-        f"{r.task_id}: reward={r.reward} term={r.termination} failure={r.failure}" for r in results
-    )
+    return "; ".join(f"{r.task_id}: reward={r.reward} term={r.termination} failure={r.failure}" for r in results)

@@ -35,14 +35,18 @@ class Difference:
 # Every difference between the two request streams that is deliberate, in one place. Nothing
 # else is normalised: everything in a request body not named here must be equal.
 DELIBERATE = (
-    Difference("Tool calls in the history: tau2 adds a non-standard `name` beside `function` in each entry.",
-               "tau2's `to_litellm_messages` writes it; it repeats `function.name` and servers ignore it.",
-               "None."),
-    Difference("HTTP headers: ours add X-Rollout-Episode/Domain/Task-Id/Sample/Role/Mode (unless "
-               "episode.tag_requests=false); the client's user-agent and x-stainless-* headers differ.",
-               "The tags let a shared endpoint attribute requests; the rest is the HTTP client (this "
-               "project's, async, vs litellm's). Only request bodies are compared.",
-               "None: headers are not part of what the model sees."),
+    Difference(
+        "Tool calls in the history: tau2 adds a non-standard `name` beside `function` in each entry.",
+        "tau2's `to_litellm_messages` writes it; it repeats `function.name` and servers ignore it.",
+        "None.",
+    ),
+    Difference(
+        "HTTP headers: ours add X-Rollout-Episode/Domain/Task-Id/Sample/Role/Mode (unless "
+        "episode.tag_requests=false); the client's user-agent and x-stainless-* headers differ.",
+        "The tags let a shared endpoint attribute requests; the rest is the HTTP client (this "
+        "project's, async, vs litellm's). Only request bodies are compared.",
+        "None: headers are not part of what the model sees.",
+    ),
 )
 
 
@@ -83,7 +87,9 @@ def _diff(x: Any, y: Any, path: str) -> list[str]:
     if isinstance(x, list) and isinstance(y, list):
         diffs = [d for i, (u, v) in enumerate(zip(x, y)) for d in _diff(u, v, f"{path}[{i}]")]
         if len(x) != len(y):
-            diffs.append(f"{path}: tau2 has {len(x)} items, ours {len(y)}; extra: {_short((x if len(x) > len(y) else y)[min(len(x), len(y))])}")
+            diffs.append(
+                f"{path}: tau2 has {len(x)} items, ours {len(y)}; extra: {_short((x if len(x) > len(y) else y)[min(len(x), len(y))])}"
+            )
         return diffs
     return [] if x == y else [f"{path}: tau2 {_short(x)} | ours {_short(y)}"]
 
@@ -114,8 +120,9 @@ def new_server(setup=None) -> ScriptedServer:
     return server
 
 
-def run_tau2(domain: str, task_id: str, *, solo: bool = False, seed: int = SEED, max_steps: int = 200,
-             setup=None, hint: bool = True) -> Run:
+def run_tau2(
+    domain: str, task_id: str, *, solo: bool = False, seed: int = SEED, max_steps: int = 200, setup=None, hint: bool = True
+) -> Run:
     """tau2's runner (`run_task`) on the task; an exception it raises is the run's `failure`."""
     from tau2.run import run_task
 
@@ -125,10 +132,17 @@ def run_tau2(domain: str, task_id: str, *, solo: bool = False, seed: int = SEED,
     args = {"api_base": server.url, "api_key": "x", "temperature": 0.0, "seed": seed}
     run = Run()
     try:
-        sim = run_task(domain=domain, task=load_domain(domain).task(task_id).model_copy(deep=True),
-                       agent="llm_agent_solo" if solo else "llm_agent", user="dummy_user" if solo else "user_simulator",
-                       llm_agent=f"openai/{AGENT_MODEL}", llm_args_agent=dict(args),
-                       llm_user=f"openai/{USER_MODEL}", llm_args_user=dict(args), max_steps=max_steps)
+        sim = run_task(
+            domain=domain,
+            task=load_domain(domain).task(task_id).model_copy(deep=True),
+            agent="llm_agent_solo" if solo else "llm_agent",
+            user="dummy_user" if solo else "user_simulator",
+            llm_agent=f"openai/{AGENT_MODEL}",
+            llm_args_agent=dict(args),
+            llm_user=f"openai/{USER_MODEL}",
+            llm_args_user=dict(args),
+            max_steps=max_steps,
+        )
         run.reward, run.termination = sim.reward_info.reward, getattr(sim.termination_reason, "value", sim.termination_reason)
     except Exception as e:  # tau2's runner raises on what it cannot handle
         run.failure = f"{type(e).__name__}: {e}"
@@ -141,13 +155,26 @@ def run_tau2(domain: str, task_id: str, *, solo: bool = False, seed: int = SEED,
 def our_agent(url: str, *, max_steps: int = 200, backend: str = "local", episode: Optional[dict] = None):
     from rollout.areal import Tau2Agent
 
-    return Tau2Agent(llm={"base_url": url, "model": AGENT_MODEL, "api_key": "x", "max_retries": 0},
-                     user_llm={"base_url": url, "model": f"openai/{USER_MODEL}", "api_key": "x", "max_retries": 0},
-                     sampling="eval", episode={"max_steps": max_steps, **(episode or {})}, env={"backend": backend})
+    return Tau2Agent(
+        llm={"base_url": url, "model": AGENT_MODEL, "api_key": "x", "max_retries": 0},
+        user_llm={"base_url": url, "model": f"openai/{USER_MODEL}", "api_key": "x", "max_retries": 0},
+        sampling="eval",
+        episode={"max_steps": max_steps, **(episode or {})},
+        env={"backend": backend},
+    )
 
 
-def run_ours(domain: str, task_id: str, *, solo: bool = False, seed: int = SEED, max_steps: int = 200,
-             setup=None, backend: str = "local", episode: Optional[dict] = None) -> Run:
+def run_ours(
+    domain: str,
+    task_id: str,
+    *,
+    solo: bool = False,
+    seed: int = SEED,
+    max_steps: int = 200,
+    setup=None,
+    backend: str = "local",
+    episode: Optional[dict] = None,
+) -> Run:
     """This project's AReaL workflow (`Tau2Agent.run_episode`) on the task."""
     server = new_server(setup)
     try:
@@ -155,9 +182,13 @@ def run_ours(domain: str, task_id: str, *, solo: bool = False, seed: int = SEED,
         result = asyncio.run(agent.run_episode({"domain": domain, "task_id": task_id, "seed": seed, "solo": solo}))
     finally:
         server.stop()
-    return Run(reward=result.reward, termination=result.termination, requests=server.requests,
-               failure=result.failure and f"{result.failure.failure_class.value}: {result.failure.message}",
-               messages=result.messages or [])
+    return Run(
+        reward=result.reward,
+        termination=result.termination,
+        requests=server.requests,
+        failure=result.failure and f"{result.failure.failure_class.value}: {result.failure.message}",
+        messages=result.messages or [],
+    )
 
 
 def call_ids(messages: list[dict], role: str = "assistant") -> list[str]:

@@ -26,8 +26,15 @@ def noop_reward(domain: str, task):
         AssistantMessage(role="assistant", content="Sorry, I cannot help with that."),
         UserMessage(role="user", content="###STOP###"),
     ]
-    sim = SimulationRun(id=str(uuid.uuid4()), task_id=task.id, start_time="", end_time="", duration=0.0,
-                        termination_reason=TerminationReason.USER_STOP, messages=messages)
+    sim = SimulationRun(
+        id=str(uuid.uuid4()),
+        task_id=task.id,
+        start_time="",
+        end_time="",
+        duration=0.0,
+        termination_reason=TerminationReason.USER_STOP,
+        messages=messages,
+    )
     return evaluate_simulation(sim, task, EvaluationType.ALL, False, domain)
 
 

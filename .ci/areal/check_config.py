@@ -7,6 +7,7 @@ PPOConfig's structured schema, MISSING checks, dataclass __post_init__ validatio
 name_resolve setup and the config dump under cluster.fileroot), then prints the result.
 Tau2PPOConfig is defined exactly as in launch/areal_train.py: PPOConfig + `rollout_conf: dict`.
 """
+
 from __future__ import annotations
 
 import sys
@@ -27,8 +28,10 @@ def main(argv: list[str]) -> None:
     config, config_file = load_expr_config(["--config", path, *overrides], Tau2PPOConfig)
     print(OmegaConf.to_yaml(OmegaConf.structured(config)))
     print(f"# OK: {config_file} validated as {type(config).__name__} (AReaL PPOConfig + rollout_conf)")
-    print(f"# actor.backend={config.actor.backend!r} rollout.backend={config.rollout.backend!r} "
-          f"rollout.agent.mode={config.rollout.agent.mode!r} scheduler.type={config.scheduler.type!r}")
+    print(
+        f"# actor.backend={config.actor.backend!r} rollout.backend={config.rollout.backend!r} "
+        f"rollout.agent.mode={config.rollout.agent.mode!r} scheduler.type={config.scheduler.type!r}"
+    )
     print(f"# train_dataset.path={config.train_dataset.path!r} rollout_conf.domain={config.rollout_conf.get('domain')!r}")
 
 

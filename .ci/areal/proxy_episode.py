@@ -51,9 +51,11 @@ DATA = {"domain": "airline", "task_id": "12"}
 _BLOCK = re.compile(r"<\|im_start\|>(\w+)\n(.*?)<\|im_end\|>\n", re.S)
 # The chat template renders each message (and the tool list) as JSON between Qwen's markers, so the
 # double can read the conversation back from the prompt tokens exactly. A tiny model's template.
-CHAT_TEMPLATE = ("{%- if tools %}<|im_start|>tools\n{{ tools | tojson }}<|im_end|>\n{% endif %}"
-                 "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m | tojson }}<|im_end|>\n{% endfor %}"
-                 "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHAT_TEMPLATE = (
+    "{%- if tools %}<|im_start|>tools\n{{ tools | tojson }}<|im_end|>\n{% endif %}"
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m | tojson }}<|im_end|>\n{% endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 class ScriptedServerEngine:
@@ -102,12 +104,20 @@ class ScriptedServerEngine:
         parts = [message["content"]] if message.get("content") else []
         for call in message.get("tool_calls") or []:
             fn = call["function"]
-            parts.append("<tool_call>\n" + json.dumps({"name": fn["name"], "arguments": json.loads(fn["arguments"])})
-                         + "\n</tool_call>")
+            parts.append(
+                "<tool_call>\n" + json.dumps({"name": fn["name"], "arguments": json.loads(fn["arguments"])}) + "\n</tool_call>"
+            )
         out = tok.encode("\n".join(parts), add_special_tokens=False) + [tok.eos_token_id]
-        return ModelResponse(input_tokens=list(req.input_ids), output_tokens=out, output_logprobs=[0.0] * len(out),
-                             output_versions=[0] * len(out), stop_reason="stop", tokenizer=tok,
-                             latency=time.monotonic() - start, ttft=time.monotonic() - start)
+        return ModelResponse(
+            input_tokens=list(req.input_ids),
+            output_tokens=out,
+            output_logprobs=[0.0] * len(out),
+            output_versions=[0] * len(out),
+            stop_reason="stop",
+            tokenizer=tok,
+            latency=time.monotonic() - start,
+            ttft=time.monotonic() - start,
+        )
 
 
 def _parse_output(text: str) -> dict:
@@ -115,10 +125,14 @@ def _parse_output(text: str) -> dict:
     AReaL's concat prompts carry the model's output tokens instead of a rendering of the message."""
     content, *blocks = text.split("<tool_call>\n")
     calls = [json.loads(b.split("\n</tool_call>")[0]) for b in blocks]
-    return {"role": "assistant", "content": content.strip(),
-            "tool_calls": [{"id": f"call_{i}", "type": "function",
-                            "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
-                           for i, c in enumerate(calls)]}
+    return {
+        "role": "assistant",
+        "content": content.strip(),
+        "tool_calls": [
+            {"id": f"call_{i}", "type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+            for i, c in enumerate(calls)
+        ],
+    }
 
 
 def build_tokenizer(path: str) -> str:
@@ -130,8 +144,13 @@ def build_tokenizer(path: str) -> str:
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
-    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                            additional_special_tokens=["<|im_start|>"], chat_template=CHAT_TEMPLATE).save_pretrained(path)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+        chat_template=CHAT_TEMPLATE,
+    ).save_pretrained(path)
     return path
 
 
@@ -145,10 +164,16 @@ def load_config(tmp: str, tokenizer: str, user_url: str, extra: tuple[str, ...] 
     class Tau2PPOConfig(PPOConfig):
         rollout_conf: dict = field(default_factory=dict)
 
-    overrides = [f"actor.path={tokenizer}", f"cluster.fileroot={tmp}/areal", f"cluster.name_resolve.nfs_record_root={tmp}/nr",
-                 f"rollout_conf.user_llm.base_url={user_url}", f"rollout_conf.user_llm.model={USER_MODEL}",
-                 # byte tokens: an airline prompt is ~4x longer than with Qwen's tokenizer (16384 in the YAML)
-                 "rollout.agent.engine_max_tokens=200000", *extra]
+    overrides = [
+        f"actor.path={tokenizer}",
+        f"cluster.fileroot={tmp}/areal",
+        f"cluster.name_resolve.nfs_record_root={tmp}/nr",
+        f"rollout_conf.user_llm.base_url={user_url}",
+        f"rollout_conf.user_llm.model={USER_MODEL}",
+        # byte tokens: an airline prompt is ~4x longer than with Qwen's tokenizer (16384 in the YAML)
+        "rollout.agent.engine_max_tokens=200000",
+        *extra,
+    ]
     config, _ = load_expr_config(["--config", str(HERE.parents[1] / "conf" / "areal_tau2.yaml"), *overrides], Tau2PPOConfig)
     return config
 
@@ -160,10 +185,30 @@ def launch_proxy(tmp: str) -> tuple[subprocess.Popen, str]:
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}  # for the double
     with open(f"{tmp}/proxy.log", "w") as log:  # each configuration's proxy writes its own log
-        proc = subprocess.Popen([sys.executable, "-m", "areal.experimental.openai.proxy.proxy_rollout_server", "--host",
-                                 "127.0.0.1", "--port", str(port), "--experiment-name", "tau2-ci", "--trial-name", "proxy",
-                                 "--role", "proxy", "--worker-index", "0", "--nfs-record-root", f"{tmp}/nr"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "areal.experimental.openai.proxy.proxy_rollout_server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--experiment-name",
+                "tau2-ci",
+                "--trial-name",
+                "proxy",
+                "--role",
+                "proxy",
+                "--worker-index",
+                "0",
+                "--nfs-record-root",
+                f"{tmp}/nr",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -181,9 +226,13 @@ def configure_proxy(proc: subprocess.Popen, addr: str, tmp: str, config, scripte
                 break
         except httpx.TransportError:
             time.sleep(0.5)
-    for path, payload in (("create_engine", {"engine": "proxy_episode.ScriptedServerEngine",
-                                             "init_kwargs": serialize_value({"config": config.rollout})}),
-                          ("call", {"method": "initialize", "kwargs": serialize_value({"addr": scripted_addr})})):
+    for path, payload in (
+        (
+            "create_engine",
+            {"engine": "proxy_episode.ScriptedServerEngine", "init_kwargs": serialize_value({"config": config.rollout})},
+        ),
+        ("call", {"method": "initialize", "kwargs": serialize_value({"addr": scripted_addr})}),
+    ):
         r = httpx.post(f"{addr}/{path}", json=payload, timeout=300, trust_env=False)
         if r.status_code != 200:
             raise RuntimeError(f"proxy /{path}: HTTP {r.status_code} {r.text[:500]}")
@@ -225,14 +274,24 @@ def report(label: str, expected: float, interactions, tensors, result, requests:
     history = [r["body"]["messages"] for r in requests if r["role"] == "agent"][-1]
     calls = sum(len(m.get("tool_calls") or []) for m in history if m.get("role") == "assistant")
     rewards = tensors["rewards"].tolist()
-    print(f"{label}: {len(interactions)} completions through AReaL's proxy, {calls} tool calls parsed by AReaL, "
-          f"{int(tensors['loss_mask'].sum())} trainable tokens; tau2: reward={result.reward} "
-          f"termination={result.termination} failure={result.failure}")
+    print(
+        f"{label}: {len(interactions)} completions through AReaL's proxy, {calls} tool calls parsed by AReaL, "
+        f"{int(tensors['loss_mask'].sum())} trainable tokens; tau2: reward={result.reward} "
+        f"termination={result.termination} failure={result.failure}"
+    )
     check(f"{label}: tau2 evaluator reward", result.reward == expected, f"{result.reward} (expected {expected})", failures)
-    check(f"{label}: reward AReaL recorded (last interaction)", last.reward == result.reward,
-          f"{last.reward} == Tau2Agent's {result.reward}", failures)
-    check(f"{label}: rewards AReaL trains on (tensor dict)", all(r == expected for r in rewards),
-          f"{len(rewards)} rows, values {sorted(set(rewards))}", failures)
+    check(
+        f"{label}: reward AReaL recorded (last interaction)",
+        last.reward == result.reward,
+        f"{last.reward} == Tau2Agent's {result.reward}",
+        failures,
+    )
+    check(
+        f"{label}: rewards AReaL trains on (tensor dict)",
+        all(r == expected for r in rewards),
+        f"{len(rewards)} rows, values {sorted(set(rewards))}",
+        failures,
+    )
     if expected == 1.0:
         check(f"{label}: tool calls went through AReaL's parser", calls > 0, f"{calls}", failures)
 
@@ -259,8 +318,10 @@ def defaults_check(tmp: str, scripted, failures: list[str]) -> None:
     try:
         t0 = time.monotonic()
         workflow, engine = workflow_for(tmp, scripted, proxy, proxy_addr)
-        print(f"setup {time.monotonic() - t0:.0f}s: {type(workflow).__name__}(mode={workflow.mode!r}) around "
-              f"{type(workflow.agent).__name__}, proxy {proxy_addr}, scripted server {scripted.url}")
+        print(
+            f"setup {time.monotonic() - t0:.0f}s: {type(workflow).__name__}(mode={workflow.mode!r}) around "
+            f"{type(workflow.agent).__name__}, proxy {proxy_addr}, scripted server {scripted.url}"
+        )
 
         async def both():
             t1 = time.monotonic()
@@ -285,8 +346,9 @@ def concat_check(tmp: str, scripted, failures: list[str]) -> None:
     scripted.set_reply_style("mixed")
     proxy, proxy_addr = launch_proxy(tmp)
     try:
-        workflow, engine = workflow_for(tmp, scripted, proxy, proxy_addr,
-                                        ("++rollout.agent.chat_template_type=concat", "rollout.agent.export_style=concat"))
+        workflow, engine = workflow_for(
+            tmp, scripted, proxy, proxy_addr, ("++rollout.agent.chat_template_type=concat", "rollout.agent.export_style=concat")
+        )
         n = len(scripted.requests)
         interactions, tensors, result = asyncio.run(episode(workflow, engine, 2))
         agent = [r for r in scripted.requests[n:] if r["role"] == "agent"]
@@ -296,18 +358,35 @@ def concat_check(tmp: str, scripted, failures: list[str]) -> None:
                 if m.get("role") == "assistant" and m.get("tool_calls"):
                     shapes["text" if m.get("content") else "empty"] += 1
         log = Path(tmp, "proxy.log").read_text()
-        print(f"concat episode: {len(agent)} completions, last request shows {shapes} tool-call replies "
-              f"(with text / without); {len(interactions)} leaf interaction(s) exported; tau2: reward={result.reward}")
-        check("concat: replies mixed text and tool calls, and carried no text", shapes["text"] > 0 and shapes["empty"] > 0,
-              f"{shapes} (counted over every agent request)", failures)
-        check("concat: AReaL linked every turn (no 'not a strict prefix')", "not a strict prefix" not in log,
-              "proxy log clean" if "not a strict prefix" not in log else log[log.index("not a strict prefix") - 300:][:800],
-              failures)
-        check("concat: the episode is one training sequence", len(interactions) == 1 and len(agent) > 1,
-              f"{len(interactions)} leaf of {len(agent)} completions", failures)
+        print(
+            f"concat episode: {len(agent)} completions, last request shows {shapes} tool-call replies "
+            f"(with text / without); {len(interactions)} leaf interaction(s) exported; tau2: reward={result.reward}"
+        )
+        check(
+            "concat: replies mixed text and tool calls, and carried no text",
+            shapes["text"] > 0 and shapes["empty"] > 0,
+            f"{shapes} (counted over every agent request)",
+            failures,
+        )
+        check(
+            "concat: AReaL linked every turn (no 'not a strict prefix')",
+            "not a strict prefix" not in log,
+            "proxy log clean" if "not a strict prefix" not in log else log[log.index("not a strict prefix") - 300 :][:800],
+            failures,
+        )
+        check(
+            "concat: the episode is one training sequence",
+            len(interactions) == 1 and len(agent) > 1,
+            f"{len(interactions)} leaf of {len(agent)} completions",
+            failures,
+        )
         rewards = tensors["rewards"].tolist()
-        check("concat: its reward is tau2's", result.reward == 1.0 and rewards == [1.0],
-              f"tensor rewards {rewards}, tau2 {result.reward}", failures)
+        check(
+            "concat: its reward is tau2's",
+            result.reward == 1.0 and rewards == [1.0],
+            f"tensor rewards {rewards}, tau2 {result.reward}",
+            failures,
+        )
     finally:
         proxy.terminate()
         proxy.wait(timeout=30)
@@ -319,6 +398,7 @@ def main(argv: list[str]) -> int:
     project = str(Path(argv[0]).resolve())
     sys.path.insert(0, project)
     from rollout.core.process_env import apply_defaults
+
     apply_defaults()  # OPENAI_AGENTS_DISABLE_TRACING, LITELLM_LOCAL_MODEL_COST_MAP, ... (inherited by the proxy)
     t0 = time.monotonic()
     from rollout.scripted import ScriptedServer

@@ -34,8 +34,11 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-ROWS = [{"domain": "airline", "task_id": "12"}, {"domain": "mock", "task_id": "create_task_1"},
-        {"domain": "retail", "task_id": "2"}]
+ROWS = [
+    {"domain": "airline", "task_id": "12"},
+    {"domain": "mock", "task_id": "create_task_1"},
+    {"domain": "retail", "task_id": "2"},
+]
 N_SAMPLES = 2
 
 
@@ -48,12 +51,20 @@ def check(name: str, ok: bool, detail: str, failures: list[str]) -> None:
 def trainer(step_wise: bool):
     from skyrl.train.config import SkyRLTrainConfig
 
-    cfg = SkyRLTrainConfig.from_cli_overrides([
-        f"generator.step_wise_trajectories={step_wise}", f"generator.n_samples_per_prompt={N_SAMPLES}",
-        "trainer.train_batch_size=3", "trainer.policy_mini_batch_size=3", "trainer.algorithm.advantage_estimator=grpo",
-        "generator.sampling_params.temperature=0.7", "generator.sampling_params.max_generate_length=512"])
-    return SimpleNamespace(cfg=cfg, tokenizer=SimpleNamespace(pad_token_id=0), all_metrics={},
-                           dispatch=SimpleNamespace(get_lcm_dp_size=lambda: 1))
+    cfg = SkyRLTrainConfig.from_cli_overrides(
+        [
+            f"generator.step_wise_trajectories={step_wise}",
+            f"generator.n_samples_per_prompt={N_SAMPLES}",
+            "trainer.train_batch_size=3",
+            "trainer.policy_mini_batch_size=3",
+            "trainer.algorithm.advantage_estimator=grpo",
+            "generator.sampling_params.temperature=0.7",
+            "generator.sampling_params.max_generate_length=512",
+        ]
+    )
+    return SimpleNamespace(
+        cfg=cfg, tokenizer=SimpleNamespace(pad_token_id=0), all_metrics={}, dispatch=SimpleNamespace(get_lcm_dp_size=lambda: 1)
+    )
 
 
 def generator_input(t):
@@ -62,9 +73,15 @@ def generator_input(t):
 
     from rollout.trainers.skyrl import dataset_rows
 
-    prompts = [{"prompt": r["prompt"], "env_class": r["env_class"],
-                "env_extras": {k: v for k, v in r.items() if k not in ("prompt", "env_class")}, "uid": str(i)}
-               for i, r in enumerate(dataset_rows(ROWS))]
+    prompts = [
+        {
+            "prompt": r["prompt"],
+            "env_class": r["env_class"],
+            "env_extras": {k: v for k, v in r.items() if k not in ("prompt", "env_class")},
+            "uid": str(i),
+        }
+        for i, r in enumerate(dataset_rows(ROWS))
+    ]
     sampling = get_sampling_params_for_backend("vllm", t.cfg.generator.sampling_params)
     return prepare_generator_input(prompts, N_SAMPLES, sampling, t.cfg.environment.env_class, "train", global_step=7)
 
@@ -95,11 +112,16 @@ def expected_rows(trajectories, step_wise: bool, masked_groups: set[str]):
         calls = [c for c in traj.turns if c is not None and c.message_index is not None]
         if step_wise:
             for n, c in enumerate(calls):
-                rows.append((c.completion_token_ids, c.completion_logprobs, traj.reward if n == len(calls) - 1 else 0.0,
-                             False))
+                rows.append((c.completion_token_ids, c.completion_logprobs, traj.reward if n == len(calls) - 1 else 0.0, False))
         else:
-            rows.append(([i for c in calls for i in c.completion_token_ids],
-                         [x for c in calls for x in c.completion_logprobs], traj.reward, False))
+            rows.append(
+                (
+                    [i for c in calls for i in c.completion_token_ids],
+                    [x for c in calls for x in c.completion_logprobs],
+                    traj.reward,
+                    False,
+                )
+            )
     return rows
 
 
@@ -108,7 +130,7 @@ def verify(batch, rows) -> list[str]:
     problems = []
     for r, (ids, logprobs, reward, masked) in enumerate(rows):
         mask = batch["loss_mask"][r].bool()
-        under = batch["sequences"][r, -mask.shape[0]:][mask].tolist()
+        under = batch["sequences"][r, -mask.shape[0] :][mask].tolist()
         got_lp = batch["rollout_logprobs"][r][mask].tolist()
         got_reward = float(batch["rewards"][r].sum())
         if masked:
@@ -155,8 +177,10 @@ def main(argv: list[str]) -> int:
     failures: list[str] = []
     with ScriptedServer("oracle", record=False, reply_style="mixed") as server:
         server.set_script("airline", "12", [])  # the agent closes at once: tau2 gives 0.0 (rewards vary)
-        config = {"llm": {"capture": "token_ids", "max_retries": 0},
-                  "user_llm": {"base_url": server.url, "model": USER_MODEL, "max_retries": 0}}
+        config = {
+            "llm": {"capture": "token_ids", "max_retries": 0},
+            "user_llm": {"base_url": server.url, "model": USER_MODEL, "max_retries": 0},
+        }
         with RolloutPool(config, ray={"num_workers": 1, "slots_per_worker": 1}, retry={"max_attempts": 1}) as pool:
             for step_wise in (True, False):
                 mode = "step-wise" if step_wise else "stitched"
@@ -175,27 +199,41 @@ def main(argv: list[str]) -> int:
                 rows = expected_rows(trajectories, step_wise, masked)
                 batch = to_tensors(t, gen_in, out)
                 rewards = sorted({x.reward for x in trajectories if x.ok})
-                print(f"{mode}: {len(trajectories)} episodes, {len(out['response_ids'])} rows, tau2 rewards {rewards}, "
-                      f"failed {[x.failure.failure_class.value for x in trajectories if not x.ok]}, "
-                      f"metrics {out['rollout_metrics']}")
-                check(f"{mode}: SkyRL validated and converted it", batch is not None, f"{tuple(batch['sequences'].shape)}",
-                      failures)
+                print(
+                    f"{mode}: {len(trajectories)} episodes, {len(out['response_ids'])} rows, tau2 rewards {rewards}, "
+                    f"failed {[x.failure.failure_class.value for x in trajectories if not x.ok]}, "
+                    f"metrics {out['rollout_metrics']}"
+                )
+                check(
+                    f"{mode}: SkyRL validated and converted it", batch is not None, f"{tuple(batch['sequences'].shape)}", failures
+                )
                 check(f"{mode}: rewards 0.0 and 1.0 both present", rewards == [0.0, 1.0], f"{rewards}", failures)
                 trained = [i for i, m in enumerate(out["loss_masks"]) if sum(m)]
                 check(f"{mode}: rows to train on", len(trained) >= 2, f"{len(trained)} of {len(out['loss_masks'])}", failures)
                 problems = verify(batch, rows)
-                check(f"{mode}: tensors carry tau2's rewards, the policy's tokens under the mask, their logprobs",
-                      not problems, "; ".join(problems[:3]) or f"{len(rows)} rows checked", failures)
+                check(
+                    f"{mode}: tensors carry tau2's rewards, the policy's tokens under the mask, their logprobs",
+                    not problems,
+                    "; ".join(problems[:3]) or f"{len(rows)} rows checked",
+                    failures,
+                )
                 failed_group = trajectories[0].group_id
                 placeholder = [i for i, tid in enumerate(out["trajectory_ids"]) if tid.instance_id == failed_group]
-                check(f"{mode}: the failed episode's group is masked, not scored 0.0",
-                      not trajectories[0].ok and all(sum(out["loss_masks"][i]) == 0 and out["stop_reasons"][i] == "error"
-                                                     for i in placeholder),
-                      f"{len(placeholder)} rows of group {failed_group} masked", failures)
+                check(
+                    f"{mode}: the failed episode's group is masked, not scored 0.0",
+                    not trajectories[0].ok
+                    and all(sum(out["loss_masks"][i]) == 0 and out["stop_reasons"][i] == "error" for i in placeholder),
+                    f"{len(placeholder)} rows of group {failed_group} masked",
+                    failures,
+                )
                 for how in ("logprob", "mask"):
                     broken = to_tensors(t, gen_in, corrupted(out, how))
-                    check(f"{mode}: the checks catch a broken {how}", bool(verify(broken, rows)),
-                          "; ".join(verify(broken, rows)[:1]), failures)
+                    check(
+                        f"{mode}: the checks catch a broken {how}",
+                        bool(verify(broken, rows)),
+                        "; ".join(verify(broken, rows)[:1]),
+                        failures,
+                    )
     print(f"{'FAILED: ' + '; '.join(failures) if failures else 'OK'} ({time.monotonic() - t0:.0f}s)")
     return 1 if failures else 0
 

@@ -51,13 +51,26 @@ def model_dir(path: str) -> str:
     from rollout.scripted import chat_tokens
 
     tok_dir = Path(chat_tokens.__file__).parent / "tokenizer"
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(tok_dir / "tau2-bpe.json"), eos_token="<|im_end|>",
-                                  pad_token="<|endoftext|>",
-                                  chat_template=(tok_dir / "qwen25_chat_template.jinja").read_text())
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(tok_dir / "tau2-bpe.json"),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=(tok_dir / "qwen25_chat_template.jinja").read_text(),
+    )
     tok.save_pretrained(path)
-    config = {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "vocab_size": len(tok), "hidden_size": 16,
-              "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
-              "max_position_embeddings": 32768, "eos_token_id": tok.eos_token_id, "torch_dtype": "float32"}
+    config = {
+        "model_type": "qwen2",
+        "architectures": ["Qwen2ForCausalLM"],
+        "vocab_size": len(tok),
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 32768,
+        "eos_token_id": tok.eos_token_id,
+        "torch_dtype": "float32",
+    }
     Path(path, "config.json").write_text(json.dumps(config))
     return path
 
@@ -66,13 +79,19 @@ def verl_config(model: str, loops_yaml: str):
     import verl
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=os.path.join(os.path.dirname(verl.__file__), "trainer", "config"),
-                               version_base=None):
-        return compose(config_name="ppo_trainer", overrides=[
-            f"actor_rollout_ref.model.path={model}", "actor_rollout_ref.rollout.name=vllm",
-            f"actor_rollout_ref.rollout.prompt_length={PROMPT_LEN}", f"actor_rollout_ref.rollout.response_length={RESPONSE_LEN}",
-            "actor_rollout_ref.rollout.calculate_log_probs=true", "actor_rollout_ref.rollout.temperature=0.7",
-            f"actor_rollout_ref.rollout.agent.agent_loop_config_path={loops_yaml}"])
+    with initialize_config_dir(config_dir=os.path.join(os.path.dirname(verl.__file__), "trainer", "config"), version_base=None):
+        return compose(
+            config_name="ppo_trainer",
+            overrides=[
+                f"actor_rollout_ref.model.path={model}",
+                "actor_rollout_ref.rollout.name=vllm",
+                f"actor_rollout_ref.rollout.prompt_length={PROMPT_LEN}",
+                f"actor_rollout_ref.rollout.response_length={RESPONSE_LEN}",
+                "actor_rollout_ref.rollout.calculate_log_probs=true",
+                "actor_rollout_ref.rollout.temperature=0.7",
+                f"actor_rollout_ref.rollout.agent.agent_loop_config_path={loops_yaml}",
+            ],
+        )
 
 
 def batch():
@@ -84,15 +103,17 @@ def batch():
 
     rows = [r for r in dataset_rows(ROWS) for _ in range(N_SAMPLES)]  # n samples, interleaved as verl repeats them
     n = len(rows)
-    columns = {k: np.array([r[k] for r in rows], dtype=object) for k in ("agent_name", "tau2_domain", "tau2_task_id",
-                                                                          "data_source")}
+    columns = {
+        k: np.array([r[k] for r in rows], dtype=object) for k in ("agent_name", "tau2_domain", "tau2_task_id", "data_source")
+    }
     columns["raw_prompt"] = np.array([r["prompt"] for r in rows] + [None], dtype=object)[:n]
     columns["uid"] = np.array([f"uid-{i // N_SAMPLES}" for i in range(n)], dtype=object)
     columns["index"] = np.array([i // N_SAMPLES for i in range(n)], dtype=object)
     columns["global_steps"] = np.array([7] * n, dtype=object)
     columns["check_row"] = np.array(list(range(n)), dtype=object)  # which row a loop ran (for the spy)
-    return DataProto.from_single_dict({"dummy_tensor": torch.zeros(n, 1, dtype=torch.uint8), **columns},
-                                      meta_info={"global_steps": 7, "validate": False})
+    return DataProto.from_single_dict(
+        {"dummy_tensor": torch.zeros(n, 1, dtype=torch.uint8), **columns}, meta_info={"global_steps": 7, "validate": False}
+    )
 
 
 def verify(out, trajectories) -> list[str]:
@@ -164,11 +185,12 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="verl-check-") as tmp, ScriptedServer("oracle") as server:
         server.set_script("airline", "12", [])  # closes at once: tau2 gives 0.0 (rewards vary)
         loops = Path(tmp, "loops.yaml")
-        pool = {"config": {"user_llm": {"base_url": server.url, "model": USER_MODEL, "max_retries": 0},
-                           "llm": {"max_retries": 0}},
-                "ray": {"num_workers": 1, "slots_per_worker": 4}, "retry": {"max_attempts": 1}}
-        loops.write_text("- name: tau2_agent\n  _target_: rollout.trainers.verl.Tau2AgentLoop\n"
-                         f"  pool: {json.dumps(pool)}\n")
+        pool = {
+            "config": {"user_llm": {"base_url": server.url, "model": USER_MODEL, "max_retries": 0}, "llm": {"max_retries": 0}},
+            "ray": {"num_workers": 1, "slots_per_worker": 4},
+            "retry": {"max_attempts": 1},
+        }
+        loops.write_text(f"- name: tau2_agent\n  _target_: rollout.trainers.verl.Tau2AgentLoop\n  pool: {json.dumps(pool)}\n")
         cfg = verl_config(model_dir(f"{tmp}/model"), str(loops))
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
@@ -186,31 +208,50 @@ def main(argv: list[str]) -> int:
             out = asyncio.run(generate(worker, seen))
             trajectories = [t for _, t in sorted(seen, key=lambda x: x[0])]
             rewards = sorted({t.reward for t in trajectories if t.ok})
-            print(f"verl batch: {dict((k, tuple(v.shape)) for k, v in out.batch.items())}; tau2 rewards {rewards}; "
-                  f"extra {sorted(k for k in out.non_tensor_batch if k.startswith('tau2_'))}")
+            print(
+                f"verl batch: {dict((k, tuple(v.shape)) for k, v in out.batch.items())}; tau2 rewards {rewards}; "
+                f"extra {sorted(k for k in out.non_tensor_batch if k.startswith('tau2_'))}"
+            )
             check("rewards 0.0 and 1.0 both present", rewards == [0.0, 1.0], f"{rewards}", failures)
             policy = [r["body"] for r in server.requests if r["role"] == "agent"]
             sent = {(b.get("temperature"), b.get("max_tokens"), b.get("return_token_ids"), b.get("logprobs")) for b in policy}
-            check("verl's sampling reaches every policy request (temperature, max_tokens = response_length, capture)",
-                  sent == {(0.7, RESPONSE_LEN, True, True)}, f"{len(policy)} requests: {sent}", failures)
+            check(
+                "verl's sampling reaches every policy request (temperature, max_tokens = response_length, capture)",
+                sent == {(0.7, RESPONSE_LEN, True, True)},
+                f"{len(policy)} requests: {sent}",
+                failures,
+            )
             problems = verify(out, trajectories)
-            check("rm_scores carry tau2's rewards, the policy's tokens under response_mask, their logprobs", not problems,
-                  "; ".join(problems[:3]) or f"{len(trajectories)} samples checked", failures)
+            check(
+                "rm_scores carry tau2's rewards, the policy's tokens under response_mask, their logprobs",
+                not problems,
+                "; ".join(problems[:3]) or f"{len(trajectories)} samples checked",
+                failures,
+            )
             # a failed episode: the policy endpoint's 500s (the scripted server, for two requests)
             server.set_faults(mode="http_500", count=-1, role="agent")
             seen.clear()
             out_failed = asyncio.run(generate(worker, seen))
             server.set_faults(mode="none")
             dropped = [str(x) for x in out_failed.non_tensor_batch["tau2_dropped"]]
-            check("failed episodes are dropped samples, not raised, not scored",
-                  all(d == "model_error" for d in dropped) and int(out_failed.batch["response_mask"].sum()) == 0
-                  and float(out_failed.batch["rm_scores"].sum()) == 0.0, f"{dropped}", failures)
+            check(
+                "failed episodes are dropped samples, not raised, not scored",
+                all(d == "model_error" for d in dropped)
+                and int(out_failed.batch["response_mask"].sum()) == 0
+                and float(out_failed.batch["rm_scores"].sum()) == 0.0,
+                f"{dropped}",
+                failures,
+            )
             for how in ("logprob", "mask"):
                 seen.clear()
                 broken = asyncio.run(generate(worker, seen, corrupt=how))
                 trajectories = [t for _, t in sorted(seen, key=lambda x: x[0])]
-                check(f"the checks catch a broken {how}", bool(verify(broken, trajectories)),
-                      "; ".join(verify(broken, trajectories)[:1]), failures)
+                check(
+                    f"the checks catch a broken {how}",
+                    bool(verify(broken, trajectories)),
+                    "; ".join(verify(broken, trajectories)[:1]),
+                    failures,
+                )
         finally:
             ray.shutdown()
     print(f"{'FAILED: ' + '; '.join(failures) if failures else 'OK'} ({time.monotonic() - t0:.0f}s)")

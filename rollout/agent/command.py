@@ -83,8 +83,10 @@ async def play(cfg: EpisodeCommandConfig) -> EpisodeResult:
 def summary(result: EpisodeResult) -> str:
     mode = "solo" if result.solo else "with user simulator"
     if result.ok:
-        last = (f"reward: {result.reward}  termination: {result.termination}  ({result.domain}/{result.task_id}, {mode}, "
-                f"{result.steps} steps, {result.durations.get('total_s', 0):.2f}s)")
+        last = (
+            f"reward: {result.reward}  termination: {result.termination}  ({result.domain}/{result.task_id}, {mode}, "
+            f"{result.steps} steps, {result.durations.get('total_s', 0):.2f}s)"
+        )
     else:
         last = f"FAILED {result.failure.failure_class.value}: {result.failure.message}"
     return f"{result.transcript()}\n\n{last}"

@@ -42,8 +42,14 @@ class EpisodeSpec:
 
     def failed(self, failure: Failure) -> EpisodeResult:
         """The result of this episode when it could not be played or scored."""
-        return EpisodeResult(domain=self.domain, task_id=str(self.task_id), sample=self.sample, seed=self.seed,
-                             solo=bool(self.solo), failure=failure)
+        return EpisodeResult(
+            domain=self.domain,
+            task_id=str(self.task_id),
+            sample=self.sample,
+            seed=self.seed,
+            solo=bool(self.solo),
+            failure=failure,
+        )
 
 
 @dataclass(frozen=True)
@@ -77,9 +83,16 @@ def resolve(spec: EpisodeSpec, cfg: RolloutConfig) -> Resolved:
     return Resolved(assets, task, solo)
 
 
-async def run_episode(spec: EpisodeSpec, cfg: RolloutConfig, endpoints: Endpoints, session: EnvSession, *,
-                      secrets: list[str], requested: Optional[float] = None,
-                      clock: Optional[EpisodeClock] = None) -> EpisodeResult:
+async def run_episode(
+    spec: EpisodeSpec,
+    cfg: RolloutConfig,
+    endpoints: Endpoints,
+    session: EnvSession,
+    *,
+    secrets: list[str],
+    requested: Optional[float] = None,
+    clock: Optional[EpisodeClock] = None,
+) -> EpisodeResult:
     """Run one episode on `session` (a free environment slot); see the module docstring.
     `secrets` are the config's keys (`cfg.secrets()`), redacted from every message.
     `requested` (perf_counter) is when the episode was asked for: `durations["start_s"]` is
@@ -97,14 +110,22 @@ async def run_episode(spec: EpisodeSpec, cfg: RolloutConfig, endpoints: Endpoint
         async with clock.limit():
             await _play(spec, resolved, cfg, endpoints, session, result, secrets, requested)
     except TimeoutError:
-        result.failure = Failure(FailureClass.TIMEOUT, f"episode exceeded episode.timeout_s={cfg.episode.timeout_s} "
-                                 f"(waits for endpoint caps not counted)")
+        result.failure = Failure(
+            FailureClass.TIMEOUT,
+            f"episode exceeded episode.timeout_s={cfg.episode.timeout_s} (waits for endpoint caps not counted)",
+        )
     except EpisodeFailure as e:
         result.failure = e.failure
     except Exception as e:  # a bug or an unexpected tau2 error: classified, never scored
         result.failure = Failure(FailureClass.ENV_ERROR, described(e, secrets))
-        log.warning("episode %s/%s/%s: unexpected error, classified env_error: %s\n%s", spec.domain, spec.task_id,
-                    spec.sample, result.failure.message, frames(e))
+        log.warning(
+            "episode %s/%s/%s: unexpected error, classified env_error: %s\n%s",
+            spec.domain,
+            spec.task_id,
+            spec.sample,
+            result.failure.message,
+            frames(e),
+        )
     if result.failure is not None:
         result.reward = None
         result.reward_info = None
@@ -112,23 +133,50 @@ async def run_episode(spec: EpisodeSpec, cfg: RolloutConfig, endpoints: Endpoint
     return result
 
 
-async def _play(spec: EpisodeSpec, resolved: Resolved, cfg: RolloutConfig, endpoints: Endpoints, session: EnvSession,
-                result: EpisodeResult, secrets: list[str], requested: float) -> None:
+async def _play(
+    spec: EpisodeSpec,
+    resolved: Resolved,
+    cfg: RolloutConfig,
+    endpoints: Endpoints,
+    session: EnvSession,
+    result: EpisodeResult,
+    secrets: list[str],
+    requested: float,
+) -> None:
     ep = cfg.episode
-    request = ResetRequest(domain=spec.domain, task_id=str(spec.task_id), solo=resolved.solo, sample=spec.sample,
-                           seed=spec.seed, episode_id=uuid.uuid4().hex, max_steps=ep.max_steps, max_errors=ep.max_errors,
-                           tag_requests=ep.tag_requests, invalid_tool_args=ep.invalid_tool_args,
-                           empty_reply_retries=ep.empty_reply_retries)
+    request = ResetRequest(
+        domain=spec.domain,
+        task_id=str(spec.task_id),
+        solo=resolved.solo,
+        sample=spec.sample,
+        seed=spec.seed,
+        episode_id=uuid.uuid4().hex,
+        max_steps=ep.max_steps,
+        max_errors=ep.max_errors,
+        tag_requests=ep.tag_requests,
+        invalid_tool_args=ep.invalid_tool_args,
+        empty_reply_retries=ep.empty_reply_retries,
+    )
     opening = await session.reset(request)
     result.durations["start_s"] = round(time.perf_counter() - requested, 4)
     agent_usage = {}
     if opening.termination is None:
-        agent = AgentTurns(session=session, opening=opening, solo=resolved.solo, client=endpoints.agent_client,
-                           model=endpoints.agent_model, sampling=cfg.sampling, seed=spec.seed,
-                           headers={**request_headers(request, "agent"), **endpoints.agent_headers}, secrets=secrets,
-                           empty_retries=ep.empty_reply_retries, api_key=endpoints.agent_api_key,
-                           extra_body=endpoints.agent_extra_body, capture=cfg.llm.capture,
-                           weight_version=spec.weight_version)
+        agent = AgentTurns(
+            session=session,
+            opening=opening,
+            solo=resolved.solo,
+            client=endpoints.agent_client,
+            model=endpoints.agent_model,
+            sampling=cfg.sampling,
+            seed=spec.seed,
+            headers={**request_headers(request, "agent"), **endpoints.agent_headers},
+            secrets=secrets,
+            empty_retries=ep.empty_reply_retries,
+            api_key=endpoints.agent_api_key,
+            extra_body=endpoints.agent_extra_body,
+            capture=cfg.llm.capture,
+            weight_version=spec.weight_version,
+        )
         try:
             while True:
                 await agent.run_turn()

@@ -61,10 +61,23 @@ class PolicyModel(Model):
     """See the module doc. `conversation` is the chat messages the model is shown after the
     system prompt; it grows in place as the episode goes on."""
 
-    def __init__(self, *, client: ChatClient, model: str, system_prompt: str, tools: list[dict], session,
-                 conversation: list[dict], usage: Usage, secrets: list[str], empty_retries: int,
-                 api_key: Optional[str] = None, extra_body: Optional[dict] = None, capture: Optional[str] = None,
-                 weight_version: Optional[int] = None):
+    def __init__(
+        self,
+        *,
+        client: ChatClient,
+        model: str,
+        system_prompt: str,
+        tools: list[dict],
+        session,
+        conversation: list[dict],
+        usage: Usage,
+        secrets: list[str],
+        empty_retries: int,
+        api_key: Optional[str] = None,
+        extra_body: Optional[dict] = None,
+        capture: Optional[str] = None,
+        weight_version: Optional[int] = None,
+    ):
         self._client = client
         self._model = model
         self._system = {"role": "system", "content": system_prompt}
@@ -106,8 +119,20 @@ class PolicyModel(Model):
         except (EndpointError, KeyError, TypeError) as e:
             raise EpisodeFailure(FailureClass.MODEL_ERROR, described(e, self._secrets)) from None
 
-    async def get_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing,
-                           *, previous_response_id=None, conversation_id=None, prompt=None) -> ModelResponse:
+    async def get_response(
+        self,
+        system_instructions,
+        input,
+        model_settings,
+        tools,
+        output_schema,
+        handoffs,
+        tracing,
+        *,
+        previous_response_id=None,
+        conversation_id=None,
+        prompt=None,
+    ) -> ModelResponse:
         body, headers = self._request(model_settings)
         for _ in range(self._empty_retries + 1):
             start = time.perf_counter()
@@ -124,18 +149,34 @@ class PolicyModel(Model):
         self.user_reply = outcome.user_reply
         output: list = []
         if text:
-            output.append(ResponseOutputMessage(id="msg", type="message", role="assistant", status="completed",
-                                                content=[ResponseOutputText(type="output_text", text=text, annotations=[])]))
+            output.append(
+                ResponseOutputMessage(
+                    id="msg",
+                    type="message",
+                    role="assistant",
+                    status="completed",
+                    content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
+                )
+            )
         for call, result in zip(calls, outcome.results):
             sdk_id = f"{call.id}#sdk{next(self._ids)}"  # the SDK rejects repeated ids; the model keeps its own
             self.results[sdk_id] = result
-            output.append(ResponseFunctionToolCall(type="function_call", call_id=sdk_id, name=call.name,
-                                                   arguments=call.arguments, status="completed"))
+            output.append(
+                ResponseFunctionToolCall(
+                    type="function_call", call_id=sdk_id, name=call.name, arguments=call.arguments, status="completed"
+                )
+            )
         usage = data.get("usage") or {}
-        return ModelResponse(output=output, response_id=None,
-                             usage=SdkUsage(requests=1, input_tokens=usage.get("prompt_tokens") or 0,
-                                            output_tokens=usage.get("completion_tokens") or 0,
-                                            total_tokens=usage.get("total_tokens") or 0))
+        return ModelResponse(
+            output=output,
+            response_id=None,
+            usage=SdkUsage(
+                requests=1,
+                input_tokens=usage.get("prompt_tokens") or 0,
+                output_tokens=usage.get("completion_tokens") or 0,
+                total_tokens=usage.get("total_tokens") or 0,
+            ),
+        )
 
     def on_completion(self, body: dict, data: dict, elapsed_s: float) -> None:
         """Account one completion (every regeneration of an empty reply counts) and, with capture
@@ -151,4 +192,3 @@ class PolicyModel(Model):
 
     def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator:
         raise NotImplementedError("the policy model does not stream")
-

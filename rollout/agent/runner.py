@@ -68,32 +68,49 @@ class EpisodeRunner:
         async with self._lock:
             if self._user is None:
                 need_user = user_sim_configured(self.cfg.user_llm) and self.cfg.env.backend == "local"
-                user = make_client(self.cfg.user_llm, role="user_llm",
-                                   max_concurrency=self.cfg.user_llm.max_concurrency) if need_user else None
+                user = (
+                    make_client(self.cfg.user_llm, role="user_llm", max_concurrency=self.cfg.user_llm.max_concurrency)
+                    if need_user
+                    else None
+                )
                 if user is not None:
                     self._owned.append(user)
-                model = await resolve_model(user, self.cfg.user_llm.model, role="user_llm",
-                                            secrets=self.secrets) if user else None
+                model = (
+                    await resolve_model(user, self.cfg.user_llm.model, role="user_llm", secrets=self.secrets) if user else None
+                )
                 self._user = (user, model)
             base_url = policy.base_url or self.cfg.llm.base_url or ""
             key = (base_url, id(policy.http_client) if policy.http_client is not None else 0, policy.model)
             if key not in self._agents:
                 # the client's own key is the config's: an episode's key goes with its requests only
-                client = make_client(self.cfg.llm, base_url=base_url or None, http_client=policy.http_client, role="llm",
-                                     max_concurrency=self.cfg.llm.max_concurrency)
+                client = make_client(
+                    self.cfg.llm,
+                    base_url=base_url or None,
+                    http_client=policy.http_client,
+                    role="llm",
+                    max_concurrency=self.cfg.llm.max_concurrency,
+                )
                 self._owned.append(client)
-                model = await resolve_model(client, policy.model or self.cfg.llm.model, role="llm",
-                                            secrets=[*self.secrets, policy.api_key])
+                model = await resolve_model(
+                    client, policy.model or self.cfg.llm.model, role="llm", secrets=[*self.secrets, policy.api_key]
+                )
                 self._agents[key] = (client, model)
             if self._pool is None:
                 self._pool = SessionPool(session_factory(self.cfg, self._user[0], self._user[1], self.secrets), self.slots)
         agent, model = self._agents[key]
-        return Endpoints(agent_client=agent, agent_model=model, user_client=self._user[0], user_model=self._user[1],
-                         agent_api_key=policy.api_key, agent_headers=dict(policy.headers),
-                         agent_extra_body=dict(policy.extra_body))
+        return Endpoints(
+            agent_client=agent,
+            agent_model=model,
+            user_client=self._user[0],
+            user_model=self._user[1],
+            agent_api_key=policy.api_key,
+            agent_headers=dict(policy.headers),
+            agent_extra_body=dict(policy.extra_body),
+        )
 
-    async def run(self, spec: EpisodeSpec, policy: Optional[PolicyEndpoint] = None, *,
-                  clock: Optional[EpisodeClock] = None) -> EpisodeResult:
+    async def run(
+        self, spec: EpisodeSpec, policy: Optional[PolicyEndpoint] = None, *, clock: Optional[EpisodeClock] = None
+    ) -> EpisodeResult:
         """One episode; failures (including unreachable endpoints) come back classified. `clock`:
         its timeout budget (run_episode), for a caller that watches how long it has run."""
         requested = time.perf_counter()
@@ -104,8 +121,9 @@ class EpisodeRunner:
         result = None
         try:
             async with self._pool.slot() as session:
-                result = await run_episode(spec, self.cfg, endpoints, session, secrets=self.secrets, requested=requested,
-                                           clock=clock)
+                result = await run_episode(
+                    spec, self.cfg, endpoints, session, secrets=self.secrets, requested=requested, clock=clock
+                )
                 if result.failure is not None and result.failure.failure_class in DISCARD_SESSION_ON:
                     raise BrokenSession()
         except BrokenSession:

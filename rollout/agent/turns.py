@@ -64,15 +64,40 @@ def model_settings(sampling: SamplingConfig, *, solo: bool, seed: Optional[int],
 class AgentTurns:
     """Runs the agent one turn at a time over a session; the conversation lives in its model."""
 
-    def __init__(self, *, session, opening: Opening, solo: bool, client: ChatClient, model: str,
-                 sampling: SamplingConfig, seed: Optional[int], headers: dict[str, str], secrets: list[str],
-                 empty_retries: int, api_key: Optional[str] = None, extra_body: Optional[dict] = None,
-                 capture: Optional[str] = None, weight_version: Optional[int] = None):
+    def __init__(
+        self,
+        *,
+        session,
+        opening: Opening,
+        solo: bool,
+        client: ChatClient,
+        model: str,
+        sampling: SamplingConfig,
+        seed: Optional[int],
+        headers: dict[str, str],
+        secrets: list[str],
+        empty_retries: int,
+        api_key: Optional[str] = None,
+        extra_body: Optional[dict] = None,
+        capture: Optional[str] = None,
+        weight_version: Optional[int] = None,
+    ):
         self.usage = Usage()
-        self._model = PolicyModel(client=client, model=model, system_prompt=opening.system_prompt, tools=opening.tools,
-                                  session=session, conversation=list(opening.conversation), usage=self.usage,
-                                  secrets=secrets, empty_retries=empty_retries, api_key=api_key,
-                                  extra_body=extra_body, capture=capture, weight_version=weight_version)
+        self._model = PolicyModel(
+            client=client,
+            model=model,
+            system_prompt=opening.system_prompt,
+            tools=opening.tools,
+            session=session,
+            conversation=list(opening.conversation),
+            usage=self.usage,
+            secrets=secrets,
+            empty_retries=empty_retries,
+            api_key=api_key,
+            extra_body=extra_body,
+            capture=capture,
+            weight_version=weight_version,
+        )
         self.agent = Agent(
             name="tau2-agent",
             instructions=opening.system_prompt,

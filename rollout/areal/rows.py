@@ -29,16 +29,29 @@ def spec_from_data(data: dict[str, Any]) -> EpisodeSpec:
     if unknown:
         raise InvalidInput(f"unknown data keys {unknown}; valid keys: {', '.join(DATA_KEYS)}")
     domain = _row_value(data, "domain", "a non-empty string (a tau2 domain name)", lambda v: isinstance(v, str) and v != "")
-    task_id = _row_value(data, "task_id", "a string or an integer (a task id of the domain)",
-                         lambda v: (isinstance(v, str) and v != "") or _is_int(v))
+    task_id = _row_value(
+        data,
+        "task_id",
+        "a string or an integer (a task id of the domain)",
+        lambda v: (isinstance(v, str) and v != "") or _is_int(v),
+    )
     _row_value(data, "split", "a string (a split name of the domain) or null", lambda v: isinstance(v, str))
     seed = _row_value(data, "seed", "an integer or null", _is_int)
     sample = _row_value(data, "sample", "a non-negative integer", lambda v: _is_int(v) and v >= 0)
     solo = _row_value(data, "solo", "true, false or null (a JSON boolean, not a string)", _is_bool)
-    _row_value(data, "overrides", "a dict of config overrides (e.g. {\"episode\": {\"max_steps\": 50}}) or null",
-               lambda v: isinstance(v, dict))
-    return EpisodeSpec(domain=domain, task_id=str(task_id), sample=int(sample) if sample is not None else 0,
-                       seed=int(seed) if seed is not None else None, solo=bool(solo) if solo is not None else None)
+    _row_value(
+        data,
+        "overrides",
+        'a dict of config overrides (e.g. {"episode": {"max_steps": 50}}) or null',
+        lambda v: isinstance(v, dict),
+    )
+    return EpisodeSpec(
+        domain=domain,
+        task_id=str(task_id),
+        sample=int(sample) if sample is not None else 0,
+        seed=int(seed) if seed is not None else None,
+        solo=bool(solo) if solo is not None else None,
+    )
 
 
 def _is_int(v: Any) -> bool:

@@ -58,8 +58,7 @@ class Runtime:
         if cfg.env.backend == "aenv":
             factory = session_factory(cfg, None, None, self.secrets)
             self._thread = sessions_thread
-            self.shared_sessions = SessionPool(lambda: ThreadedSession.open(sessions_thread, factory),
-                                               cfg.env.session_bound())
+            self.shared_sessions = SessionPool(lambda: ThreadedSession.open(sessions_thread, factory), cfg.env.session_bound())
 
     async def runner(self) -> EpisodeRunner:
         """The runner of the running event loop (created on first use, closed with the loop)."""

@@ -53,8 +53,15 @@ class Tau2Agent:
         result = await self.run_episode(data, **extra_kwargs)
         return result.reward_or_raise()
 
-    async def run_episode(self, data: dict[str, Any], *, base_url: Optional[str] = None, api_key: Optional[str] = None,
-                          http_client=None, **_ignored: Any) -> EpisodeResult:
+    async def run_episode(
+        self,
+        data: dict[str, Any],
+        *,
+        base_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        http_client=None,
+        **_ignored: Any,
+    ) -> EpisodeResult:
         """Run one episode and return the full result (the `run` contract minus the float)."""
         spec = spec_from_data(data)
         runtime = PROCESS.runtime(_deep_merge(self._overrides, data.get("overrides") or {}))
@@ -62,8 +69,11 @@ class Tau2Agent:
         resolved = resolve(spec, cfg)  # InvalidInput before any client or model call
         if data.get("split") is not None and spec.task_id not in resolved.assets.task_ids(str(data["split"])):
             raise InvalidInput(f"task_id '{spec.task_id}' is not in split '{data['split']}' of domain '{spec.domain}'")
-        policy = PolicyEndpoint(base_url=base_url, api_key=api_key or api_key_of(cfg.llm),
-                                http_client=http_client if cfg.llm.caller_http_client else None)
+        policy = PolicyEndpoint(
+            base_url=base_url,
+            api_key=api_key or api_key_of(cfg.llm),
+            http_client=http_client if cfg.llm.caller_http_client else None,
+        )
         runner = await runtime.runner()
         return await runner.run(spec, policy)
 

@@ -34,12 +34,21 @@ def play_in_gym(domain: str, task_id: str, actions: list[dict], *, solo: bool, u
     """
     from tau2.gym.gym_agent import AgentGymEnv
 
-    env = AgentGymEnv(domain, task_id, solo_mode=solo, max_steps=max_steps, user_llm=f"openai/{USER_MODEL}",
-                      user_llm_args={"api_base": user_url, "api_key": "unused", "temperature": 0.0,
-                                     "extra_headers": {"X-Rollout-Role": "user"}})
+    env = AgentGymEnv(
+        domain,
+        task_id,
+        solo_mode=solo,
+        max_steps=max_steps,
+        user_llm=f"openai/{USER_MODEL}",
+        user_llm_args={
+            "api_base": user_url,
+            "api_key": "unused",
+            "temperature": 0.0,
+            "extra_headers": {"X-Rollout-Role": "user"},
+        },
+    )
     env.reset()
-    steps = [json.dumps({"name": a["tool"], "arguments": a.get("arguments", {})}) if "tool" in a else a["text"]
-             for a in actions]
+    steps = [json.dumps({"name": a["tool"], "arguments": a.get("arguments", {})}) if "tool" in a else a["text"] for a in actions]
     steps.append(json.dumps({"name": "done", "arguments": {}}) if solo else CLOSING)
     for step in steps:
         _, reward, terminated, _, info = env.step(step)
@@ -56,23 +65,61 @@ def run_tau2_runner(domain: str, task_ids: list[str], *, url: str, concurrency: 
     (one failed simulation aborts it), eps_per_s is None and "error" says why.
     """
     llm_args = json.dumps({"api_base": url, "api_key": "unused", "temperature": 0.0})
-    user_args = json.dumps({"api_base": url, "api_key": "unused", "temperature": 0.0,
-                            "extra_headers": {"X-Rollout-Role": "user"}})
+    user_args = json.dumps(
+        {"api_base": url, "api_key": "unused", "temperature": 0.0, "extra_headers": {"X-Rollout-Role": "user"}}
+    )
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "tau2.cli", "run", "--domain", domain, "--agent", "llm_agent_gt",
-               "--agent-llm", f"openai/{AGENT_MODEL}", "--agent-llm-args", llm_args,
-               "--user-llm", f"openai/{USER_MODEL}", "--user-llm-args", user_args,
-               "--task-ids", *task_ids, "--num-trials", str(trials), "--max-concurrency", str(concurrency),
-               "--max-retries", "0", "--save-to", "bench", "--results-dir", out, "--log-level", "ERROR"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tau2.cli",
+            "run",
+            "--domain",
+            domain,
+            "--agent",
+            "llm_agent_gt",
+            "--agent-llm",
+            f"openai/{AGENT_MODEL}",
+            "--agent-llm-args",
+            llm_args,
+            "--user-llm",
+            f"openai/{USER_MODEL}",
+            "--user-llm-args",
+            user_args,
+            "--task-ids",
+            *task_ids,
+            "--num-trials",
+            str(trials),
+            "--max-concurrency",
+            str(concurrency),
+            "--max-retries",
+            "0",
+            "--save-to",
+            "bench",
+            "--results-dir",
+            out,
+            "--log-level",
+            "ERROR",
+        ]
         env = {**os.environ, **child_env()}
         proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800)
         if proc.returncode != 0:  # one failed simulation aborts tau2's run (no --skip-failed-samples)
-            return {"episodes": 0, "window_s": None, "eps_per_s": None,
-                    "error": (proc.stderr or proc.stdout).strip().splitlines()[-1][-300:] if (proc.stderr or proc.stdout) else "failed"}
+            return {
+                "episodes": 0,
+                "window_s": None,
+                "eps_per_s": None,
+                "error": (proc.stderr or proc.stdout).strip().splitlines()[-1][-300:]
+                if (proc.stderr or proc.stdout)
+                else "failed",
+            }
         results = json.loads((Path(out) / "bench.json").read_text())
     sims = results["simulations"]
     start = min(datetime.fromisoformat(s["start_time"]) for s in sims)
     end = max(datetime.fromisoformat(s["end_time"]) for s in sims)
     window = (end - start).total_seconds()
-    return {"episodes": len(sims), "window_s": window, "eps_per_s": len(sims) / window if window > 0 else None,
-            "mean_reward": sum(s["reward_info"]["reward"] for s in sims) / len(sims)}
+    return {
+        "episodes": len(sims),
+        "window_s": window,
+        "eps_per_s": len(sims) / window if window > 0 else None,
+        "mean_reward": sum(s["reward_info"]["reward"] for s in sims) / len(sims),
+    }

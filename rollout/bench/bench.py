@@ -181,8 +181,12 @@ def bench_p2(sizes: list[int], latency: float, episodes_per_slot: int, with_tau2
             count = len(specs)
             eps, completions = asyncio.run(_throughput(episode_config(url), specs, n))
             ideal = n / (completions / count * latency)
-            row = {"eps_per_s": round(eps, 3), "ideal_eps_per_s": round(ideal, 3),
-                   "fraction_of_ideal": round(eps / ideal, 3), "completions_per_episode": round(completions / count, 2)}
+            row = {
+                "eps_per_s": round(eps, 3),
+                "ideal_eps_per_s": round(ideal, 3),
+                "fraction_of_ideal": round(eps / ideal, 3),
+                "completions_per_episode": round(completions / count, 2),
+            }
             if with_ray:  # the same episodes fanned out to 2 worker processes
                 ray_eps = _ray_throughput(episode_config(url), specs, n)
                 row["ray_eps_per_s"] = round(ray_eps, 3)
@@ -286,8 +290,7 @@ def run(argv: list[str]) -> int:
         report["P6"] = bench_p6(sizes, tasks=4 if q else 50)
         _print("P6", report["P6"])
     if "P7" in rows:
-        report["P7"] = (bench_p7(in_flight=(2,), min_episodes=2, profile_in_flight=2, profile_episodes=2) if q
-                        else bench_p7())
+        report["P7"] = bench_p7(in_flight=(2,), min_episodes=2, profile_in_flight=2, profile_episodes=2) if q else bench_p7()
         _print("P7", report["P7"])
     if "P8" in rows:
         report["P8"] = bench_p8(quick=q)
@@ -305,8 +308,7 @@ def run(argv: list[str]) -> int:
 
 def machine() -> dict:
     """What the figures were measured on: CPUs, memory, CPU model, Python, and when."""
-    info = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-            "date": time.strftime("%Y-%m-%d", time.gmtime())}
+    info = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d", time.gmtime())}
     try:
         with open("/proc/meminfo") as f:
             info["memory_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)

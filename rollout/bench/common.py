@@ -50,8 +50,11 @@ def process_cpu_s(pid: int) -> float:
 def scripted_process(latency: float = 0.0, policy: str = "oracle") -> Iterator[ScriptedProcess]:
     """The scripted model server in its own process, up and answering, until the block ends."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "rollout.scripted", "--port", str(port), "--policy", policy,
-                             "--latency", str(latency)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rollout.scripted", "--port", str(port), "--policy", policy, "--latency", str(latency)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120

@@ -79,8 +79,7 @@ _FILE_RULES = (  # (path fragment, component): first match wins; files matching 
     ("/lib/python3.11/asyncio/", "asyncio"),
     ("/lib/python3.11/selectors.py", "asyncio"),
 )
-_BUILTIN_RULES = (("_json", "json"), ("json", "json"), ("orjson", "json"), ("_socket", "http_client"),
-                  ("_ssl", "http_client"))
+_BUILTIN_RULES = (("_json", "json"), ("json", "json"), ("orjson", "json"), ("_socket", "http_client"), ("_ssl", "http_client"))
 
 
 def _component(filename: str, function: str) -> Optional[str]:
@@ -163,8 +162,9 @@ def _specs(domain: str, count: int) -> list[EpisodeSpec]:
     return [EpisodeSpec(domain, ids[i % len(ids)], sample=i // len(ids)) for i in range(count)]
 
 
-async def _measure(cfg, server, specs, in_flight: int, profile: Optional[cProfile.Profile] = None,
-                   executor: Optional[ProfilingExecutor] = None) -> dict:
+async def _measure(
+    cfg, server, specs, in_flight: int, profile: Optional[cProfile.Profile] = None, executor: Optional[ProfilingExecutor] = None
+) -> dict:
     if executor is not None:
         asyncio.get_running_loop().set_default_executor(executor)
     async with EpisodeRunner(cfg, slots=in_flight) as runner:
@@ -178,12 +178,22 @@ async def _measure(cfg, server, specs, in_flight: int, profile: Optional[cProfil
         cpu, server_cpu = time.process_time() - cpu0, server.cpu_s() - server0
         served = server.completions() - served0
     assert all(r.reward == 1.0 for r in results), [r.failure for r in results if r.reward != 1.0][:3]
-    return {"rollout_ms": round(1000 * cpu / served, 2), "server_ms": round(1000 * server_cpu / served, 2),
-            "completions": served, "episodes": len(specs)}
+    return {
+        "rollout_ms": round(1000 * cpu / served, 2),
+        "server_ms": round(1000 * server_cpu / served, 2),
+        "completions": served,
+        "episodes": len(specs),
+    }
 
 
-def bench_p7(domains=DOMAINS, in_flight=(1, 8, 32), episodes_per_slot: int = 3, min_episodes: int = 16,
-             profile_in_flight: int = 8, profile_episodes: int = 24) -> dict:
+def bench_p7(
+    domains=DOMAINS,
+    in_flight=(1, 8, 32),
+    episodes_per_slot: int = 3,
+    min_episodes: int = 16,
+    profile_in_flight: int = 8,
+    profile_episodes: int = 24,
+) -> dict:
     """The P7 row of bench.json (see module doc)."""
     out: dict = {"goal_ms": GOAL_MS, "domains": {}, "profile": {}}
     with scripted_process() as server:
@@ -200,8 +210,12 @@ def bench_p7(domains=DOMAINS, in_flight=(1, 8, 32), episodes_per_slot: int = 3, 
             for thread_profile in executor.profiles:
                 stats.add(thread_profile)
             shares, top = component_shares(stats)
-            out["profile"][domain] = {"in_flight": profile_in_flight, "episodes": profile_episodes, "share": shares,
-                                      "top_functions": top}
+            out["profile"][domain] = {
+                "in_flight": profile_in_flight,
+                "episodes": profile_episodes,
+                "share": shares,
+                "top_functions": top,
+            }
     cells = [c for row in out["domains"].values() for c in row.values()]
     out["rollout_ms_max"] = max(c["rollout_ms"] for c in cells)
     out["rollout_ms_median"] = statistics.median(c["rollout_ms"] for c in cells)

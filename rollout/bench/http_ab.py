@@ -50,11 +50,29 @@ SHARE = {"fast_http": 2.0, "httpx": 1.0, "aiohttp": 2.0, "openai": 0.5}
 API_KEY = "sk-bench-0123456789"
 
 ANSWER = {
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "bench-model",
-    "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": None, "message": {
-        "role": "assistant", "content": None, "refusal": None,
-        "tool_calls": [{"id": "call_0123456789abcdef", "type": "function", "function": {
-            "name": "get_reservation_details", "arguments": json.dumps({"reservation_id": "XEHM4B"})}}]}}],
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "bench-model",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "tool_calls",
+            "logprobs": None,
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [
+                    {
+                        "id": "call_0123456789abcdef",
+                        "type": "function",
+                        "function": {"name": "get_reservation_details", "arguments": json.dumps({"reservation_id": "XEHM4B"})},
+                    }
+                ],
+            },
+        }
+    ],
     "usage": {"prompt_tokens": 9120, "completion_tokens": 24, "total_tokens": 9144},
     "system_fingerprint": "fp_bench",
 }
@@ -79,10 +97,10 @@ class _AnswerProtocol(asyncio.Protocol):
                 return
             head = bytes(self._buffer[:end]).lower()
             at = head.find(b"\r\ncontent-length:")
-            length = int(head[at + 17:head.find(b"\r\n", at + 2) if head.find(b"\r\n", at + 2) > 0 else None]) if at >= 0 else 0
+            length = int(head[at + 17 : head.find(b"\r\n", at + 2) if head.find(b"\r\n", at + 2) > 0 else None]) if at >= 0 else 0
             if len(self._buffer) < end + 4 + length:
                 return
-            del self._buffer[:end + 4 + length]
+            del self._buffer[: end + 4 + length]
             self._transport.write(self._reply)
 
 
@@ -91,8 +109,7 @@ def serve(port: int) -> None:
     reply = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
 
     async def main():
-        server = await asyncio.get_running_loop().create_server(lambda: _AnswerProtocol(reply), "127.0.0.1", port,
-                                                                backlog=256)
+        server = await asyncio.get_running_loop().create_server(lambda: _AnswerProtocol(reply), "127.0.0.1", port, backlog=256)
         async with server:
             await server.serve_forever()
 
@@ -124,8 +141,12 @@ def chat_body(domain: str = "airline") -> dict:
     prompt, tools = agent_view(domain, False, None)
     assets = load_domain(domain)
     env = assets.new_environment(False)
-    reservation_id = next(a.arguments["reservation_id"] for t in assets.tasks.values()
-                          for a in (t.evaluation_criteria.actions or []) if a.name == "get_reservation_details")
+    reservation_id = next(
+        a.arguments["reservation_id"]
+        for t in assets.tasks.values()
+        for a in (t.evaluation_criteria.actions or [])
+        if a.name == "get_reservation_details"
+    )
     messages: list[dict] = [{"role": "system", "content": prompt}]
     calls = 0
 
@@ -133,26 +154,45 @@ def chat_body(domain: str = "airline") -> dict:
         nonlocal calls
         calls += 1
         call_id = f"call_{calls:04d}"
-        messages.append({"role": "assistant", "content": None, "tool_calls": [
-            {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}]})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+                ],
+            }
+        )
         result = env.make_tool_call(name, **arguments)
         messages.append({"role": "tool", "tool_call_id": call_id, "content": env.to_json_str(result)})
         return result
 
     reservation = call("get_reservation_details", reservation_id=reservation_id)
-    messages.insert(1, {"role": "user", "content": f"Hi! I need to change a flight on reservation {reservation_id}; "
-                                                   f"my user id is {reservation.user_id}."})
+    messages.insert(
+        1,
+        {
+            "role": "user",
+            "content": f"Hi! I need to change a flight on reservation {reservation_id}; my user id is {reservation.user_id}.",
+        },
+    )
     user = call("get_user_details", user_id=reservation.user_id)
     for other in [r for r in user.reservations if r != reservation_id][:3]:
         call("get_reservation_details", reservation_id=other)
     flight = reservation.flights[0]
-    messages.append({"role": "assistant", "content": "I found your reservations. Which flight would you like to move, "
-                                                     "and to which date?"})
+    messages.append(
+        {"role": "assistant", "content": "I found your reservations. Which flight would you like to move, and to which date?"}
+    )
     messages.append({"role": "user", "content": f"The {flight.flight_number} one, to the day after, same cabin please."})
     call("search_direct_flight", origin=flight.origin, destination=flight.destination, date=flight.date)
     call("search_onestop_flight", origin=flight.origin, destination=flight.destination, date=flight.date)
-    return {"model": "bench-model", "messages": messages, "tools": list(tools), "tool_choice": "auto",
-            "temperature": 1.0, "max_tokens": 1024}
+    return {
+        "model": "bench-model",
+        "messages": messages,
+        "tools": list(tools),
+        "tool_choice": "auto",
+        "temperature": 1.0,
+        "max_tokens": 1024,
+    }
 
 
 # ---- the clients ----------------------------------------------------------------------------
@@ -174,22 +214,32 @@ async def _clients(url: str) -> dict[str, tuple[Callable, Callable]]:
         return await fast.post_json("/chat/completions", body)
 
     async def post_httpx(body):
-        response = await hx.post("/chat/completions", content=json.dumps(body, separators=(",", ":")).encode(),
-                                 headers={"Content-Type": "application/json"})
+        response = await hx.post(
+            "/chat/completions",
+            content=json.dumps(body, separators=(",", ":")).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         response.raise_for_status()
         return response.json()
 
     async def post_aiohttp(body):
-        async with session.post(url + "/chat/completions", data=json.dumps(body, separators=(",", ":")).encode(),
-                                headers={"Content-Type": "application/json"}) as response:
+        async with session.post(
+            url + "/chat/completions",
+            data=json.dumps(body, separators=(",", ":")).encode(),
+            headers={"Content-Type": "application/json"},
+        ) as response:
             response.raise_for_status()
             return json.loads(await response.read())
 
     async def post_openai(body):
         return await oa.chat.completions.create(**body)
 
-    return {"fast_http": (post_fast, fast.aclose), "httpx": (post_httpx, hx.aclose),
-            "aiohttp": (post_aiohttp, session.close), "openai": (post_openai, oa.close)}
+    return {
+        "fast_http": (post_fast, fast.aclose),
+        "httpx": (post_httpx, hx.aclose),
+        "aiohttp": (post_aiohttp, session.close),
+        "openai": (post_openai, oa.close),
+    }
 
 
 async def _measure(post: Callable, body: dict, in_flight: int, requests: int) -> tuple[float, float]:
@@ -208,8 +258,7 @@ async def _measure(post: Callable, body: dict, in_flight: int, requests: int) ->
     return cpu / n * 1000, n / wall
 
 
-async def _run(url: str, body: dict, in_flight: tuple[int, ...], requests: dict[int, int], reps: int,
-               server_pid: int) -> dict:
+async def _run(url: str, body: dict, in_flight: tuple[int, ...], requests: dict[int, int], reps: int, server_pid: int) -> dict:
     clients = await _clients(url)
     answer = await clients["fast_http"][0](body)
     assert answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "get_reservation_details"
@@ -260,7 +309,7 @@ def bench_http_ab(*, in_flight: tuple[int, ...] = (1, 16), requests: int = 192, 
         proc.wait(timeout=10)
     return {
         "what": "client CPU per chat-completions POST of a ~36 KB airline body to a local server in its own "
-                "process, answer decoded; fast_http vs httpx, aiohttp and openai's AsyncOpenAI, same run, interleaved",
+        "process, answer decoded; fast_http vs httpx, aiohttp and openai's AsyncOpenAI, same run, interleaved",
         "body_bytes": len(data),
         "messages": len(body["messages"]),
         "tools": len(body["tools"]),

@@ -18,8 +18,9 @@ from rollout.core.process_env import apply_defaults
 
 def bench_p4(in_flight: int) -> dict:
     """The P4 row, measured in a fresh process."""
-    out = subprocess.run([sys.executable, "-m", "rollout.bench.memory", str(in_flight)],
-                         capture_output=True, text=True, check=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-m", "rollout.bench.memory", str(in_flight)], capture_output=True, text=True, check=True, timeout=900
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -48,8 +49,10 @@ def measure(in_flight: int) -> dict:
                 gc.collect()
                 base = rss_mib()
                 peak = base
-                tasks = [asyncio.ensure_future(runner.run(EpisodeSpec("airline", ids[i % len(ids)], sample=i)))
-                         for i in range(in_flight)]
+                tasks = [
+                    asyncio.ensure_future(runner.run(EpisodeSpec("airline", ids[i % len(ids)], sample=i)))
+                    for i in range(in_flight)
+                ]
                 while not all(t.done() for t in tasks):
                     peak = max(peak, rss_mib())
                     await asyncio.sleep(0.05)
@@ -58,8 +61,12 @@ def measure(in_flight: int) -> dict:
                 return (peak - base) / in_flight
 
         per_episode = asyncio.run(main())
-    return {"mib_per_episode": round(per_episode, 3), "db_mib": round(db_mib, 2), "ratio": round(per_episode / db_mib, 3),
-            "in_flight": in_flight}
+    return {
+        "mib_per_episode": round(per_episode, 3),
+        "db_mib": round(db_mib, 2),
+        "ratio": round(per_episode / db_mib, 3),
+        "in_flight": in_flight,
+    }
 
 
 if __name__ == "__main__":

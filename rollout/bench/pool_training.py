@@ -72,10 +72,15 @@ def _timed(server, pool, requests, call: str = "run") -> dict:
     rollout_cpu = machine_busy_s() - busy0 - server_cpu
     bad = [t.failure for t in out if t.reward != 1.0]
     assert not bad, bad[:3]
-    return {"eps_per_s": len(out) / elapsed, "rollout_ms_per_completion": 1000 * rollout_cpu / served,
-            "driver_ms_per_episode": 1000 * driver / len(out), "completions": served, "episodes": len(out),
-            "server_ms_per_completion": 1000 * server_cpu / served,
-            "captured_calls": sum(len(t.turns) for t in out if t.turns)}
+    return {
+        "eps_per_s": len(out) / elapsed,
+        "rollout_ms_per_completion": 1000 * rollout_cpu / served,
+        "driver_ms_per_episode": 1000 * driver / len(out),
+        "completions": served,
+        "episodes": len(out),
+        "server_ms_per_completion": 1000 * server_cpu / served,
+        "captured_calls": sum(len(t.turns) for t in out if t.turns),
+    }
 
 
 def _median(runs: list[dict], key: str) -> float:
@@ -100,21 +105,27 @@ def bench_capture(levels=LEVELS, waves: int = 2, reps: int = 2) -> dict:
                                 capture = pool.stats()["capture"]
                     finally:
                         ray.shutdown()
-        row = {mode: {"eps_per_s": round(_median(r, "eps_per_s"), 3),
-                      "rollout_ms_per_completion": round(_median(r, "rollout_ms_per_completion"), 3),
-                      "driver_ms_per_episode": round(_median(r, "driver_ms_per_episode"), 3),
-                      "server_ms_per_completion": round(_median(r, "server_ms_per_completion"), 3)}
-               for mode, r in runs.items()}
+        row = {
+            mode: {
+                "eps_per_s": round(_median(r, "eps_per_s"), 3),
+                "rollout_ms_per_completion": round(_median(r, "rollout_ms_per_completion"), 3),
+                "driver_ms_per_episode": round(_median(r, "driver_ms_per_episode"), 3),
+                "server_ms_per_completion": round(_median(r, "server_ms_per_completion"), 3),
+            }
+            for mode, r in runs.items()
+        }
         row["throughput_ratio"] = round(row["on"]["eps_per_s"] / row["off"]["eps_per_s"], 3)
         row["cpu_ratio"] = round(row["on"]["rollout_ms_per_completion"] / row["off"]["rollout_ms_per_completion"], 3)
         row["latency_s"] = latency
         row["episodes"] = len(requests)
         row["completions_per_episode"] = round(runs["on"][0]["completions"] / runs["on"][0]["episodes"], 1)
-        row["capture"] = {k: capture.get(k) for k in ("calls", "captured", "clean_rate", "trajectories_clean",
-                                                      "trajectories")}
+        row["capture"] = {k: capture.get(k) for k in ("calls", "captured", "clean_rate", "trajectories_clean", "trajectories")}
         out[str(in_flight)] = row
-    return {"levels": out, "goal_throughput_ratio": THROUGHPUT_GOAL_RATIO,
-            "throughput_ratio_min": min(r["throughput_ratio"] for r in out.values())}
+    return {
+        "levels": out,
+        "goal_throughput_ratio": THROUGHPUT_GOAL_RATIO,
+        "throughput_ratio_min": min(r["throughput_ratio"] for r in out.values()),
+    }
 
 
 def bench_stream_groups(in_flight: int = 64, latency: float = 0.2, waves: int = 2, reps: int = 3) -> dict:
@@ -131,16 +142,23 @@ def bench_stream_groups(in_flight: int = 64, latency: float = 0.2, waves: int = 
                         runs[call].append(_timed(server, pool, requests, call))
         finally:
             ray.shutdown()
-    row = {call: {"driver_ms_per_episode": round(_median(r, "driver_ms_per_episode"), 3),
-                  "eps_per_s": round(_median(r, "eps_per_s"), 3)} for call, r in runs.items()}
+    row = {
+        call: {
+            "driver_ms_per_episode": round(_median(r, "driver_ms_per_episode"), 3),
+            "eps_per_s": round(_median(r, "eps_per_s"), 3),
+        }
+        for call, r in runs.items()
+    }
     row["driver_ratio"] = round(row["stream_groups"]["driver_ms_per_episode"] / row["run"]["driver_ms_per_episode"], 3)
     return {"in_flight": in_flight, "episodes": len(requests), "latency_s": latency, **row}
 
 
 def bench_p10(quick: bool = False) -> dict:
     if quick:
-        return {"capture": bench_capture(levels=((8, 0.05),), waves=1, reps=1),
-                "stream_groups": bench_stream_groups(in_flight=8, latency=0.05, waves=1, reps=1)}
+        return {
+            "capture": bench_capture(levels=((8, 0.05),), waves=1, reps=1),
+            "stream_groups": bench_stream_groups(in_flight=8, latency=0.05, waves=1, reps=1),
+        }
     return {"capture": bench_capture(), "stream_groups": bench_stream_groups()}
 
 

@@ -36,8 +36,15 @@ from rollout.bench.common import peak_rss_mib, rss_mib, scripted_process
 from rollout.core.process_env import apply_defaults
 
 DEFAULT_SIZES = (1000, 5000, 20000)
-PER_EPISODE = ("s_per_episode", "bytes_per_episode", "dir_bytes_per_episode", "resume_s_per_episode",
-               "resume_total_s_per_episode", "summary_s_per_episode", "report_s_per_episode")
+PER_EPISODE = (
+    "s_per_episode",
+    "bytes_per_episode",
+    "dir_bytes_per_episode",
+    "resume_s_per_episode",
+    "resume_total_s_per_episode",
+    "summary_s_per_episode",
+    "report_s_per_episode",
+)
 ABSOLUTE = ("driver_peak_mib", "driver_run_peak_mib", "resume_peak_mib")
 
 
@@ -47,8 +54,20 @@ def bench_p6(sizes=DEFAULT_SIZES, domain: str = "airline", tasks: int = 50, work
     with scripted_process(policy="noop") as server, tempfile.TemporaryDirectory(prefix="bench-p6-") as tmp:
         for size in sizes:
             out_dir = Path(tmp) / f"sweep-{size}"
-            args = ["--url", server.url, "--domain", domain, "--tasks", str(tasks), "--workers", str(workers),
-                    "--size", str(size), "--out-dir", str(out_dir)]
+            args = [
+                "--url",
+                server.url,
+                "--domain",
+                domain,
+                "--tasks",
+                str(tasks),
+                "--workers",
+                str(workers),
+                "--size",
+                str(size),
+                "--out-dir",
+                str(out_dir),
+            ]
             run = _child("run", args)
             run.update(_child("resume", args))
             out["sizes"][str(size)] = _per_episode(run)
@@ -56,10 +75,29 @@ def bench_p6(sizes=DEFAULT_SIZES, domain: str = "airline", tasks: int = 50, work
             shutil.rmtree(out_dir, ignore_errors=True)
         # the smallest size again with transcripts=false: what leaving the messages out saves
         out_dir = Path(tmp) / "sweep-no-transcripts"
-        run = _child("run", ["--url", server.url, "--domain", domain, "--tasks", str(tasks), "--workers", str(workers),
-                             "--size", str(sizes[0]), "--out-dir", str(out_dir), "--no-transcripts"])
-        out["no_transcripts"] = {"episodes": run["episodes"], "bytes_per_episode": round(run["jsonl_bytes"] / run["episodes"], 1),
-                                 "dir_bytes_per_episode": round(run["dir_bytes"] / run["episodes"], 1)}
+        run = _child(
+            "run",
+            [
+                "--url",
+                server.url,
+                "--domain",
+                domain,
+                "--tasks",
+                str(tasks),
+                "--workers",
+                str(workers),
+                "--size",
+                str(sizes[0]),
+                "--out-dir",
+                str(out_dir),
+                "--no-transcripts",
+            ],
+        )
+        out["no_transcripts"] = {
+            "episodes": run["episodes"],
+            "bytes_per_episode": round(run["jsonl_bytes"] / run["episodes"], 1),
+            "dir_bytes_per_episode": round(run["dir_bytes"] / run["episodes"], 1),
+        }
         shutil.rmtree(out_dir, ignore_errors=True)
     first, last = out["sizes"][str(sizes[0])], out["sizes"][str(sizes[-1])]
     out["ratios"] = {k: round(last[k] / first[k], 3) if first.get(k) else None for k in (*PER_EPISODE, *ABSOLUTE)}
@@ -69,13 +107,25 @@ def bench_p6(sizes=DEFAULT_SIZES, domain: str = "airline", tasks: int = 50, work
 
 def _per_episode(m: dict) -> dict:
     n = m["episodes"]
-    row = {"episodes": n, "driver_peak_mib": m["driver_peak_mib"], "driver_run_peak_mib": m["driver_run_peak_mib"],
-           "resume_peak_mib": m["resume_peak_mib"], "wall_s": m["wall_s"], "resume_s": m["resume_s"],
-           "summary_s": m["summary_s"], "report_s": m["report_s"]}
-    for key, value in (("s_per_episode", m["episodes_s"]), ("bytes_per_episode", m["jsonl_bytes"]),
-                       ("dir_bytes_per_episode", m["dir_bytes"]), ("resume_s_per_episode", m["resume_s"]),
-                       ("resume_total_s_per_episode", m["resume_total_s"]),
-                       ("summary_s_per_episode", m["summary_s"]), ("report_s_per_episode", m["report_s"])):
+    row = {
+        "episodes": n,
+        "driver_peak_mib": m["driver_peak_mib"],
+        "driver_run_peak_mib": m["driver_run_peak_mib"],
+        "resume_peak_mib": m["resume_peak_mib"],
+        "wall_s": m["wall_s"],
+        "resume_s": m["resume_s"],
+        "summary_s": m["summary_s"],
+        "report_s": m["report_s"],
+    }
+    for key, value in (
+        ("s_per_episode", m["episodes_s"]),
+        ("bytes_per_episode", m["jsonl_bytes"]),
+        ("dir_bytes_per_episode", m["dir_bytes"]),
+        ("resume_s_per_episode", m["resume_s"]),
+        ("resume_total_s_per_episode", m["resume_total_s"]),
+        ("summary_s_per_episode", m["summary_s"]),
+        ("report_s_per_episode", m["report_s"]),
+    ):
         row[key] = round(value / n, 8) if key.endswith("s_per_episode") else round(value / n, 1)
     return row
 
@@ -92,10 +142,19 @@ def _sweep_config(a):
     from rollout.sweep.run import prepare
 
     samples = max(1, round(a.size / min(a.tasks, a.size)))
-    cfg, _ = prepare([f"domains=[{a.domain}]", f"max_tasks={min(a.tasks, a.size)}", f"num_samples={samples}",
-                      f"output_dir={a.out_dir}", "progress=false", f"ray.num_workers={a.workers}",
-                      f"ray.num_cpus={a.workers}", *endpoints.overrides(a.url),
-                      f"transcripts={str(not a.no_transcripts).lower()}"])
+    cfg, _ = prepare(
+        [
+            f"domains=[{a.domain}]",
+            f"max_tasks={min(a.tasks, a.size)}",
+            f"num_samples={samples}",
+            f"output_dir={a.out_dir}",
+            "progress=false",
+            f"ray.num_workers={a.workers}",
+            f"ray.num_cpus={a.workers}",
+            *endpoints.overrides(a.url),
+            f"transcripts={str(not a.no_transcripts).lower()}",
+        ]
+    )
     return cfg
 
 
@@ -130,10 +189,15 @@ def _run(a) -> dict:
     out_dir = Path(a.out_dir)
     episodes = summary["all"]["episodes"]
     assert summary["all"]["failed"] == 0, summary["all"]["failures"]
-    return {"episodes": episodes, "episodes_s": summary["run"]["episodes_s"], "wall_s": round(wall, 3),
-            "driver_peak_mib": round(peak_rss_mib(), 1), "driver_run_peak_mib": round(peak[0], 1),
-            "jsonl_bytes": (out_dir / "episodes.jsonl").stat().st_size,
-            "dir_bytes": sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())}
+    return {
+        "episodes": episodes,
+        "episodes_s": summary["run"]["episodes_s"],
+        "wall_s": round(wall, 3),
+        "driver_peak_mib": round(peak_rss_mib(), 1),
+        "driver_run_peak_mib": round(peak[0], 1),
+        "jsonl_bytes": (out_dir / "episodes.jsonl").stat().st_size,
+        "dir_bytes": sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file()),
+    }
 
 
 def _resume(a) -> dict:
@@ -155,15 +219,20 @@ def _resume(a) -> dict:
     start = time.perf_counter()
     write_report([Path(a.out_dir)])
     report_s = time.perf_counter() - start
-    return {"resume_s": round(stamp.at - begin, 3),
-            "resume_total_s": round(total, 3), "resume_peak_mib": round(peak, 1), "summary_s": round(summary_s, 4),
-            "report_s": round(report_s, 4)}
+    return {
+        "resume_s": round(stamp.at - begin, 3),
+        "resume_total_s": round(total, 3),
+        "resume_peak_mib": round(peak, 1),
+        "summary_s": round(summary_s, 4),
+        "report_s": round(report_s, 4),
+    }
 
 
 def main(argv=None) -> int:
     apply_defaults()  # an entry point (also of the bench's own subprocesses)
-    p = argparse.ArgumentParser(prog="python -m rollout.bench.scale", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m rollout.bench.scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("mode", choices=["bench", "run", "resume"], nargs="?", default="bench")
     p.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="bench mode: episodes per sweep")
     p.add_argument("--url")

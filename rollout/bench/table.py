@@ -39,16 +39,25 @@ def _p1(d: dict) -> list[list[str]]:
     rows = []
     for i, (domain, r) in enumerate(d.items()):
         what = ("environment-side time per episode, gold actions, zero-latency model: " if i == 0 else "… ") + domain
-        rows.append(["P1", what, _s(r["ours_s"]), f"AgentGymEnv {_s(r['baseline_s'])}", f"{r['speedup']:.3g}× lower",
-                     *_judged("≥ 100×", r['speedup'] >= 100)])
+        rows.append(
+            [
+                "P1",
+                what,
+                _s(r["ours_s"]),
+                f"AgentGymEnv {_s(r['baseline_s'])}",
+                f"{r['speedup']:.3g}× lower",
+                *_judged("≥ 100×", r["speedup"] >= 100),
+            ]
+        )
     return rows
 
 
 def _p2(d: dict) -> list[list[str]]:
     rows = []
     for i, (n, r) in enumerate(sorted(d.items(), key=lambda kv: int(kv[0]))):
-        what = (f"LLM-bound throughput, 200 ms per completion, {n} in flight (telecom, gold policy)" if i == 0
-                else f"… {n} in flight")
+        what = (
+            f"LLM-bound throughput, 200 ms per completion, {n} in flight (telecom, gold policy)" if i == 0 else f"… {n} in flight"
+        )
         ours = f"{r['eps_per_s']:.3g} eps/s one process"
         frac = f"{_pct(r['fraction_of_ideal'])} of ideal"
         best = r["fraction_of_ideal"]
@@ -58,11 +67,13 @@ def _p2(d: dict) -> list[list[str]]:
             best = r["ray_fraction_of_ideal"]
         tau2 = r.get("tau2_runner_eps_per_s")
         base = f"ideal {r['ideal_eps_per_s']:.3g}; `tau2 run` " + (f"{tau2:.3g}" if tau2 else "failed")
-        ratio = frac + (f"; {max(r['eps_per_s'], r.get('ray_eps_per_s', 0)) / tau2:.2g}× tau2's runner"
-                                      if tau2 else "")
+        ratio = frac + (f"; {max(r['eps_per_s'], r.get('ray_eps_per_s', 0)) / tau2:.2g}× tau2's runner" if tau2 else "")
         ahead = bool(tau2) and max(r["eps_per_s"], r.get("ray_eps_per_s", 0)) > tau2
-        goal = (_judged("≥ 85 % of ideal on Ray; ahead of tau2", best >= 0.85 and ahead) if int(n) >= 64
-                else _judged("ahead of tau2", ahead))
+        goal = (
+            _judged("≥ 85 % of ideal on Ray; ahead of tau2", best >= 0.85 and ahead)
+            if int(n) >= 64
+            else _judged("ahead of tau2", ahead)
+        )
         rows.append(["P2", what, ours, base, ratio, *goal])
     return rows
 
@@ -70,20 +81,42 @@ def _p2(d: dict) -> list[list[str]]:
 def _p3(d: dict) -> list[list[str]]:
     o = d["overhead"]
     ratio = f"Ray {_pct(abs(o))} {'faster' if o < 0 else 'slower'}"
-    return [["P3", "the same episodes on Ray (2 workers) vs one process with plain asyncio", f"{d['ray_s']:.3g} s",
-             f"{d['inprocess_s']:.3g} s", ratio, *_judged("≤ 10 % slower", o <= 0.10)]]
+    return [
+        [
+            "P3",
+            "the same episodes on Ray (2 workers) vs one process with plain asyncio",
+            f"{d['ray_s']:.3g} s",
+            f"{d['inprocess_s']:.3g} s",
+            ratio,
+            *_judged("≤ 10 % slower", o <= 0.10),
+        ]
+    ]
 
 
 def _p4(d: dict) -> list[list[str]]:
-    return [["P4", f"memory per in-flight airline episode ({d.get('in_flight', '?')} in flight)",
-             f"{d['mib_per_episode']:.3g} MiB", f"airline DB in memory {d['db_mib']:.3g} MiB", f"{d['ratio']:.2g}×",
-             *_judged("≤ 1.2×", d['ratio'] <= 1.2)]]
+    return [
+        [
+            "P4",
+            f"memory per in-flight airline episode ({d.get('in_flight', '?')} in flight)",
+            f"{d['mib_per_episode']:.3g} MiB",
+            f"airline DB in memory {d['db_mib']:.3g} MiB",
+            f"{d['ratio']:.2g}×",
+            *_judged("≤ 1.2×", d["ratio"] <= 1.2),
+        ]
+    ]
 
 
 def _p5(d: dict) -> list[list[str]]:
-    return [["P5", "aenv backend: start an episode on a reused instance", _s(d["reused_s"]),
-             f"fresh aenv server {_s(d['fresh_s'])}", f"{d['speedup']:.3g}× faster",
-             *_judged("≤ 0.3 s", d['reused_s'] <= 0.3)]]
+    return [
+        [
+            "P5",
+            "aenv backend: start an episode on a reused instance",
+            _s(d["reused_s"]),
+            f"fresh aenv server {_s(d['fresh_s'])}",
+            f"{d['speedup']:.3g}× faster",
+            *_judged("≤ 0.3 s", d["reused_s"] <= 0.3),
+        ]
+    ]
 
 
 _P6_METRICS = (  # (key, what, format, goal, limit on the ratio)
@@ -110,15 +143,28 @@ def _p6(d: dict) -> list[list[str]]:
             r = d["ratios"].get(key)
             ok = r is not None and r <= limit
             ratio = "-" if r is None else f"{r:.2g}× " + ("per episode" if "episode" in key else growth)
-        rows.append(["P6", (head if i == 0 else "… ") + what, f"{fmt(hi[key])} at {int(sizes[-1]):,}",
-                     f"{fmt(lo[key])} at {int(sizes[0]):,}", ratio, *_judged(f"{goal}", ok)])
+        rows.append(
+            [
+                "P6",
+                (head if i == 0 else "… ") + what,
+                f"{fmt(hi[key])} at {int(sizes[-1]):,}",
+                f"{fmt(lo[key])} at {int(sizes[0]):,}",
+                ratio,
+                *_judged(f"{goal}", ok),
+            ]
+        )
     if "no_transcripts" in d:
         nt = d["no_transcripts"]
-        rows.append(["P6", "… episodes.jsonl bytes per episode with `transcripts=false`",
-                     f"{nt['bytes_per_episode'] / 1024:.1f} KiB at {nt['episodes']:,}",
-                     f"{lo['bytes_per_episode'] / 1024:.1f} KiB with transcripts",
-                     f"{lo['bytes_per_episode'] / nt['bytes_per_episode']:.2g}× smaller",
-                     *_judged("smaller without transcripts", nt['bytes_per_episode'] < lo['bytes_per_episode'])])
+        rows.append(
+            [
+                "P6",
+                "… episodes.jsonl bytes per episode with `transcripts=false`",
+                f"{nt['bytes_per_episode'] / 1024:.1f} KiB at {nt['episodes']:,}",
+                f"{lo['bytes_per_episode'] / 1024:.1f} KiB with transcripts",
+                f"{lo['bytes_per_episode'] / nt['bytes_per_episode']:.2g}× smaller",
+                *_judged("smaller without transcripts", nt["bytes_per_episode"] < lo["bytes_per_episode"]),
+            ]
+        )
     return rows
 
 
@@ -126,13 +172,24 @@ def _p7(d: dict) -> list[list[str]]:
     rows = []
     goal = d.get("goal_ms", 3.0)
     for i, (domain, levels) in enumerate(d["domains"].items()):
-        what = ("rollout CPU per completion (agent + user simulator), zero-latency model, in flight "
-                f"{'/'.join(levels)}: " if i == 0 else "… ") + domain
+        what = (
+            f"rollout CPU per completion (agent + user simulator), zero-latency model, in flight {'/'.join(levels)}: "
+            if i == 0
+            else "… "
+        ) + domain
         ours = " / ".join(f"{c['rollout_ms']:.3g}" for c in levels.values()) + " ms"
         server = " / ".join(f"{c['server_ms']:.3g}" for c in levels.values()) + " ms"
         worst = max(c["rollout_ms"] for c in levels.values())
-        rows.append(["P7", what, ours, f"scripted server (own process) {server}", f"{worst / goal:.2g}× the goal",
-                     *_judged(f"≤ {goal:g} ms", worst <= goal)])
+        rows.append(
+            [
+                "P7",
+                what,
+                ours,
+                f"scripted server (own process) {server}",
+                f"{worst / goal:.2g}× the goal",
+                *_judged(f"≤ {goal:g} ms", worst <= goal),
+            ]
+        )
     return rows
 
 
@@ -140,30 +197,58 @@ def _p8(d: dict) -> list[list[str]]:
     rows = []
     cpu, goal = d["cpu"], d["cpu"].get("goal_ratio", 1.1)
     for i, (domain, r) in enumerate(cpu["domains"].items()):
-        what = (f"training path: rollout CPU per completion through `Tau2Agent.run` (AReaL's inline mode, "
-                f"{cpu['in_flight']} in flight): " if i == 0 else "… ") + domain
+        what = (
+            f"training path: rollout CPU per completion through `Tau2Agent.run` (AReaL's inline mode, "
+            f"{cpu['in_flight']} in flight): "
+            if i == 0
+            else "… "
+        ) + domain
         t, s = r["training"], r["sweep"]
-        rows.append(["P8", what, f"{t['rollout_ms_per_completion']:.3g} ms ({t['rollout_ms_per_episode']:.3g} ms/episode)",
-                     f"sweep path {s['rollout_ms_per_completion']:.3g} ms ({s['rollout_ms_per_episode']:.3g} ms/episode)",
-                     f"{r['ratio']:.3g}×", *_judged(f"≤ {goal:g}×", r['ratio'] <= goal)])
+        rows.append(
+            [
+                "P8",
+                what,
+                f"{t['rollout_ms_per_completion']:.3g} ms ({t['rollout_ms_per_episode']:.3g} ms/episode)",
+                f"sweep path {s['rollout_ms_per_completion']:.3g} ms ({s['rollout_ms_per_episode']:.3g} ms/episode)",
+                f"{r['ratio']:.3g}×",
+                *_judged(f"≤ {goal:g}×", r["ratio"] <= goal),
+            ]
+        )
     a = d["aenv_start"]
-    rows.append(["P8", "… aenv backend: episode start through `Tau2Agent.run` after the first", _s(a["later_start_s"]),
-                 f"fresh aenv server per episode {_s(a['fresh_server_s'])}", f"{a['speedup']:.3g}× faster",
-                 *_judged(f"≤ {a['goal_s']:g} s", a['later_start_s'] <= a['goal_s'])])
+    rows.append(
+        [
+            "P8",
+            "… aenv backend: episode start through `Tau2Agent.run` after the first",
+            _s(a["later_start_s"]),
+            f"fresh aenv server per episode {_s(a['fresh_server_s'])}",
+            f"{a['speedup']:.3g}× faster",
+            *_judged(f"≤ {a['goal_s']:g} s", a["later_start_s"] <= a["goal_s"]),
+        ]
+    )
     return rows
 
 
 def _p9(d: dict) -> list[list[str]]:
     rows = []
     for i, (n, r) in enumerate(d["in_flight"].items()):
-        what = (f"HTTP client CPU per chat request (~{d['body_bytes'] // 1024} KB airline body), {n} in flight"
-                if i == 0 else f"… {n} in flight")
+        what = (
+            f"HTTP client CPU per chat request (~{d['body_bytes'] // 1024} KB airline body), {n} in flight"
+            if i == 0
+            else f"… {n} in flight"
+        )
         cpu, ratio = r["cpu_ms"], r["ratio_to_fast_http"]
         base = "; ".join(f"{k} {cpu[k]:.3g} ms" for k in ("httpx", "aiohttp", "openai"))
         best = min(ratio[k] for k in ("httpx", "aiohttp", "openai"))
-        rows.append(["P9", what, f"fast_http {cpu['fast_http']:.3g} ms", base,
-                     " / ".join(f"{ratio[k]:.2g}×" for k in ("httpx", "aiohttp", "openai")) + " the CPU",
-                     *_judged("keep it only if no library is close", best > 1.25)])
+        rows.append(
+            [
+                "P9",
+                what,
+                f"fast_http {cpu['fast_http']:.3g} ms",
+                base,
+                " / ".join(f"{ratio[k]:.2g}×" for k in ("httpx", "aiohttp", "openai")) + " the CPU",
+                *_judged("keep it only if no library is close", best > 1.25),
+            ]
+        )
     return rows
 
 
@@ -171,18 +256,36 @@ def _p10(d: dict) -> list[list[str]]:
     rows = []
     cap = d["capture"]
     for i, (n, r) in enumerate(cap["levels"].items()):
-        what = (f"rollout pool, token capture on vs off: throughput at {n} in flight ({r['latency_s']:g} s per "
-                f"completion; airline, retail, telecom in groups of 8; 2 Ray workers)" if i == 0
-                else f"… {n} in flight ({r['latency_s']:g} s per completion)")
+        what = (
+            f"rollout pool, token capture on vs off: throughput at {n} in flight ({r['latency_s']:g} s per "
+            f"completion; airline, retail, telecom in groups of 8; 2 Ray workers)"
+            if i == 0
+            else f"… {n} in flight ({r['latency_s']:g} s per completion)"
+        )
         on, off = r["on"], r["off"]
-        rows.append(["P10", what, f"{on['eps_per_s']:.3g} eps/s, rollout CPU {on['rollout_ms_per_completion']:.3g} ms/completion",
-                     f"capture off {off['eps_per_s']:.3g} eps/s, {off['rollout_ms_per_completion']:.3g} ms/completion",
-                     f"{r['throughput_ratio']:.3g}× the throughput, {r['cpu_ratio']:.3g}× the CPU",
-                     *_judged(f"≥ {cap['goal_throughput_ratio']:g}× the throughput", r["throughput_ratio"] >= cap["goal_throughput_ratio"])])
+        rows.append(
+            [
+                "P10",
+                what,
+                f"{on['eps_per_s']:.3g} eps/s, rollout CPU {on['rollout_ms_per_completion']:.3g} ms/completion",
+                f"capture off {off['eps_per_s']:.3g} eps/s, {off['rollout_ms_per_completion']:.3g} ms/completion",
+                f"{r['throughput_ratio']:.3g}× the throughput, {r['cpu_ratio']:.3g}× the CPU",
+                *_judged(
+                    f"≥ {cap['goal_throughput_ratio']:g}× the throughput", r["throughput_ratio"] >= cap["goal_throughput_ratio"]
+                ),
+            ]
+        )
     g = d["stream_groups"]
-    rows.append(["P10", f"… driver CPU per episode handed back, `stream_groups` vs `run` ({g['in_flight']} in flight, capture on)",
-                 f"{g['stream_groups']['driver_ms_per_episode']:.3g} ms", f"`run` {g['run']['driver_ms_per_episode']:.3g} ms",
-                 f"{g['driver_ratio']:.3g}×", *_judged("≤ 1.25×", g["driver_ratio"] <= 1.25)])
+    rows.append(
+        [
+            "P10",
+            f"… driver CPU per episode handed back, `stream_groups` vs `run` ({g['in_flight']} in flight, capture on)",
+            f"{g['stream_groups']['driver_ms_per_episode']:.3g} ms",
+            f"`run` {g['run']['driver_ms_per_episode']:.3g} ms",
+            f"{g['driver_ratio']:.3g}×",
+            *_judged("≤ 1.25×", g["driver_ratio"] <= 1.25),
+        ]
+    )
     return rows
 
 
@@ -204,8 +307,10 @@ def render_profile(bench: dict) -> str:
     if not p7:
         return "P7's profile: not measured in this bench.json.\n"
     domains = list(p7["profile"])
-    lines = ["| component | " + " | ".join(f"{d} (in flight {p7['profile'][d]['in_flight']})" for d in domains) + " |",
-             "|---|" + "---|" * len(domains)]
+    lines = [
+        "| component | " + " | ".join(f"{d} (in flight {p7['profile'][d]['in_flight']})" for d in domains) + " |",
+        "|---|" + "---|" * len(domains),
+    ]
     for comp, what in p7["components"].items():
         lines.append(f"| {what} | " + " | ".join(_pct(p7["profile"][d]["share"].get(comp, 0.0)) for d in domains) + " |")
     return "\n".join(lines) + "\n"
@@ -217,8 +322,9 @@ def generated(bench: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rollout.bench.table", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m rollout.bench.table", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("bench_json", nargs="?", default="bench.json")
     p.add_argument("--write", metavar="DOC", help="rewrite the table between the markers of DOC (e.g. README.md)")
     a = p.parse_args(argv)

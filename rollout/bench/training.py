@@ -37,8 +37,9 @@ def _rows(domain: str, count: int) -> list[dict]:
 def _agent(url: str, **env):
     from rollout.areal import Tau2Agent
 
-    return Tau2Agent(llm={"model": AGENT_MODEL, "max_retries": 0},
-                     user_llm={"base_url": url, "model": USER_MODEL, "max_retries": 0}, env=env)
+    return Tau2Agent(
+        llm={"model": AGENT_MODEL, "max_retries": 0}, user_llm={"base_url": url, "model": USER_MODEL, "max_retries": 0}, env=env
+    )
 
 
 async def _training(url: str, rows: list[dict], in_flight: int):
@@ -89,13 +90,21 @@ def bench_cpu(domains=DOMAINS, in_flight: int = 8, episodes: int = 24, reps: int
             for path, measured in runs.items():
                 per_completion = statistics.median(1000 * m["cpu_s"] / m["completions"] for m in measured)
                 per_episode = statistics.median(1000 * m["cpu_s"] / m["episodes"] for m in measured)
-                row[path] = {"rollout_ms_per_completion": round(per_completion, 2),
-                             "rollout_ms_per_episode": round(per_episode, 1),
-                             "completions_per_episode": round(measured[0]["completions"] / measured[0]["episodes"], 1)}
+                row[path] = {
+                    "rollout_ms_per_completion": round(per_completion, 2),
+                    "rollout_ms_per_episode": round(per_episode, 1),
+                    "completions_per_episode": round(measured[0]["completions"] / measured[0]["episodes"], 1),
+                }
             row["ratio"] = round(row["training"]["rollout_ms_per_completion"] / row["sweep"]["rollout_ms_per_completion"], 3)
             out[domain] = row
-    return {"in_flight": in_flight, "episodes": episodes, "reps": reps, "goal_ratio": CPU_GOAL_RATIO, "domains": out,
-            "ratio_max": max(r["ratio"] for r in out.values())}
+    return {
+        "in_flight": in_flight,
+        "episodes": episodes,
+        "reps": reps,
+        "goal_ratio": CPU_GOAL_RATIO,
+        "domains": out,
+        "ratio_max": max(r["ratio"] for r in out.values()),
+    }
 
 
 def bench_aenv_start(episodes: int = 8, fresh_reps: int = 3) -> dict:
@@ -130,13 +139,20 @@ def bench_aenv_start(episodes: int = 8, fresh_reps: int = 3) -> dict:
 
         fresh_s = asyncio.run(fresh())
     later = statistics.median(starts[1:])
-    return {"first_start_s": round(starts[0], 3), "later_start_s": round(later, 4),
-            "fresh_server_s": round(statistics.median(fresh_s), 3), "speedup": round(statistics.median(fresh_s) / later, 1),
-            "episodes": episodes, "goal_s": START_GOAL_S}
+    return {
+        "first_start_s": round(starts[0], 3),
+        "later_start_s": round(later, 4),
+        "fresh_server_s": round(statistics.median(fresh_s), 3),
+        "speedup": round(statistics.median(fresh_s) / later, 1),
+        "episodes": episodes,
+        "goal_s": START_GOAL_S,
+    }
 
 
 def bench_p8(quick: bool = False) -> dict:
     if quick:
-        return {"cpu": bench_cpu(domains=("telecom",), in_flight=2, episodes=2, reps=1),
-                "aenv_start": bench_aenv_start(episodes=2, fresh_reps=1)}
+        return {
+            "cpu": bench_cpu(domains=("telecom",), in_flight=2, episodes=2, reps=1),
+            "aenv_start": bench_aenv_start(episodes=2, fresh_reps=1),
+        }
     return {"cpu": bench_cpu(), "aenv_start": bench_aenv_start()}

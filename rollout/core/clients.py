@@ -42,8 +42,10 @@ def reply_of(data: dict) -> tuple[Optional[str], list[RawToolCall]]:
     them (content None, "" or text; arguments as the raw string). KeyError/TypeError on a
     malformed answer."""
     message = data["choices"][0].get("message") or {}
-    calls = [RawToolCall(id=str(tc.get("id") or ""), name=tc["function"]["name"], arguments=tc["function"].get("arguments") or "")
-             for tc in message.get("tool_calls") or []]
+    calls = [
+        RawToolCall(id=str(tc.get("id") or ""), name=tc["function"]["name"], arguments=tc["function"].get("arguments") or "")
+        for tc in message.get("tool_calls") or []
+    ]
     return message.get("content"), calls
 
 
@@ -62,12 +64,16 @@ class _HttpxTransport:
         self._timeout_s = timeout_s
         self._max_retries = max_retries
         # httpx, or the httpx2 that openai's own default client is built on: their exceptions
-        library = next(importlib.import_module(c.__module__.split(".")[0]) for c in type(client).__mro__
-                       if c.__module__.split(".")[0] in ("httpx", "httpx2"))
+        library = next(
+            importlib.import_module(c.__module__.split(".")[0])
+            for c in type(client).__mro__
+            if c.__module__.split(".")[0] in ("httpx", "httpx2")
+        )
         self._timeout_error, self._transport_error = library.TimeoutException, library.TransportError
 
-    async def post_json(self, path: str, body: dict, headers: Optional[dict[str, str]] = None,
-                        timeout_s: Optional[float] = None) -> Any:
+    async def post_json(
+        self, path: str, body: dict, headers: Optional[dict[str, str]] = None, timeout_s: Optional[float] = None
+    ) -> Any:
         content = json.dumps(body, separators=(",", ":")).encode()
         head = {**self._headers, **(headers or {}), "Content-Type": "application/json"}
         return await self._send("POST", path, head, content, timeout_s)
@@ -80,14 +86,16 @@ class _HttpxTransport:
 
         async def attempt():
             try:
-                response = await self._client.request(method, self._base + path, headers=headers, content=content,
-                                                      timeout=timeout)
+                response = await self._client.request(
+                    method, self._base + path, headers=headers, content=content, timeout=timeout
+                )
             except self._timeout_error:  # the client's own timeout: reported as ours
                 raise TimeoutError from None
             return response.status_code, response.headers, response.content
 
-        return await with_retries(attempt, max_retries=self._max_retries, timeout_s=timeout,
-                                  connection_errors=(self._transport_error,))
+        return await with_retries(
+            attempt, max_retries=self._max_retries, timeout_s=timeout, connection_errors=(self._transport_error,)
+        )
 
     async def aclose(self) -> None:
         pass
@@ -96,19 +104,26 @@ class _HttpxTransport:
 class ChatClient:
     """One OpenAI-compatible chat-completions endpoint (see module doc). Use from one event loop."""
 
-    def __init__(self, base_url: str, *, api_key: str, timeout_s: float, max_retries: int, max_concurrency: int = 0,
-                 http_client=None):
+    def __init__(
+        self, base_url: str, *, api_key: str, timeout_s: float, max_retries: int, max_concurrency: int = 0, http_client=None
+    ):
         self.base_url = base_url
         headers = bearer(api_key)
         if http_client is None:
-            self._http = JsonHttpClient(base_url, headers=headers, timeout_s=timeout_s, max_retries=max_retries,
-                                        max_concurrency=max_concurrency)
+            self._http = JsonHttpClient(
+                base_url, headers=headers, timeout_s=timeout_s, max_retries=max_retries, max_concurrency=max_concurrency
+            )
         else:
-            self._http = _HttpxTransport(http_client, base_url, headers=headers, timeout_s=timeout_s,
-                                         max_retries=max_retries)
+            self._http = _HttpxTransport(http_client, base_url, headers=headers, timeout_s=timeout_s, max_retries=max_retries)
 
-    async def complete(self, body: dict, *, headers: Optional[dict[str, str]] = None, api_key: Optional[str] = None,
-                       timeout_s: Optional[float] = None) -> dict:
+    async def complete(
+        self,
+        body: dict,
+        *,
+        headers: Optional[dict[str, str]] = None,
+        api_key: Optional[str] = None,
+        timeout_s: Optional[float] = None,
+    ) -> dict:
         """POST the body to /chat/completions; the decoded answer. Raises EndpointError."""
         if api_key:
             headers = {**(headers or {}), **bearer(api_key)}
@@ -147,8 +162,15 @@ def user_sim_configured(cfg: UserLLMConfig) -> bool:
     return bool(cfg.base_url or cfg.model)
 
 
-def make_client(cfg: EndpointConfig, *, base_url: Optional[str] = None, api_key: Optional[str] = None,
-                http_client=None, role: str = "llm", max_concurrency: int = 0) -> ChatClient:
+def make_client(
+    cfg: EndpointConfig,
+    *,
+    base_url: Optional[str] = None,
+    api_key: Optional[str] = None,
+    http_client=None,
+    role: str = "llm",
+    max_concurrency: int = 0,
+) -> ChatClient:
     """A ChatClient for an endpoint section; explicit arguments win over the config's fields.
 
     The API key is read now (`rollout.core.config.api_key_of`: literal, file, named variable or the
@@ -163,8 +185,14 @@ def make_client(cfg: EndpointConfig, *, base_url: Optional[str] = None, api_key:
             f"or run offline with llm.scripted=oracle"
         )
     try:
-        return ChatClient(url, api_key=api_key or api_key_of(cfg) or PLACEHOLDER_KEY, timeout_s=cfg.request_timeout_s,
-                          max_retries=cfg.max_retries, max_concurrency=max_concurrency, http_client=http_client)
+        return ChatClient(
+            url,
+            api_key=api_key or api_key_of(cfg) or PLACEHOLDER_KEY,
+            timeout_s=cfg.request_timeout_s,
+            max_retries=cfg.max_retries,
+            max_concurrency=max_concurrency,
+            http_client=http_client,
+        )
     except ValueError as e:  # a key that cannot be a header value, a proxy scheme not supported: never echoes a key
         raise InvalidInput(f"{role}: {e}") from None
 
@@ -187,16 +215,18 @@ async def resolve_model(client: ChatClient, configured: Optional[str], *, role: 
     return models[0] if models else FALLBACK_MODEL
 
 
-async def open_endpoints(cfg, *, need_user: bool, secrets: list[str], base_url: Optional[str] = None,
-                         api_key: Optional[str] = None, http_client=None) -> tuple[Endpoints, list[ChatClient]]:
+async def open_endpoints(
+    cfg, *, need_user: bool, secrets: list[str], base_url: Optional[str] = None, api_key: Optional[str] = None, http_client=None
+) -> tuple[Endpoints, list[ChatClient]]:
     """Clients and model names for episodes of `cfg` (a RolloutConfig).
 
     `base_url` / `api_key` / `http_client` override the agent endpoint. Returns the endpoints
     and the clients the caller must close. Raises InvalidInput when an endpoint is missing and
     EpisodeFailure when a model name cannot be resolved.
     """
-    agent = make_client(cfg.llm, base_url=base_url, api_key=api_key, http_client=http_client, role="llm",
-                        max_concurrency=cfg.llm.max_concurrency)
+    agent = make_client(
+        cfg.llm, base_url=base_url, api_key=api_key, http_client=http_client, role="llm", max_concurrency=cfg.llm.max_concurrency
+    )
     user = make_client(cfg.user_llm, role="user_llm", max_concurrency=cfg.user_llm.max_concurrency) if need_user else None
     owned = [c for c in (agent, user) if c is not None]
     try:

@@ -61,8 +61,10 @@ def parse_args(argv: list[str], schema: type[T], *, config_files: bool = False) 
     for item in items:
         if item.startswith("-") and "=" not in item:
             keys = ", ".join(sorted(f.name for f in fields(schema)))
-            raise InvalidInput(f"unknown option {item!r}: arguments are key=value"
-                               f"{' (and --config FILE)' if config_files else ''}; valid keys: {keys}")
+            raise InvalidInput(
+                f"unknown option {item!r}: arguments are key=value"
+                f"{' (and --config FILE)' if config_files else ''}; valid keys: {keys}"
+            )
     return load_config(items, schema=schema, files=files)
 
 

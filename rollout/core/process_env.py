@@ -16,14 +16,16 @@ import os
 from collections.abc import Mapping, MutableMapping
 from types import MappingProxyType
 
-DEFAULTS: Mapping[str, str] = MappingProxyType({
-    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-    "PYTHON_DOTENV_DISABLED": "1",
-    "OPENAI_AGENTS_DISABLE_TRACING": "1",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "FASTMCP_CHECK_FOR_UPDATES": "off",
-    "FASTMCP_SHOW_CLI_BANNER": "false",
-})
+DEFAULTS: Mapping[str, str] = MappingProxyType(
+    {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "PYTHON_DOTENV_DISABLED": "1",
+        "OPENAI_AGENTS_DISABLE_TRACING": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "FASTMCP_CHECK_FOR_UPDATES": "off",
+        "FASTMCP_SHOW_CLI_BANNER": "false",
+    }
+)
 
 
 def apply_defaults(environ: MutableMapping[str, str] = os.environ) -> None:

@@ -70,7 +70,7 @@ class TurnRecord:
 def turn_record(data: dict, mode: str, *, weight_version: Optional[int] = None, latency_s: float = 0.0) -> TurnRecord:
     """The TurnRecord of a chat-completions answer (first choice). Raises CaptureError."""
     choice = data["choices"][0]
-    entries = ((choice.get("logprobs") or {}).get("content"))
+    entries = (choice.get("logprobs") or {}).get("content")
     if not isinstance(entries, list):
         raise CaptureError("the answer has no logprobs.content: the server ignored `logprobs`")
     logprobs = [e.get("logprob") for e in entries]
@@ -79,24 +79,36 @@ def turn_record(data: dict, mode: str, *, weight_version: Optional[int] = None, 
     if mode == "token_ids":
         prompt, completion = data.get("prompt_token_ids"), choice.get("token_ids")
         if prompt is None or completion is None:
-            raise CaptureError("the answer has no prompt_token_ids / token_ids: the server ignored `return_token_ids` "
-                               "(vLLM older than 0.10.2? use llm.capture=tokens_as_ids)")
+            raise CaptureError(
+                "the answer has no prompt_token_ids / token_ids: the server ignored `return_token_ids` "
+                "(vLLM older than 0.10.2? use llm.capture=tokens_as_ids)"
+            )
     elif mode == "tokens_as_ids":
         prompt = None
         try:
-            completion = [int(e["token"].removeprefix(_TOKEN_ID_PREFIX)) for e in entries
-                          if e["token"].startswith(_TOKEN_ID_PREFIX) or _fail()]
+            completion = [
+                int(e["token"].removeprefix(_TOKEN_ID_PREFIX))
+                for e in entries
+                if e["token"].startswith(_TOKEN_ID_PREFIX) or _fail()
+            ]
         except (KeyError, AttributeError, ValueError):
-            raise CaptureError("logprobs tokens are not `token_id:<id>`: the server ignored "
-                               "`return_tokens_as_token_ids`") from None
+            raise CaptureError(
+                "logprobs tokens are not `token_id:<id>`: the server ignored `return_tokens_as_token_ids`"
+            ) from None
     else:
         raise ValueError(f"unknown capture mode '{mode}'")
     if not _ids(completion) or (prompt is not None and not _ids(prompt)):
         raise CaptureError("token ids are not lists of integers")
     if len(completion) != len(logprobs):
         raise CaptureError(f"{len(completion)} completion ids but {len(logprobs)} logprobs")
-    return TurnRecord(prompt_token_ids=prompt, completion_token_ids=completion, completion_logprobs=[float(x) for x in logprobs],
-                      finish_reason=choice.get("finish_reason"), weight_version=weight_version, latency_s=round(latency_s, 4))
+    return TurnRecord(
+        prompt_token_ids=prompt,
+        completion_token_ids=completion,
+        completion_logprobs=[float(x) for x in logprobs],
+        finish_reason=choice.get("finish_reason"),
+        weight_version=weight_version,
+        latency_s=round(latency_s, 4),
+    )
 
 
 def _fail() -> bool:

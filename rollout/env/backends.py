@@ -10,8 +10,9 @@ from rollout.core.config import RolloutConfig
 from rollout.env.protocol import EnvSession
 
 
-def session_factory(cfg: RolloutConfig, user_client: Optional[ChatClient], user_model: Optional[str],
-                    secrets: list[str]) -> Callable[[], Awaitable[EnvSession]]:
+def session_factory(
+    cfg: RolloutConfig, user_client: Optional[ChatClient], user_model: Optional[str], secrets: list[str]
+) -> Callable[[], Awaitable[EnvSession]]:
     """A coroutine function creating a new session of the configured backend.
 
     local: tau2 in-process, its user simulator over `user_client` (None: solo episodes only).

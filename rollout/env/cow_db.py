@@ -144,7 +144,7 @@ class TableJson:
 
     def span(self, a: int, b: int) -> memoryview:
         """Entries a..b-1 (a < b) with their inner separators."""
-        return memoryview(self.body)[self.bounds[a]: self.bounds[b] - 2]
+        return memoryview(self.body)[self.bounds[a] : self.bounds[b] - 2]
 
 
 class TemplateJson:

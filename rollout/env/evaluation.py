@@ -12,9 +12,20 @@ from tau2.evaluator.evaluator import EvaluationType, evaluate_simulation
 from rollout.core.failures import EpisodeFailure, FailureClass
 
 
-def simulation_run(*, task_id: str, messages, termination: TerminationReason, start_time: str, end_time: str,
-                   duration: float, seed, trial: int = 0, run_id: Optional[str] = None,
-                   reward_info: Optional[RewardInfo] = None, skipped: bool = False) -> SimulationRun:
+def simulation_run(
+    *,
+    task_id: str,
+    messages,
+    termination: TerminationReason,
+    start_time: str,
+    end_time: str,
+    duration: float,
+    seed,
+    trial: int = 0,
+    run_id: Optional[str] = None,
+    reward_info: Optional[RewardInfo] = None,
+    skipped: bool = False,
+) -> SimulationRun:
     """The episode as tau2's SimulationRun (what `tau2 run` would have saved; `skipped` with a
     failure in `reward_info`: a sample tau2's runner could not run). `run_id`: a fresh uuid if None."""
     return SimulationRun(

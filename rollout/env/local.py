@@ -29,8 +29,14 @@ from rollout.env.user_sim import Tau2UserSimulator, UserSimulator
 class LocalSession:
     """One environment slot with tau2 in-process (see module doc and protocol.EnvSession)."""
 
-    def __init__(self, *, user_client=None, user_model: Optional[str] = None, user_cfg: UserLLMConfig = UserLLMConfig(),
-                 secrets: list[str] = ()):
+    def __init__(
+        self,
+        *,
+        user_client=None,
+        user_model: Optional[str] = None,
+        user_cfg: UserLLMConfig = UserLLMConfig(),
+        secrets: list[str] = (),
+    ):
         self._user_client = user_client
         self._user_model = user_model
         self._user_cfg = user_cfg
@@ -67,16 +73,31 @@ class LocalSession:
             initialization_actions=initial.initialization_actions if initial is not None else None,
             message_history=history,
         )
-        self.recorder = EpisodeRecorder(env, solo=req.solo, max_steps=req.max_steps, max_errors=req.max_errors,
-                                        history=history, invalid_args=req.invalid_tool_args)
+        self.recorder = EpisodeRecorder(
+            env,
+            solo=req.solo,
+            max_steps=req.max_steps,
+            max_errors=req.max_errors,
+            history=history,
+            invalid_args=req.invalid_tool_args,
+        )
         user_first, to_user = self._first_turn(history)
         if not req.solo:
             # tau2's Orchestrator.initialize: the message the user answers first is not in its history
             user_history = history[:-1] if user_first and history else history
-            self.user = UserSimulator(domain=req.domain, task=task, recorder=self.recorder, client=self._user_client,
-                                      model=self._user_model, cfg=self._user_cfg, seed=req.seed,
-                                      headers=request_headers(req, "user"), secrets=self._secrets, history=user_history,
-                                      empty_retries=req.empty_reply_retries)
+            self.user = UserSimulator(
+                domain=req.domain,
+                task=task,
+                recorder=self.recorder,
+                client=self._user_client,
+                model=self._user_model,
+                cfg=self._user_cfg,
+                seed=req.seed,
+                headers=request_headers(req, "user"),
+                secrets=self._secrets,
+                history=user_history,
+                empty_retries=req.empty_reply_retries,
+            )
         system_prompt, tools = agent_view(req.domain, req.solo, task.id if req.solo else None)
         self._durations["env_setup_s"] = round(time.perf_counter() - self._t0, 4)
         if user_first:
@@ -86,8 +107,9 @@ class LocalSession:
                 self.recorder.check_limits()  # as tau2's loop after each step: the agent may not get a turn
             except StopEpisode as stop:
                 self.termination = stop.reason.value
-        return Opening(system_prompt=system_prompt, tools=list(tools), conversation=self.recorder.agent_view(0),
-                       termination=self.termination)
+        return Opening(
+            system_prompt=system_prompt, tools=list(tools), conversation=self.recorder.agent_view(0), termination=self.termination
+        )
 
     def _first_turn(self, history: list):
         """Who generates first, and the message they answer (tau2's Orchestrator.initialize)."""
@@ -145,9 +167,16 @@ class LocalSession:
             raise EpisodeFailure(FailureClass.ENV_ERROR, "finish before the episode ended")
         req, rec = self.request, self.recorder
         messages = rec.final_messages()
-        sim = simulation_run(task_id=self.task.id, messages=messages, termination=TerminationReason(self.termination),
-                             start_time=self._start_time, end_time=get_now(), duration=time.perf_counter() - self._t0,
-                             seed=req.seed, trial=req.sample)
+        sim = simulation_run(
+            task_id=self.task.id,
+            messages=messages,
+            termination=TerminationReason(self.termination),
+            start_time=self._start_time,
+            end_time=get_now(),
+            duration=time.perf_counter() - self._t0,
+            seed=req.seed,
+            trial=req.sample,
+        )
         t1 = time.perf_counter()
         reward_info = await score_async(sim, self.task, domain=req.domain, solo=req.solo)
         self._durations["evaluation_s"] = round(time.perf_counter() - t1, 4)

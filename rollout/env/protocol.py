@@ -93,8 +93,14 @@ def request_headers(req: ResetRequest, role: str) -> dict[str, str]:
     """X-Rollout-* headers tagging every LLM request of an episode (role: agent | user)."""
     if not req.tag_requests:
         return {}
-    return {"X-Rollout-Episode": req.episode_id, "X-Rollout-Domain": req.domain, "X-Rollout-Task-Id": str(req.task_id),
-            "X-Rollout-Sample": str(req.sample), "X-Rollout-Role": role, "X-Rollout-Mode": "solo" if req.solo else "user"}
+    return {
+        "X-Rollout-Episode": req.episode_id,
+        "X-Rollout-Domain": req.domain,
+        "X-Rollout-Task-Id": str(req.task_id),
+        "X-Rollout-Sample": str(req.sample),
+        "X-Rollout-Role": role,
+        "X-Rollout-Mode": "solo" if req.solo else "user",
+    }
 
 
 def to_wire(obj) -> dict:

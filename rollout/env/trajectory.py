@@ -56,8 +56,9 @@ class EpisodeRecorder:
     counts as a tool error; a more lenient RL setting).
     """
 
-    def __init__(self, env, *, solo: bool, max_steps: int, max_errors: int, history: list[Message] = (),
-                 invalid_args: str = "end"):
+    def __init__(
+        self, env, *, solo: bool, max_steps: int, max_errors: int, history: list[Message] = (), invalid_args: str = "end"
+    ):
         self.env = env
         self.solo = solo
         self.max_steps = max_steps
@@ -131,8 +132,9 @@ class EpisodeRecorder:
         """
         calls, invalid = self._parse_calls(raw_calls, "user") if raw_calls else (None, [])
         if any(invalid) and self.invalid_args == "end":
-            raise InvalidArguments(f"the user simulator's tool call arguments are not a JSON object: "
-                                   f"{next(i for i in invalid if i).error}")
+            raise InvalidArguments(
+                f"the user simulator's tool call arguments are not a JSON object: {next(i for i in invalid if i).error}"
+            )
         message = UserMessage(role="user", content=text, tool_calls=calls)  # as tau2: the text as generated
         index = self._append(message)
         if any(invalid):
@@ -168,8 +170,9 @@ class EpisodeRecorder:
             except ValueError as e:
                 args = {RAW_ARGUMENTS_KEY: call.arguments}
                 invalid.append(_Invalid(call.arguments, str(e)))
-                self.invalid_tool_calls.append({"id": call.id, "name": call.name, "requestor": requestor,
-                                                "arguments": call.arguments, "error": str(e)})
+                self.invalid_tool_calls.append(
+                    {"id": call.id, "name": call.name, "requestor": requestor, "arguments": call.arguments, "error": str(e)}
+                )
             calls.append(ToolCall(id=call.id, name=call.name, arguments=args, requestor=requestor))
         return calls, invalid
 
@@ -183,7 +186,9 @@ class EpisodeRecorder:
                 self.num_errors += 1
             index = self._append(result)
             if bad:
-                self._shown[index] = result.model_copy(update={"content": f"Error: invalid JSON in tool call arguments ({bad.error})"})
+                self._shown[index] = result.model_copy(
+                    update={"content": f"Error: invalid JSON in tool call arguments ({bad.error})"}
+                )
             shown.append(self._shown.get(index, result))
         self.step_count += 1
         return shown

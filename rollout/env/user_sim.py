@@ -34,7 +34,7 @@ def strip_provider_prefix(model: str) -> str:
     """'openai/gpt-4.1' -> 'gpt-4.1' (tau2/AEnvironment name models the litellm way)."""
     for prefix in LITELLM_PREFIXES:
         if model.startswith(prefix):
-            return model[len(prefix):]
+            return model[len(prefix) :]
     return model
 
 
@@ -123,8 +123,9 @@ class UserSimulator:
             text, calls = await self._request()
             if not is_empty_reply(text, calls):
                 return text, calls
-        raise EpisodeFailure(FailureClass.USER_SIM_ERROR,
-                             f"the user simulator returned an empty message {self._empty_retries + 1} times")
+        raise EpisodeFailure(
+            FailureClass.USER_SIM_ERROR, f"the user simulator returned an empty message {self._empty_retries + 1} times"
+        )
 
     async def _request(self) -> tuple[Optional[str], list[RawToolCall]]:
         body = {"model": self._model, "messages": list(self._chat), "temperature": self._cfg.temperature}

@@ -43,8 +43,10 @@ from rollout.core.tokens import CAPTURE_MODES, CaptureError, capture_fields, tur
 from rollout.env.domains import DOMAINS, load_domain
 from rollout.pool.config import RayConfig
 
-PROBE_MESSAGES = [{"role": "system", "content": "You are a customer service agent."},
-                  {"role": "user", "content": "Hi, can you check order 42 for me?"}]
+PROBE_MESSAGES = [
+    {"role": "system", "content": "You are a customer service agent."},
+    {"role": "user", "content": "Hi, can you check order 42 for me?"},
+]
 
 
 @dataclass
@@ -67,8 +69,14 @@ async def probe(cfg: RolloutConfig) -> dict[str, Any]:
             try:
                 data = await client.complete(body)
                 turn = turn_record(data, mode)
-                return {"mode": mode, "ok": True, "model": model, "tried": tried,
-                        "prompt_tokens": len(turn.prompt_token_ids or []), "completion_tokens": len(turn.completion_token_ids)}
+                return {
+                    "mode": mode,
+                    "ok": True,
+                    "model": model,
+                    "tried": tried,
+                    "prompt_tokens": len(turn.prompt_token_ids or []),
+                    "completion_tokens": len(turn.completion_token_ids),
+                }
             except CaptureError as e:
                 tried[mode] = str(e)
         return {"mode": None, "ok": False, "model": model, "tried": tried}
@@ -106,8 +114,10 @@ def _probe_line(cfg: CaptureCheckConfig, server: dict) -> str:
         lines.append(f"capture {mode}: NOT SUPPORTED — the server ignored `{option}` ({why})")
     if server["ok"]:
         hint = f" (set llm.capture={server['mode']})" if server["mode"] != (cfg.llm.capture or "token_ids") else ""
-        lines.append(f"capture {server['mode']}: ok — {server['prompt_tokens']} prompt and {server['completion_tokens']} "
-                     f"completion tokens with logprobs from {server['model']}{hint}")
+        lines.append(
+            f"capture {server['mode']}: ok — {server['prompt_tokens']} prompt and {server['completion_tokens']} "
+            f"completion tokens with logprobs from {server['model']}{hint}"
+        )
     return "\n".join(lines)
 
 
@@ -123,25 +133,35 @@ def episodes(cfg: CaptureCheckConfig, model: str) -> dict[str, Any]:
         if not with_user and not assets.supports_solo:
             skipped.append(domain)
             continue
-        requests += [RolloutRequest(domain, t) for t in assets.task_ids()[:cfg.episodes]]
+        requests += [RolloutRequest(domain, t) for t in assets.task_ids()[: cfg.episodes]]
     if skipped:
         print(f"skipped {', '.join(skipped)}: they need a user simulator (user_llm.base_url / user_llm.model)")
     trajectories = []
     with RolloutPool(cfg, ray=cfg.ray) as pool:
         trajectories = pool.run(requests)
         stats = pool.stats()
-    print(f"{'domain':<10} {'episodes':>8} {'scored':>6} {'calls':>6} {'captured':>8} {'clean':>6} {'split':>6} "
-          f"{'clean rate':>10} {'clean trajectories':>18}")
+    print(
+        f"{'domain':<10} {'episodes':>8} {'scored':>6} {'calls':>6} {'captured':>8} {'clean':>6} {'split':>6} "
+        f"{'clean rate':>10} {'clean trajectories':>18}"
+    )
     for domain, d in stats["domains"].items():
         c = d["capture"]
         rate = "-" if c["clean_rate"] is None else f"{100 * c['clean_rate']:.0f} %"
-        print(f"{domain:<10} {d['ended']:>8} {d['scored']:>6} {c['calls']:>6} {c['captured']:>8} {c['boundaries_clean']:>6} "
-              f"{c['boundaries_split']:>6} {rate:>10} {c['trajectories_clean']:>18}")
+        print(
+            f"{domain:<10} {d['ended']:>8} {d['scored']:>6} {c['calls']:>6} {c['captured']:>8} {c['boundaries_clean']:>6} "
+            f"{c['boundaries_split']:>6} {rate:>10} {c['trajectories_clean']:>18}"
+        )
     return {"domains": stats["domains"], "trajectories": [_entry(t) for t in trajectories]}
 
 
 def _entry(t) -> dict[str, Any]:
-    return {"domain": t.domain, "task_id": t.task_id, "reward": t.reward, "failure": t.failure and t.failure.to_dict(),
-            "turns": [x.to_dict() if x else None for x in t.turns], "capture_errors": t.result.capture_errors,
-            "segments": [s.to_dict() for s in t.segments], "drift": t.drift.to_dict()}
-
+    return {
+        "domain": t.domain,
+        "task_id": t.task_id,
+        "reward": t.reward,
+        "failure": t.failure and t.failure.to_dict(),
+        "turns": [x.to_dict() if x else None for x in t.turns],
+        "capture_errors": t.result.capture_errors,
+        "segments": [s.to_dict() for s in t.segments],
+        "drift": t.drift.to_dict(),
+    }

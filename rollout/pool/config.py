@@ -21,15 +21,18 @@ class RayConfig:
     """Where the rollout pool's workers run, and how many."""
 
     address: Optional[str] = setting(
-        None, help="null: start a local Ray; auto: join the cluster (inside `ray job submit`); or host:port")
+        None, help="null: start a local Ray; auto: join the cluster (inside `ray job submit`); or host:port"
+    )
     num_workers: Optional[int] = setting(None, help="rollout actors; null: one per CPU of the cluster")
     slots_per_worker: int = setting(16, help="episodes in flight per actor (each with its own environment session)")
     cpus_per_worker: float = setting(1.0, help="CPUs Ray reserves for each actor")
     num_cpus: Optional[int] = setting(None, help="CPUs of a local Ray (null: all)")
-    object_store_mb: int = setting(512, help=f"a local Ray's object store in MB (results are small; Ray's minimum: "
-                                             f"{MIN_OBJECT_STORE_MB})")
+    object_store_mb: int = setting(
+        512, help=f"a local Ray's object store in MB (results are small; Ray's minimum: {MIN_OBJECT_STORE_MB})"
+    )
     worker_start_timeout_s: float = setting(
-        300.0, help="a worker not placed and warm by then is given up (the sweep carries on without it)")
+        300.0, help="a worker not placed and warm by then is given up (the sweep carries on without it)"
+    )
 
 
 @dataclass
@@ -74,4 +77,5 @@ def check_fits(r: RayConfig, cpus: float, where: str) -> None:
     if need > cpus + 1e-9:
         raise InvalidInput(
             f"ray.num_workers={r.num_workers} x ray.cpus_per_worker={r.cpus_per_worker} needs {need:g} CPUs, but {where}: "
-            f"valid: num_workers x cpus_per_worker <= {cpus:g} (e.g. ray.cpus_per_worker={cpus / workers:g})")
+            f"valid: num_workers x cpus_per_worker <= {cpus:g} (e.g. ray.cpus_per_worker={cpus / workers:g})"
+        )

@@ -66,8 +66,12 @@ class Job:
 
     def ended(self, failure: Failure) -> Trajectory:
         """The trajectory of a job that ends without an episode (cancelled, or its worker lost)."""
-        return Trajectory.of(self.request.spec(self.base_seed).failed(failure), group_id=self.request.group,
-                             weight_version=self.request.weight_version, tags=self.request.tags)
+        return Trajectory.of(
+            self.request.spec(self.base_seed).failed(failure),
+            group_id=self.request.group,
+            weight_version=self.request.weight_version,
+            tags=self.request.tags,
+        )
 
 
 @dataclass
@@ -96,10 +100,19 @@ class _Flight:
 class Dispatcher:
     """Runs jobs on Ray workers (see module doc). `poll` from one thread; `submit` and the cancels from any."""
 
-    def __init__(self, cfg: RolloutConfig, *, num_workers: int, slots_per_worker: int, cpus_per_worker: float = 1.0,
-                 retry: RetryConfig = RetryConfig(), warmup_domains: Iterable[str] = (),
-                 worker_start_timeout_s: float = 300.0, base_seed: int = 0,
-                 on_retry: Optional[Callable[[Job, Failure], None]] = None):
+    def __init__(
+        self,
+        cfg: RolloutConfig,
+        *,
+        num_workers: int,
+        slots_per_worker: int,
+        cpus_per_worker: float = 1.0,
+        retry: RetryConfig = RetryConfig(),
+        warmup_domains: Iterable[str] = (),
+        worker_start_timeout_s: float = 300.0,
+        base_seed: int = 0,
+        on_retry: Optional[Callable[[Job, Failure], None]] = None,
+    ):
         self.cfg = cfg
         self.num_workers = capped_worker_count(cfg, num_workers)
         self.slots = slots_per_worker
@@ -190,7 +203,6 @@ class Dispatcher:
         self._cancel_stuck()
         return ended
 
-
     def stop(self) -> None:
         """Let each ready worker release its sessions (cluster instances, servers), then kill every actor."""
         import ray
@@ -211,8 +223,9 @@ class Dispatcher:
     # ---- workers -----------------------------------------------------------------------
     def _start(self, index: int) -> _Worker:
         cfg = worker_config(self.cfg, index, self.num_workers)
-        [actor] = start_workers(1, cfg, slots=self.slots, cpus=self.cpus, first_id=next(self._worker_ids),
-                                base_seed=self.base_seed)
+        [actor] = start_workers(
+            1, cfg, slots=self.slots, cpus=self.cpus, first_id=next(self._worker_ids), base_seed=self.base_seed
+        )
         return _Worker(index, actor, actor.ping.remote(), time.monotonic() + self.start_timeout)
 
     def _pending_refs(self) -> list:
@@ -246,8 +259,12 @@ class Dispatcher:
                     self._give_up(w, f"died while {w.state}")
                     continue
                 except Exception:
-                    log.warning("worker slot %s failed to %s; its episodes will fail and be retried", w.index,
-                                "start" if w.state == "starting" else "warm up", exc_info=True)
+                    log.warning(
+                        "worker slot %s failed to %s; its episodes will fail and be retried",
+                        w.index,
+                        "start" if w.state == "starting" else "warm up",
+                        exc_info=True,
+                    )
                 if w.state == "starting":
                     w.state, w.ref = "warming", w.actor.warmup.remote(self.warmup_domains)
                     w.deadline = time.monotonic() + self.start_timeout
@@ -280,8 +297,11 @@ class Dispatcher:
         total = self._cluster_cpus()
         held = sum(self.cpus for x in self.workers if x is not None and x is not w)
         if held + self.cpus > total + 1e-9:  # e.g. its node is gone: a replacement would wait forever
-            self._give_up(w, f"no room for a replacement: the cluster has {total:g} CPUs, the other workers hold "
-                             f"{held:g}, a worker needs ray.cpus_per_worker={self.cpus:g}")
+            self._give_up(
+                w,
+                f"no room for a replacement: the cluster has {total:g} CPUs, the other workers hold "
+                f"{held:g}, a worker needs ray.cpus_per_worker={self.cpus:g}",
+            )
             return
         self.replacements[w.index] += 1
         self.replaced_workers += 1
@@ -299,9 +319,11 @@ class Dispatcher:
             return float("inf")  # unknown: try, the start deadline bounds the wait
 
     def _no_workers_message(self, left: int) -> str:
-        return (f"no Ray worker can run: all {self.num_workers} worker slots were lost and could not be replaced "
-                f"(last: {self.last_loss}); {left} episodes not run. Check the cluster's "
-                f"resources (ray.cpus_per_worker={self.cpus:g} each)")
+        return (
+            f"no Ray worker can run: all {self.num_workers} worker slots were lost and could not be replaced "
+            f"(last: {self.last_loss}); {left} episodes not run. Check the cluster's "
+            f"resources (ray.cpus_per_worker={self.cpus:g} each)"
+        )
 
     # ---- jobs --------------------------------------------------------------------------
     def _dispatch(self) -> None:

@@ -65,9 +65,16 @@ def _typed(cls, value):
 class RolloutPool:
     """See the module doc. `config`: a RolloutConfig, or its overrides (a dict or `key=value` list)."""
 
-    def __init__(self, config: Union[RolloutConfig, dict, list, None] = None, *, ray: Union[RayConfig, dict, None] = None,
-                 retry: Union[RetryConfig, dict, None] = None, seed: int = 0, warmup_domains: Iterable[str] = (),
-                 on_retry: Optional[Callable[[], None]] = None):
+    def __init__(
+        self,
+        config: Union[RolloutConfig, dict, list, None] = None,
+        *,
+        ray: Union[RayConfig, dict, None] = None,
+        retry: Union[RetryConfig, dict, None] = None,
+        seed: int = 0,
+        warmup_domains: Iterable[str] = (),
+        on_retry: Optional[Callable[[], None]] = None,
+    ):
         self.cfg = config if isinstance(config, RolloutConfig) else load_config(config)
         self.ray_cfg, self.retry = _typed(RayConfig, ray), _typed(RetryConfig, retry)
         problems = check_pool(self.ray_cfg, self.retry)
@@ -101,17 +108,28 @@ class RolloutPool:
                 if r.address:
                     ray.init(address=r.address)
                 else:
-                    ray.init(address="local", num_cpus=r.num_cpus, include_dashboard=False,
-                             object_store_memory=r.object_store_mb * 2**20, runtime_env={"env_vars": child_env()})
+                    ray.init(
+                        address="local",
+                        num_cpus=r.num_cpus,
+                        include_dashboard=False,
+                        object_store_memory=r.object_store_mb * 2**20,
+                        runtime_env={"env_vars": child_env()},
+                    )
                 self._started_ray = True
             cpus = ray.cluster_resources().get("CPU", 0)
             check_fits(r, cpus, f"the Ray cluster has {cpus:g} CPUs in total")
             workers = r.num_workers or max(1, int(cpus // r.cpus_per_worker))
-            dispatcher = Dispatcher(self.cfg, num_workers=workers, slots_per_worker=r.slots_per_worker,
-                                    cpus_per_worker=r.cpus_per_worker, retry=self.retry,
-                                    warmup_domains=sorted({*self._warmup, *domains}),
-                                    worker_start_timeout_s=r.worker_start_timeout_s, base_seed=self.seed,
-                                    on_retry=self._retried)
+            dispatcher = Dispatcher(
+                self.cfg,
+                num_workers=workers,
+                slots_per_worker=r.slots_per_worker,
+                cpus_per_worker=r.cpus_per_worker,
+                retry=self.retry,
+                warmup_domains=sorted({*self._warmup, *domains}),
+                worker_start_timeout_s=r.worker_start_timeout_s,
+                base_seed=self.seed,
+                on_retry=self._retried,
+            )
             dispatcher.start()
             self.dispatcher = dispatcher
             self._closing.clear()
@@ -188,7 +206,7 @@ class RolloutPool:
         with self._waiters_lock:  # registered before the pool's thread can see them end
             jobs = self.dispatcher.submit(requests)
             for i, job in enumerate(jobs):
-                self._waiters[job.id] = (lambda position: (lambda item: deliver(position, item)))(i)
+                self._waiters[job.id] = (lambda position: lambda item: deliver(position, item))(i)
         return [job.id for job in jobs]
 
     def _cancel_unfinished(self, ids: list[int]) -> None:
@@ -281,8 +299,9 @@ class RolloutPool:
                 out[i] = trajectory
         return out
 
-    async def astream_groups(self, requests: Iterable[RolloutRequest], *, extra_samples: int = 0
-                             ) -> AsyncIterator[list[Trajectory]]:
+    async def astream_groups(
+        self, requests: Iterable[RolloutRequest], *, extra_samples: int = 0
+    ) -> AsyncIterator[list[Trajectory]]:
         grouping = _Groups(list(requests), extra_samples)
         async with contextlib.aclosing(self.astream(grouping.requests)) as items:
             async for trajectory in items:
@@ -325,7 +344,7 @@ class _Groups:
         if len(scored) < self.wanted[g] and len(done) < self.wanted[g] + self.extra:
             return None
         self.closed.add(g)
-        return (scored + [t for t in done if not t.ok])[:self.wanted[g]]
+        return (scored + [t for t in done if not t.ok])[: self.wanted[g]]
 
     def stragglers(self, group: str) -> bool:
         return len(self.finished[group]) < self.wanted[group] + self.extra

@@ -39,8 +39,10 @@ class Endpoint:
 
     def __post_init__(self):
         if self.api_key_env is not None and not _VAR_NAME.match(self.api_key_env):
-            raise InvalidInput("Endpoint.api_key_env must be the NAME of an environment variable (letters, digits, "
-                               "underscores), not a key itself")
+            raise InvalidInput(
+                "Endpoint.api_key_env must be the NAME of an environment variable (letters, digits, "
+                "underscores), not a key itself"
+            )
 
     def resolve(self) -> PolicyEndpoint:
         """The endpoint with its key read from this process's environment. Raises InvalidInput."""
@@ -48,10 +50,13 @@ class Endpoint:
         if self.api_key_env:
             key = os.environ.get(self.api_key_env, "").strip()
             if not key:
-                raise InvalidInput(f"Endpoint.api_key_env names {self.api_key_env}, which is not set in the worker's "
-                                   f"process (set it on every node)")
-        return PolicyEndpoint(base_url=self.base_url, api_key=key, model=self.model, headers=dict(self.headers),
-                              extra_body=dict(self.extra_body))
+                raise InvalidInput(
+                    f"Endpoint.api_key_env names {self.api_key_env}, which is not set in the worker's "
+                    f"process (set it on every node)"
+                )
+        return PolicyEndpoint(
+            base_url=self.base_url, api_key=key, model=self.model, headers=dict(self.headers), extra_body=dict(self.extra_body)
+        )
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,9 @@ class RolloutRequest:
 
     def spec(self, base_seed: int = 0) -> EpisodeSpec:
         seed = self.seed if self.seed is not None else derive_seed(base_seed, self.domain, self.task_id, self.sample)
-        return EpisodeSpec(self.domain, str(self.task_id), self.sample, seed=seed, solo=self.solo,
-                           weight_version=self.weight_version)
+        return EpisodeSpec(
+            self.domain, str(self.task_id), self.sample, seed=seed, solo=self.solo, weight_version=self.weight_version
+        )
 
 
 def derive_seed(base_seed: int, domain: str, task_id: str, sample: int) -> int:

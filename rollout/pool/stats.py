@@ -44,12 +44,21 @@ class _Counts:
 
     def view(self) -> dict[str, Any]:
         boundaries = self.clean + self.split
-        return {"ended": self.ended, "scored": self.scored, "failed": dict(sorted(self.failed.items())),
-                "mean_reward": self.reward / self.scored if self.scored else None,
-                "capture": {"calls": self.calls, "captured": self.captured, "boundaries_clean": self.clean,
-                            "boundaries_split": self.split,
-                            "clean_rate": self.clean / boundaries if boundaries else None,
-                            "trajectories": self.with_tokens, "trajectories_clean": self.clean_trajectories}}
+        return {
+            "ended": self.ended,
+            "scored": self.scored,
+            "failed": dict(sorted(self.failed.items())),
+            "mean_reward": self.reward / self.scored if self.scored else None,
+            "capture": {
+                "calls": self.calls,
+                "captured": self.captured,
+                "boundaries_clean": self.clean,
+                "boundaries_split": self.split,
+                "clean_rate": self.clean / boundaries if boundaries else None,
+                "trajectories": self.with_tokens,
+                "trajectories_clean": self.clean_trajectories,
+            },
+        }
 
 
 class PoolStats:
@@ -78,11 +87,19 @@ class PoolStats:
     def snapshot(self, dispatcher=None) -> dict[str, Any]:
         with self._lock:
             elapsed = time.monotonic() - self._started if self._started else 0.0
-            out = {"submitted": self._submitted, **self._all.view(), "retries": dict(sorted(self._retries.items())),
-                   "episodes_per_s": self._all.ended / elapsed if elapsed > 0 else None,
-                   "domains": {d: c.view() for d, c in sorted(self._domains.items())}}
+            out = {
+                "submitted": self._submitted,
+                **self._all.view(),
+                "retries": dict(sorted(self._retries.items())),
+                "episodes_per_s": self._all.ended / elapsed if elapsed > 0 else None,
+                "domains": {d: c.view() for d, c in sorted(self._domains.items())},
+            }
         if dispatcher is not None:
-            out.update(in_flight=len(dispatcher._inflight), queued=len(dispatcher._ready) + len(dispatcher._delayed),
-                       workers_ready=sum(w is not None and w.state == "ready" for w in dispatcher.workers),
-                       slots_lost=dispatcher.lost_slots, workers_replaced=dispatcher.replaced_workers)
+            out.update(
+                in_flight=len(dispatcher._inflight),
+                queued=len(dispatcher._ready) + len(dispatcher._delayed),
+                workers_ready=sum(w is not None and w.state == "ready" for w in dispatcher.workers),
+                slots_lost=dispatcher.lost_slots,
+                workers_replaced=dispatcher.replaced_workers,
+            )
         return out

@@ -76,8 +76,7 @@ class RolloutWorker:
             log.warning("job %s: unexpected error, classified env_error: %s\n%s", job, result.failure.message, frames(e))
         finally:
             self._clocks.pop(job, None)
-        trajectory = Trajectory.of(result, group_id=request.group, weight_version=request.weight_version,
-                                   tags=request.tags)
+        trajectory = Trajectory.of(result, group_id=request.group, weight_version=request.weight_version, tags=request.tags)
         trajectory.tags.setdefault("worker", self.worker_id)
         return trajectory
 
@@ -89,15 +88,15 @@ class RolloutWorker:
         await self.runner.close()
 
 
-def start_workers(count: int, cfg: RolloutConfig, *, slots: int, cpus: float, first_id: int = 0,
-                  base_seed: int = 0) -> list:
+def start_workers(count: int, cfg: RolloutConfig, *, slots: int, cpus: float, first_id: int = 0, base_seed: int = 0) -> list:
     """Create `count` worker actors, each with `slots` episodes in flight."""
     import ray
 
     actor = ray.remote(RolloutWorker)
     return [
-        actor.options(max_concurrency=slots + 4, num_cpus=cpus, runtime_env={"env_vars": child_env(WORKER_ENV)})
-        .remote(cfg, first_id + i, slots, base_seed)
+        actor.options(max_concurrency=slots + 4, num_cpus=cpus, runtime_env={"env_vars": child_env(WORKER_ENV)}).remote(
+            cfg, first_id + i, slots, base_seed
+        )
         for i in range(count)
     ]
 

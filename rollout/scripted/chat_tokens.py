@@ -12,26 +12,7 @@ trained on tau2's texts (4096 tokens + Qwen2.5's 22 added tokens; build.py says 
 What vLLM does, and so what this module does. Checked in the vLLM 0.19.1 wheel; the same code is in
 0.12.0 (paths as in 0.19.1, 0.12.0's in brackets) and in transformers 4.57.1:
 
-1. Messages (`conversation`): vllm/entrypoints/chat_utils.py `_parse_chat_message_content` keeps
-   role, content, tool_calls (assistant), tool_call_id (tool) and name; content None becomes [] and
-   the parts are joined with "\\n", so None -> "" (the Qwen2.5 template is "string" content format:
-   vllm/renderers/hf.py `_detect_content_format` [chat_utils.py]). `_postprocess_messages` turns each
-   assistant tool call's `function.arguments` JSON string into a dict (json.loads; "" or None -> {}),
-   and (0.19) drops an empty tool_calls list.
-2. Tools (`tool_dicts`): vllm/entrypoints/serve/render/serving.py `render_chat`
-   [entrypoints/openai/serving_chat.py] passes `[tool.model_dump() for tool in request.tools]`:
-   ChatCompletionToolsParam{type, function} and FunctionDefinition{name, description, parameters}
-   with extra="allow" (entrypoints/openai/engine/protocol.py `OpenAIBaseModel`), so a missing
-   description renders as null and extra keys such as "strict" follow the declared ones.
-3. Rendering (`render`): vllm/renderers/hf.py `safe_apply_chat_template` calls transformers'
-   `apply_chat_template(conversation, tools=..., chat_template=..., tokenize=False,
-   add_generation_prompt=True, ...)`; transformers/utils/chat_template_utils.py
-   `_compile_jinja_template` renders in an ImmutableSandboxedEnvironment(trim_blocks=True,
-   lstrip_blocks=True, extensions=[AssistantTracker, loopcontrols]) with `tojson` =
-   json.dumps(x, ensure_ascii=False, indent, separators, sort_keys) (no HTML escaping),
-   `raise_exception` and `strftime_now`, and the special tokens map as extra variables.
-   The prompt is then tokenized without special tokens (ChatCompletionRequest.add_special_tokens
-   defaults to False; Qwen2 has no BOS).
+1.-3. The prompt: chat_template.py (messages, tools, rendering, tokenization).
 4. Generation (`completion`): a Qwen2.5 model writes an assistant turn as the template renders it
    after the generation prompt "<|im_start|>assistant\\n": content, then for each call
    "\\n<tool_call>\\n{\\"name\\": ..., \\"arguments\\": <tojson>}\\n</tool_call>", then "<|im_end|>", its
@@ -85,80 +66,34 @@ import json
 import math
 import re
 import struct
-from pathlib import Path
 from typing import Any, Optional
 
-DATA = Path(__file__).resolve().parent / "tokenizer"
-TOKENIZER_FILE = DATA / "tau2-bpe.json"
-TEMPLATE_FILE = DATA / "qwen25_chat_template.jinja"
-EOS = "<|im_end|>"  # Qwen2.5-Instruct's eos_token
-SPECIAL_TOKENS_MAP = {  # what transformers' apply_chat_template passes to the template beside messages
-    "eos_token": EOS, "pad_token": "<|endoftext|>",
-    "additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-                                  "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
-                                  "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"],
-}
+from rollout.scripted.chat_template import (  # noqa: F401  (re-exported: the prompt side of the protocol)
+    EOS,
+    SPECIAL_TOKENS_MAP,
+    TEMPLATE_FILE,
+    TOKENIZER_FILE,
+    content_text,
+    conversation,
+    decode,
+    encode,
+    eos_id,
+    render,
+    render_prompt,
+    template,
+    tokenizer,
+    tool_dicts,
+)
+
 DRIFT_MODES = (
-    "compact_json",     # tool calls written as {"name":"f","arguments":{"a":1}}; re-rendered with ", " and ": "
+    "compact_json",  # tool calls written as {"name":"f","arguments":{"a":1}}; re-rendered with ", " and ": "
     "arguments_first",  # tool calls written as {"arguments": {...}, "name": "f"}; re-rendered name first
     "leading_newline",  # the turn starts with "\n"; text keeps it, re-rendered "\n\n" is one token; before a
-                        # tool call it is whitespace-only content (None) and is not re-rendered at all
-    "noncanonical",     # same text, but its first mergeable token is sampled as its two halves (a real
-                        # model can sample a non-canonical split); the re-render tokenizes canonically
+    # tool call it is whitespace-only content (None) and is not re-rendered at all
+    "noncanonical",  # same text, but its first mergeable token is sampled as its two halves (a real
+    # model can sample a non-canonical split); the re-render tokenizes canonically
 )
 _TOOL_CALL_RE = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)  # the hermes parser's
-
-
-# -- loading ---------------------------------------------------------------------------------------
-
-@functools.cache
-def tokenizer():
-    """The tau2 BPE tokenizer (tokenizers.Tokenizer), loaded once."""
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_file(str(TOKENIZER_FILE))
-
-
-@functools.cache
-def template():
-    """The Qwen2.5 chat template compiled as transformers compiles it (see the module doc, 3)."""
-    import jinja2
-    import jinja2.ext
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    class AssistantTracker(jinja2.ext.Extension):  # transformers' {% generation %} tag; inert here
-        tags = {"generation"}
-
-        def parse(self, parser):
-            lineno = next(parser.stream).lineno
-            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-            return jinja2.nodes.CallBlock(self.call_method("_generation_support"), [], [], body).set_lineno(lineno)
-
-        def _generation_support(self, caller):
-            return caller()
-
-    def raise_exception(message):
-        raise jinja2.exceptions.TemplateError(message)
-
-    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-    def strftime_now(fmt):
-        import datetime
-
-        return datetime.datetime.now().strftime(fmt)
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[AssistantTracker, jinja2.ext.loopcontrols])
-    env.filters["tojson"] = tojson
-    env.globals["raise_exception"] = raise_exception
-    env.globals["strftime_now"] = strftime_now
-    return env.from_string(TEMPLATE_FILE.read_text())
-
-
-@functools.cache
-def eos_id() -> int:
-    return tokenizer().token_to_id(EOS)
 
 
 @functools.cache
@@ -173,95 +108,8 @@ def _halves() -> dict[int, tuple[int, int]]:
     return out
 
 
-def encode(text: str) -> list[int]:
-    """`text`'s token ids, as encoding it whole gives them: the tokenizer splits its input at
-    added tokens first (none strips or normalizes its neighbours) and encodes the pieces between
-    them apart, so the pieces' ids are cached (a conversation's prompts repeat its messages)."""
-    out: list[int] = []
-    for piece in _added_tokens().split(text):
-        if piece:
-            out += _encode_piece(piece)
-    return out
-
-
-@functools.cache
-def _added_tokens() -> re.Pattern:
-    contents = sorted((t.content for t in tokenizer().get_added_tokens_decoder().values()), key=len, reverse=True)
-    return re.compile("(" + "|".join(map(re.escape, contents)) + ")")
-
-
-@functools.lru_cache(maxsize=4096)
-def _encode_piece(piece: str) -> tuple[int, ...]:
-    return tuple(tokenizer().encode(piece, add_special_tokens=False).ids)
-
-
-def decode(ids: list[int], skip_special_tokens: bool = True) -> str:
-    return tokenizer().decode(list(ids), skip_special_tokens=skip_special_tokens)
-
-
-# -- the prompt ------------------------------------------------------------------------------------
-
-def conversation(messages: list[dict]) -> list[dict]:
-    """The messages as vLLM hands them to the template (module doc, 1). Raises ValueError (as
-    vLLM answers 400) for tool-call arguments that are not JSON."""
-    out = []
-    for m in messages:
-        role = m["role"]
-        msg: dict[str, Any] = {"role": role, "content": _content_text(m.get("content"))}
-        if role == "assistant" and m.get("tool_calls") is not None:
-            calls = []
-            for tc in m["tool_calls"]:
-                fn = dict(tc.get("function") or {})
-                args = fn.get("arguments")
-                fn["arguments"] = (json.loads(args) if not isinstance(args, (dict, list)) else args) if args else {}
-                calls.append({**{k: v for k, v in tc.items() if k != "function"}, "function": fn})
-            if calls:
-                msg["tool_calls"] = calls
-        elif role == "tool" and "tool_call_id" in m:
-            msg["tool_call_id"] = m["tool_call_id"]
-        if isinstance(m.get("name"), str):
-            msg["name"] = m["name"]
-        out.append(msg)
-    return out
-
-
-def _content_text(content) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "\n".join(p if isinstance(p, str) else p.get("text", "") for p in content
-                     if isinstance(p, str) or p.get("type") == "text")
-
-
-def tool_dicts(tools: Optional[list[dict]]) -> Optional[list[dict]]:
-    """The request's tools as vLLM passes them to the template (module doc, 2)."""
-    if tools is None:
-        return None
-    out = []
-    for t in tools:
-        fn = t.get("function") or {}
-        fdef = {"name": fn.get("name"), "description": fn.get("description"), "parameters": fn.get("parameters")}
-        fdef.update((k, v) for k, v in fn.items() if k not in fdef)
-        tool = {"type": t.get("type", "function"), "function": fdef}
-        tool.update((k, v) for k, v in t.items() if k not in tool)
-        out.append(tool)
-    return out
-
-
-def render(messages: list[dict], tools: Optional[list[dict]] = None, add_generation_prompt: bool = True) -> str:
-    """The prompt text vLLM renders for a chat request."""
-    return template().render(messages=conversation(messages), tools=tool_dicts(tools), documents=None,
-                             add_generation_prompt=add_generation_prompt, **SPECIAL_TOKENS_MAP)
-
-
-def render_prompt(messages: list[dict], tools: Optional[list[dict]] = None) -> tuple[str, list[int]]:
-    """(prompt text, prompt token ids) of a chat request, add_generation_prompt=True."""
-    text = render(messages, tools)
-    return text, encode(text)
-
-
 # -- the completion ---------------------------------------------------------------------------------
+
 
 def _tojson(x) -> str:
     return json.dumps(x, ensure_ascii=False)
@@ -275,7 +123,13 @@ def _call_json(name: str, arguments, drift: Optional[str], required: bool = Fals
     if drift in ("compact_json", "arguments_first") and not raw:
         obj = {"name": name, key: arguments} if drift == "compact_json" else {key: arguments, "name": name}
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":") if drift == "compact_json" else None)
-    return '{"name": ' + (_tojson(name) if required else f'"{name}"') + f', "{key}": ' + (str(arguments) if raw else _tojson(arguments)) + "}"
+    return (
+        '{"name": '
+        + (_tojson(name) if required else f'"{name}"')
+        + f', "{key}": '
+        + (str(arguments) if raw else _tojson(arguments))
+        + "}"
+    )
 
 
 class _Raw(str):
@@ -304,9 +158,10 @@ def generated_text(message: dict, *, tool_choice: Any = "auto", drift: Optional[
         return str(args) if isinstance(args, _Raw) else _tojson(args)
     if calls and tool_choice == "required":  # guided JSON: a list of {"name", "parameters"}
         return "[" + ", ".join(_call_json(fn.get("name", ""), _arguments(fn), drift, required=True) for fn in calls) + "]"
-    content = _content_text(message.get("content"))
+    content = content_text(message.get("content"))
     parts = ([content] if content else []) + [
-        f"<tool_call>\n{_call_json(fn.get('name', ''), _arguments(fn), drift)}\n</tool_call>" for fn in calls]
+        f"<tool_call>\n{_call_json(fn.get('name', ''), _arguments(fn), drift)}\n</tool_call>" for fn in calls
+    ]
     text = "\n".join(parts) if calls else content
     return "\n" + text if drift == "leading_newline" else text
 
@@ -319,14 +174,14 @@ def completion(message: dict, *, tool_choice: Any = "auto", drift: Optional[str]
         halves = _halves()
         i = next((i for i, t in enumerate(ids) if t in halves), None)
         if i is not None:
-            ids[i:i + 1] = halves[ids[i]]
+            ids[i : i + 1] = halves[ids[i]]
     return text, ids + [eos_id()]
 
 
 # -- parsing ---------------------------------------------------------------------------------------
 
-def parse_completion(text: str, *, tools: bool = True, tool_choice: Any = "auto",
-                     call_ids: Optional[list[str]] = None) -> dict:
+
+def parse_completion(text: str, *, tools: bool = True, tool_choice: Any = "auto", call_ids: Optional[list[str]] = None) -> dict:
     """The message vLLM returns for generated `text` (module doc, 5), in ChatMessage's shape.
     `tools`: whether the request offered tools; `call_ids`: ids for the calls, by position."""
     calls: list[tuple[str, str]] = []
@@ -348,15 +203,29 @@ def parse_completion(text: str, *, tools: bool = True, tool_choice: Any = "auto"
             if not all(isinstance(f, dict) and isinstance(f["name"], str) for f in found):
                 raise ValueError
             calls = [(f["name"], json.dumps(f["arguments"], ensure_ascii=False)) for f in found]
-            content = text[:text.find("<tool_call>")] or None
+            content = text[: text.find("<tool_call>")] or None
             if content is not None and content.strip() == "":
                 content = None
         except (ValueError, KeyError, TypeError):
             calls, content = [], text
-    tool_calls = [{"id": (call_ids[i] if call_ids and i < len(call_ids) else _call_id(text, i)), "type": "function",
-                   "function": {"name": name, "arguments": args}} for i, (name, args) in enumerate(calls)]
-    return {"role": "assistant", "content": content, "refusal": None, "annotations": None, "audio": None,
-            "function_call": None, "tool_calls": tool_calls, "reasoning": None}
+    tool_calls = [
+        {
+            "id": (call_ids[i] if call_ids and i < len(call_ids) else _call_id(text, i)),
+            "type": "function",
+            "function": {"name": name, "arguments": args},
+        }
+        for i, (name, args) in enumerate(calls)
+    ]
+    return {
+        "role": "assistant",
+        "content": content,
+        "refusal": None,
+        "annotations": None,
+        "audio": None,
+        "function_call": None,
+        "tool_calls": tool_calls,
+        "reasoning": None,
+    }
 
 
 def _call_id(text: str, i: int) -> str:
@@ -364,6 +233,7 @@ def _call_id(text: str, i: int) -> str:
 
 
 # -- logprobs --------------------------------------------------------------------------------------
+
 
 def _unit(seed: bytes, *parts: int) -> float:
     """A fixed pseudo-random number in [0, 1) for (seed, parts)."""
@@ -390,7 +260,9 @@ def _decoded(ids: list[int], prev: Optional[int]) -> list[str]:
     for idx, text in enumerate(out):
         if text.endswith("\ufffd"):
             fixed[idx] = ""
-            candidates = ([ids[idx - 1:idx + 1]] if idx > 0 else []) + ([[prev] + ids[max(idx - 1, 0):idx + 1]] if prev is not None else [])
+            candidates = ([ids[idx - 1 : idx + 1]] if idx > 0 else []) + (
+                [[prev] + ids[max(idx - 1, 0) : idx + 1]] if prev is not None else []
+            )
             for c in candidates:
                 s = tok.decode(c, skip_special_tokens=False)
                 if not s.endswith("\ufffd"):
@@ -399,8 +271,7 @@ def _decoded(ids: list[int], prev: Optional[int]) -> list[str]:
     return [fixed.get(i, t) for i, t in enumerate(out)]
 
 
-def logprobs_content(prompt_ids: list[int], ids: list[int], *, top_logprobs: int = 0,
-                     as_token_ids: bool = False) -> list[dict]:
+def logprobs_content(prompt_ids: list[int], ids: list[int], *, top_logprobs: int = 0, as_token_ids: bool = False) -> list[dict]:
     """`choices[0].logprobs.content`: one entry per completion id (module doc, 6). The
     alternatives are pseudo-random ids whose probabilities share what the sampled token leaves,
     halving by rank. top_logprobs -1 (vLLM: the whole vocabulary) is answered with 20."""
@@ -414,25 +285,34 @@ def logprobs_content(prompt_ids: list[int], ids: list[int], *, top_logprobs: int
             if len(ranked) > k:
                 break
             ranked.setdefault(int(_unit(seed, pos, -1 - j) * vocab), max(math.log(rest / 2.0 ** len(ranked)), -9999.0))
-        order = list(dict.fromkeys([tid] + sorted(ranked, key=lambda t: -ranked[t])[:k]))[:max(k, 1)]
+        order = list(dict.fromkeys([tid] + sorted(ranked, key=lambda t: -ranked[t])[:k]))[: max(k, 1)]
         texts = _decoded(order, ids[pos - 1] if pos else None)
         tokens = [f"token_id:{t}" if as_token_ids else s for t, s in zip(order, texts)]
-        top = [{"token": tok, "logprob": ranked[t], "bytes": list(tok.encode("utf-8", errors="replace"))}
-               for t, tok in zip(order, tokens)] if k else []
-        entries.append({"token": tokens[0], "logprob": lp, "bytes": list(texts[0].encode("utf-8", errors="replace")),
-                        "top_logprobs": top})
+        top = (
+            [
+                {"token": tok, "logprob": ranked[t], "bytes": list(tok.encode("utf-8", errors="replace"))}
+                for t, tok in zip(order, tokens)
+            ]
+            if k
+            else []
+        )
+        entries.append(
+            {"token": tokens[0], "logprob": lp, "bytes": list(texts[0].encode("utf-8", errors="replace")), "top_logprobs": top}
+        )
     return entries
 
 
 # -- the response ----------------------------------------------------------------------------------
+
 
 def wants_tokens(body: dict) -> bool:
     """Whether a request asks for vLLM's token fields (return_token_ids and/or logprobs)."""
     return bool(body.get("return_token_ids") or body.get("logprobs"))
 
 
-def vllm_response(body: dict, message: dict, *, response_id: str, created: int, drift: Optional[str] = None,
-                  old_server: bool = False) -> tuple[int, dict]:
+def vllm_response(
+    body: dict, message: dict, *, response_id: str, created: int, drift: Optional[str] = None, old_server: bool = False
+) -> tuple[int, dict]:
     """(HTTP status, JSON body) of vLLM's answer to chat request `body` when its model writes
     `message` (module doc, 7). `drift` (one of DRIFT_MODES) changes how the model writes it;
     `old_server` answers as a vLLM older than 0.10.2, which ignores return_token_ids."""
@@ -452,8 +332,12 @@ def vllm_response(body: dict, message: dict, *, response_id: str, created: int, 
         ids = ids[:cap]
     text = decode(ids[:-1] if not truncated else ids)
     parse_choice = tool_choice if calls_wanted or tool_choice in ("auto", None) else "none"
-    reply = parse_completion(text, tools=bool(tools) and tool_choice != "none", tool_choice=parse_choice,
-                             call_ids=[tc.get("id") for tc in message.get("tool_calls") or []])
+    reply = parse_completion(
+        text,
+        tools=bool(tools) and tool_choice != "none",
+        tool_choice=parse_choice,
+        call_ids=[tc.get("id") for tc in message.get("tool_calls") or []],
+    )
     if isinstance(tool_choice, dict):
         finish = "length" if truncated else "stop"
     elif reply["tool_calls"] and parse_choice in ("auto", None) or (parse_choice == "required" and not truncated):
@@ -462,16 +346,41 @@ def vllm_response(body: dict, message: dict, *, response_id: str, created: int, 
         finish = "length" if truncated else "stop"
     logprobs = None
     if body.get("logprobs") and body.get("top_logprobs", 0) is not None:
-        logprobs = {"content": logprobs_content(prompt_ids, ids, top_logprobs=body.get("top_logprobs") or 0,
-                                                as_token_ids=bool(body.get("return_tokens_as_token_ids")))}
+        logprobs = {
+            "content": logprobs_content(
+                prompt_ids,
+                ids,
+                top_logprobs=body.get("top_logprobs") or 0,
+                as_token_ids=bool(body.get("return_tokens_as_token_ids")),
+            )
+        }
     want_ids = bool(body.get("return_token_ids"))
-    choice = {"index": 0, "message": reply, "logprobs": logprobs, "finish_reason": finish, "stop_reason": None,
-              "token_ids": ids if want_ids else None}
-    payload = {"id": response_id, "object": "chat.completion", "created": created, "model": body.get("model", "scripted"),
-               "choices": [choice], "service_tier": None, "system_fingerprint": None,
-               "usage": {"prompt_tokens": len(prompt_ids), "total_tokens": len(prompt_ids) + len(ids),
-                         "completion_tokens": len(ids), "prompt_tokens_details": None},
-               "prompt_logprobs": None, "prompt_token_ids": prompt_ids if want_ids else None, "kv_transfer_params": None}
+    choice = {
+        "index": 0,
+        "message": reply,
+        "logprobs": logprobs,
+        "finish_reason": finish,
+        "stop_reason": None,
+        "token_ids": ids if want_ids else None,
+    }
+    payload = {
+        "id": response_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": body.get("model", "scripted"),
+        "choices": [choice],
+        "service_tier": None,
+        "system_fingerprint": None,
+        "usage": {
+            "prompt_tokens": len(prompt_ids),
+            "total_tokens": len(prompt_ids) + len(ids),
+            "completion_tokens": len(ids),
+            "prompt_tokens_details": None,
+        },
+        "prompt_logprobs": None,
+        "prompt_token_ids": prompt_ids if want_ids else None,
+        "kv_transfer_params": None,
+    }
     if old_server:
         del choice["token_ids"], payload["prompt_token_ids"]
     return 200, payload

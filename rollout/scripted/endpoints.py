@@ -12,8 +12,10 @@ def pointed_at(cfg, url: str):
     """A copy of `cfg` (any config with `llm` and `user_llm` sections) whose agent and user
     simulator both talk to the scripted server at `url` (the agent keeps a model name it has)."""
     return dataclasses.replace(
-        cfg, llm=dataclasses.replace(cfg.llm, base_url=url, model=cfg.llm.model or AGENT_MODEL),
-        user_llm=dataclasses.replace(cfg.user_llm, base_url=url, model=USER_MODEL))
+        cfg,
+        llm=dataclasses.replace(cfg.llm, base_url=url, model=cfg.llm.model or AGENT_MODEL),
+        user_llm=dataclasses.replace(cfg.user_llm, base_url=url, model=USER_MODEL),
+    )
 
 
 def overrides(url: str) -> list[str]:

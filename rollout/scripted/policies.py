@@ -22,8 +22,20 @@ import re
 from rollout.scripted.gold import ACTION_REQUEST, CLOSING, DONE, GREETING, STOP, GoldAction, follow, next_move, requested_action
 from rollout.scripted.recognize import Recognition, index, opening_ref, scenario_text
 
-__all__ = ["ACTION_REQUEST", "CLOSING", "GREETING", "PREAMBLE", "REPLY_STYLES", "STOP", "agent_reply", "replay_reply",
-           "styled", "text", "tool_call", "user_reply"]
+__all__ = [
+    "ACTION_REQUEST",
+    "CLOSING",
+    "GREETING",
+    "PREAMBLE",
+    "REPLY_STYLES",
+    "STOP",
+    "agent_reply",
+    "replay_reply",
+    "styled",
+    "text",
+    "tool_call",
+    "user_reply",
+]
 DEVICE_DONE = "I did that on my phone."
 
 
@@ -33,8 +45,11 @@ def text(content: str) -> dict:
 
 def tool_call(call_id: str, name: str, arguments: dict | str) -> dict:
     args = arguments if isinstance(arguments, str) else json.dumps(arguments)
-    return {"role": "assistant", "content": None,
-            "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}]}
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}],
+    }
 
 
 def _call_id(messages: list) -> str:
@@ -65,9 +80,16 @@ def _message(move: dict, body: dict) -> dict:
     if not calls:
         return text(move["text"])
     base = _call_id(body.get("messages") or [])
-    message = {"role": "assistant", "content": move.get("text"),
-               "tool_calls": [tool_call(f"{base}_{i}" if len(calls) > 1 else base, _tool_name(c["tool"], body),
-                                        c.get("arguments", {}))["tool_calls"][0] for i, c in enumerate(calls)]}
+    message = {
+        "role": "assistant",
+        "content": move.get("text"),
+        "tool_calls": [
+            tool_call(f"{base}_{i}" if len(calls) > 1 else base, _tool_name(c["tool"], body), c.get("arguments", {}))[
+                "tool_calls"
+            ][0]
+            for i, c in enumerate(calls)
+        ],
+    }
     return message
 
 
@@ -127,8 +149,7 @@ def _resolution_steps(system_prompt: str) -> list[GoldAction]:
     for line in system_prompt.split("<resolution_steps>", 1)[1].splitlines():
         m = _STEP_RE.match(line.strip())
         if m:
-            steps.append(GoldAction(m.group(2), _parse_arguments(m.group(3)),
-                                    "assistant" if m.group(1) == "Perform" else "user"))
+            steps.append(GoldAction(m.group(2), _parse_arguments(m.group(3)), "assistant" if m.group(1) == "Perform" else "user"))
     return steps
 
 

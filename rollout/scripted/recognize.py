@@ -145,8 +145,7 @@ def recognize(body: dict, headers: Optional[dict[str, str]] = None, hints: Itera
     key, how = _break_tie(candidates, how, domain, headers, set(hints), idx)
     if key is None and candidates and _same_play(tuple(candidates), solo):
         key, how = candidates[0], how + "+same_play"
-    return Recognition(role=role, solo=solo, key=key, how=how, candidates=len(candidates),
-                       domain=key[0] if key else domain)
+    return Recognition(role=role, solo=solo, key=key, how=how, candidates=len(candidates), domain=key[0] if key else domain)
 
 
 def _from_conversation(messages: list[dict], idx: TaskIndex) -> tuple[list[Key], str]:
@@ -162,8 +161,9 @@ def _from_conversation(messages: list[dict], idx: TaskIndex) -> tuple[list[Key],
     return [], "none"
 
 
-def _break_tie(candidates: list[Key], how: str, domain: Optional[str], headers: dict[str, str], hints: set[Key],
-               idx: TaskIndex) -> tuple[Optional[Key], str]:
+def _break_tie(
+    candidates: list[Key], how: str, domain: Optional[str], headers: dict[str, str], hints: set[Key], idx: TaskIndex
+) -> tuple[Optional[Key], str]:
     if len(candidates) == 1:
         return candidates[0], how
     tagged = (headers.get("x-rollout-domain"), headers.get("x-rollout-task-id"))

@@ -51,8 +51,16 @@ __all__ = ["FAULT_MODES", "Faults", "JsonHandler", "ScriptedServer"]
 class ScriptedServer:
     """The server; use as a context manager or call start()/stop()."""
 
-    def __init__(self, agent_policy: str = "oracle", *, host: str = "127.0.0.1", port: int = 0,
-                 faults: Optional[Faults] = None, record: bool = True, reply_style: str = "plain"):
+    def __init__(
+        self,
+        agent_policy: str = "oracle",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Optional[Faults] = None,
+        record: bool = True,
+        reply_style: str = "plain",
+    ):
         if agent_policy not in SCRIPTED_POLICIES:
             raise ValueError(f"unknown scripted policy '{agent_policy}'; valid: {', '.join(SCRIPTED_POLICIES)}")
         self.agent_policy = agent_policy
@@ -174,13 +182,21 @@ class ScriptedServer:
             hints = set(self.hints)
         rec = recognize(body, headers, hints)
         role = rec.role
-        entry = {"role": role, "headers": {k: v for k, v in headers.items() if k != "authorization"}, "body": body,
-                 "recognition": rec.as_dict(), "reply": None, "key_sha256": _key_fingerprint(headers)}
+        entry = {
+            "role": role,
+            "headers": {k: v for k, v in headers.items() if k != "authorization"},
+            "body": body,
+            "recognition": rec.as_dict(),
+            "reply": None,
+            "key_sha256": _key_fingerprint(headers),
+        }
         if self.record:
             with self._lock:
                 self.requests.append(entry)
         message = self._play(role, body, rec)
-        mode, latency, hang = self._take_fault(role, lambda m: m != "duplicate_ids" or duplicate_ids(message, rec.domain) is not None)
+        mode, latency, hang = self._take_fault(
+            role, lambda m: m != "duplicate_ids" or duplicate_ids(message, rec.domain) is not None
+        )
         if latency:
             time.sleep(latency)
         if mode == "http_500":
@@ -203,8 +219,13 @@ class ScriptedServer:
             with self._lock:
                 drift, old = self.token_drift, self.old_vllm
             status, payload = chat_tokens.vllm_response(
-                body, message, response_id=f"chatcmpl-scripted-{self.stats['agent'] + self.stats['user']}",
-                created=int(time.time()), drift=drift, old_server=old)
+                body,
+                message,
+                response_id=f"chatcmpl-scripted-{self.stats['agent'] + self.stats['user']}",
+                created=int(time.time()),
+                drift=drift,
+                old_server=old,
+            )
             entry["reply"] = payload["choices"][0]["message"] if status == 200 else None
             return status, payload
         entry["reply"] = message
@@ -253,7 +274,6 @@ class JsonHandler(BaseHTTPRequestHandler):
 
 def _handler_for(server: ScriptedServer):
     class Handler(JsonHandler):
-
         def _body(self) -> dict:
             length = int(self.headers.get("Content-Length") or 0)
             return json.loads(self.rfile.read(length) or b"{}")

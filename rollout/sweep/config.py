@@ -33,9 +33,9 @@ class SweepConfig(RolloutConfig):
     num_samples: int = setting(1, help="samples per task (pass^k is reported for k = 1..num_samples)")
     seed: int = setting(300, help="base seed; each episode's seed is derived from (seed, domain, task, sample)")
     output_dir: Optional[str] = setting(
-        None, help="where results go; null: runs/sweep-<timestamp>; rerun with the same dir to resume")
-    transcripts: bool = setting(
-        True, help="false: episodes.jsonl leaves out the messages (~10x smaller; no tau2 Results files)")
+        None, help="where results go; null: runs/sweep-<timestamp>; rerun with the same dir to resume"
+    )
+    transcripts: bool = setting(True, help="false: episodes.jsonl leaves out the messages (~10x smaller; no tau2 Results files)")
     progress: bool = setting(True, help="live progress line on stderr")
     ray: RayConfig = setting(default_factory=RayConfig, help=RayConfig.__doc__)
     retry: RetryConfig = setting(default_factory=RetryConfig, help=RetryConfig.__doc__)
@@ -70,7 +70,11 @@ def _output_dir_problem(output_dir: str) -> Optional[str]:
     created = []
     try:
         if out.exists():
-            return None if out.is_dir() else f"output_dir={shown(output_dir)} is a file: valid: a directory (new, or a sweep's to resume)"
+            return (
+                None
+                if out.is_dir()
+                else f"output_dir={shown(output_dir)} is a file: valid: a directory (new, or a sweep's to resume)"
+            )
         for path in reversed([out, *out.parents]):
             if not path.exists():
                 path.mkdir()
@@ -79,8 +83,10 @@ def _output_dir_problem(output_dir: str) -> Optional[str]:
         probe.touch()
         probe.unlink()
     except OSError as e:
-        return (f"output_dir={shown(output_dir)} cannot be created: {e.strerror or type(e).__name__}: valid: a path this "
-                f"process can write")
+        return (
+            f"output_dir={shown(output_dir)} cannot be created: {e.strerror or type(e).__name__}: valid: a path this "
+            f"process can write"
+        )
     finally:
         for path in reversed(created):
             try:

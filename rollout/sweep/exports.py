@@ -37,19 +37,35 @@ def simulation_of(r: SweepRecord):
 
     duration = float(r.durations.get("total_s", 0.0))
     if not r.ok:
-        return simulation_run(run_id=f"{r.task_id}_{r.sample}_failed", task_id=r.task_id, messages=[],
-                              termination=TerminationReason.AGENT_ERROR, start_time="", end_time="", duration=duration,
-                              seed=r.seed, trial=r.sample, skipped=True,
-                              reward_info=RewardInfo(reward=0.0, info={"failure": r.failure.to_dict()}))
+        return simulation_run(
+            run_id=f"{r.task_id}_{r.sample}_failed",
+            task_id=r.task_id,
+            messages=[],
+            termination=TerminationReason.AGENT_ERROR,
+            start_time="",
+            end_time="",
+            duration=duration,
+            seed=r.seed,
+            trial=r.sample,
+            skipped=True,
+            reward_info=RewardInfo(reward=0.0, info={"failure": r.failure.to_dict()}),
+        )
     messages = r.messages
-    return simulation_run(run_id=f"{r.domain}/{r.task_id}/{r.sample}", task_id=r.task_id, messages=messages,
-                          termination=r.termination, start_time=messages[0].get("timestamp") or "" if messages else "",
-                          end_time=messages[-1].get("timestamp") or "" if messages else "", duration=duration,
-                          seed=r.seed, trial=r.sample, reward_info=r.reward_info)
+    return simulation_run(
+        run_id=f"{r.domain}/{r.task_id}/{r.sample}",
+        task_id=r.task_id,
+        messages=messages,
+        termination=r.termination,
+        start_time=messages[0].get("timestamp") or "" if messages else "",
+        end_time=messages[-1].get("timestamp") or "" if messages else "",
+        duration=duration,
+        seed=r.seed,
+        trial=r.sample,
+        reward_info=r.reward_info,
+    )
 
 
-def results_header(*, domain: str, solo: bool, task_ids: Iterable[str], num_trials: int,
-                   config: Optional[dict] = None):
+def results_header(*, domain: str, solo: bool, task_ids: Iterable[str], num_trials: int, config: Optional[dict] = None):
     """tau2 `Results` of one domain and mode with its info and tasks, and no simulations yet."""
     from tau2.data_model.simulation import AgentInfo, Info, Results, UserInfo
     from tau2.user.user_simulator import get_global_user_sim_guidelines
@@ -63,11 +79,17 @@ def results_header(*, domain: str, solo: bool, task_ids: Iterable[str], num_tria
         num_trials=int(config.get("num_samples") or num_trials),
         max_steps=int(config.get("episode", {}).get("max_steps", 200)),
         max_errors=int(config.get("episode", {}).get("max_errors", 10)),
-        user_info=UserInfo(implementation="dummy_user" if solo else "user_simulator", llm=user.get("model"),
-                           llm_args={"temperature": user.get("temperature")} if not solo else None,
-                           global_simulation_guidelines=None if solo else get_global_user_sim_guidelines(use_tools=env.user_tools is not None)),
-        agent_info=AgentInfo(implementation="llm_agent_solo" if solo else "llm_agent", llm=llm.get("model"),
-                             llm_args={k: v for k, v in (config.get("sampling") or {}).items() if k != "preset"} or None),
+        user_info=UserInfo(
+            implementation="dummy_user" if solo else "user_simulator",
+            llm=user.get("model"),
+            llm_args={"temperature": user.get("temperature")} if not solo else None,
+            global_simulation_guidelines=None if solo else get_global_user_sim_guidelines(use_tools=env.user_tools is not None),
+        ),
+        agent_info=AgentInfo(
+            implementation="llm_agent_solo" if solo else "llm_agent",
+            llm=llm.get("model"),
+            llm_args={k: v for k, v in (config.get("sampling") or {}).items() if k != "preset"} or None,
+        ),
         environment_info=env.get_info(),
         seed=config.get("seed"),
     )
@@ -91,8 +113,9 @@ class _GroupWriter:
     def finish(self, domain: str, solo: bool, config: Optional[dict]) -> None:
         """Write the Results file: tau2's own header, then the spooled simulations."""
         self.fh.close()
-        head = results_header(domain=domain, solo=solo, task_ids=self.task_ids, num_trials=self.trials,
-                              config=config).model_dump_json(indent=4)
+        head = results_header(
+            domain=domain, solo=solo, task_ids=self.task_ids, num_trials=self.trials, config=config
+        ).model_dump_json(indent=4)
         tail = '"simulations": []\n}'
         if not head.endswith(tail):
             raise RuntimeError(f"unexpected tau2 Results layout (ends with {head[-40:]!r})")
@@ -103,8 +126,9 @@ class _GroupWriter:
         self.part.unlink()
 
 
-def export_sweep(output_dir: str | Path, records: Iterable[SweepRecord],
-                 config: Optional[dict] = None) -> tuple[list[Path], Optional[str]]:
+def export_sweep(
+    output_dir: str | Path, records: Iterable[SweepRecord], config: Optional[dict] = None
+) -> tuple[list[Path], Optional[str]]:
     """Write the tau2 Results files of a sweep (see module doc), streaming `records` once;
     (their paths, None), or ([], why no file was written)."""
     output_dir = Path(output_dir)
@@ -129,8 +153,10 @@ def export_sweep(output_dir: str | Path, records: Iterable[SweepRecord],
             writer.fh.close()
             writer.part.unlink(missing_ok=True)
     if untranscribed:
-        return [], (f"{untranscribed} scored episode(s) have no transcript (transcripts=false): tau2's format needs "
-                    f"every simulation's messages")
+        return [], (
+            f"{untranscribed} scored episode(s) have no transcript (transcripts=false): tau2's format needs "
+            f"every simulation's messages"
+        )
     if len(paths) == 1:  # the one file under tau2's default name too (a hard link: no second copy)
         alias = output_dir / RESULTS_FILE
         alias.unlink(missing_ok=True)
@@ -144,7 +170,11 @@ def export_sweep(output_dir: str | Path, records: Iterable[SweepRecord],
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+            ).stdout.strip()
+            or "unknown"
+        )
     except OSError:
         return "unknown"

@@ -33,13 +33,17 @@ def summarize(records: Iterable[SweepRecord], *, num_samples: int) -> dict:
     by_domain: dict[str, list[_Outcome]] = defaultdict(list)
     capture: dict[str, Counter] = defaultdict(Counter)
     for r in records:  # streamed: only the outcome of each record is kept
-        by_domain[r.domain].append(_Outcome((r.domain, r.task_id), r.ok, float(r.reward) if r.ok else 0.0,
-                                            r.failure_class))
+        by_domain[r.domain].append(_Outcome((r.domain, r.task_id), r.ok, float(r.reward) if r.ok else 0.0, r.failure_class))
         if getattr(r, "turns", None):  # (the report summarizes projections without turns)
             _, drift = stitch(r.turns)
-            capture[r.domain].update(calls=len(r.turns), captured=sum(t is not None for t in r.turns),
-                                     boundaries_clean=drift.clean, boundaries_split=drift.split, trajectories=1,
-                                     trajectories_clean=int(drift.split == 0 and all(r.turns)))
+            capture[r.domain].update(
+                calls=len(r.turns),
+                captured=sum(t is not None for t in r.turns),
+                boundaries_clean=drift.clean,
+                boundaries_split=drift.split,
+                trajectories=1,
+                trajectories_clean=int(drift.split == 0 and all(r.turns)),
+            )
     domains = {d: _group(rs, num_samples) for d, rs in sorted(by_domain.items())}
     every = [r for rs in by_domain.values() for r in rs]
     out = {"domains": domains, "all": _group(every, num_samples)}
@@ -98,8 +102,12 @@ def _group(records: list[_Outcome], num_samples: int) -> dict:
         "stderr": stderr,
         "pass_hat_k": _pass_k(scored, num_samples),
         "failures": dict(sorted(failures.items())),
-        "tau2_counting": {"mean_reward": mean0, "stderr": stderr0, "pass_hat_k": _pass_k(as_tau2, num_samples),
-                          "note": "failed episodes counted as reward 0.0, as tau2 run --skip-failed-samples does"},
+        "tau2_counting": {
+            "mean_reward": mean0,
+            "stderr": stderr0,
+            "pass_hat_k": _pass_k(as_tau2, num_samples),
+            "note": "failed episodes counted as reward 0.0, as tau2 run --skip-failed-samples does",
+        },
     }
 
 
@@ -110,7 +118,7 @@ def _fmt(mean, stderr) -> str:
 def shown_ks(num_samples: int, most: int = 5) -> list[str]:
     """The k of pass^k a printed table shows: 1, 2, 4, 8, ... and num_samples, at most `most`
     of them (summary.json keeps every k)."""
-    ks = [k for k in (2 ** i for i in range(num_samples.bit_length())) if k < num_samples][:most - 1] + [num_samples]
+    ks = [k for k in (2**i for i in range(num_samples.bit_length())) if k < num_samples][: most - 1] + [num_samples]
     return [str(k) for k in sorted(set(ks)) if k >= 1]
 
 
@@ -118,16 +126,34 @@ def table_rows(summary: dict, ks: list[str] | None = None) -> tuple[list[str], l
     """(header, rows) of the summary table: one row per domain and one for all (pass^k for `ks`;
     default: `shown_ks`)."""
     ks = shown_ks(len(summary["all"]["pass_hat_k"]) or 1) if ks is None else ks
-    head = ["domain", "episodes", "scored", "mean reward (scored)", *[f"pass^{k}" for k in ks],
-            "mean (failed=0, as tau2)", *[f"pass^{k} (failed=0)" for k in ks], "excluded (failed, by class)"]
+    head = [
+        "domain",
+        "episodes",
+        "scored",
+        "mean reward (scored)",
+        *[f"pass^{k}" for k in ks],
+        "mean (failed=0, as tau2)",
+        *[f"pass^{k} (failed=0)" for k in ks],
+        "excluded (failed, by class)",
+    ]
     rows = []
     for name, g in [*summary["domains"].items(), ("all", summary["all"])]:
         t = g["tau2_counting"]
         passes = ["-" if g["pass_hat_k"].get(k) is None else f"{g['pass_hat_k'][k]:.3f}" for k in ks]
         passes0 = ["-" if t["pass_hat_k"].get(k) is None else f"{t['pass_hat_k'][k]:.3f}" for k in ks]
         fails = ", ".join(f"{c}={n}" for c, n in g["failures"].items())
-        rows.append([name, str(g["episodes"]), str(g["scored"]), _fmt(g["mean_reward"], g["stderr"]), *passes,
-                     _fmt(t["mean_reward"], t["stderr"]), *passes0, f"{g['failed']} ({fails})" if fails else "0"])
+        rows.append(
+            [
+                name,
+                str(g["episodes"]),
+                str(g["scored"]),
+                _fmt(g["mean_reward"], g["stderr"]),
+                *passes,
+                _fmt(t["mean_reward"], t["stderr"]),
+                *passes0,
+                f"{g['failed']} ({fails})" if fails else "0",
+            ]
+        )
     return head, rows
 
 
@@ -139,18 +165,22 @@ def format_table(summary: dict, *, episodes_per_s: float | None = None) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     failed = summary["all"]["failed"]
     if failed:
-        lines.append(f"{failed} finally failed episode(s) are excluded from 'scored' (infrastructure or bad input, not the "
-                     f"policy: by class in the last column); the 'failed=0' columns count them as reward 0.0, as "
-                     f"tau2 run --skip-failed-samples does")
+        lines.append(
+            f"{failed} finally failed episode(s) are excluded from 'scored' (infrastructure or bad input, not the "
+            f"policy: by class in the last column); the 'failed=0' columns count them as reward 0.0, as "
+            f"tau2 run --skip-failed-samples does"
+        )
     every_k = len(summary["all"]["pass_hat_k"])
     if every_k > len(shown_ks(every_k or 1)):
         lines.append(f"pass^k is printed for k = {', '.join(shown_ks(every_k))}; summary.json has every k up to {every_k}")
     capture = summary.get("capture", {}).get("all")
     if capture:
         rate = "-" if capture["clean_rate"] is None else f"{100 * capture['clean_rate']:.0f} %"
-        lines.append(f"token capture: {capture['captured']}/{capture['calls']} policy calls captured; call boundaries "
-                     f"clean {capture['boundaries_clean']}, split {capture['boundaries_split']} ({rate} clean); "
-                     f"{capture['trajectories_clean']}/{capture['trajectories']} trajectories one clean sequence")
+        lines.append(
+            f"token capture: {capture['captured']}/{capture['calls']} policy calls captured; call boundaries "
+            f"clean {capture['boundaries_clean']}, split {capture['boundaries_split']} ({rate} clean); "
+            f"{capture['trajectories_clean']}/{capture['trajectories']} trajectories one clean sequence"
+        )
     if episodes_per_s is not None:
         lines.append(f"throughput: {episodes_per_s:.2f} episodes/s")
     return "\n".join(lines)

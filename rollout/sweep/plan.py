@@ -44,8 +44,7 @@ def plan_episodes(cfg: SweepConfig) -> list[EpisodeSpec]:
         for task_id in ids:
             solo = resolve(EpisodeSpec(domain, task_id), cfg).solo  # solo / user-simulator feasibility
             for sample in range(cfg.num_samples):
-                specs.append(EpisodeSpec(domain, task_id, sample, seed=derive_seed(cfg.seed, domain, task_id, sample),
-                                         solo=solo))
+                specs.append(EpisodeSpec(domain, task_id, sample, seed=derive_seed(cfg.seed, domain, task_id, sample), solo=solo))
     return specs
 
 
@@ -62,6 +61,8 @@ def _explicit_ids(cfg: SweepConfig, assets) -> list[str]:
     outside = [t for t in ids if t not in in_split]
     if outside:
         others = sorted(name for name, members in assets.splits.items() if outside[0] in members)
-        raise InvalidInput(f"task_ids {outside} of domain '{assets.name}' are not in split '{cfg.split}'"
-                           + (f"; '{outside[0]}' is in split(s) {', '.join(others)}: set split=..." if others else ""))
+        raise InvalidInput(
+            f"task_ids {outside} of domain '{assets.name}' are not in split '{cfg.split}'"
+            + (f"; '{outside[0]}' is in split(s) {', '.join(others)}: set split=..." if others else "")
+        )
     return ids

@@ -12,7 +12,9 @@ from rollout.sweep.records import SweepRecord
 class Progress:
     """Updates one stderr line in place on a terminal; prints a line every `every_s` otherwise."""
 
-    def __init__(self, total: int, *, done: int = 0, enabled: bool = True, stream: Optional[TextIO] = None, every_s: float = 10.0):
+    def __init__(
+        self, total: int, *, done: int = 0, enabled: bool = True, stream: Optional[TextIO] = None, every_s: float = 10.0
+    ):
         self.total = total
         self.done = done
         self.enabled = enabled
@@ -48,8 +50,9 @@ class Progress:
 
     def line(self) -> str:
         mean = f"{self.reward_sum / self.scored:.3f}" if self.scored else "-"
-        return (f"[{self.done}/{self.total}] {self.rate:.2f} eps/s  mean reward {mean}  "
-                f"failed {self.failed}  retries {self.retries}")
+        return (
+            f"[{self.done}/{self.total}] {self.rate:.2f} eps/s  mean reward {mean}  failed {self.failed}  retries {self.retries}"
+        )
 
     def _render(self, force: bool = False) -> None:
         if not self.enabled:

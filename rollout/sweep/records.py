@@ -63,11 +63,16 @@ class SweepRecord(EpisodeResult):
         return self.failure.failure_class.value if self.failure else None
 
     @classmethod
-    def from_result(cls, result: EpisodeResult, *, attempts: int = 1, earlier_failures: list[Failure] = (),
-                    worker: Optional[int] = None) -> SweepRecord:
+    def from_result(
+        cls, result: EpisodeResult, *, attempts: int = 1, earlier_failures: list[Failure] = (), worker: Optional[int] = None
+    ) -> SweepRecord:
         """The record of an episode's final outcome (the driver's one constructor)."""
-        return cls(**{f.name: getattr(result, f.name) for f in fields(EpisodeResult)}, attempts=attempts,
-                   earlier_failures=list(earlier_failures), worker=worker)
+        return cls(
+            **{f.name: getattr(result, f.name) for f in fields(EpisodeResult)},
+            attempts=attempts,
+            earlier_failures=list(earlier_failures),
+            worker=worker,
+        )
 
     def to_json(self) -> dict[str, Any]:
         domain, task_id, sample = self.key
@@ -82,8 +87,12 @@ class SweepRecord(EpisodeResult):
     @classmethod
     def from_trajectory(cls, trajectory) -> SweepRecord:
         """The record of a pool trajectory's final outcome (the sweep's one constructor)."""
-        return cls.from_result(trajectory.result, attempts=trajectory.attempts,
-                               earlier_failures=trajectory.earlier_failures, worker=trajectory.tags.get("worker"))
+        return cls.from_result(
+            trajectory.result,
+            attempts=trajectory.attempts,
+            earlier_failures=trajectory.earlier_failures,
+            worker=trajectory.tags.get("worker"),
+        )
 
     @classmethod
     def from_json(cls, d: Any) -> SweepRecord:
@@ -99,21 +108,28 @@ class SweepRecord(EpisodeResult):
             messages = _typed(d.get("messages"), list, "messages") or []
             if not all(isinstance(m, dict) for m in messages):
                 raise ValueError("messages must be a list of objects")
-            return cls(domain=_typed(k["domain"], str, "key.domain"), task_id=str(k["task_id"]),
-                       sample=_typed(k["sample"], int, "key.sample"), reward=None if reward is None else float(reward),
-                       failure=failure, seed=_typed(d.get("seed"), int, "seed"), solo=bool(d.get("solo")),
-                       termination=_typed(d.get("termination"), str, "termination"),
-                       reward_info=_typed(d.get("reward_info"), dict, "reward_info"), messages=messages,
-                       invalid_tool_calls=_typed(d.get("invalid_tool_calls"), list, "invalid_tool_calls") or [],
-                       steps=_typed(d.get("steps"), int, "steps") or 0,
-                       tool_errors=_typed(d.get("tool_errors"), int, "tool_errors") or 0,
-                       usage=_typed(d.get("usage"), dict, "usage") or {},
-                       durations=_typed(d.get("durations"), dict, "durations") or {},
-                       turns=[TurnRecord.from_dict(t) if t else None for t in _typed(d.get("turns"), list, "turns") or []],
-                       capture_errors=_typed(d.get("capture_errors"), list, "capture_errors") or [],
-                       attempts=_typed(d.get("attempts"), int, "attempts") or 1,
-                       earlier_failures=[Failure.from_dict(f) for f in d.get("earlier_failures") or []],
-                       worker=_typed(d.get("worker"), int, "worker"))
+            return cls(
+                domain=_typed(k["domain"], str, "key.domain"),
+                task_id=str(k["task_id"]),
+                sample=_typed(k["sample"], int, "key.sample"),
+                reward=None if reward is None else float(reward),
+                failure=failure,
+                seed=_typed(d.get("seed"), int, "seed"),
+                solo=bool(d.get("solo")),
+                termination=_typed(d.get("termination"), str, "termination"),
+                reward_info=_typed(d.get("reward_info"), dict, "reward_info"),
+                messages=messages,
+                invalid_tool_calls=_typed(d.get("invalid_tool_calls"), list, "invalid_tool_calls") or [],
+                steps=_typed(d.get("steps"), int, "steps") or 0,
+                tool_errors=_typed(d.get("tool_errors"), int, "tool_errors") or 0,
+                usage=_typed(d.get("usage"), dict, "usage") or {},
+                durations=_typed(d.get("durations"), dict, "durations") or {},
+                turns=[TurnRecord.from_dict(t) if t else None for t in _typed(d.get("turns"), list, "turns") or []],
+                capture_errors=_typed(d.get("capture_errors"), list, "capture_errors") or [],
+                attempts=_typed(d.get("attempts"), int, "attempts") or 1,
+                earlier_failures=[Failure.from_dict(f) for f in d.get("earlier_failures") or []],
+                worker=_typed(d.get("worker"), int, "worker"),
+            )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"not an episode record: {type(e).__name__}: {e}") from None
 

@@ -51,15 +51,27 @@ class _Row(NamedTuple):
 
 def _row(r) -> _Row:
     agent = r.usage.get("agent", {})
-    return _Row(r.domain, r.task_id, r.sample, r.ok, r.reward, r.failure_class, r.durations.get("total_s"),
-                sum(agent.get(k, 0) for k in ("input_tokens", "output_tokens")))
+    return _Row(
+        r.domain,
+        r.task_id,
+        r.sample,
+        r.ok,
+        r.reward,
+        r.failure_class,
+        r.durations.get("total_s"),
+        sum(agent.get(k, 0) for k in ("input_tokens", "output_tokens")),
+    )
 
 
 def load_run(output_dir: Path) -> dict:
     records = [_row(r) for r in iter_records(output_dir)]
     samples = max((r.sample for r in records), default=0) + 1
-    return {"name": output_dir.name or str(output_dir), "dir": output_dir, "records": records,
-            "summary": summarize(records, num_samples=samples)}
+    return {
+        "name": output_dir.name or str(output_dir),
+        "dir": output_dir,
+        "records": records,
+        "summary": summarize(records, num_samples=samples),
+    }
 
 
 def write_report(output_dirs: list[Path], out: Optional[Path] = None) -> Path:
@@ -99,8 +111,15 @@ def _plots(runs: list[dict], out: Path) -> dict[str, Path]:
         groups = run["summary"]["domains"]
         means = [groups.get(d, {}).get("mean_reward") or 0.0 for d in domains]
         errs = [groups.get(d, {}).get("stderr") or 0.0 for d in domains]
-        ax.bar([x + i * width for x in range(len(domains))], means, width, yerr=errs, capsize=4,
-               label=run["name"], color=colors[i % len(colors)])
+        ax.bar(
+            [x + i * width for x in range(len(domains))],
+            means,
+            width,
+            yerr=errs,
+            capsize=4,
+            label=run["name"],
+            color=colors[i % len(colors)],
+        )
     ax.set_xticks([x + width * (len(runs) - 1) / 2 for x in range(len(domains))], domains)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mean reward (± stderr)")
@@ -113,8 +132,14 @@ def _plots(runs: list[dict], out: Path) -> dict[str, Path]:
         for j, d in enumerate(domains):
             curve = run["summary"]["domains"].get(d, {}).get("pass_hat_k", {})
             ks = [int(k) for k, v in curve.items() if v is not None]
-            ax.plot(ks, [curve[str(k)] for k in ks], marker="o", color=colors[(i * len(domains) + j) % len(colors)],
-                    linestyle=("-", "--", ":", "-.")[i % 4], label=f"{run['name']}: {d}")
+            ax.plot(
+                ks,
+                [curve[str(k)] for k in ks],
+                marker="o",
+                color=colors[(i * len(domains) + j) % len(colors)],
+                linestyle=("-", "--", ":", "-.")[i % 4],
+                label=f"{run['name']}: {d}",
+            )
     ax.set_xlabel("k")
     ax.set_ylabel("pass^k")
     ax.set_ylim(0, 1.05)
@@ -140,8 +165,13 @@ def _plots(runs: list[dict], out: Path) -> dict[str, Path]:
     classes = sorted({r.failure_class for run in runs for r in run["records"] if not r.ok}) or ["none"]
     for i, run in enumerate(runs):
         counts = Counter(r.failure_class for r in run["records"] if not r.ok)
-        ax.bar([x + i * width for x in range(len(classes))], [counts.get(c, 0) for c in classes], width,
-               label=run["name"], color=colors[i % len(colors)])
+        ax.bar(
+            [x + i * width for x in range(len(classes))],
+            [counts.get(c, 0) for c in classes],
+            width,
+            label=run["name"],
+            color=colors[i % len(colors)],
+        )
     ax.set_xticks([x + width * (len(runs) - 1) / 2 for x in range(len(classes))], classes)
     ax.set_ylabel("episodes")
     ax.set_title("Failure causes (infrastructure, not scored)")
@@ -177,8 +207,14 @@ def _rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 def _markdown(runs: list[dict], images: dict[str, Path]) -> str:
     head, rows = _rows(runs)
-    lines = ["# Sweep report", "", "Runs: " + ", ".join(f"`{r['dir']}`" for r in runs), "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        "# Sweep report",
+        "",
+        "Runs: " + ", ".join(f"`{r['dir']}`" for r in runs),
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines.append("")
     for name in PLOTS:
@@ -188,16 +224,27 @@ def _markdown(runs: list[dict], images: dict[str, Path]) -> str:
 
 def _html(runs: list[dict], images: dict[str, Path]) -> str:
     head, rows = _rows(runs)
-    table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows) + "</table>"
+    table = (
+        "<table><tr>"
+        + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        + "</tr>"
+        + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+        + "</table>"
+    )
     figures = "".join(
         f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(images[name].read_bytes()).decode()}">'
-        f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>" for name in PLOTS)
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}figure{display:inline-block;margin:8px}")
+        f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>"
+        for name in PLOTS
+    )
+    style = (
+        "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}figure{display:inline-block;margin:8px}"
+    )
     runs_list = ", ".join(html.escape(str(r["dir"])) for r in runs)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Sweep report</title><style>{style}</style>"
-            f"</head><body><h1>Sweep report</h1><p>Runs: {runs_list}</p>{table}{figures}</body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Sweep report</title><style>{style}</style>"
+        f"</head><body><h1>Sweep report</h1><p>Runs: {runs_list}</p>{table}{figures}</body></html>"
+    )
 
 
 def run(argv: list[str]) -> int:

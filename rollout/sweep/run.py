@@ -94,20 +94,29 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=None
     output = Path(cfg.output_dir)
     settled = peek_settled(output)  # one pass over the log (not one per planned episode)
     if smoke:
-        print(f"smoke sweep: no llm.base_url set -> built-in scripted {cfg.llm.scripted} model, "
-              f"first {cfg.max_tasks} tasks per domain (set llm.base_url=... for a real sweep)", file=out)
+        print(
+            f"smoke sweep: no llm.base_url set -> built-in scripted {cfg.llm.scripted} model, "
+            f"first {cfg.max_tasks} tasks per domain (set llm.base_url=... for a real sweep)",
+            file=out,
+        )
     needed = any(key_of(s) not in settled for s in specs)
     with _RaySession(cfg, needed=needed) as session, EpisodeStore(output, transcripts=cfg.transcripts) as store:
         if store.corrupt_lines:
-            print(f"warning: skipped {store.corrupt_lines} corrupt line(s) in {store.path} (not a JSON episode "
-                  f"record); their episodes are run again", file=out)
+            print(
+                f"warning: skipped {store.corrupt_lines} corrupt line(s) in {store.path} (not a JSON episode "
+                f"record); their episodes are run again",
+                file=out,
+            )
         _save_config(cfg, output, out)
         settled, failed_before = store.settled_keys(), store.unsettled_keys()
         todo = [s for s in specs if key_of(s) not in settled]
         again = sum(key_of(s) in failed_before for s in todo)
-        print(f"{len(specs)} episodes planned, {len(specs) - len(todo)} already done in {store.path}, {len(todo)} to run"
-              + (f" ({again} of them failed on infrastructure before and are run again)" if again else ""),
-              file=out, flush=True)
+        print(
+            f"{len(specs)} episodes planned, {len(specs) - len(todo)} already done in {store.path}, {len(todo)} to run"
+            + (f" ({again} of them failed on infrastructure before and are run again)" if again else ""),
+            file=out,
+            flush=True,
+        )
         started = time.monotonic()
         ran, episodes_s = session.run(store, todo, len(specs), on_record) if todo else (None, None)
         written = ran.written if ran else 0
@@ -119,12 +128,19 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=None
 
     summary = summarize(finished(), num_samples=cfg.num_samples)
     scored = summary["all"]["scored"]
-    summary["run"] = {"episodes_planned": len(specs), "episodes_run": written, "episodes_run_again": again,
-                      "episodes_scored": scored, "all_scored": scored == len(specs), "wall_s": round(wall, 3),
-                      "episodes_s": round(episodes_s, 3) if episodes_s else None,
-                      "episodes_per_s": round(written / episodes_s, 4) if written and episodes_s else None,
-                      "corrupt_lines_skipped": store.corrupt_lines,
-                      "workers_replaced": ran.replaced_workers if ran else 0, "slots_lost": ran.lost_slots if ran else 0}
+    summary["run"] = {
+        "episodes_planned": len(specs),
+        "episodes_run": written,
+        "episodes_run_again": again,
+        "episodes_scored": scored,
+        "all_scored": scored == len(specs),
+        "wall_s": round(wall, 3),
+        "episodes_s": round(episodes_s, 3) if episodes_s else None,
+        "episodes_per_s": round(written / episodes_s, 4) if written and episodes_s else None,
+        "corrupt_lines_skipped": store.corrupt_lines,
+        "workers_replaced": ran.replaced_workers if ran else 0,
+        "slots_lost": ran.lost_slots if ran else 0,
+    }
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_table(summary, episodes_per_s=summary["run"]["episodes_per_s"]), file=out)
     exported, why_not = export_sweep(output, finished(), to_dict(cfg))
@@ -135,8 +151,12 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=None
     print(f"results: {output}/ {', '.join(files)}", file=out, flush=True)
     if not summary["run"]["all_scored"]:
         failures = ", ".join(f"{c}={n}" for c, n in summary["all"]["failures"].items())
-        print(f"{len(specs) - scored} of {len(specs)} planned episodes are not scored ({failures}); rerun with the same "
-              f"output_dir to retry the infrastructure failures", file=out, flush=True)
+        print(
+            f"{len(specs) - scored} of {len(specs)} planned episodes are not scored ({failures}); rerun with the same "
+            f"output_dir to retry the infrastructure failures",
+            file=out,
+            flush=True,
+        )
     return summary
 
 
@@ -244,8 +264,12 @@ def _init_ray(cfg: SweepConfig) -> None:
         _check_reachable(cfg.ray.address)
         ray.init(address=cfg.ray.address)
     else:
-        ray.init(address="local", num_cpus=cfg.ray.num_cpus, include_dashboard=False,
-                 object_store_memory=cfg.ray.object_store_mb * 2**20)
+        ray.init(
+            address="local",
+            num_cpus=cfg.ray.num_cpus,
+            include_dashboard=False,
+            object_store_memory=cfg.ray.object_store_mb * 2**20,
+        )
     _install_stop_handlers()  # ray.init installs its own SIGTERM handler (sys.exit)
 
 
@@ -295,8 +319,9 @@ def _save_config(cfg: SweepConfig, output: Path, out) -> None:
     current.pop("output_dir", None)
     if path.exists():
         previous = OmegaConf.to_container(OmegaConf.load(path))
-        differ = sorted(k for k in set(previous) | set(current)
-                        if k not in ("ray", "progress") and previous.get(k) != current.get(k))
+        differ = sorted(
+            k for k in set(previous) | set(current) if k not in ("ray", "progress") and previous.get(k) != current.get(k)
+        )
         if differ:
             print(f"warning: resuming {output} with different settings for: {', '.join(differ)}", file=out)
         return
@@ -316,7 +341,6 @@ def run(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted: finished episodes are in episodes.jsonl; rerun with the same output_dir to resume",
-              file=sys.stderr)
+        print("\ninterrupted: finished episodes are in episodes.jsonl; rerun with the same output_dir to resume", file=sys.stderr)
         return 130
     return 0 if summary["run"]["all_scored"] else EXIT_NOT_ALL_SCORED

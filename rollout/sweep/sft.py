@@ -50,9 +50,17 @@ def to_chat(record: SweepRecord) -> dict:
     kinds = {"user": UserMessage, "assistant": AssistantMessage, "tool": ToolMessage}
     trajectory = [kinds[m["role"]].model_validate(m) for m in record.messages if m["role"] in kinds]
     messages = [{"role": "system", "content": system_prompt}, *agent_chat_messages(trajectory)]
-    return {"messages": messages, "tools": list(tools),
-            "metadata": {"domain": domain, "task_id": task_id, "sample": record.sample,
-                         "reward": record.reward, "termination": record.termination}}
+    return {
+        "messages": messages,
+        "tools": list(tools),
+        "metadata": {
+            "domain": domain,
+            "task_id": task_id,
+            "sample": record.sample,
+            "reward": record.reward,
+            "termination": record.termination,
+        },
+    }
 
 
 def export(records: Iterable[SweepRecord], *, min_reward: Optional[float] = None, domains: Optional[set[str]] = None):

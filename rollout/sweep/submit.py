@@ -78,7 +78,7 @@ class SubmitArgs(CommandArgs):
 def parse_command(argv: list[str]) -> tuple[SubmitArgs, list[str]]:
     """(submit's own keys, the sweep's overrides with the keys of every `--config` file first).
     Raises InvalidInput."""
-    ours, theirs = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    ours, theirs = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     files, ours = split_config_files(ours)
     more, theirs = split_config_files(theirs)
     try:
@@ -86,8 +86,9 @@ def parse_command(argv: list[str]) -> tuple[SubmitArgs, list[str]]:
     except InvalidInput as e:
         if not e.failure.message.startswith(("unknown key", "unknown option")):
             raise
-        raise InvalidInput(f"{e.failure.message}; the sweep's keys go after `--`: "
-                           f"tau2-rollout submit address=... -- domains=[retail] ...") from None
+        raise InvalidInput(
+            f"{e.failure.message}; the sweep's keys go after `--`: tau2-rollout submit address=... -- domains=[retail] ..."
+        ) from None
     return args, [*config_overrides([*files, *more]), *theirs]
 
 
@@ -126,9 +127,11 @@ def validate(overrides: list[str], *, working_dir: str = ".") -> SweepConfig:
         if section.api_key_file:
             path = (root / Path(section.api_key_file).expanduser()).resolve()
             if path == root or root in path.parents:
-                raise InvalidInput(f"{name}.api_key_file {shown(section.api_key_file)} is inside the working directory "
-                                   f"{shown(str(root))}, which is uploaded to the cluster with the job: keep key files "
-                                   f"outside it (on every node), or use {name}.api_key_env")
+                raise InvalidInput(
+                    f"{name}.api_key_file {shown(section.api_key_file)} is inside the working directory "
+                    f"{shown(str(root))}, which is uploaded to the cluster with the job: keep key files "
+                    f"outside it (on every node), or use {name}.api_key_env"
+                )
     return cfg
 
 

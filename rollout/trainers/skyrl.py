@@ -71,8 +71,15 @@ def dataset_rows(rows: list[dict]) -> list[dict]:
     """SkyRL dataset rows for tau2 data rows ({"domain", "task_id"}): the prompt SkyRL requires
     (a placeholder: the pool builds tau2's own), the env class, and domain and task id as the
     extra columns SkyRL hands back as `env_extras`."""
-    return [{"prompt": [{"role": "user", "content": f"{r['domain']}/{r['task_id']}"}], "env_class": "tau2",
-             "domain": r["domain"], "task_id": str(r["task_id"])} for r in rows]
+    return [
+        {
+            "prompt": [{"role": "user", "content": f"{r['domain']}/{r['task_id']}"}],
+            "env_class": "tau2",
+            "domain": r["domain"],
+            "task_id": str(r["task_id"]),
+        }
+        for r in rows
+    ]
 
 
 def chat_sampling(params: Optional[dict]) -> dict[str, Any]:
@@ -87,8 +94,16 @@ class Tau2Generator(GeneratorInterface):
     """See the module doc. `policy_url`: the trainer's OpenAI-compatible endpoint (`.../v1`);
     `model`: the served model name (None: the server's first)."""
 
-    def __init__(self, pool: RolloutPool, *, policy_url: str, model: Optional[str] = None, step_wise: bool = True,
-                 credit: bool = False, mask_group_on_failure: bool = True):
+    def __init__(
+        self,
+        pool: RolloutPool,
+        *,
+        policy_url: str,
+        model: Optional[str] = None,
+        step_wise: bool = True,
+        credit: bool = False,
+        mask_group_on_failure: bool = True,
+    ):
         if not pool.cfg.llm.capture:
             raise ValueError("the pool's config must have llm.capture on (token_ids): SkyRL trains on the tokens")
         self.pool = pool
@@ -102,18 +117,30 @@ class Tau2Generator(GeneratorInterface):
     @classmethod
     def for_skyrl(cls, generator_cfg, inference_engine_client, pool: RolloutPool, **kwargs) -> Tau2Generator:
         """The generator of a SkyRL experiment (`BasePPOExp.get_generator`): its vLLM router's URL."""
-        return cls(pool, policy_url=inference_engine_client.get_endpoint_url().rstrip("/") + "/v1",
-                   step_wise=bool(getattr(generator_cfg, "step_wise_trajectories", True)), **kwargs)
+        return cls(
+            pool,
+            policy_url=inference_engine_client.get_endpoint_url().rstrip("/") + "/v1",
+            step_wise=bool(getattr(generator_cfg, "step_wise_trajectories", True)),
+            **kwargs,
+        )
 
     def requests(self, input_batch) -> list[RolloutRequest]:
         extras, ids = input_batch["env_extras"], input_batch["trajectory_ids"]
         meta = input_batch.get("batch_metadata")
         version = getattr(meta, "global_step", None)
         policy = Endpoint(self.policy_url, model=self.model, extra_body=chat_sampling(input_batch.get("sampling_params")))
-        return [RolloutRequest(extra["domain"], str(extra["task_id"]), sample=tid.repetition_id, group_id=tid.instance_id,
-                               weight_version=version, policy=policy,
-                               tags={"instance_id": tid.instance_id, "repetition_id": tid.repetition_id})
-                for extra, tid in zip(extras, ids)]
+        return [
+            RolloutRequest(
+                extra["domain"],
+                str(extra["task_id"]),
+                sample=tid.repetition_id,
+                group_id=tid.instance_id,
+                weight_version=version,
+                policy=policy,
+                tags={"instance_id": tid.instance_id, "repetition_id": tid.repetition_id},
+            )
+            for extra, tid in zip(extras, ids)
+        ]
 
     async def generate(self, input_batch):
         """SkyRL's GeneratorOutput for the batch (see module doc); the trajectories stay in
@@ -125,11 +152,25 @@ class Tau2Generator(GeneratorInterface):
     # ---- GeneratorOutput ------------------------------------------------------------------
     def output(self, trajectories: list[Trajectory]) -> dict[str, Any]:
         """SkyRL's GeneratorOutput of the pool's trajectories (in the batch's order)."""
-        unusable = {id(t) for t in trajectories
-                    if t.train_action not in ("train", "train_zero") or (not self.step_wise and t.turns and not t.clean)}
+        unusable = {
+            id(t)
+            for t in trajectories
+            if t.train_action not in ("train", "train_zero") or (not self.step_wise and t.turns and not t.clean)
+        }
         masked_groups = {t.group_id for t in trajectories if id(t) in unusable}
-        rows: dict[str, list] = {k: [] for k in ("prompt_token_ids", "response_ids", "rewards", "loss_masks",
-                                                 "stop_reasons", "rollout_logprobs", "trajectory_ids", "is_last_step")}
+        rows: dict[str, list] = {
+            k: []
+            for k in (
+                "prompt_token_ids",
+                "response_ids",
+                "rewards",
+                "loss_masks",
+                "stop_reasons",
+                "rollout_logprobs",
+                "trajectory_ids",
+                "is_last_step",
+            )
+        }
         for t in trajectories:
             tid = TrajectoryID(instance_id=t.tags["instance_id"], repetition_id=t.tags["repetition_id"])
             masked = t.group_id in masked_groups if self.mask_group_on_failure else id(t) in unusable
@@ -145,13 +186,23 @@ class Tau2Generator(GeneratorInterface):
         if not self.step_wise:
             out.pop("is_last_step")
         out["rollout_metrics"] = metrics(trajectories, masked_groups)
-        out["rollout_metrics"]["tau2/split_masked"] = float(sum(bool(t.ok and t.turns and not t.clean) for t in trajectories
-                                                                if not self.step_wise))
+        out["rollout_metrics"]["tau2/split_masked"] = float(
+            sum(bool(t.ok and t.turns and not t.clean) for t in trajectories if not self.step_wise)
+        )
         return out
 
     def _placeholder(self, rows: dict, tid, reason: str) -> None:
-        self._row(rows, PLACEHOLDER["prompt"], PLACEHOLDER["response"], PLACEHOLDER["mask"], PLACEHOLDER["logprobs"],
-                  [0.0] if self.credit else 0.0, reason, tid, True)
+        self._row(
+            rows,
+            PLACEHOLDER["prompt"],
+            PLACEHOLDER["response"],
+            PLACEHOLDER["mask"],
+            PLACEHOLDER["logprobs"],
+            [0.0] if self.credit else 0.0,
+            reason,
+            tid,
+            True,
+        )
 
     def _steps(self, rows: dict, t: Trajectory, tid) -> None:
         steps = [(i, turn) for i, turn in enumerate(t.turns) if turn is not None and turn.message_index is not None]
@@ -165,8 +216,17 @@ class Tau2Generator(GeneratorInterface):
                 step_reward[-1] = shares[i] + (reward if last else 0.0)
             else:
                 step_reward = reward if last else 0.0
-            self._row(rows, turn.prompt_token_ids, ids, [1] * len(ids), list(turn.completion_logprobs), step_reward,
-                      _STOP_REASONS.get(turn.finish_reason or "", "stop"), tid, last)
+            self._row(
+                rows,
+                turn.prompt_token_ids,
+                ids,
+                [1] * len(ids),
+                list(turn.completion_logprobs),
+                step_reward,
+                _STOP_REASONS.get(turn.finish_reason or "", "stop"),
+                tid,
+                last,
+            )
 
     def _stitched(self, rows: dict, t: Trajectory, tid) -> None:
         [segment] = t.segments
@@ -175,14 +235,23 @@ class Tau2Generator(GeneratorInterface):
             per_token = [0.0] * len(segment.response_ids)
             ends = _turn_ends(segment)
             for i, end in zip(segment.turns, ends):
-                per_token[end] += (t.credit.actions[i] if t.credit else 0.0)
+                per_token[end] += t.credit.actions[i] if t.credit else 0.0
             per_token[-1] += reward
             reward_value: Any = per_token
         else:
             reward_value = reward
         last = t.turns[segment.turns[-1]]
-        self._row(rows, segment.prompt_ids, segment.response_ids, segment.response_mask, segment.response_logprobs,
-                  reward_value, _STOP_REASONS.get(last.finish_reason or "", "stop"), tid, True)
+        self._row(
+            rows,
+            segment.prompt_ids,
+            segment.response_ids,
+            segment.response_mask,
+            segment.response_logprobs,
+            reward_value,
+            _STOP_REASONS.get(last.finish_reason or "", "stop"),
+            tid,
+            True,
+        )
 
     @staticmethod
     def _row(rows, prompt, response, mask, logprobs, reward, stop, tid, last) -> None:
@@ -207,11 +276,15 @@ def metrics(trajectories: list[Trajectory], masked_groups: set[str]) -> dict[str
     scored = [t.reward for t in trajectories if t.ok]
     failed = Counter(t.failure.failure_class.value for t in trajectories if not t.ok)
     calls = sum(len(t.turns) for t in trajectories)
-    out = {"tau2/episodes": float(len(trajectories)), "tau2/scored": float(len(scored)),
-           "tau2/reward_mean": sum(scored) / len(scored) if scored else 0.0,
-           "tau2/masked_groups": float(len(masked_groups)), "tau2/policy_calls": float(calls),
-           "tau2/boundaries_clean": float(sum(t.drift.clean for t in trajectories)),
-           "tau2/boundaries_split": float(sum(t.drift.split for t in trajectories)),
-           "tau2/trajectories_clean": float(sum(t.clean for t in trajectories))}
+    out = {
+        "tau2/episodes": float(len(trajectories)),
+        "tau2/scored": float(len(scored)),
+        "tau2/reward_mean": sum(scored) / len(scored) if scored else 0.0,
+        "tau2/masked_groups": float(len(masked_groups)),
+        "tau2/policy_calls": float(calls),
+        "tau2/boundaries_clean": float(sum(t.drift.clean for t in trajectories)),
+        "tau2/boundaries_split": float(sum(t.drift.split for t in trajectories)),
+        "tau2/trajectories_clean": float(sum(t.clean for t in trajectories)),
+    }
     out.update({f"tau2/failed_{cls}": float(n) for cls, n in failed.items()})
     return out

@@ -62,8 +62,16 @@ _SAMPLES_KEPT = 65536  # the most recent groups only: a training run sees millio
 def dataset_rows(rows: list[dict], *, agent_name: str = "tau2_agent") -> list[dict]:
     """verl dataset rows for tau2 data rows ({"domain", "task_id"}): the prompt verl's dataset
     requires (a placeholder: the pool builds tau2's own), the agent loop's name, the tau2 columns."""
-    return [{"prompt": [{"role": "user", "content": f"{r['domain']}/{r['task_id']}"}], "data_source": "tau2",
-             "agent_name": agent_name, "tau2_domain": r["domain"], "tau2_task_id": str(r["task_id"])} for r in rows]
+    return [
+        {
+            "prompt": [{"role": "user", "content": f"{r['domain']}/{r['task_id']}"}],
+            "data_source": "tau2",
+            "agent_name": agent_name,
+            "tau2_domain": r["domain"],
+            "tau2_task_id": str(r["task_id"]),
+        }
+        for r in rows
+    ]
 
 
 def chat_sampling(params: dict) -> dict[str, Any]:
@@ -85,8 +93,17 @@ def shared_pool(settings: dict) -> RolloutPool:
         return _POOLS[key]
 
 
-EXTRA_KEYS = ("tau2_domain", "tau2_task_id", "tau2_reward", "tau2_train_action", "tau2_dropped", "tau2_truncated",
-              "tau2_boundaries_split", "min_global_steps", "max_global_steps")
+EXTRA_KEYS = (
+    "tau2_domain",
+    "tau2_task_id",
+    "tau2_reward",
+    "tau2_train_action",
+    "tau2_dropped",
+    "tau2_truncated",
+    "tau2_boundaries_split",
+    "min_global_steps",
+    "max_global_steps",
+)
 
 
 class Tau2AgentLoop(AgentLoopBase):
@@ -119,10 +136,16 @@ class Tau2AgentLoop(AgentLoopBase):
                 while len(_SAMPLES) > _SAMPLES_KEPT:
                     _SAMPLES.popitem(last=False)
         version = row.get("global_steps")
-        return RolloutRequest(str(row["tau2_domain"]), str(row["tau2_task_id"]), sample=sample, group_id=uid,
-                              weight_version=int(version) if version is not None else None,
-                              policy=Endpoint(f"http://{address}/v1", extra_body={
-                                  "max_tokens": self.response_length, **chat_sampling(sampling_params)}))
+        return RolloutRequest(
+            str(row["tau2_domain"]),
+            str(row["tau2_task_id"]),
+            sample=sample,
+            group_id=uid,
+            weight_version=int(version) if version is not None else None,
+            policy=Endpoint(
+                f"http://{address}/v1", extra_body={"max_tokens": self.response_length, **chat_sampling(sampling_params)}
+            ),
+        )
 
     def output(self, t: Trajectory, row: dict) -> AgentLoopOutput:
         """The sequence verl trains on (see module doc)."""
@@ -135,24 +158,42 @@ class Tau2AgentLoop(AgentLoopBase):
             return self.dropped(f"first prompt of {len(segment.prompt_ids)} tokens > prompt_length", row, t)
         n = self.response_length
         extra = self._extra(row, t, dropped="", truncated=len(segment.response_ids) > n)
-        return AgentLoopOutput(prompt_ids=list(segment.prompt_ids), response_ids=segment.response_ids[:n],
-                               response_mask=segment.response_mask[:n], response_logprobs=segment.response_logprobs[:n],
-                               reward_score=float(t.reward), num_turns=len(t.result.messages),
-                               metrics=AgentLoopMetrics(generate_sequences=float(t.result.durations.get("total_s", 0.0))),
-                               extra_fields=extra)
+        return AgentLoopOutput(
+            prompt_ids=list(segment.prompt_ids),
+            response_ids=segment.response_ids[:n],
+            response_mask=segment.response_mask[:n],
+            response_logprobs=segment.response_logprobs[:n],
+            reward_score=float(t.reward),
+            num_turns=len(t.result.messages),
+            metrics=AgentLoopMetrics(generate_sequences=float(t.result.durations.get("total_s", 0.0))),
+            extra_fields=extra,
+        )
 
     def dropped(self, why: str, row: dict, t: Optional[Trajectory] = None) -> AgentLoopOutput:
         eos = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
-        return AgentLoopOutput(prompt_ids=[eos], response_ids=[eos], response_mask=[0], response_logprobs=[0.0],
-                               reward_score=0.0, num_turns=0, metrics=AgentLoopMetrics(),
-                               extra_fields=self._extra(row, t, dropped=why, truncated=False))
+        return AgentLoopOutput(
+            prompt_ids=[eos],
+            response_ids=[eos],
+            response_mask=[0],
+            response_logprobs=[0.0],
+            reward_score=0.0,
+            num_turns=0,
+            metrics=AgentLoopMetrics(),
+            extra_fields=self._extra(row, t, dropped=why, truncated=False),
+        )
 
     @staticmethod
     def _extra(row: dict, t: Optional[Trajectory], *, dropped: str, truncated: bool) -> dict[str, Any]:
         version = row.get("global_steps", -1)
         version = -1 if version is None else int(version)
-        return {"tau2_domain": str(row.get("tau2_domain", "")), "tau2_task_id": str(row.get("tau2_task_id", "")),
-                "tau2_reward": float(t.reward) if t is not None and t.ok else float("nan"),
-                "tau2_train_action": t.train_action if t is not None else "drop", "tau2_dropped": dropped,
-                "tau2_truncated": truncated, "tau2_boundaries_split": t.drift.split if t is not None else 0,
-                "min_global_steps": version, "max_global_steps": version}
+        return {
+            "tau2_domain": str(row.get("tau2_domain", "")),
+            "tau2_task_id": str(row.get("tau2_task_id", "")),
+            "tau2_reward": float(t.reward) if t is not None and t.ok else float("nan"),
+            "tau2_train_action": t.train_action if t is not None else "drop",
+            "tau2_dropped": dropped,
+            "tau2_truncated": truncated,
+            "tau2_boundaries_split": t.drift.split if t is not None else 0,
+            "min_global_steps": version,
+            "max_global_steps": version,
+        }

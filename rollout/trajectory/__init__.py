@@ -6,5 +6,15 @@ from rollout.trajectory.outcome import TRAIN_ACTIONS, train_action
 from rollout.trajectory.stitch import Drift, Segment, stitch
 from rollout.trajectory.trajectory import Trajectory
 
-__all__ = ["TRAIN_ACTIONS", "CaptureError", "Credit", "Drift", "Segment", "Trajectory", "TurnRecord", "stitch",
-           "train_action", "turn_credit"]
+__all__ = [
+    "TRAIN_ACTIONS",
+    "CaptureError",
+    "Credit",
+    "Drift",
+    "Segment",
+    "Trajectory",
+    "TurnRecord",
+    "stitch",
+    "train_action",
+    "turn_credit",
+]

@@ -36,8 +36,12 @@ def turn_credit(message_indices: list[Optional[int]], messages: list[dict], rewa
 
     checks = reward_info.get("action_checks") or []
     owner = {m: i for i, m in enumerate(message_indices) if m is not None}
-    calls = [(index, ToolCall.model_validate(tc)) for index, m in enumerate(messages)
-             if m.get("role") == "assistant" for tc in m.get("tool_calls") or []]
+    calls = [
+        (index, ToolCall.model_validate(tc))
+        for index, m in enumerate(messages)
+        if m.get("role") == "assistant"
+        for tc in m.get("tool_calls") or []
+    ]
     actions = [0.0] * len(message_indices)
     by_user = 0
     for check in checks:
@@ -51,12 +55,14 @@ def turn_credit(message_indices: list[Optional[int]], messages: list[dict], rewa
         if made is not None and made in owner:
             actions[owner[made]] += 1.0 / len(checks)
     db = reward_info.get("db_check") or {}
-    final = {"reward": reward_info.get("reward"),
-             "db_match": db.get("db_match"),
-             "env_assertions_met": _met(reward_info.get("env_assertions"), "met"),
-             "communicate_met": _met(reward_info.get("communicate_checks"), "met"),
-             "user_actions_matched": by_user,
-             "actions_expected": len(checks)}
+    final = {
+        "reward": reward_info.get("reward"),
+        "db_match": db.get("db_match"),
+        "env_assertions_met": _met(reward_info.get("env_assertions"), "met"),
+        "communicate_met": _met(reward_info.get("communicate_checks"), "met"),
+        "user_actions_matched": by_user,
+        "actions_expected": len(checks),
+    }
     return Credit(actions=[round(a, 6) for a in actions], final=final)
 
 

@@ -77,9 +77,9 @@ def stitch(turns: list[Optional[TurnRecord]]) -> tuple[list[Segment], Drift]:
             current, seen = None, []
             continue
         prompt = turn.prompt_token_ids
-        if current is not None and len(prompt) >= len(seen) and prompt[:len(seen)] == seen:
+        if current is not None and len(prompt) >= len(seen) and prompt[: len(seen)] == seen:
             drift.clean += 1
-            current._extend(prompt[len(seen):], turn, index)
+            current._extend(prompt[len(seen) :], turn, index)
         else:
             if current is not None:
                 drift.split += 1

@@ -54,32 +54,53 @@ class Trajectory:
     @property
     def clean(self) -> bool:
         """Every call's tokens captured and the whole episode one stitched sequence."""
-        return (bool(self.result.turns) and not self.result.capture_errors and len(self.segments) == 1
-                and self.drift.split == 0)
+        return bool(self.result.turns) and not self.result.capture_errors and len(self.segments) == 1 and self.drift.split == 0
 
     @classmethod
-    def of(cls, result: EpisodeResult, *, group_id: str, weight_version: Optional[int] = None,
-           tags: Optional[dict] = None) -> Trajectory:
+    def of(
+        cls, result: EpisodeResult, *, group_id: str, weight_version: Optional[int] = None, tags: Optional[dict] = None
+    ) -> Trajectory:
         """The trajectory of an episode's result: both views, train action and credit."""
         segments, drift = stitch(result.turns)
         credit = None
         if result.ok and result.reward_info and result.turns:
-            credit = turn_credit([t.message_index if t else None for t in result.turns], result.messages,
-                                 result.reward_info)
-        return cls(result=result, group_id=group_id, weight_version=weight_version, tags=dict(tags or {}),
-                   train_action=train_action(result.failure), segments=segments, drift=drift, credit=credit)
+            credit = turn_credit([t.message_index if t else None for t in result.turns], result.messages, result.reward_info)
+        return cls(
+            result=result,
+            group_id=group_id,
+            weight_version=weight_version,
+            tags=dict(tags or {}),
+            train_action=train_action(result.failure),
+            segments=segments,
+            drift=drift,
+            credit=credit,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"result": self.result.to_dict(), "group_id": self.group_id, "weight_version": self.weight_version,
-                "tags": self.tags, "train_action": self.train_action, "segments": [s.to_dict() for s in self.segments],
-                "drift": self.drift.to_dict(), "credit": self.credit.to_dict() if self.credit else None,
-                "attempts": self.attempts, "earlier_failures": [f.to_dict() for f in self.earlier_failures]}
+        return {
+            "result": self.result.to_dict(),
+            "group_id": self.group_id,
+            "weight_version": self.weight_version,
+            "tags": self.tags,
+            "train_action": self.train_action,
+            "segments": [s.to_dict() for s in self.segments],
+            "drift": self.drift.to_dict(),
+            "credit": self.credit.to_dict() if self.credit else None,
+            "attempts": self.attempts,
+            "earlier_failures": [f.to_dict() for f in self.earlier_failures],
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Trajectory:
-        return cls(result=EpisodeResult.from_dict(d["result"]), group_id=d["group_id"],
-                   weight_version=d.get("weight_version"), tags=d.get("tags") or {},
-                   train_action=d.get("train_action", "train"),
-                   segments=[Segment.from_dict(s) for s in d.get("segments") or []], drift=Drift(**(d.get("drift") or {})),
-                   credit=Credit(**d["credit"]) if d.get("credit") else None, attempts=int(d.get("attempts") or 1),
-                   earlier_failures=[Failure.from_dict(f) for f in d.get("earlier_failures") or []])
+        return cls(
+            result=EpisodeResult.from_dict(d["result"]),
+            group_id=d["group_id"],
+            weight_version=d.get("weight_version"),
+            tags=d.get("tags") or {},
+            train_action=d.get("train_action", "train"),
+            segments=[Segment.from_dict(s) for s in d.get("segments") or []],
+            drift=Drift(**(d.get("drift") or {})),
+            credit=Credit(**d["credit"]) if d.get("credit") else None,
+            attempts=int(d.get("attempts") or 1),
+            earlier_failures=[Failure.from_dict(f) for f in d.get("earlier_failures") or []],
+        )

@@ -31,8 +31,17 @@ def sample_specs():
 
 
 def comparable(r):
-    return (r.task_id, r.solo, r.reward, r.termination, r.steps, r.tool_errors,
-            r.reward_info and r.reward_info["reward_breakdown"], len(r.messages), r.failure)
+    return (
+        r.task_id,
+        r.solo,
+        r.reward,
+        r.termination,
+        r.steps,
+        r.tool_errors,
+        r.reward_info and r.reward_info["reward_breakdown"],
+        len(r.messages),
+        r.failure,
+    )
 
 
 @pytest.mark.parametrize("policy", ["oracle", "noop"])
@@ -74,9 +83,21 @@ def test_killed_server_is_an_env_error_then_a_fresh_instance_serves(tmp_path):
 
 
 def test_ray_sweep_on_aenv_backend(ray_cluster, oracle_server, tmp_path):
-    cfg, _ = prepare([f"llm.base_url={oracle_server.url}", "llm.model=a", f"user_llm.base_url={oracle_server.url}",
-                      "user_llm.model=u", f"output_dir={tmp_path}", "progress=false", "env.backend=aenv",
-                      "domains=[mock,telecom]", "max_tasks=3", "ray.num_workers=2", "ray.slots_per_worker=1"])
+    cfg, _ = prepare(
+        [
+            f"llm.base_url={oracle_server.url}",
+            "llm.model=a",
+            f"user_llm.base_url={oracle_server.url}",
+            "user_llm.model=u",
+            f"output_dir={tmp_path}",
+            "progress=false",
+            "env.backend=aenv",
+            "domains=[mock,telecom]",
+            "max_tasks=3",
+            "ray.num_workers=2",
+            "ray.slots_per_worker=1",
+        ]
+    )
     run_sweep(cfg, out=io.StringIO())
     with EpisodeStore(tmp_path) as store:
         recs = list(store.records())
@@ -87,16 +108,18 @@ def test_ray_sweep_on_aenv_backend(ray_cluster, oracle_server, tmp_path):
 
 
 def cfg_extra(api, secret):
-    return ["env.backend=aenv", f"env.aenv.system_url={api.url}", "env.aenv.api_key=aenv-token",
-            f"user_llm.api_key={secret}"]
+    return ["env.backend=aenv", f"env.aenv.system_url={api.url}", "env.aenv.api_key=aenv-token", f"user_llm.api_key={secret}"]
 
 
 def test_cluster_mode_against_api_service_double(oracle_server):
     secret = "sk-user-SECRET-cluster-42"
     with AenvApiServiceDouble() as api:
         cfg = scripted_config(oracle_server, extra=cfg_extra(api, secret))
-        specs = [EpisodeSpec("mock", "create_task_1", solo=False), EpisodeSpec("airline", "12", solo=False),
-                 EpisodeSpec("telecom", load_domain("telecom").task_ids("base")[0], solo=True)]
+        specs = [
+            EpisodeSpec("mock", "create_task_1", solo=False),
+            EpisodeSpec("airline", "12", solo=False),
+            EpisodeSpec("telecom", load_domain("telecom").task_ids("base")[0], solo=True),
+        ]
         results = run_specs(cfg, specs, concurrency=2)
         assert [r.reward for r in results] == [1.0, 1.0, 1.0], [r.failure for r in results]
         # failing episodes release their instances too: the user simulator answers 500s
@@ -109,8 +132,10 @@ def test_cluster_mode_against_api_service_double(oracle_server):
         # ... and so do episodes cut off by the per-episode timeout
         oracle_server.set_faults(mode="hang", count=-1, role="agent", hang_s=60)
         try:
-            timed_out = run_specs(scripted_config(oracle_server, extra=cfg_extra(api, secret) + ["episode.timeout_s=4"]),
-                                  [EpisodeSpec("mock", "create_task_1", solo=False)])
+            timed_out = run_specs(
+                scripted_config(oracle_server, extra=cfg_extra(api, secret) + ["episode.timeout_s=4"]),
+                [EpisodeSpec("mock", "create_task_1", solo=False)],
+            )
         finally:
             oracle_server.set_faults(mode="none")
         assert timed_out[0].failure.failure_class.value == "timeout"

@@ -22,9 +22,11 @@ from rollout.env.domains import load_domain
 from tests.aenv_api_double import wait_until
 
 VENDORED = Path(__file__).resolve().parents[1] / "vendor" / "aenvironment_tau2_rl" / "agent.py.upstream"
-RUN = ("import asyncio, json, sys; sys.path.insert(0, sys.argv[1]); import agent; "
-       "print('REWARD=' + json.dumps(asyncio.run(agent.run_agent_return_reward("
-       "{'domain': sys.argv[2], 'task_id': sys.argv[3]}))))")
+RUN = (
+    "import asyncio, json, sys; sys.path.insert(0, sys.argv[1]); import agent; "
+    "print('REWARD=' + json.dumps(asyncio.run(agent.run_agent_return_reward("
+    "{'domain': sys.argv[2], 'task_id': sys.argv[3]}))))"
+)
 
 
 def free_loopback_host() -> str:
@@ -46,11 +48,23 @@ def test_upstream_example_unchanged_on_127_0_0_x(server, tmp_path):
     server.set_script("", "", gold)  # the example sends no X-Rollout-* headers
     shutil.copyfile(VENDORED, tmp_path / "agent.py")
     host = free_loopback_host()
-    env = {**os.environ, "TAU2_DOMAIN": "telecom", "TAU2_TASK_ID": task_id, "TAU2_SOLO_MODE": "true",
-           "TAU2_USER_LLM_API_KEY": "sk-never-echoed-123456", **child_env()}
-    proc = subprocess.Popen([sys.executable, "-m", "aenv.main", str(ENV_DIR), "--host", host, "--port", "8081"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {
+        **os.environ,
+        "TAU2_DOMAIN": "telecom",
+        "TAU2_TASK_ID": task_id,
+        "TAU2_SOLO_MODE": "true",
+        "TAU2_USER_LLM_API_KEY": "sk-never-echoed-123456",
+        **child_env(),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aenv.main", str(ENV_DIR), "--host", host, "--port", "8081"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
+
         def healthy() -> bool:
             import urllib.request
 
@@ -62,11 +76,15 @@ def test_upstream_example_unchanged_on_127_0_0_x(server, tmp_path):
 
         assert wait_until(healthy, 120), "GET /health on 127.0.0.x never reports success"
         agent_env = {k: v for k, v in os.environ.items() if not k.startswith("TAU2_")}
-        agent_env.update({"DUMMY_INSTANCE_IP": host, "OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "k",
-                          **child_env()})
+        agent_env.update({"DUMMY_INSTANCE_IP": host, "OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "k", **child_env()})
         started = time.monotonic()
-        p = subprocess.run([sys.executable, "-c", RUN, str(tmp_path), "telecom", task_id], env=agent_env,
-                           capture_output=True, text=True, timeout=240)
+        p = subprocess.run(
+            [sys.executable, "-c", RUN, str(tmp_path), "telecom", task_id],
+            env=agent_env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
         elapsed = time.monotonic() - started
         assert p.returncode == 0, p.stderr[-3000:]
         reward = [line for line in p.stdout.splitlines() if line.startswith("REWARD=")]

@@ -15,8 +15,16 @@ from tests.helpers import run_specs
 
 
 def _cfg(server_url: str, user_url: str, backend: str):
-    return load_config([f"llm.base_url={server_url}", f"llm.model={AGENT_MODEL}", "llm.max_retries=0",
-                        f"user_llm.base_url={user_url}", "user_llm.max_retries=0", f"env.backend={backend}"])
+    return load_config(
+        [
+            f"llm.base_url={server_url}",
+            f"llm.model={AGENT_MODEL}",
+            "llm.max_retries=0",
+            f"user_llm.base_url={user_url}",
+            "user_llm.max_retries=0",
+            f"env.backend={backend}",
+        ]
+    )
 
 
 def test_unset_user_model_is_asked_from_the_endpoint_on_both_backends(server):
@@ -63,8 +71,13 @@ def _alive(pid: int) -> bool:
 def test_killed_owner_leaves_no_server_and_no_log_file(tmp_path):
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
-    owner = subprocess.Popen([sys.executable, "-c", CHILD], env={**os.environ, "TMPDIR": str(private_tmp)},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", CHILD],
+        env={**os.environ, "TMPDIR": str(private_tmp)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         info = json.loads(owner.stdout.readline() or "null" + owner.stderr.read())
         assert info["tmp"] == str(private_tmp)

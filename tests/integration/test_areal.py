@@ -14,12 +14,20 @@ from rollout.areal import Tau2Agent, run_agent_return_reward
 from rollout.core.failures import EpisodeFailure, FailureClass, InvalidInput
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 
-TELECOM_SOLO = {"domain": "telecom", "task_id": "[service_issue]airplane_mode_on|break_apn_settings|contract_end_suspension|unseat_sim_card[PERSONA:Easy]"}
+TELECOM_SOLO = {
+    "domain": "telecom",
+    "task_id": "[service_issue]airplane_mode_on|break_apn_settings|contract_end_suspension|unseat_sim_card[PERSONA:Easy]",
+}
 
 
 def agent_for(server, **extra):
-    return Tau2Agent(**{"llm": {"model": AGENT_MODEL, "max_retries": 0},
-                        "user_llm": {"base_url": server.url, "model": USER_MODEL, "max_retries": 0}, **extra})
+    return Tau2Agent(
+        **{
+            "llm": {"model": AGENT_MODEL, "max_retries": 0},
+            "user_llm": {"base_url": server.url, "model": USER_MODEL, "max_retries": 0},
+            **extra,
+        }
+    )
 
 
 def test_run_returns_python_float(server):
@@ -39,8 +47,10 @@ def test_callers_http_client_is_used_when_asked_and_left_open(server, caller_cli
 
         client = openai.DefaultAsyncHttpxClient(event_hooks={"request": [hook]})
         agent = agent_for(server, llm={"model": AGENT_MODEL, "max_retries": 0, "caller_http_client": caller_client})
-        rewards = [await agent.run({"domain": "mock", "task_id": "create_task_1"}, base_url=server.url, api_key="k",
-                                   http_client=client) for _ in range(2)]
+        rewards = [
+            await agent.run({"domain": "mock", "task_id": "create_task_1"}, base_url=server.url, api_key="k", http_client=client)
+            for _ in range(2)
+        ]
         assert not client.is_closed
         await client.aclose()
         return rewards
@@ -122,20 +132,25 @@ def test_hanging_endpoint_raises_timeout_within_limit(server):
 
 
 def test_user_simulator_down_raises_user_sim_error(server):
-    agent = Tau2Agent(llm={"model": "a", "max_retries": 0}, user_llm={"base_url": "http://127.0.0.1:9/v1", "model": "u", "max_retries": 0})
+    agent = Tau2Agent(
+        llm={"model": "a", "max_retries": 0}, user_llm={"base_url": "http://127.0.0.1:9/v1", "model": "u", "max_retries": 0}
+    )
     with pytest.raises(EpisodeFailure) as e:
         asyncio.run(agent.run({"domain": "retail", "task_id": "0"}, base_url=server.url))
     assert e.value.failure_class is FailureClass.USER_SIM_ERROR
 
 
-@pytest.mark.parametrize("data,match", [
-    ({"domain": "banking", "task_id": "1"}, "unknown domain 'banking'; valid domains: airline, retail, telecom, mock"),
-    ({"domain": "airline", "task_id": "999"}, "unknown task_id '999' for domain 'airline'"),
-    ({"domain": "airline"}, "missing 'task_id'"),
-    ({"domain": "airline", "task_id": "1", "temprature": 1}, "unknown data keys"),
-    ({"domain": "airline", "task_id": "0", "split": "nope"}, "unknown split 'nope' for domain 'airline'"),
-    ({"domain": "airline", "task_id": "0", "split": "test"}, "task_id '0' is not in split 'test' of domain 'airline'"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        ({"domain": "banking", "task_id": "1"}, "unknown domain 'banking'; valid domains: airline, retail, telecom, mock"),
+        ({"domain": "airline", "task_id": "999"}, "unknown task_id '999' for domain 'airline'"),
+        ({"domain": "airline"}, "missing 'task_id'"),
+        ({"domain": "airline", "task_id": "1", "temprature": 1}, "unknown data keys"),
+        ({"domain": "airline", "task_id": "0", "split": "nope"}, "unknown split 'nope' for domain 'airline'"),
+        ({"domain": "airline", "task_id": "0", "split": "test"}, "task_id '0' is not in split 'test' of domain 'airline'"),
+    ],
+)
 def test_bad_input_is_rejected_before_any_model_call(server, data, match):
     with pytest.raises(InvalidInput, match=match):
         asyncio.run(agent_for(server).run(data, base_url=server.url))

@@ -10,26 +10,29 @@ from rollout.core.failures import InvalidInput
 ROW = {"domain": "mock", "task_id": "create_task_1"}
 
 
-@pytest.mark.parametrize("key, value, valid", [
-    ("solo", "false", "true, false or null"),
-    ("solo", "true", "true, false or null"),
-    ("solo", 0, "true, false or null"),
-    ("sample", "abc", "a non-negative integer"),
-    ("sample", -5, "a non-negative integer"),
-    ("sample", True, "a non-negative integer"),
-    ("sample", 1.0, "a non-negative integer"),
-    ("seed", 1.7, "an integer or null"),
-    ("seed", "7", "an integer or null"),
-    ("seed", False, "an integer or null"),
-    ("overrides", "x", "a dict of config overrides"),
-    ("overrides", ["episode.max_steps=5"], "a dict of config overrides"),
-    ("task_id", 1.5, "a string or an integer"),
-    ("task_id", True, "a string or an integer"),
-    ("task_id", ["12"], "a string or an integer"),
-    ("domain", 3, "a non-empty string"),
-    ("domain", "", "a non-empty string"),
-    ("split", 1, "a string"),
-])
+@pytest.mark.parametrize(
+    "key, value, valid",
+    [
+        ("solo", "false", "true, false or null"),
+        ("solo", "true", "true, false or null"),
+        ("solo", 0, "true, false or null"),
+        ("sample", "abc", "a non-negative integer"),
+        ("sample", -5, "a non-negative integer"),
+        ("sample", True, "a non-negative integer"),
+        ("sample", 1.0, "a non-negative integer"),
+        ("seed", 1.7, "an integer or null"),
+        ("seed", "7", "an integer or null"),
+        ("seed", False, "an integer or null"),
+        ("overrides", "x", "a dict of config overrides"),
+        ("overrides", ["episode.max_steps=5"], "a dict of config overrides"),
+        ("task_id", 1.5, "a string or an integer"),
+        ("task_id", True, "a string or an integer"),
+        ("task_id", ["12"], "a string or an integer"),
+        ("domain", 3, "a non-empty string"),
+        ("domain", "", "a non-empty string"),
+        ("split", 1, "a string"),
+    ],
+)
 def test_bad_row_values_are_invalid_input_naming_key_value_and_what_is_valid(key, value, valid):
     with pytest.raises(InvalidInput) as e:
         spec_from_data({**ROW, key: value})
@@ -38,8 +41,17 @@ def test_bad_row_values_are_invalid_input_naming_key_value_and_what_is_valid(key
 
 
 def test_good_rows():
-    spec = spec_from_data({"domain": "airline", "task_id": 12, "sample": 3, "seed": 7, "solo": False,
-                           "overrides": {"episode": {"max_steps": 50}}, "split": "base"})
+    spec = spec_from_data(
+        {
+            "domain": "airline",
+            "task_id": 12,
+            "sample": 3,
+            "seed": 7,
+            "solo": False,
+            "overrides": {"episode": {"max_steps": 50}},
+            "split": "base",
+        }
+    )
     assert (spec.domain, spec.task_id, spec.sample, spec.seed, spec.solo) == ("airline", "12", 3, 7, False)
     spec = spec_from_data({**ROW, "seed": None, "solo": None, "sample": None, "overrides": None})
     assert (spec.sample, spec.seed, spec.solo) == (0, None, None)

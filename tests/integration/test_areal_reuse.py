@@ -38,8 +38,11 @@ def rows() -> list[dict]:
 
 
 def agent(server, **env) -> Tau2Agent:
-    return Tau2Agent(llm={"model": AGENT_MODEL, "max_retries": 0},
-                     user_llm={"base_url": server.url, "model": USER_MODEL, "max_retries": 0}, env=env)
+    return Tau2Agent(
+        llm={"model": AGENT_MODEL, "max_retries": 0},
+        user_llm={"base_url": server.url, "model": USER_MODEL, "max_retries": 0},
+        env=env,
+    )
 
 
 def outcome(r):
@@ -89,8 +92,7 @@ def test_aenv_instances_are_reused_across_episodes(oracle_server, released):
 
             async def one(i, row):
                 async with sem:
-                    return await tau2_agent.run_episode(row, base_url=oracle_server.url, api_key=f"session-{i}",
-                                                        http_client=http)
+                    return await tau2_agent.run_episode(row, base_url=oracle_server.url, api_key=f"session-{i}", http_client=http)
 
             return await asyncio.gather(*[one(i, row) for i, row in enumerate(data)])
 
@@ -107,14 +109,21 @@ def test_aenv_instances_are_reused_across_episodes(oracle_server, released):
 @pytest.mark.parametrize("caller_client", [False, True])
 def test_each_episode_sends_its_own_key_over_one_client(server, caller_client):
     """Session keys per episode, one client (ours, or AReaL's http_client): every request carries its episode's key."""
-    tau2_agent = Tau2Agent(llm={"model": AGENT_MODEL, "max_retries": 0, "caller_http_client": caller_client},
-                           user_llm={"base_url": server.url, "model": USER_MODEL, "max_retries": 0})
+    tau2_agent = Tau2Agent(
+        llm={"model": AGENT_MODEL, "max_retries": 0, "caller_http_client": caller_client},
+        user_llm={"base_url": server.url, "model": USER_MODEL, "max_retries": 0},
+    )
 
     async def main():
         async with httpx.AsyncClient() as http:
-            return await asyncio.gather(*[
-                tau2_agent.run({"domain": "airline", "task_id": "12"}, base_url=server.url, api_key=f"session-{i}",
-                               http_client=http) for i in range(6)])
+            return await asyncio.gather(
+                *[
+                    tau2_agent.run(
+                        {"domain": "airline", "task_id": "12"}, base_url=server.url, api_key=f"session-{i}", http_client=http
+                    )
+                    for i in range(6)
+                ]
+            )
 
     assert asyncio.run(main()) == [1.0] * 6
     by_episode: dict[str, set] = {}

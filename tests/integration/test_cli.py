@@ -13,13 +13,23 @@ import pytest
 from rollout.cli import COMMANDS, main
 
 # a key of each command's own arguments, which an unknown key's error must name
-A_VALID_KEY = {"sweep": "num_samples", "episode": "task_id", "submit": "address", "report": "dirs",
-               "dataset": "min_rows", "sft": "min_reward", "bench": "p6_sizes", "capture-check": "episodes"}
+A_VALID_KEY = {
+    "sweep": "num_samples",
+    "episode": "task_id",
+    "submit": "address",
+    "report": "dirs",
+    "dataset": "min_rows",
+    "sft": "min_reward",
+    "bench": "p6_sizes",
+    "capture-check": "episodes",
+}
 
 
 def run_cli(*args):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TAU2_USER"))}
-    return subprocess.run([sys.executable, "-m", "rollout", "episode", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rollout", "episode", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_offline_oracle_check_prints_reward_one():
@@ -84,20 +94,23 @@ def test_an_unknown_key_names_the_valid_keys(command, capsys):
     assert "unknown key 'no_such_key'; valid keys: " in err and A_VALID_KEY[command] in err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["bench", "quick=maybe"], "'quick': Value 'maybe' is not a valid bool"),
-    (["bench", "rows=[P1,P99]"], "valid rows: P1, P2"),
-    (["dataset", "min_rows=many"], "'min_rows': Value 'many' of type 'str' could not be converted to Integer"),
-    (["sft", "output_dir=x", "min_reward=high"], "could not be converted to Float"),
-    (["submit", "wait=maybe"], "'wait': Value 'maybe' is not a valid bool"),
-    (["report", "runs/a"], "override 'runs/a' is not of the form key=value"),
-    (["report", "--out", "x"], "unknown option '--out': arguments are key=value; valid keys: dirs, out"),
-    (["report"], "dirs=[...] is required"),
-    (["sft"], "output_dir=... is required"),
-    (["sft", "output_dir=x", "domains=[banking]"], "unknown domain 'banking'"),
-    (["submit", "domains=[retail]"], "the sweep's keys go after `--`"),
-    (["swep"], "unknown command 'swep', did you mean 'sweep'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bench", "quick=maybe"], "'quick': Value 'maybe' is not a valid bool"),
+        (["bench", "rows=[P1,P99]"], "valid rows: P1, P2"),
+        (["dataset", "min_rows=many"], "'min_rows': Value 'many' of type 'str' could not be converted to Integer"),
+        (["sft", "output_dir=x", "min_reward=high"], "could not be converted to Float"),
+        (["submit", "wait=maybe"], "'wait': Value 'maybe' is not a valid bool"),
+        (["report", "runs/a"], "override 'runs/a' is not of the form key=value"),
+        (["report", "--out", "x"], "unknown option '--out': arguments are key=value; valid keys: dirs, out"),
+        (["report"], "dirs=[...] is required"),
+        (["sft"], "output_dir=... is required"),
+        (["sft", "output_dir=x", "domains=[banking]"], "unknown domain 'banking'"),
+        (["submit", "domains=[retail]"], "the sweep's keys go after `--`"),
+        (["swep"], "unknown command 'swep', did you mean 'sweep'"),
+    ],
+)
 def test_bad_arguments_are_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
     assert message in one_line_error(capsys)
@@ -110,13 +123,16 @@ def test_usage_without_a_command(capsys):
     assert "capture-check" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, level", [
-    (["dataset", "x=1"], logging.WARNING),
-    (["-v", "dataset", "x=1"], logging.INFO),
-    (["dataset", "-v", "x=1"], logging.INFO),
-    (["-vv", "dataset", "x=1"], logging.DEBUG),
-    (["-v", "dataset", "--verbose", "x=1"], logging.DEBUG),
-])
+@pytest.mark.parametrize(
+    "argv, level",
+    [
+        (["dataset", "x=1"], logging.WARNING),
+        (["-v", "dataset", "x=1"], logging.INFO),
+        (["dataset", "-v", "x=1"], logging.INFO),
+        (["-vv", "dataset", "x=1"], logging.DEBUG),
+        (["-v", "dataset", "--verbose", "x=1"], logging.DEBUG),
+    ],
+)
 def test_verbosity_sets_the_logging_level_with_a_one_line_format(argv, level, capsys):
     try:
         assert main(argv) == 2
@@ -132,8 +148,13 @@ def test_verbosity_sets_the_logging_level_with_a_one_line_format(argv, level, ca
 
 def test_the_module_entry_takes_global_flags_after_the_command():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TAU2_USER"))}
-    p = subprocess.run([sys.executable, "-m", "rollout", "report", "-v", "dirs=[/nonexistent]"], capture_output=True,
-                       text=True, env=env, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "rollout", "report", "-v", "dirs=[/nonexistent]"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert p.returncode == 2 and p.stderr == "error: no episodes.jsonl in /nonexistent\n"
 
 

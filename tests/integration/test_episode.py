@@ -26,8 +26,10 @@ def test_whole_conversation_is_carried_across_turns(server):
 
 
 def test_sampling_presets_and_overrides_reach_the_server(server):
-    run_specs(scripted_config(server, extra=["sampling=eval", "sampling.max_tokens=77", "sampling.extra_body={top_k: 5}"]),
-              [EpisodeSpec("mock", "create_task_1", seed=1234, solo=False)])
+    run_specs(
+        scripted_config(server, extra=["sampling=eval", "sampling.max_tokens=77", "sampling.extra_body={top_k: 5}"]),
+        [EpisodeSpec("mock", "create_task_1", seed=1234, solo=False)],
+    )
     body = agent_bodies(server)[0]
     assert body["temperature"] == 0.0 and body["max_tokens"] == 77 and body["top_k"] == 5 and body["seed"] == 1234
     server.requests.clear()
@@ -46,7 +48,9 @@ def test_user_simulator_gets_tau2s_prompt_and_device_tools(server):
     run_specs(scripted_config(server), [EpisodeSpec("telecom", task_id, solo=False)])
     user = [q["body"] for q in server.requests if q["headers"]["x-rollout-role"] == "user"][0]
     env = assets.new_environment(False)
-    expected = Tau2User(tools=env.get_user_tools(), instructions=str(assets.task(task_id).user_scenario)).system_prompt  # as tau2 run
+    expected = Tau2User(
+        tools=env.get_user_tools(), instructions=str(assets.task(task_id).user_scenario)
+    ).system_prompt  # as tau2 run
     assert user["messages"][0] == {"role": "system", "content": expected}
     assert user["messages"][1] == {"role": "user", "content": "Hi! How can I help you today?"}
     assert {t["function"]["name"] for t in user["tools"]} == {t.name for t in env.get_user_tools()}
@@ -117,8 +121,13 @@ def test_max_steps_ends_the_episode_like_tau2(server):
     # not the environment: user(1), 3 x (call, results) -> 7 steps, 3 agent tool calls.
     assert r.steps == 7
     ours = sum(len(m.get("tool_calls") or []) for m in r.messages if m["role"] == "assistant")
-    gym = AgentGymEnv("airline", "12", max_steps=6, user_llm=f"openai/{USER_MODEL}",
-                      user_llm_args={"api_base": server.url, "api_key": "x", "extra_headers": {"X-Rollout-Role": "user"}})
+    gym = AgentGymEnv(
+        "airline",
+        "12",
+        max_steps=6,
+        user_llm=f"openai/{USER_MODEL}",
+        user_llm_args={"api_base": server.url, "api_key": "x", "extra_headers": {"X-Rollout-Role": "user"}},
+    )
     gym.reset()
     gold = gym._get_info()["task"].evaluation_criteria.actions
     for n, action in enumerate(gold, start=1):

@@ -60,19 +60,30 @@ def test_a_two_line_key_file_is_refused_and_never_sent(tmp_path, capsys):
     with pytest.raises(InvalidInput) as e:
         api_key_of(cfg.llm)
     assert "whitespace or control characters" in str(e.value) and SECRET not in str(e.value)
-    assert main([f"llm.api_key_file={key_file}", "llm.base_url=http://127.0.0.1:9/v1", "llm.model=m",
-                 "domains=[mock]", f"output_dir={tmp_path / 'o'}"]) == 2
+    assert (
+        main(
+            [
+                f"llm.api_key_file={key_file}",
+                "llm.base_url=http://127.0.0.1:9/v1",
+                "llm.model=m",
+                "domains=[mock]",
+                f"output_dir={tmp_path / 'o'}",
+            ]
+        )
+        == 2
+    )
     assert SECRET not in one_line_error(capsys)
 
 
 def test_each_echoed_form_of_a_secret_is_redacted():
     secret = 'sk"multi\\part/key'
-    text = f'raw {secret} json {json.dumps(secret)} repr {secret!r} url sk%22multi%5Cpart%2Fkey'
+    text = f"raw {secret} json {json.dumps(secret)} repr {secret!r} url sk%22multi%5Cpart%2Fkey"
     assert "multi" not in redact(text, [secret])
 
 
-@pytest.mark.parametrize("override", ["llm.apikey=SECRET", "llm.API_KEY=SECRET", "ray.num_wrkers=2", "num_samples=two",
-                                      "domains=[banking]"])
+@pytest.mark.parametrize(
+    "override", ["llm.apikey=SECRET", "llm.API_KEY=SECRET", "ray.num_wrkers=2", "num_samples=two", "domains=[banking]"]
+)
 def test_submit_validates_everything_before_the_cluster(override, capsys):
     argv = ["address=http://127.0.0.1:9", "--", override.replace("SECRET", SECRET), "user_llm.base_url=http://x/v1"]
     assert submit_main(argv) == 2  # port 9: contacting it would fail differently
@@ -86,19 +97,24 @@ def test_submit_reads_config_files_and_refuses_key_files_it_would_upload(tmp_pat
     entrypoint, _ = submit.build_job([*submit.config_overrides([str(conf)]), "max_tasks=1"], working_dir=str(tmp_path))
     assert """'domains=["telecom"]'""" in entrypoint and "llm.base_url=" in entrypoint and entrypoint.endswith("max_tasks=1")
     (tmp_path / "k").write_text(SECRET)
-    assert submit_main(["address=http://127.0.0.1:9", f"working_dir={tmp_path}", "--config", str(conf), "--",
-                        "llm.api_key_file=k"]) == 2
+    assert (
+        submit_main(["address=http://127.0.0.1:9", f"working_dir={tmp_path}", "--config", str(conf), "--", "llm.api_key_file=k"])
+        == 2
+    )
     assert "inside the working directory" in one_line_error(capsys)
     conf.write_text(f"llm:\n  api_key: {SECRET}\n")
     assert submit_main(["address=http://127.0.0.1:9", "--config", str(conf)]) == 2
     assert SECRET not in one_line_error(capsys)
 
 
-@pytest.mark.parametrize("text, what", [
-    ("domains: [airline\n", "did not find expected"),
-    ("llm:\n\tmodel: x\n", "cannot start any token"),
-    ("a: &x [*x]\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, what",
+    [
+        ("domains: [airline\n", "did not find expected"),
+        ("llm:\n\tmodel: x\n", "cannot start any token"),
+        ("a: &x [*x]\n", "not valid YAML"),
+    ],
+)
 def test_yaml_errors_in_a_config_file_are_one_line(tmp_path, capsys, text, what):
     conf = tmp_path / "bad.yaml"
     conf.write_text(text)
@@ -107,12 +123,15 @@ def test_yaml_errors_in_a_config_file_are_one_line(tmp_path, capsys, text, what)
     assert "is not valid YAML" in err and what in err
 
 
-@pytest.mark.parametrize("args, what", [
-    (["output_dir=/proc/x/y"], "cannot be created"),
-    ([f"output_dir=/tmp/{'n' * 300}"], "cannot be created"),
-    ([f"domains=[{'d' * 100_000}]"], "unknown domain"),
-    (["llm.api_key=[K]", "ray.address=auto"], "api_key"),
-])
+@pytest.mark.parametrize(
+    "args, what",
+    [
+        (["output_dir=/proc/x/y"], "cannot be created"),
+        ([f"output_dir=/tmp/{'n' * 300}"], "cannot be created"),
+        ([f"domains=[{'d' * 100_000}]"], "unknown domain"),
+        (["llm.api_key=[K]", "ray.address=auto"], "api_key"),
+    ],
+)
 def test_bad_paths_and_huge_values_are_short_errors(tmp_path, capsys, args, what):
     assert main([*args, "progress=false"]) == 2
     err = one_line_error(capsys)
@@ -121,8 +140,13 @@ def test_bad_paths_and_huge_values_are_short_errors(tmp_path, capsys, args, what
 
 def test_resume_skips_records_with_wrong_types(tmp_path):
     good = SweepRecord("mock", "create_task_1", 0, reward=1.0, messages=[{"role": "user", "content": "hi"}]).to_json()
-    lines = [good, {**good, "messages": "notalist"}, {**good, "reward": "nan"}, {**good, "reward": float("nan")},
-             {**good, "steps": "3"}]
+    lines = [
+        good,
+        {**good, "messages": "notalist"},
+        {**good, "reward": "nan"},
+        {**good, "reward": float("nan")},
+        {**good, "steps": "3"},
+    ]
     (tmp_path / EPISODES_FILE).write_text("".join(json.dumps(x) + "\n" for x in lines))
     with EpisodeStore(tmp_path) as store:
         assert store.corrupt_lines == 4
@@ -132,8 +156,15 @@ def test_resume_skips_records_with_wrong_types(tmp_path):
 def test_a_partly_transcribed_sweep_writes_no_results_file_and_says_why(tmp_path):
     from rollout.sweep.exports import export_sweep
 
-    with_messages = SweepRecord("mock", "create_task_1", 0, reward=1.0, messages=[{"role": "user", "content": "hi"}],
-                                termination="user_stop", reward_info={"reward": 1.0})
+    with_messages = SweepRecord(
+        "mock",
+        "create_task_1",
+        0,
+        reward=1.0,
+        messages=[{"role": "user", "content": "hi"}],
+        termination="user_stop",
+        reward_info={"reward": 1.0},
+    )
     without = SweepRecord("mock", "create_task_1", 1, reward=1.0, termination="user_stop", reward_info={"reward": 1.0})
     paths, why = export_sweep(tmp_path, [with_messages, without])
     assert paths == [] and "1 scored episode(s) have no transcript" in why
@@ -156,9 +187,23 @@ def test_an_unreachable_ray_head_is_a_bounded_error(tmp_path):
     import sys
 
     start = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "rollout", "sweep", "ray.address=127.0.0.1:9", "llm.scripted=oracle",
-                        "domains=[mock]", "max_tasks=1", f"output_dir={tmp_path / 'o'}", "progress=false"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rollout",
+            "sweep",
+            "ray.address=127.0.0.1:9",
+            "llm.scripted=oracle",
+            "domains=[mock]",
+            "max_tasks=1",
+            f"output_dir={tmp_path / 'o'}",
+            "progress=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 1 and "cannot be reached" in p.stderr, p.stderr[-2000:]
     assert time.monotonic() - start < 60
 
@@ -169,8 +214,10 @@ def test_aenv_cluster_start_is_bounded_by_startup_timeout(oracle_server):
     from rollout.agent.runner import EpisodeRunner
     from tests.helpers import scripted_config
 
-    cfg = scripted_config(oracle_server, extra=["env.backend=aenv", "env.aenv.system_url=http://127.0.0.93",
-                                                "env.aenv.api_key=t", "env.aenv.startup_timeout_s=3"])
+    cfg = scripted_config(
+        oracle_server,
+        extra=["env.backend=aenv", "env.aenv.system_url=http://127.0.0.93", "env.aenv.api_key=t", "env.aenv.startup_timeout_s=3"],
+    )
 
     async def one():
         async with EpisodeRunner(cfg, slots=1) as runner:
@@ -201,8 +248,9 @@ def test_the_env_modules_reward_is_no_number_after_a_user_simulator_failure(serv
 def test_the_results_line_lists_only_what_was_written(tmp_path):
     from rollout.sweep.run import prepare, run_sweep
 
-    cfg, _ = prepare(["domains=[mock]", "max_tasks=1", f"output_dir={tmp_path}", "progress=false", "transcripts=false",
-                      "llm.scripted=oracle"])
+    cfg, _ = prepare(
+        ["domains=[mock]", "max_tasks=1", f"output_dir={tmp_path}", "progress=false", "transcripts=false", "llm.scripted=oracle"]
+    )
     out = io.StringIO()
     run_sweep(cfg, out=out)
     line = next(x for x in out.getvalue().splitlines() if x.startswith("results:"))

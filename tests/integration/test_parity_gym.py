@@ -8,10 +8,15 @@ from rollout.env.domains import load_domain
 from tests.helpers import run_specs, scripted_config
 
 CASES = [  # (domain, task_id, solo)
-    ("airline", "12", False), ("airline", "5", False), ("airline", "23", False),
-    ("retail", "0", False), ("retail", "105", False),
-    ("telecom", None, False), ("telecom", None, True),
-    ("mock", "create_task_1", False), ("mock", "update_task_with_initialization_actions", True),
+    ("airline", "12", False),
+    ("airline", "5", False),
+    ("airline", "23", False),
+    ("retail", "0", False),
+    ("retail", "105", False),
+    ("telecom", None, False),
+    ("telecom", None, True),
+    ("mock", "create_task_1", False),
+    ("mock", "update_task_with_initialization_actions", True),
 ]
 
 
@@ -39,7 +44,9 @@ def _cases():
         task = assets.task(task_id)
         gold = gold_script(task, solo)
         for name, actions in (("gold", gold), ("noop", []), ("wrong_write", wrong_write(gold))):
-            yield pytest.param(domain, task_id, solo, actions, name, id=f"{domain}-{task_id[:24]}-{'solo' if solo else 'user'}-{name}")
+            yield pytest.param(
+                domain, task_id, solo, actions, name, id=f"{domain}-{task_id[:24]}-{'solo' if solo else 'user'}-{name}"
+            )
 
 
 @pytest.mark.parametrize("domain,task_id,solo,actions,kind", list(_cases()))

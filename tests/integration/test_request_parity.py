@@ -93,10 +93,22 @@ async def _run_in_one_slot(cfg, specs):
 
 def sweep(server, tmp_path, *overrides: str) -> list:
     """The records (rollout.sweep.records.SweepRecord) of a Ray sweep against `server`."""
-    cfg, _ = prepare([f"llm.base_url={server.url}", f"llm.model={AGENT_MODEL}", "llm.max_retries=0",
-                      f"user_llm.base_url={server.url}", f"user_llm.model={USER_MODEL}", "user_llm.max_retries=0",
-                      f"output_dir={tmp_path}", "progress=false", "ray.num_workers=1",
-                      "retry.max_attempts=1", f"seed={SWEEP_SEED}", *overrides])
+    cfg, _ = prepare(
+        [
+            f"llm.base_url={server.url}",
+            f"llm.model={AGENT_MODEL}",
+            "llm.max_retries=0",
+            f"user_llm.base_url={server.url}",
+            f"user_llm.model={USER_MODEL}",
+            "user_llm.max_retries=0",
+            f"output_dir={tmp_path}",
+            "progress=false",
+            "ray.num_workers=1",
+            "retry.max_attempts=1",
+            f"seed={SWEEP_SEED}",
+            *overrides,
+        ]
+    )
     run_sweep(cfg, out=io.StringIO())
     with EpisodeStore(tmp_path) as store:
         return list(store.records())
@@ -121,9 +133,15 @@ def test_untagged_sweep_is_played_from_tau2s_prompts(ray_cluster, tmp_path, back
     and ticket is shared by 15 to 1488 tasks of the full set): the server does not guess."""
     n = 2 if backend == "local" else 1
     with ScriptedServer("oracle") as server:  # aenv: one slot, so one env server starts
-        recs = sweep(server, tmp_path, "episode.tag_requests=false", f"env.backend={backend}",
-                     f"ray.slots_per_worker={4 if backend == 'local' else 1}",
-                     "domains=[airline,retail,mock,telecom]", f"max_tasks={n}")
+        recs = sweep(
+            server,
+            tmp_path,
+            "episode.tag_requests=false",
+            f"env.backend={backend}",
+            f"ray.slots_per_worker={4 if backend == 'local' else 1}",
+            "domains=[airline,retail,mock,telecom]",
+            f"max_tasks={n}",
+        )
     assert not server.hints and not any(k.startswith("x-rollout") for r in server.requests for k in r["headers"])
     by_domain: dict[str, list] = {}
     for rec in recs:

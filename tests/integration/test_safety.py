@@ -14,8 +14,9 @@ from tests.helpers import run_specs, scripted_config
 
 def _telecom_task_with_user_actions() -> str:
     assets = load_domain("telecom")
-    with_user = [t for t in assets.task_ids("base")
-                 if any(a.requestor == "user" for a in assets.task(t).evaluation_criteria.actions)]
+    with_user = [
+        t for t in assets.task_ids("base") if any(a.requestor == "user" for a in assets.task(t).evaluation_criteria.actions)
+    ]
     return min(with_user, key=lambda t: len(assets.task(t).evaluation_criteria.actions))
 
 
@@ -37,8 +38,12 @@ def test_policy_cannot_call_user_tools_or_claim_the_user_role(server):
     for tc in calls:
         if tc["name"] in {a.name for a in user_actions}:
             assert results[tc["id"]]["error"], "a user tool ran on the agent's behalf"
-    agent_tools = {t["function"]["name"] for req in server.requests if req["headers"]["x-rollout-role"] == "agent"
-                   for t in req["body"].get("tools", [])}
+    agent_tools = {
+        t["function"]["name"]
+        for req in server.requests
+        if req["headers"]["x-rollout-role"] == "agent"
+        for t in req["body"].get("tools", [])
+    }
     assert not agent_tools & {a.name for a in user_actions}
 
 
@@ -67,8 +72,10 @@ KEY, USER_KEY = "sk-test-SECRET-abcdef123456", "sk-user-SECRET-987654321"
 
 def test_no_api_key_in_results_logs_or_errors(server, caplog, capfd):
     caplog.set_level(logging.DEBUG)
-    agent = Tau2Agent(llm={"model": "a", "max_retries": 0},
-                      user_llm={"base_url": server.url, "model": "u", "api_key": USER_KEY, "max_retries": 0})
+    agent = Tau2Agent(
+        llm={"model": "a", "max_retries": 0},
+        user_llm={"base_url": server.url, "model": "u", "api_key": USER_KEY, "max_retries": 0},
+    )
     ok = asyncio.run(agent.run_episode({"domain": "airline", "task_id": "12"}, base_url=server.url, api_key=KEY))
     assert ok.reward == 1.0
     server.set_faults(mode="http_401", count=-1, role="any")

@@ -13,12 +13,32 @@ from rollout.scripted import chat_tokens as ct
 from tests.helpers import run_domain, scripted_config
 
 TOOLS = [
-    {"type": "function", "function": {"name": "get_reservation_details", "description": "Get a reservation.",
-                                      "parameters": {"type": "object", "properties": {"reservation_id": {"type": "string"}},
-                                                     "required": ["reservation_id"]}, "strict": False}},
-    {"type": "function", "function": {"name": "cancel_reservation", "description": "Cancel a reservation.",
-                                      "parameters": {"type": "object", "properties": {"reservation_id": {"type": "string"}},
-                                                     "required": ["reservation_id"]}, "strict": False}},
+    {
+        "type": "function",
+        "function": {
+            "name": "get_reservation_details",
+            "description": "Get a reservation.",
+            "parameters": {
+                "type": "object",
+                "properties": {"reservation_id": {"type": "string"}},
+                "required": ["reservation_id"],
+            },
+            "strict": False,
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "cancel_reservation",
+            "description": "Cancel a reservation.",
+            "parameters": {
+                "type": "object",
+                "properties": {"reservation_id": {"type": "string"}},
+                "required": ["reservation_id"],
+            },
+            "strict": False,
+        },
+    },
 ]
 START = [{"role": "system", "content": "You are a test agent."}, {"role": "user", "content": "Cancel 4WQ150 and ZFA04Y."}]
 
@@ -29,9 +49,19 @@ def tool_call(call_id, name, args):
 
 REPLIES = [  # text and tool calls, mixed; no text beside a call (that drifts with vLLM + Qwen2.5 too)
     {"role": "assistant", "content": "Let me look at both reservations."},
-    {"role": "assistant", "content": None, "tool_calls": [tool_call("call_1", "get_reservation_details", {"reservation_id": "4WQ150"}),
-                                                           tool_call("call_2", "get_reservation_details", {"reservation_id": "ZFA04Y"})]},
-    {"role": "assistant", "content": None, "tool_calls": [tool_call("call_3", "cancel_reservation", {"reservation_id": "4WQ150"})]},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            tool_call("call_1", "get_reservation_details", {"reservation_id": "4WQ150"}),
+            tool_call("call_2", "get_reservation_details", {"reservation_id": "ZFA04Y"}),
+        ],
+    },
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [tool_call("call_3", "cancel_reservation", {"reservation_id": "4WQ150"})],
+    },
     {"role": "assistant", "content": "Both are cancelled. Anything else?"},
 ]
 
@@ -43,29 +73,37 @@ def converse(server, replies, **extra):
     messages, raw = list(START), []
     for i, reply in enumerate(replies):
         server.inject("any", reply)
-        resp = client.chat.completions.create(model="qwen", messages=messages, tools=TOOLS,
-                                              extra_body={"return_token_ids": True, "logprobs": True, **extra})
+        resp = client.chat.completions.create(
+            model="qwen", messages=messages, tools=TOOLS, extra_body={"return_token_ids": True, "logprobs": True, **extra}
+        )
         raw.append(resp.model_dump())
         msg = resp.choices[0].message
         sent = {"role": "assistant", "content": msg.content}
         if msg.tool_calls:
-            sent["tool_calls"] = [{"id": tc.id, "type": "function",
-                                   "function": {"name": tc.function.name, "arguments": tc.function.arguments}}
-                                  for tc in msg.tool_calls]
+            sent["tool_calls"] = [
+                {"id": tc.id, "type": "function", "function": {"name": tc.function.name, "arguments": tc.function.arguments}}
+                for tc in msg.tool_calls
+            ]
         messages.append(sent)
         for tc in msg.tool_calls or []:
             messages.append({"role": "tool", "tool_call_id": tc.id, "content": json.dumps({"status": "ok", "id": tc.id})})
         if not msg.tool_calls:
             messages.append({"role": "user", "content": f"Thanks ({i})."})
     server.inject("any", {"role": "assistant", "content": "Bye."})
-    raw.append(client.chat.completions.create(model="qwen", messages=messages, tools=TOOLS,
-                                              extra_body={"return_token_ids": True}).model_dump())
+    raw.append(
+        client.chat.completions.create(
+            model="qwen", messages=messages, tools=TOOLS, extra_body={"return_token_ids": True}
+        ).model_dump()
+    )
     return raw
 
 
 def extends(raw) -> list[bool]:
-    return [nxt["prompt_token_ids"][: len(r["prompt_token_ids"]) + len(r["choices"][0]["token_ids"])]
-            == r["prompt_token_ids"] + r["choices"][0]["token_ids"] for r, nxt in zip(raw, raw[1:])]
+    return [
+        nxt["prompt_token_ids"][: len(r["prompt_token_ids"]) + len(r["choices"][0]["token_ids"])]
+        == r["prompt_token_ids"] + r["choices"][0]["token_ids"]
+        for r, nxt in zip(raw, raw[1:])
+    ]
 
 
 def test_token_mode_conversation_prompts_extend_previous_prompt_and_completion(server):
@@ -100,7 +138,11 @@ def test_drift_switch_breaks_the_extension(server, drift):
 
 
 def test_text_beside_a_tool_call_drifts_without_any_switch(server):
-    both = {"role": "assistant", "content": "Cancelling now.", "tool_calls": [tool_call("c1", "cancel_reservation", {"reservation_id": "x"})]}
+    both = {
+        "role": "assistant",
+        "content": "Cancelling now.",
+        "tool_calls": [tool_call("c1", "cancel_reservation", {"reservation_id": "x"})],
+    }
     raw = converse(server, [both, REPLIES[-1]])
     assert raw[0]["choices"][0]["message"]["content"] == "Cancelling now.\n"  # as vLLM's hermes parser returns it
     assert extends(raw) == [False, True]
@@ -110,8 +152,10 @@ def test_old_vllm_ignores_return_token_ids(server):
     base = server.url.removesuffix("/v1")
     assert httpx.post(base + "/admin/tokens", json={"old_vllm": True}).status_code == 200
     server.inject("any", REPLIES[0])
-    r = httpx.post(server.url + "/chat/completions", json={"model": "q", "messages": START, "return_token_ids": True,
-                                                            "logprobs": True, "return_tokens_as_token_ids": True}).json()
+    r = httpx.post(
+        server.url + "/chat/completions",
+        json={"model": "q", "messages": START, "return_token_ids": True, "logprobs": True, "return_tokens_as_token_ids": True},
+    ).json()
     assert "prompt_token_ids" not in r and "token_ids" not in r["choices"][0]
     assert all(e["token"].startswith("token_id:") for e in r["choices"][0]["logprobs"]["content"])
     assert httpx.post(base + "/admin/tokens", json={"drift": "nope"}).status_code == 400
@@ -119,8 +163,10 @@ def test_old_vllm_ignores_return_token_ids(server):
 
 def test_max_tokens_truncates_with_finish_reason_length(server):
     server.inject("any", REPLIES[1])
-    r = httpx.post(server.url + "/chat/completions", json={"model": "q", "messages": START, "tools": TOOLS,
-                                                            "return_token_ids": True, "max_tokens": 6}).json()
+    r = httpx.post(
+        server.url + "/chat/completions",
+        json={"model": "q", "messages": START, "tools": TOOLS, "return_token_ids": True, "max_tokens": 6},
+    ).json()
     choice = r["choices"][0]
     assert choice["finish_reason"] == "length" and len(choice["token_ids"]) == 6 and r["usage"]["completion_tokens"] == 6
     assert choice["message"]["tool_calls"] == [] and choice["message"]["content"] == ct.decode(choice["token_ids"])

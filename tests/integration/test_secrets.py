@@ -39,9 +39,17 @@ def test_keys_from_a_variable_and_a_file_reach_the_endpoints_and_nothing_else(tm
     key_file = tmp_path / "user.key"
     key_file.write_text(USER_KEY + "\n")
     with KeyRecordingServer("oracle", record=False) as server:
-        cfg = load_config([f"llm.base_url={server.url}", "llm.model=a", "llm.max_retries=0",
-                           "llm.api_key_env=ROLLOUT_TEST_AGENT_KEY", f"user_llm.base_url={server.url}",
-                           "user_llm.model=u", f"user_llm.api_key_file={key_file}"])
+        cfg = load_config(
+            [
+                f"llm.base_url={server.url}",
+                "llm.model=a",
+                "llm.max_retries=0",
+                "llm.api_key_env=ROLLOUT_TEST_AGENT_KEY",
+                f"user_llm.base_url={server.url}",
+                "user_llm.model=u",
+                f"user_llm.api_key_file={key_file}",
+            ]
+        )
         assert cfg.llm.api_key is None and cfg.user_llm.api_key is None  # the config holds names, not keys
         [result] = run_specs(cfg, [EpisodeSpec("airline", "12", solo=False)])
     assert result.reward == 1.0, result.failure
@@ -65,7 +73,10 @@ def test_standard_variables_are_the_fallback(monkeypatch):
     cfg = load_config([])
     assert cfg.llm.api_key is None  # not copied into the config
     assert (api_key_of(cfg.llm), api_key_of(cfg.user_llm), api_key_of(cfg.env.aenv)) == (
-        "sk-std-agent-123456", "sk-std-user-123456", "aenv-std-123456")
+        "sk-std-agent-123456",
+        "sk-std-user-123456",
+        "aenv-std-123456",
+    )
 
 
 def test_a_named_variable_or_file_that_is_missing_is_invalid_input(tmp_path, monkeypatch):
@@ -113,12 +124,20 @@ def test_sweep_on_a_ray_cluster_refuses_a_literal_key(override, capsys):
     check_secrets(load_config(["ray.address=auto", f"{section}.api_key_env=MY_KEY"], schema=SweepConfig))
 
 
-@pytest.mark.parametrize("overrides", [
-    ["llm.api_key=K"], ["user_llm.api_key=K"], ["env.aenv.api_key=K"],
-    ["llm={api_key: K, model: m}"], ["env.aenv={api_key: K}"], ["env={aenv: {api_key: K}}"],
-    ["domains=[mock]", "user_llm={base_url: 'http://x/v1', api_key: K}"],
-    ["ray.address=null", "llm.api_key=K"], ["ray.address=", "env.aenv.api_key=K"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["llm.api_key=K"],
+        ["user_llm.api_key=K"],
+        ["env.aenv.api_key=K"],
+        ["llm={api_key: K, model: m}"],
+        ["env.aenv={api_key: K}"],
+        ["env={aenv: {api_key: K}}"],
+        ["domains=[mock]", "user_llm={base_url: 'http://x/v1', api_key: K}"],
+        ["ray.address=null", "llm.api_key=K"],
+        ["ray.address=", "env.aenv.api_key=K"],
+    ],
+)
 def test_submit_refuses_literal_keys_before_contacting_the_cluster(overrides, capsys):
     key = "sk-submit-SECRET-0123456789"
     argv = ["address=http://127.0.0.1:9", "--", *[o.replace("K", key) for o in overrides]]
@@ -129,8 +148,15 @@ def test_submit_refuses_literal_keys_before_contacting_the_cluster(overrides, ca
 
 def test_submit_passes_key_names_and_no_key_in_the_job(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-in-my-shell-0123456789")
-    entrypoint, runtime_env = submit.build_job(["llm.api_key_env=MY_KEY", "user_llm.api_key_file=/etc/k", "llm.api_key=null",
-                                                "llm.base_url=http://gpu/v1", "user_llm.base_url=http://sim/v1"])
+    entrypoint, runtime_env = submit.build_job(
+        [
+            "llm.api_key_env=MY_KEY",
+            "user_llm.api_key_file=/etc/k",
+            "llm.api_key=null",
+            "llm.base_url=http://gpu/v1",
+            "user_llm.base_url=http://sim/v1",
+        ]
+    )
     assert "llm.api_key_env=MY_KEY" in entrypoint and "user_llm.api_key_file=/etc/k" in entrypoint
     assert "ray.address=auto" in entrypoint
     assert "sk-in-my-shell" not in json.dumps([entrypoint, runtime_env])
@@ -141,8 +167,9 @@ def test_redaction_covers_keys_read_from_variables(monkeypatch):
     monkeypatch.setenv("ROLLOUT_TEST_AGENT_KEY", AGENT_KEY)
     with KeyRecordingServer("oracle", record=False) as server:
         server.set_faults(mode="http_401", count=-1, role="agent")  # the error body echoes the key
-        cfg = load_config([f"llm.base_url={server.url}", "llm.model=a", "llm.max_retries=0",
-                           "llm.api_key_env=ROLLOUT_TEST_AGENT_KEY"])
+        cfg = load_config(
+            [f"llm.base_url={server.url}", "llm.model=a", "llm.max_retries=0", "llm.api_key_env=ROLLOUT_TEST_AGENT_KEY"]
+        )
         [result] = asyncio.run(_one(cfg))
     assert result.failure.failure_class.value == "model_error"
     assert "Incorrect API key provided: ***" in result.failure.message  # the key was sent, and redacted

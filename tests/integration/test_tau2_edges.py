@@ -20,13 +20,18 @@ EMPTY = {"role": "assistant", "content": ""}
 
 
 def calls(*specs):
-    return {"role": "assistant", "content": None, "tool_calls": [
-        {"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in specs]}
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in specs],
+    }
 
 
 def both(domain, task_id, *, solo=False, setup=None, max_steps=200):
-    return (run_tau2(domain, task_id, solo=solo, setup=setup, max_steps=max_steps),
-            run_ours(domain, task_id, solo=solo, setup=setup, max_steps=max_steps))
+    return (
+        run_tau2(domain, task_id, solo=solo, setup=setup, max_steps=max_steps),
+        run_ours(domain, task_id, solo=solo, setup=setup, max_steps=max_steps),
+    )
 
 
 def assert_same_requests(tau2, ours, roles=("agent", "user")):
@@ -103,8 +108,9 @@ def test_malformed_tool_json():
     assert_same_requests(tau2, ours)
 
 
-@pytest.mark.parametrize("mode,domain,task_id", [("fixed_ids", "airline", "7"), ("fixed_ids", "telecom", TEL),
-                                                  ("duplicate_ids", "airline", "5")])
+@pytest.mark.parametrize(
+    "mode,domain,task_id", [("fixed_ids", "airline", "7"), ("fixed_ids", "telecom", TEL), ("duplicate_ids", "airline", "5")]
+)
 def test_tool_call_ids_as_the_server_sends_them(mode, domain, task_id):
     """Ids numbered from call_0 in every response, or one id on two calls: tau2 plays on, and so
     do we, recording (and showing the model) the ids the server sent."""
@@ -122,12 +128,15 @@ def agent_histories(run) -> list[list[dict]]:
     return [r["body"]["messages"] for r in run.requests if r["role"] == "agent"]
 
 
-@pytest.mark.parametrize("domain,task_id,style", [
-    ("retail", "2", "text_with_calls"),
-    ("retail", "2", "empty_content"),
-    ("retail", "2", "mixed"),
-    ("telecom", TEL, "mixed"),  # with the user's device tools on the user side
-])
+@pytest.mark.parametrize(
+    "domain,task_id,style",
+    [
+        ("retail", "2", "text_with_calls"),
+        ("retail", "2", "empty_content"),
+        ("retail", "2", "mixed"),
+        ("telecom", TEL, "mixed"),  # with the user's device tools on the user side
+    ],
+)
 def test_text_beside_tool_calls_is_one_assistant_message_as_tau2_sends_it(domain, task_id, style):
     """A sentence before the calls, or `""` beside them: tau2 shows the model one assistant
     message with both (and keeps `""`); so do we, request for request."""

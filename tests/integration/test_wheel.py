@@ -27,16 +27,30 @@ pytestmark = pytest.mark.slow
 def wheel_env(tmp_path_factory):
     """(venv dir, wheel path): the wheel installed into a venv outside the repository."""
     root = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(REPO)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     [wheel] = (root / "dist").glob("tau2_rollout-*.whl")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    site = Path(subprocess.run([str(venv / "bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(venv / "bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     (site / "ci_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return venv, wheel
 
 
@@ -61,8 +75,10 @@ def test_wheel_runs_an_offline_episode_and_builds_the_areal_workflow(wheel_env, 
     p = _run(venv, ["tau2-rollout", "episode", "domain=airline", "task_id=12", "llm.scripted=oracle"], tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "reward: 1.0" in p.stdout
-    code = ("import rollout, json; from rollout.areal import Tau2Agent; a = Tau2Agent(); "
-            "print(json.dumps({'file': rollout.__file__, 'temperature': a.config().sampling.temperature}))")
+    code = (
+        "import rollout, json; from rollout.areal import Tau2Agent; a = Tau2Agent(); "
+        "print(json.dumps({'file': rollout.__file__, 'temperature': a.config().sampling.temperature}))"
+    )
     p = _run(venv, [str(venv / "bin/python"), "-c", code], tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     out = json.loads(p.stdout)
@@ -71,8 +87,12 @@ def test_wheel_runs_an_offline_episode_and_builds_the_areal_workflow(wheel_env, 
 
 def test_wheel_runs_the_smoke_sweep(wheel_env, tmp_path):
     venv, _ = wheel_env
-    p = _run(venv, ["tau2-rollout", "sweep", f"output_dir={tmp_path / 'run'}", "progress=false", "ray.num_cpus=2"],
-             tmp_path, timeout=900)
+    p = _run(
+        venv,
+        ["tau2-rollout", "sweep", f"output_dir={tmp_path / 'run'}", "progress=false", "ray.num_cpus=2"],
+        tmp_path,
+        timeout=900,
+    )
     assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
     lines = (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]

@@ -27,8 +27,7 @@ from rollout.core.process_env import apply_defaults  # noqa: E402
 
 apply_defaults()
 
-FAST_FAILURE_DETECTION = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
-                          "health_check_failure_threshold": 3}
+FAST_FAILURE_DETECTION = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_failure_threshold": 3}
 
 
 def alive_workers_by_node() -> Counter:
@@ -46,8 +45,10 @@ def main(out: str, scenario: str, episodes: int) -> None:
     from rollout.sweep.run import prepare, run_sweep
 
     cpus = {"one": (2, 2, 2), "most": (1, 4, 1)}[scenario]
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": cpus[0], "include_dashboard": False, "_system_config": FAST_FAILURE_DETECTION})
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": cpus[0], "include_dashboard": False, "_system_config": FAST_FAILURE_DETECTION},
+    )
     nodes = [cluster.add_node(num_cpus=c) for c in cpus[1:]]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
@@ -60,18 +61,37 @@ def main(out: str, scenario: str, episodes: int) -> None:
         candidates = [n for n in nodes if by_node.get(n.node_id, 0) > 0]
         assert candidates, f"no worker on a removable node: {dict(by_node)} vs {[n.node_id for n in nodes]}"
         pick = (max if scenario == "most" else min)(candidates, key=lambda n: by_node[n.node_id])
-        removed.update(node=pick.node_id, workers_on_it=by_node[pick.node_id], workers_before=sum(by_node.values()),
-                       written_before=driver.written)
+        removed.update(
+            node=pick.node_id,
+            workers_on_it=by_node[pick.node_id],
+            workers_before=sum(by_node.values()),
+            written_before=driver.written,
+        )
         cluster.remove_node(pick, allow_graceful=False)  # a lost node: its processes are killed
 
     tasks, samples = episodes // 2, 2
     with ScriptedServer("oracle", faults=Faults(latency_s=0.05), record=False) as server:
-        cfg, _ = prepare([f"llm.base_url={server.url}", "llm.model=a", "llm.max_retries=0",
-                          f"user_llm.base_url={server.url}", "user_llm.model=u", "user_llm.max_retries=0",
-                          f"output_dir={out}", "progress=false", "domains=[airline]", f"max_tasks={tasks}",
-                          f"num_samples={samples}", f"ray.address={cluster.address}", "ray.num_workers=6",
-                          "ray.slots_per_worker=2", "ray.cpus_per_worker=1", "ray.worker_start_timeout_s=240",
-                          "retry.backoff_s=0.2"])
+        cfg, _ = prepare(
+            [
+                f"llm.base_url={server.url}",
+                "llm.model=a",
+                "llm.max_retries=0",
+                f"user_llm.base_url={server.url}",
+                "user_llm.model=u",
+                "user_llm.max_retries=0",
+                f"output_dir={out}",
+                "progress=false",
+                "domains=[airline]",
+                f"max_tasks={tasks}",
+                f"num_samples={samples}",
+                f"ray.address={cluster.address}",
+                "ray.num_workers=6",
+                "ray.slots_per_worker=2",
+                "ray.cpus_per_worker=1",
+                "ray.worker_start_timeout_s=240",
+                "retry.backoff_s=0.2",
+            ]
+        )
         drivers = []
 
         def on_record(driver, record):
@@ -81,8 +101,18 @@ def main(out: str, scenario: str, episodes: int) -> None:
 
         summary = run_sweep(cfg, on_record=on_record, out=io.StringIO())
     driver = drivers[0]
-    print(json.dumps({"removed": removed, "replaced_workers": driver.replaced_workers, "lost_slots": driver.lost_slots,
-                      "episodes": summary["all"]["episodes"], "failed": summary["all"]["failed"]}), flush=True)
+    print(
+        json.dumps(
+            {
+                "removed": removed,
+                "replaced_workers": driver.replaced_workers,
+                "lost_slots": driver.lost_slots,
+                "episodes": summary["all"]["episodes"],
+                "failed": summary["all"]["failed"],
+            }
+        ),
+        flush=True,
+    )
     ray.shutdown()
     cluster.shutdown()
 

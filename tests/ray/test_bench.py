@@ -8,10 +8,15 @@ import sys
 
 def test_bench_quick_writes_its_json(tmp_path):
     out = tmp_path / "bench.json"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    p = subprocess.run([sys.executable, "-m", "rollout", "bench", "quick=true", f"out={out}"], capture_output=True,
-                       text=True, timeout=1800, env=env, cwd=tmp_path)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    p = subprocess.run(
+        [sys.executable, "-m", "rollout", "bench", "quick=true", f"out={out}"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     report = json.loads(out.read_text())
     for domain in ("airline", "retail", "telecom"):
@@ -43,8 +48,12 @@ def test_bench_quick_writes_its_json(tmp_path):
     assert {"cpus", "memory_gib", "date"} <= set(report["machine"])
     for row in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10"):
         assert f"{row}: " in p.stdout  # printed as it goes
-    table = subprocess.run([sys.executable, "-m", "rollout.bench.table", str(out)], capture_output=True, text=True,
-                           check=True).stdout
-    assert p6["no_transcripts"]["episodes"] == 4 and 0 < p6["no_transcripts"]["bytes_per_episode"] < p6["sizes"]["4"]["bytes_per_episode"]
+    table = subprocess.run(
+        [sys.executable, "-m", "rollout.bench.table", str(out)], capture_output=True, text=True, check=True
+    ).stdout
+    assert (
+        p6["no_transcripts"]["episodes"] == 4
+        and 0 < p6["no_transcripts"]["bytes_per_episode"] < p6["sizes"]["4"]["bytes_per_episode"]
+    )
     assert "not measured" not in table and table.count("| P6 |") == 7 and table.count("| P7 |") == 3
     assert table.count("| P8 |") == 2 and table.count("| P9 |") == 2 and table.count("| P10 |") == 2

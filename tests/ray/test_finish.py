@@ -18,10 +18,20 @@ main = command("sweep")
 
 
 def sweep_args(server_url, out, *extra):
-    return [f"llm.base_url={server_url}", f"llm.model={AGENT_MODEL}", "llm.max_retries=0",
-            f"user_llm.base_url={server_url}", f"user_llm.model={USER_MODEL}", "user_llm.max_retries=0",
-            f"output_dir={out}", "progress=false", "ray.num_workers=1", "retry.max_attempts=1",
-            "retry.backoff_s=0", *extra]
+    return [
+        f"llm.base_url={server_url}",
+        f"llm.model={AGENT_MODEL}",
+        "llm.max_retries=0",
+        f"user_llm.base_url={server_url}",
+        f"user_llm.model={USER_MODEL}",
+        "user_llm.max_retries=0",
+        f"output_dir={out}",
+        "progress=false",
+        "ray.num_workers=1",
+        "retry.max_attempts=1",
+        "retry.backoff_s=0",
+        *extra,
+    ]
 
 
 def test_a_rerun_after_an_outage_scores_every_episode(ray_cluster, tmp_path, capsys):
@@ -46,8 +56,10 @@ def test_a_rerun_after_an_outage_scores_every_episode(ray_cluster, tmp_path, cap
 
 
 def test_a_sweep_with_nothing_scored_is_not_a_success(ray_cluster, tmp_path, capsys):
-    assert main(sweep_args("http://127.0.0.1:9/v1", tmp_path, "domains=[mock]", "max_tasks=1", "llm.model=m",
-                           "user_llm.model=u")) == 3
+    assert (
+        main(sweep_args("http://127.0.0.1:9/v1", tmp_path, "domains=[mock]", "max_tasks=1", "llm.model=m", "user_llm.model=u"))
+        == 3
+    )
     assert json.loads((tmp_path / "summary.json").read_text())["run"]["all_scored"] is False
 
 
@@ -58,8 +70,18 @@ def test_waiting_for_a_cap_is_not_episode_time(ray_cluster, tmp_path):
     from rollout.sweep.run import prepare, run_sweep
 
     with ScriptedServer("oracle", record=False, faults=Faults(latency_s=0.1)) as server:
-        cfg, _ = prepare(sweep_args(server.url, tmp_path, "domains=[airline]", "task_ids=[12]", "num_samples=25",
-                                    "llm.max_concurrency=1", "episode.timeout_s=4", "ray.slots_per_worker=16"))
+        cfg, _ = prepare(
+            sweep_args(
+                server.url,
+                tmp_path,
+                "domains=[airline]",
+                "task_ids=[12]",
+                "num_samples=25",
+                "llm.max_concurrency=1",
+                "episode.timeout_s=4",
+                "ray.slots_per_worker=16",
+            )
+        )
         summary = run_sweep(cfg, out=io.StringIO())
     assert summary["all"]["failures"] == {} and summary["all"]["scored"] == 25
     assert summary["run"]["wall_s"] > 2 * 4  # the cap made the sweep far longer than one episode's budget

@@ -67,8 +67,13 @@ def wait_http(url: str, timeout: float) -> None:
 
 
 def test_ray_job_submit_runs_a_sweep_and_ray_records_no_key(tmp_path):
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled",
-           "RAY_USAGE_STATS_ENABLED": "0", "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
     env.pop("RAY_ADDRESS", None)  # as with an activated virtualenv: the job's `python` is this one
     head_env = {**env, "ROLLOUT_JOB_KEY": SECRET}  # the node is started with the key; the job names it
     dashboard = free_port()
@@ -76,23 +81,66 @@ def test_ray_job_submit_runs_a_sweep_and_ray_records_no_key(tmp_path):
     ray_tmp = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))  # short: Ray's socket paths have a length limit
     # Every port of its own: the test session's in-process Ray may hold the defaults (e.g.
     # the dashboard agent's 52365), and a second head would then have no job agent.
-    ports = [f"--{name}={free_port()}" for name in ("port", "ray-client-server-port", "dashboard-agent-listen-port",
-                                                    "dashboard-agent-grpc-port", "runtime-env-agent-port",
-                                                    "metrics-export-port", "node-manager-port", "object-manager-port")]
-    head = subprocess.Popen([ray_bin, "start", "--head", *ports, f"--dashboard-port={dashboard}",
-                             "--dashboard-host=127.0.0.1", "--include-dashboard=true", "--num-cpus=2",
-                             f"--temp-dir={ray_tmp}", "--disable-usage-stats", "--block"], env=head_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ports = [
+        f"--{name}={free_port()}"
+        for name in (
+            "port",
+            "ray-client-server-port",
+            "dashboard-agent-listen-port",
+            "dashboard-agent-grpc-port",
+            "runtime-env-agent-port",
+            "metrics-export-port",
+            "node-manager-port",
+            "object-manager-port",
+        )
+    ]
+    head = subprocess.Popen(
+        [
+            ray_bin,
+            "start",
+            "--head",
+            *ports,
+            f"--dashboard-port={dashboard}",
+            "--dashboard-host=127.0.0.1",
+            "--include-dashboard=true",
+            "--num-cpus=2",
+            f"--temp-dir={ray_tmp}",
+            "--disable-usage-stats",
+            "--block",
+        ],
+        env=head_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         with KeyRecordingServer("oracle", record=False) as server:
             wait_http(f"http://127.0.0.1:{dashboard}/api/version", 120)
             out = tmp_path / "job-run"
-            p = subprocess.run([sys.executable, "-m", "rollout", "submit", f"address=http://127.0.0.1:{dashboard}",
-                                "--", "domains=[mock,telecom]", "max_tasks=2", f"output_dir={out}",
-                                f"llm.base_url={server.url}", f"llm.model={AGENT_MODEL}", "llm.api_key_env=ROLLOUT_JOB_KEY",
-                                f"user_llm.base_url={server.url}", f"user_llm.model={USER_MODEL}",
-                                "user_llm.api_key_env=ROLLOUT_JOB_KEY", "progress=false"],
-                               cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+            p = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "rollout",
+                    "submit",
+                    f"address=http://127.0.0.1:{dashboard}",
+                    "--",
+                    "domains=[mock,telecom]",
+                    "max_tasks=2",
+                    f"output_dir={out}",
+                    f"llm.base_url={server.url}",
+                    f"llm.model={AGENT_MODEL}",
+                    "llm.api_key_env=ROLLOUT_JOB_KEY",
+                    f"user_llm.base_url={server.url}",
+                    f"user_llm.model={USER_MODEL}",
+                    "user_llm.api_key_env=ROLLOUT_JOB_KEY",
+                    "progress=false",
+                ],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
             assert "SUCCEEDED" in p.stdout and "ray.address=auto" in p.stdout
             # the job authenticated with the key it read from the node's environment

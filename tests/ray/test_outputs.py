@@ -21,21 +21,40 @@ def noop_sweep(ray_cluster, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("sweep")
     with ScriptedServer("noop", record=False) as server:
-        cfg, _ = prepare([f"llm.base_url={server.url}", "llm.model=a", f"user_llm.base_url={server.url}",
-                          "user_llm.model=u", f"output_dir={out}", "progress=false", "domains=[airline]",
-                          f"task_ids=[{','.join(AIRLINE_FIRST)}]", "num_samples=2", "ray.num_workers=1"])
+        cfg, _ = prepare(
+            [
+                f"llm.base_url={server.url}",
+                "llm.model=a",
+                f"user_llm.base_url={server.url}",
+                "user_llm.model=u",
+                f"output_dir={out}",
+                "progress=false",
+                "domains=[airline]",
+                f"task_ids=[{','.join(AIRLINE_FIRST)}]",
+                "num_samples=2",
+                "ray.num_workers=1",
+            ]
+        )
         run_sweep(cfg, out=io.StringIO())
     return out
 
 
 def tau2_cli(*args, stdin: str = ""):
-    return subprocess.run([sys.executable, "-m", "tau2.cli", *args], input=stdin, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    return subprocess.run(
+        [sys.executable, "-m", "tau2.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
 
 
 def test_sweep_writes_tau2_results_that_tau2_rescores_identically(noop_sweep, tmp_path):
-    ours = {(r["key"]["task_id"], r["key"]["sample"]): r["reward"]
-            for r in map(json.loads, (noop_sweep / "episodes.jsonl").read_text().splitlines())}
+    ours = {
+        (r["key"]["task_id"], r["key"]["sample"]): r["reward"]
+        for r in map(json.loads, (noop_sweep / "episodes.jsonl").read_text().splitlines())
+    }
     assert sorted(set(ours.values())) == [0.0, 1.0]  # mixed rewards: the check can fail
     assert (noop_sweep / "tau2_results.json").exists() and (noop_sweep / "tau2_results_airline.json").exists()
     assert os.path.samefile(noop_sweep / "tau2_results.json", noop_sweep / "tau2_results_airline.json")  # one copy
@@ -60,10 +79,23 @@ def test_failed_episodes_are_exported_as_tau2_records_skipped_samples(ray_cluste
     from rollout.scripted import Faults, ScriptedServer
 
     with ScriptedServer("noop", record=False, faults=Faults(mode="http_500", count=2, role="user")) as server:
-        cfg, _ = prepare([f"llm.base_url={server.url}", "llm.model=a", f"user_llm.base_url={server.url}",
-                          "user_llm.model=u", "user_llm.max_retries=0", f"output_dir={tmp_path}", "progress=false",
-                          "domains=[airline]", "task_ids=[0,1,4]", "num_samples=2", "ray.num_workers=1",
-                          "ray.slots_per_worker=1", "retry.max_attempts=1"])
+        cfg, _ = prepare(
+            [
+                f"llm.base_url={server.url}",
+                "llm.model=a",
+                f"user_llm.base_url={server.url}",
+                "user_llm.model=u",
+                "user_llm.max_retries=0",
+                f"output_dir={tmp_path}",
+                "progress=false",
+                "domains=[airline]",
+                "task_ids=[0,1,4]",
+                "num_samples=2",
+                "ray.num_workers=1",
+                "ray.slots_per_worker=1",
+                "retry.max_attempts=1",
+            ]
+        )
         summary = run_sweep(cfg, out=io.StringIO())
     counted = summary["all"]["tau2_counting"]
     assert summary["all"]["failed"] == 2 and summary["all"]["mean_reward"] == 1.0 != counted["mean_reward"]
@@ -104,14 +136,23 @@ def test_report_has_every_plot_and_renders_in_chromium(noop_sweep, tmp_path):
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
         pytest.skip("chromium not installed")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert "<h1>Sweep report</h1>" in dom.stdout and dom.stdout.count('src="data:image/png;base64,') == len(PLOTS)
     shot = tmp_path / "shot.png"
-    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,2400", page.as_uri()],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [chromium, *flags, f"--screenshot={shot}", "--window-size=1200,2400", page.as_uri()], capture_output=True, timeout=120
+    )
     assert shot.exists() and mpimg.imread(shot).std() > 0.01
 
 
@@ -122,8 +163,12 @@ def test_dataset_rows_match_tau2_splits(domain, split, tmp_path):
     from tau2.registry import registry
 
     out = tmp_path / "rows.jsonl"
-    p = subprocess.run([sys.executable, "-m", "rollout", "dataset", f"domain={domain}", f"split={split}", f"out={out}"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "rollout", "dataset", f"domain={domain}", f"split={split}", f"out={out}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     rows = load_dataset("json", data_files=str(out), split="train")
     assert list(rows["task_id"]) == list(registry.get_task_splits_loader(domain)()[split])
@@ -147,8 +192,12 @@ def test_sft_export_is_openai_chat_format(noop_sweep, tmp_path):
     from pydantic import TypeAdapter
 
     out = tmp_path / "sft.jsonl"
-    p = subprocess.run([sys.executable, "-m", "rollout", "sft", f"output_dir={noop_sweep}", f"out={out}", "min_reward=1"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "rollout", "sft", f"output_dir={noop_sweep}", f"out={out}", "min_reward=1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     examples = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(examples) == 6 and all(e["metadata"]["reward"] == 1.0 for e in examples)  # tasks 0, 1, 4 x 2 samples

@@ -23,8 +23,14 @@ TASKS = [(d, t) for d, n in (("airline", 3), ("retail", 3), ("telecom", 2)) for 
 
 
 def pool_config(server, *extra: str) -> list[str]:
-    return [f"llm.base_url={server.url}", f"llm.model={AGENT_MODEL}", f"user_llm.base_url={server.url}",
-            f"user_llm.model={USER_MODEL}", "llm.max_retries=0", *extra]
+    return [
+        f"llm.base_url={server.url}",
+        f"llm.model={AGENT_MODEL}",
+        f"user_llm.base_url={server.url}",
+        f"user_llm.model={USER_MODEL}",
+        "llm.max_retries=0",
+        *extra,
+    ]
 
 
 def tau2_reward(t) -> float:
@@ -37,8 +43,15 @@ def tau2_reward(t) -> float:
     task = next(x for x in registry.get_tasks_loader(t.domain)() if x.id == t.task_id)
     kinds = {"user": UserMessage, "assistant": AssistantMessage, "tool": ToolMessage}
     messages = [kinds[m["role"]].model_validate(m) for m in t.result.messages]
-    sim = SimulationRun(id=str(uuid.uuid4()), task_id=task.id, start_time="", end_time="", duration=0.0,
-                        termination_reason=TerminationReason(t.termination), messages=messages)
+    sim = SimulationRun(
+        id=str(uuid.uuid4()),
+        task_id=task.id,
+        start_time="",
+        end_time="",
+        duration=0.0,
+        termination_reason=TerminationReason(t.termination),
+        messages=messages,
+    )
     return evaluate_simulation(sim, task, EvaluationType.ALL, t.result.solo, t.domain).reward
 
 
@@ -53,8 +66,10 @@ def test_64_requests_with_token_capture(ray_cluster):
             stats = pool.stats()
         agent_requests = [r for r in server.requests if r["role"] == "agent"]
     assert sorted(g[0].group_id for g in groups) == sorted(f"{d}/{t}" for d, t in TASKS)
-    assert all(len(g) == 8 and {t.group_id for t in g} == {g[0].group_id} and sorted(t.sample for t in g) == list(range(8))
-               for g in groups)
+    assert all(
+        len(g) == 8 and {t.group_id for t in g} == {g[0].group_id} and sorted(t.sample for t in g) == list(range(8))
+        for g in groups
+    )
     trajectories = [t for g in groups for t in g]
     assert all(t.reward == 1.0 and t.train_action == "train" for t in trajectories), [t.failure for t in trajectories]
     calls = 0
@@ -65,8 +80,9 @@ def test_64_requests_with_token_capture(ray_cluster):
             shown = t.result.messages[turn.message_index]  # the tau2 message this call became
             parsed = chat_tokens.parse_completion(chat_tokens.decode(turn.completion_token_ids))
             assert (parsed["content"] or None) == (shown.get("content") or None)
-            assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in parsed["tool_calls"] or []] == \
-                   [(c["name"], c["arguments"]) for c in shown.get("tool_calls") or []]
+            assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in parsed["tool_calls"] or []] == [
+                (c["name"], c["arguments"]) for c in shown.get("tool_calls") or []
+            ]
             calls += 1
         # the stitched view: exactly the policy's tokens under the mask, with their logprobs
         masked = [i for s in t.segments for i, m in zip(s.response_ids, s.response_mask) if m]
@@ -96,13 +112,25 @@ def test_capture_off_leaves_the_requests_as_they_were(ray_cluster):
 def test_per_request_endpoints_keys_by_name_and_run_order(ray_cluster):
     """Each request's policy endpoint and key (read by the worker from the variable it names)."""
     with ScriptedServer("oracle") as a, ScriptedServer("oracle") as b:
-        requests = [RolloutRequest("mock", "create_task_1", sample=i, solo=True,
-                                   policy=Endpoint((a if i % 2 else b).url, api_key_env="ROLLOUT_TEST_KEY",
-                                                   model=AGENT_MODEL, headers={"X-Routing-Key": f"r{i}"},
-                                                   extra_body={"temperature": 0.5}))
-                    for i in range(4)]
-        missing = RolloutRequest("mock", "create_task_1", sample=9, solo=True,
-                                 policy=Endpoint(a.url, api_key_env="ROLLOUT_NO_SUCH_VARIABLE"))
+        requests = [
+            RolloutRequest(
+                "mock",
+                "create_task_1",
+                sample=i,
+                solo=True,
+                policy=Endpoint(
+                    (a if i % 2 else b).url,
+                    api_key_env="ROLLOUT_TEST_KEY",
+                    model=AGENT_MODEL,
+                    headers={"X-Routing-Key": f"r{i}"},
+                    extra_body={"temperature": 0.5},
+                ),
+            )
+            for i in range(4)
+        ]
+        missing = RolloutRequest(
+            "mock", "create_task_1", sample=9, solo=True, policy=Endpoint(a.url, api_key_env="ROLLOUT_NO_SUCH_VARIABLE")
+        )
         with RolloutPool(pool_config(a), ray={"num_workers": 1}) as pool:
             out = pool.run([*requests, missing])
     assert [t.sample for t in out] == [0, 1, 2, 3, 9]
@@ -120,8 +148,9 @@ def test_per_request_endpoints_keys_by_name_and_run_order(ray_cluster):
 def test_extra_samples_against_stragglers_and_cancel(ray_cluster):
     """extra_samples=2: each group is its first 4 scored samples; the stragglers are cancelled."""
     with ScriptedServer("oracle", faults=Faults(latency_s=0.05)) as server:
-        requests = [RolloutRequest("mock", t, sample=k) for t in ("create_task_1", "update_task_with_message_history")
-                    for k in range(4)]
+        requests = [
+            RolloutRequest("mock", t, sample=k) for t in ("create_task_1", "update_task_with_message_history") for k in range(4)
+        ]
         with RolloutPool(pool_config(server), ray={"num_workers": 1, "slots_per_worker": 12}) as pool:
             groups = list(pool.stream_groups(requests[:4], extra_samples=2))
             assert len(groups) == 1 and len(groups[0]) == 4 and all(t.ok for t in groups[0])
@@ -138,7 +167,9 @@ def test_extra_samples_against_stragglers_and_cancel(ray_cluster):
 
 def test_cancel_a_group_while_it_runs(ray_cluster):
     with ScriptedServer("oracle", faults=Faults(latency_s=0.3)) as server:
-        requests = [RolloutRequest("airline", "12", sample=k) for k in range(6)] + [RolloutRequest("mock", "create_task_1", solo=True)]
+        requests = [RolloutRequest("airline", "12", sample=k) for k in range(6)] + [
+            RolloutRequest("mock", "create_task_1", solo=True)
+        ]
         with RolloutPool(pool_config(server), ray={"num_workers": 1, "slots_per_worker": 2}) as pool:
             seen = []
             for t in pool.stream(requests):

@@ -19,8 +19,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def sweep_args(server, out, *extra):
-    return [f"llm.base_url={server.url}", "llm.model=a", "llm.max_retries=0", f"user_llm.base_url={server.url}",
-            "user_llm.model=u", "user_llm.max_retries=0", f"output_dir={out}", "progress=false", *extra]
+    return [
+        f"llm.base_url={server.url}",
+        "llm.model=a",
+        "llm.max_retries=0",
+        f"user_llm.base_url={server.url}",
+        "user_llm.model=u",
+        "user_llm.max_retries=0",
+        f"output_dir={out}",
+        "progress=false",
+        *extra,
+    ]
 
 
 def wait_for(predicate, timeout_s: float, what: str):
@@ -38,8 +47,13 @@ def test_losing_a_node_mid_sweep_still_writes_every_episode_once(tmp_path, scena
     """3-node `ray.cluster_utils.Cluster`, 6 workers, 60 episodes; a node is killed after the
     10th record (`most`: the node holding most workers). Its workers cannot be replaced."""
     out = tmp_path / "run"
-    p = subprocess.run([sys.executable, str(REPO / "tests/ray/multinode_sweep.py"), str(out), scenario, "60"],
-                       cwd=REPO, capture_output=True, text=True, timeout=1500)
+    p = subprocess.run(
+        [sys.executable, str(REPO / "tests/ray/multinode_sweep.py"), str(out), scenario, "60"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     report = json.loads([line for line in p.stdout.splitlines() if line.startswith("{")][-1])
     assert report["removed"]["workers_on_it"] >= 1, report
@@ -59,15 +73,21 @@ def test_signal_stops_cleanly_with_130(tmp_path, sig):
 
     out = tmp_path / "run"
     with ScriptedServer("oracle", faults=Faults(latency_s=0.3), record=False) as server:
-        args = sweep_args(server, out, "domains=[telecom]", "max_tasks=20", "ray.num_workers=1",
-                          "ray.slots_per_worker=2", "ray.num_cpus=1")
+        args = sweep_args(
+            server, out, "domains=[telecom]", "max_tasks=20", "ray.num_workers=1", "ray.slots_per_worker=2", "ray.num_cpus=1"
+        )
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-        proc = subprocess.Popen([sys.executable, "-m", "rollout", "sweep", *args], cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rollout", "sweep", *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             episodes = out / "episodes.jsonl"
-            wait_for(lambda: episodes.exists() and len(episodes.read_text().splitlines()) >= 2, 600,
-                     "two finished episodes")
+            wait_for(lambda: episodes.exists() and len(episodes.read_text().splitlines()) >= 2, 600, "two finished episodes")
             os.kill(proc.pid, sig)
             stdout, stderr = proc.communicate(timeout=180)
         finally:
@@ -104,8 +124,9 @@ def test_agent_cap_holds_across_workers(ray_cluster, tmp_path):
                     in_flight[role] -= 1
 
         server.complete = counting
-        cfg, _ = prepare(sweep_args(server, tmp_path, "domains=[mock]", "ray.num_workers=2", "ray.slots_per_worker=4",
-                                    "llm.max_concurrency=3"))
+        cfg, _ = prepare(
+            sweep_args(server, tmp_path, "domains=[mock]", "ray.num_workers=2", "ray.slots_per_worker=4", "llm.max_concurrency=3")
+        )
         run_sweep(cfg, out=io.StringIO())
     recs = read_records(tmp_path)
     assert len(recs) == 9 and all(r.ok for r in recs) and {r.worker for r in recs} == {0, 1}

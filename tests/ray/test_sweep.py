@@ -17,8 +17,17 @@ from rollout.sweep.run import prepare, run_sweep
 
 
 def sweep_args(server, out, *extra):
-    return [f"llm.base_url={server.url}", "llm.model=a", "llm.max_retries=0", f"user_llm.base_url={server.url}",
-            "user_llm.model=u", "user_llm.max_retries=0", f"output_dir={out}", "progress=false", *extra]
+    return [
+        f"llm.base_url={server.url}",
+        "llm.model=a",
+        "llm.max_retries=0",
+        f"user_llm.base_url={server.url}",
+        "user_llm.model=u",
+        "user_llm.max_retries=0",
+        f"output_dir={out}",
+        "progress=false",
+        *extra,
+    ]
 
 
 def keys(out):
@@ -32,8 +41,17 @@ def records(out):
 
 
 def test_sweep_over_two_actors_writes_every_episode_once(ray_cluster, oracle_server, tmp_path):
-    cfg, smoke = prepare(sweep_args(oracle_server, tmp_path, "domains=[airline,telecom,mock]", "max_tasks=2",
-                                    "num_samples=2", "ray.num_workers=2", "ray.slots_per_worker=4"))
+    cfg, smoke = prepare(
+        sweep_args(
+            oracle_server,
+            tmp_path,
+            "domains=[airline,telecom,mock]",
+            "max_tasks=2",
+            "num_samples=2",
+            "ray.num_workers=2",
+            "ray.slots_per_worker=4",
+        )
+    )
     assert not smoke
     summary = run_sweep(cfg, out=io.StringIO())
     got = keys(tmp_path)
@@ -52,19 +70,28 @@ def test_pass_hat_k_and_stderr_on_mixed_rewards():
     from rollout.sweep.records import SweepRecord
 
     def rec(task, sample, reward, status="ok"):
-        return SweepRecord("airline", task, sample, reward=reward,
-                           failure=None if status == "ok" else Failure(FailureClass.TIMEOUT, "x"))
+        return SweepRecord(
+            "airline", task, sample, reward=reward, failure=None if status == "ok" else Failure(FailureClass.TIMEOUT, "x")
+        )
 
-    rows = [rec("a", 0, 1.0), rec("a", 1, 0.0), rec("a", 2, 1.0),
-            rec("b", 0, 0.0), rec("b", 1, 0.0), rec("b", 2, 0.0),
-            rec("c", 0, 1.0), rec("c", 1, 1.0), rec("c", 2, None, "failed")]
+    rows = [
+        rec("a", 0, 1.0),
+        rec("a", 1, 0.0),
+        rec("a", 2, 1.0),
+        rec("b", 0, 0.0),
+        rec("b", 1, 0.0),
+        rec("b", 2, 0.0),
+        rec("c", 0, 1.0),
+        rec("c", 1, 1.0),
+        rec("c", 2, None, "failed"),
+    ]
     s = summarize(rows, num_samples=3)["all"]
     # pass^1: a 2/3, b 0, c 2/2 -> (2/3 + 0 + 1) / 3;  pass^2: a C(2,2)/C(3,2) = 1/3, b 0, c 1 -> (4/3)/3
     assert s["pass_hat_k"]["1"] == pytest.approx((2 / 3 + 0 + 1) / 3)
     assert s["pass_hat_k"]["2"] == pytest.approx((1 / 3 + 0 + 1) / 3)
     assert s["pass_hat_k"]["3"] == pytest.approx(0.0)  # only a and b have 3 scored samples: 0 and 0
     assert s["mean_reward"] == pytest.approx(4 / 8)
-    assert s["stderr"] == pytest.approx((sum((x - 0.5) ** 2 for x in [1, 0, 1, 0, 0, 0, 1, 1]) / 7) ** 0.5 / 8 ** 0.5)
+    assert s["stderr"] == pytest.approx((sum((x - 0.5) ** 2 for x in [1, 0, 1, 0, 0, 0, 1, 1]) / 7) ** 0.5 / 8**0.5)
     assert s["failures"] == {"timeout": 1} and s["failed"] == 1 and s["scored"] == 8
 
 
@@ -81,8 +108,18 @@ def test_killed_actor_is_replaced_and_its_episodes_rerun(ray_cluster, tmp_path):
             ray.kill(driver.workers[0].actor)
 
     with ScriptedServer("oracle", faults=Faults(latency_s=0.05), record=False) as server:
-        cfg, _ = prepare(sweep_args(server, tmp_path, "domains=[telecom]", "max_tasks=6", "num_samples=2",
-                                    "ray.num_workers=2", "ray.slots_per_worker=3", "retry.backoff_s=0.1"))
+        cfg, _ = prepare(
+            sweep_args(
+                server,
+                tmp_path,
+                "domains=[telecom]",
+                "max_tasks=6",
+                "num_samples=2",
+                "ray.num_workers=2",
+                "ray.slots_per_worker=3",
+                "retry.backoff_s=0.1",
+            )
+        )
         run_sweep(cfg, on_record=kill_first_worker, out=io.StringIO())
     got = keys(tmp_path)
     assert killed and len(got) == len(set(got)) == 12
@@ -96,10 +133,22 @@ def test_killed_driver_resumes_without_duplicates(ray_cluster, tmp_path):
 
     out = tmp_path / "run"
     with ScriptedServer("oracle", faults=Faults(latency_s=0.1), record=False) as server:
-        args = sweep_args(server, out, "domains=[telecom,mock]", "max_tasks=5", "num_samples=2",
-                          f"ray.address={ray_cluster}", "ray.num_workers=1", "ray.slots_per_worker=2")
-        driver = subprocess.Popen([sys.executable, "-m", "rollout", "sweep", *args], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, env={**os.environ, "RAY_ADDRESS": ray_cluster})
+        args = sweep_args(
+            server,
+            out,
+            "domains=[telecom,mock]",
+            "max_tasks=5",
+            "num_samples=2",
+            f"ray.address={ray_cluster}",
+            "ray.num_workers=1",
+            "ray.slots_per_worker=2",
+        )
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "rollout", "sweep", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "RAY_ADDRESS": ray_cluster},
+        )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if (out / "episodes.jsonl").exists() and len((out / "episodes.jsonl").read_text().splitlines()) >= 4:
@@ -125,8 +174,17 @@ def test_500s_are_retried_until_the_sweep_completes(ray_cluster, tmp_path):
 
     with ScriptedServer("oracle", record=False) as server:
         server.set_faults(mode="http_500", count=4, role="agent")
-        cfg, _ = prepare(sweep_args(server, tmp_path, "domains=[mock]", "max_tasks=3", "ray.num_workers=1",
-                                    "retry.backoff_s=0.05", "retry.max_attempts=6"))
+        cfg, _ = prepare(
+            sweep_args(
+                server,
+                tmp_path,
+                "domains=[mock]",
+                "max_tasks=3",
+                "ray.num_workers=1",
+                "retry.backoff_s=0.05",
+                "retry.max_attempts=6",
+            )
+        )
         run_sweep(cfg, out=io.StringIO())
         assert server.stats["faults"] == 4
     recs = records(tmp_path)
@@ -140,8 +198,18 @@ def test_hangs_time_out_are_retried_then_recorded_failed(ray_cluster, tmp_path):
 
     with ScriptedServer("oracle", record=False) as server:
         server.set_faults(mode="hang", count=-1, role="agent", hang_s=30)
-        cfg, _ = prepare(sweep_args(server, tmp_path, "domains=[mock]", "max_tasks=2", "ray.num_workers=1",
-                                    "episode.timeout_s=1.5", "retry.max_attempts=2", "retry.backoff_s=0.05"))
+        cfg, _ = prepare(
+            sweep_args(
+                server,
+                tmp_path,
+                "domains=[mock]",
+                "max_tasks=2",
+                "ray.num_workers=1",
+                "episode.timeout_s=1.5",
+                "retry.max_attempts=2",
+                "retry.backoff_s=0.05",
+            )
+        )
         summary = run_sweep(cfg, out=io.StringIO())
     recs = records(tmp_path)
     assert len(recs) == 2
@@ -152,14 +220,17 @@ def test_hangs_time_out_are_retried_then_recorded_failed(ray_cluster, tmp_path):
     assert summary["all"]["tau2_counting"]["mean_reward"] == 0.0  # as tau2 --skip-failed-samples counts them
 
 
-@pytest.mark.parametrize("args,message", [
-    (["ray.num_wrkers=2"], "unknown key 'ray.num_wrkers' (did you mean 'ray.num_workers'?)"),
-    (["num_samples=many"], "invalid value for config key 'num_samples'"),
-    (["domains=[banking]"], "unknown domain 'banking'"),
-    (["domains=[airline]", "task_ids=[999]"], "unknown task_id '999' for domain 'airline'"),
-    (["domains=[airline,retail]", "task_ids=[1]"], "task_ids needs exactly one domain"),
-    (["split=dev"], "unknown split 'dev' for domain 'airline'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["ray.num_wrkers=2"], "unknown key 'ray.num_wrkers' (did you mean 'ray.num_workers'?)"),
+        (["num_samples=many"], "invalid value for config key 'num_samples'"),
+        (["domains=[banking]"], "unknown domain 'banking'"),
+        (["domains=[airline]", "task_ids=[999]"], "unknown task_id '999' for domain 'airline'"),
+        (["domains=[airline,retail]", "task_ids=[1]"], "task_ids needs exactly one domain"),
+        (["split=dev"], "unknown split 'dev' for domain 'airline'"),
+    ],
+)
 def test_bad_config_is_a_clear_error(tmp_path, args, message):
     from rollout.sweep.plan import plan_episodes
 
@@ -170,8 +241,12 @@ def test_bad_config_is_a_clear_error(tmp_path, args, message):
 
 
 def test_bad_config_exits_2_before_ray_starts(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "rollout", "sweep", f"output_dir={tmp_path / 'x'}", "domains=[airline]",
-                        "task_ids=[999]"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "rollout", "sweep", f"output_dir={tmp_path / 'x'}", "domains=[airline]", "task_ids=[999]"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2
     assert "error: unknown task_id '999' for domain 'airline'" in p.stderr
     assert "Ray" not in p.stdout + p.stderr and not (tmp_path / "x" / "episodes.jsonl").exists()
@@ -183,9 +258,23 @@ def test_the_command_and_its_workers_print_no_tau2_log(tmp_path):
     from rollout.core.process_env import DEFAULTS
 
     env = {k: v for k, v in os.environ.items() if k not in DEFAULTS and k != "RAY_ADDRESS"}
-    p = subprocess.run([sys.executable, "-m", "rollout", "sweep", f"output_dir={tmp_path}", "domains=[telecom]",
-                        "max_tasks=1", "progress=false", "ray.num_cpus=2"], capture_output=True, text=True,
-                       timeout=600, env=env)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rollout",
+            "sweep",
+            f"output_dir={tmp_path}",
+            "domains=[telecom]",
+            "max_tasks=1",
+            "progress=false",
+            "ray.num_cpus=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert "| tau2." not in p.stdout + p.stderr, p.stderr[-2000:]  # loguru's format: "... | WARNING  | tau2.utils..."
 

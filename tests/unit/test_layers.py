@@ -35,7 +35,7 @@ def resolve(path: Path, node: ast.ImportFrom) -> str:
     if node.level == 0:
         return node.module or ""
     parts = list(path.relative_to(ROLLOUT.parent).with_suffix("").parts)
-    base = parts[:-node.level] if path.name != "__init__.py" else parts[:len(parts) - node.level]
+    base = parts[: -node.level] if path.name != "__init__.py" else parts[: len(parts) - node.level]
     return ".".join(base + ([node.module] if node.module else []))
 
 

@@ -18,8 +18,14 @@ def failed(task, cls=FailureClass.TIMEOUT, sample=0):
 
 
 def test_summary_counts_failed_episodes_as_tau2_does():
-    rows = [ok("a", 0, 1.0), ok("a", 1, 1.0), ok("b", 0, 0.0), failed("b", sample=1),
-            failed("c", FailureClass.MODEL_ERROR), ok("c", 1, 1.0)]
+    rows = [
+        ok("a", 0, 1.0),
+        ok("a", 1, 1.0),
+        ok("b", 0, 0.0),
+        failed("b", sample=1),
+        failed("c", FailureClass.MODEL_ERROR),
+        ok("c", 1, 1.0),
+    ]
     s = summarize(rows, num_samples=2)["all"]
     assert s["mean_reward"] == pytest.approx(3 / 4) and s["scored"] == 4 and s["failed"] == 2
     assert s["failures"] == {"model_error": 1, "timeout": 1}

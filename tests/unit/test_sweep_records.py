@@ -20,10 +20,17 @@ def failed(task, cls=FailureClass.TIMEOUT, sample=0):
 
 
 def test_record_round_trips_with_the_field_names_users_rely_on(tmp_path):
-    result = EpisodeResult(domain="mock", task_id="3", sample=1, seed=7, reward=1.0, termination="user_stop",
-                           messages=[{"role": "assistant", "content": "hi"}], usage={"agent": {"requests": 2}})
-    rec = SweepRecord.from_result(result, attempts=2, earlier_failures=[Failure(FailureClass.MODEL_ERROR, "500")],
-                                  worker=4)
+    result = EpisodeResult(
+        domain="mock",
+        task_id="3",
+        sample=1,
+        seed=7,
+        reward=1.0,
+        termination="user_stop",
+        messages=[{"role": "assistant", "content": "hi"}],
+        usage={"agent": {"requests": 2}},
+    )
+    rec = SweepRecord.from_result(result, attempts=2, earlier_failures=[Failure(FailureClass.MODEL_ERROR, "500")], worker=4)
     with EpisodeStore(tmp_path) as store:
         store.append(rec)
         store.append(failed("5"))
@@ -31,17 +38,24 @@ def test_record_round_trips_with_the_field_names_users_rely_on(tmp_path):
     assert line["key"] == {"domain": "mock", "task_id": "3", "sample": 1}
     assert line["status"] == "ok" and line["reward"] == 1.0 and line["failure"] is None
     assert line["earlier_failures"] == [{"class": "model_error", "message": "500"}]
-    assert {"termination", "reward_info", "messages", "usage", "durations", "attempts", "seed", "worker",
-            "solo"} <= set(line)
+    assert {"termination", "reward_info", "messages", "usage", "durations", "attempts", "seed", "worker", "solo"} <= set(line)
     back = read_records(tmp_path)
     assert back[0] == rec and back[1].status == "failed" and back[1].failure_class == "timeout"
 
 
 def test_corrupt_complete_lines_are_skipped_and_counted(tmp_path):
     good = json.dumps(ok("1").to_json())
-    (tmp_path / EPISODES_FILE).write_text("\n".join([good, "{not json", '{"no": "key"}', good.replace('"1"', '"2"'),
-                                                     '{"key": {"domain": "a"'  # cut short: no newline
-                                                     ]))
+    (tmp_path / EPISODES_FILE).write_text(
+        "\n".join(
+            [
+                good,
+                "{not json",
+                '{"no": "key"}',
+                good.replace('"1"', '"2"'),
+                '{"key": {"domain": "a"',  # cut short: no newline
+            ]
+        )
+    )
     with EpisodeStore(tmp_path) as store:
         assert store.corrupt_lines == 2
         assert store.settled_keys() == {("airline", "1", 0), ("airline", "2", 0)}
@@ -63,8 +77,7 @@ def test_log_is_streamed_a_partial_tail_is_dropped_and_keys_follow_appends(tmp_p
 
 
 def test_transcripts_false_leaves_messages_out_of_the_log(tmp_path):
-    rec = SweepRecord("mock", "1", 0, reward=1.0, messages=[{"role": "user", "content": "hi"}],
-                      reward_info={"reward": 1.0})
+    rec = SweepRecord("mock", "1", 0, reward=1.0, messages=[{"role": "user", "content": "hi"}], reward_info={"reward": 1.0})
     with EpisodeStore(tmp_path / "without", transcripts=False) as store:
         store.append(rec)
     with EpisodeStore(tmp_path / "with") as store:

@@ -17,18 +17,21 @@ def failed(task, cls=FailureClass.TIMEOUT, sample=0):
     return SweepRecord("airline", task, sample, failure=Failure(cls, "x"), attempts=3)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["ray.slots_per_worker=0"], "ray.slots_per_worker=0: valid: an integer >= 1"),
-    (["ray.num_workers=0"], "ray.num_workers=0: valid: an integer >= 1"),
-    (["ray.cpus_per_worker=0"], "ray.cpus_per_worker=0.0: valid: a number > 0"),
-    (["ray.num_cpus=1", "ray.num_workers=2"], "needs 2 CPUs, but the local Ray has 1 CPUs"),
-    (["ray.num_cpus=2", "ray.cpus_per_worker=4"], "needs 4 CPUs, but the local Ray has 2 CPUs"),
-    (["retry.max_attempts=0"], "retry.max_attempts=0: valid: an integer >= 1"),
-    (["domains=[airline"], "cannot parse override 'domains=[airline'"),
-    (["domains=[airline]", "task_ids=[0,0]"], "task_ids lists '0' twice"),
-    (["domains=[airline]", "split=test", "task_ids=[0]"], "are not in split 'test'"),
-    (["domains=[airline]", "task_ids=[]"], "task_ids=[] selects no episode"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["ray.slots_per_worker=0"], "ray.slots_per_worker=0: valid: an integer >= 1"),
+        (["ray.num_workers=0"], "ray.num_workers=0: valid: an integer >= 1"),
+        (["ray.cpus_per_worker=0"], "ray.cpus_per_worker=0.0: valid: a number > 0"),
+        (["ray.num_cpus=1", "ray.num_workers=2"], "needs 2 CPUs, but the local Ray has 1 CPUs"),
+        (["ray.num_cpus=2", "ray.cpus_per_worker=4"], "needs 4 CPUs, but the local Ray has 2 CPUs"),
+        (["retry.max_attempts=0"], "retry.max_attempts=0: valid: an integer >= 1"),
+        (["domains=[airline"], "cannot parse override 'domains=[airline'"),
+        (["domains=[airline]", "task_ids=[0,0]"], "task_ids lists '0' twice"),
+        (["domains=[airline]", "split=test", "task_ids=[0]"], "are not in split 'test'"),
+        (["domains=[airline]", "task_ids=[]"], "task_ids=[] selects no episode"),
+    ],
+)
 def test_misconfiguration_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, args, message):
     from rollout.cli import main
 
@@ -76,9 +79,18 @@ def test_resume_of_a_complete_log_reads_it_once_and_starts_nothing(tmp_path, mon
     real = run.peek_settled
     monkeypatch.setattr(run, "peek_settled", lambda d: reads.append(d) or real(d))
     monkeypatch.setattr(run, "_init_ray", lambda cfg: pytest.fail("Ray started for a complete sweep"))
-    cfg, _ = run.prepare(["domains=[mock]", "num_samples=3", f"output_dir={tmp_path}", "progress=false",
-                          "llm.base_url=http://127.0.0.1:9/v1", "llm.model=m", "user_llm.base_url=http://127.0.0.1:9/v1",
-                          "user_llm.model=u"])
+    cfg, _ = run.prepare(
+        [
+            "domains=[mock]",
+            "num_samples=3",
+            f"output_dir={tmp_path}",
+            "progress=false",
+            "llm.base_url=http://127.0.0.1:9/v1",
+            "llm.model=m",
+            "user_llm.base_url=http://127.0.0.1:9/v1",
+            "user_llm.model=u",
+        ]
+    )
     out = io.StringIO()
     summary = run.run_sweep(cfg, out=out)
     assert len(reads) == 1 and summary["run"]["episodes_run"] == 0

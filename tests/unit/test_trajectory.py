@@ -24,10 +24,21 @@ def request(messages, tools=None, **fields):
 
 
 SYSTEM = {"role": "system", "content": "You are a helpful agent."}
-TOOLS = [{"type": "function", "function": {"name": "get_order", "description": "An order.",
-                                           "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}}]
-CALL = {"role": "assistant", "content": None,
-        "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_order", "arguments": '{"id": "7"}'}}]}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_order",
+            "description": "An order.",
+            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+        },
+    }
+]
+CALL = {
+    "role": "assistant",
+    "content": None,
+    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_order", "arguments": '{"id": "7"}'}}],
+}
 
 
 def test_turn_record_is_what_the_server_sent():
@@ -59,7 +70,9 @@ def test_a_server_that_ignores_the_options_is_named():
     data = answer(body, {"role": "assistant", "content": "Hi."}, old_server=True)
     with pytest.raises(CaptureError, match="ignored `return_token_ids`"):
         turn_record(data, "token_ids")
-    data = answer({k: v for k, v in body.items() if k not in ("logprobs", "top_logprobs")}, {"role": "assistant", "content": "Hi."})
+    data = answer(
+        {k: v for k, v in body.items() if k not in ("logprobs", "top_logprobs")}, {"role": "assistant", "content": "Hi."}
+    )
     with pytest.raises(CaptureError, match="no logprobs.content"):
         turn_record(data, "token_ids")
 
@@ -95,7 +108,7 @@ def test_a_clean_conversation_is_one_sequence_with_the_policys_tokens_masked_in(
     assert (drift.clean, drift.split) == (2, 0)
     assert segment.prompt_ids == turns[0].prompt_token_ids
     full = segment.prompt_ids + segment.response_ids
-    assert full[:len(turns[2].prompt_token_ids)] == turns[2].prompt_token_ids  # the last prompt is a prefix
+    assert full[: len(turns[2].prompt_token_ids)] == turns[2].prompt_token_ids  # the last prompt is a prefix
     assert len(segment.response_mask) == len(segment.response_ids) == len(segment.response_logprobs)
     policy = [t for t, m in zip(segment.response_ids, segment.response_mask) if m]
     assert policy == [i for t in turns for i in t.completion_token_ids]  # exactly the policy's tokens
@@ -116,24 +129,32 @@ def test_injected_drift_splits_the_sequence_and_is_counted(drift):
 
 def test_regenerated_empty_replies_and_absent_tokens():
     turns = conversation()
-    empty = TurnRecord(prompt_token_ids=turns[1].prompt_token_ids, completion_token_ids=[4098], completion_logprobs=[-0.1],
-                       finish_reason="stop", message_index=None)
+    empty = TurnRecord(
+        prompt_token_ids=turns[1].prompt_token_ids,
+        completion_token_ids=[4098],
+        completion_logprobs=[-0.1],
+        finish_reason="stop",
+        message_index=None,
+    )
     segments, drift = stitch([turns[0], empty, turns[1], turns[2]])
     assert len(segments) == 1 and drift.split == 0  # the regenerated reply never reached the conversation
     segments, drift = stitch([turns[0], None, turns[2]])
     assert len(segments) == 2 and drift.split == 1  # a call whose tokens are absent breaks the sequence
 
 
-@pytest.mark.parametrize("failure, action", [
-    (None, "train"),
-    (Failure(FailureClass.USER_SIM_ERROR, "HTTP 500"), "mask"),
-    (Failure(FailureClass.TIMEOUT, "episode exceeded"), "mask"),
-    (Failure(FailureClass.ENV_ERROR, "aenv"), "mask"),
-    (Failure(FailureClass.MODEL_ERROR, "HTTP 503: overloaded"), "mask"),
-    (Failure(FailureClass.MODEL_ERROR, "HTTP 400: This model's maximum context length is 32768 tokens"), "train_zero"),
-    (Failure(FailureClass.WORKER_DIED, "worker died"), "retry"),
-    (Failure(FailureClass.INVALID_INPUT, "unknown task"), "drop"),
-    (Failure(FailureClass.CANCELLED, "cancelled"), "drop"),
-])
+@pytest.mark.parametrize(
+    "failure, action",
+    [
+        (None, "train"),
+        (Failure(FailureClass.USER_SIM_ERROR, "HTTP 500"), "mask"),
+        (Failure(FailureClass.TIMEOUT, "episode exceeded"), "mask"),
+        (Failure(FailureClass.ENV_ERROR, "aenv"), "mask"),
+        (Failure(FailureClass.MODEL_ERROR, "HTTP 503: overloaded"), "mask"),
+        (Failure(FailureClass.MODEL_ERROR, "HTTP 400: This model's maximum context length is 32768 tokens"), "train_zero"),
+        (Failure(FailureClass.WORKER_DIED, "worker died"), "retry"),
+        (Failure(FailureClass.INVALID_INPUT, "unknown task"), "drop"),
+        (Failure(FailureClass.CANCELLED, "cancelled"), "drop"),
+    ],
+)
 def test_train_actions(failure, action):
     assert train_action(failure) == action

@@ -24,8 +24,9 @@ def choice_problems(cfg) -> list[str]:
         if value is None and is_optional(type_hint):
             continue
         if value not in choices:
-            problems.append(f"{key}={shown(value)} is not one of {', '.join(choices)}"
-                            + (" (or null)" if is_optional(type_hint) else ""))
+            problems.append(
+                f"{key}={shown(value)} is not one of {', '.join(choices)}" + (" (or null)" if is_optional(type_hint) else "")
+            )
     return problems
 
 

@@ -61,8 +61,10 @@ def api_key_of(section) -> Optional[str]:
     if section.api_key_env:
         key = os.environ.get(section.api_key_env, "").strip()
         if not key:
-            raise InvalidInput(f"api_key_env names {section.api_key_env}, which is not set in this process "
-                               f"(on a Ray cluster, start every node with it set)")
+            raise InvalidInput(
+                f"api_key_env names {section.api_key_env}, which is not set in this process "
+                f"(on a Ray cluster, start every node with it set)"
+            )
         return _one_line_key(key, f"the variable {section.api_key_env}")
     key = os.environ.get(section.KEY_ENV, "").strip()
     return _one_line_key(key, f"the variable {section.KEY_ENV}") if key else None
@@ -72,8 +74,10 @@ def _one_line_key(key: str, where: str) -> str:
     """The key, if it can be an HTTP header value: no whitespace or control character inside (a
     key file with two lines would otherwise send its second line as a header of its own)."""
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in key):
-        raise InvalidInput(f"the key in {where} has whitespace or control characters inside it: a key is one line "
-                           f"without spaces (the key is not shown)")
+        raise InvalidInput(
+            f"the key in {where} has whitespace or control characters inside it: a key is one line "
+            f"without spaces (the key is not shown)"
+        )
     return key
 
 
@@ -121,11 +125,14 @@ def check_secrets(cfg, *, remote: Optional[bool] = None) -> None:
         if len(given) > 1:
             raise InvalidInput(f"{name}: set only one of {', '.join(f'{name}.{f}' for f in given)}")
         if section.api_key_env and not _VAR_NAME.fullmatch(section.api_key_env):
-            raise InvalidInput(f"{name}.api_key_env is not the name of an environment variable (letters, digits and "
-                               f"underscores): give the variable's NAME, e.g. {name}.api_key_env=MY_KEY, not the key "
-                               f"(the value is not shown)")
+            raise InvalidInput(
+                f"{name}.api_key_env is not the name of an environment variable (letters, digits and "
+                f"underscores): give the variable's NAME, e.g. {name}.api_key_env=MY_KEY, not the key "
+                f"(the value is not shown)"
+            )
         if remote and section.api_key:
             raise InvalidInput(
                 f"{name}.api_key is a literal key and the config goes to a Ray cluster: Ray would record it in the job's "
                 f"entrypoint / job table; use {name}.api_key_env=VARIABLE (set on every node) or "
-                f"{name}.api_key_file=PATH instead")
+                f"{name}.api_key_file=PATH instead"
+            )

@@ -29,8 +29,7 @@ from rollout.core.failures import InvalidInput, shown
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "defaults"  # rollout/defaults/, package data: ships in the wheel
 # The environment variables the defaults read (`${oc.env:NAME,...}`): a config depends on them.
-CONFIG_ENV_VARS = tuple(sorted({m for f in CONF_DIR.rglob("*.yaml")
-                                for m in re.findall(r"\$\{oc\.env:(\w+)", f.read_text())}))
+CONFIG_ENV_VARS = tuple(sorted({m for f in CONF_DIR.rglob("*.yaml") for m in re.findall(r"\$\{oc\.env:(\w+)", f.read_text())}))
 
 
 def sampling_presets(conf_dir: Path = CONF_DIR) -> list[str]:
@@ -83,9 +82,7 @@ def merged_config(
         preset = preset or (base_preset if isinstance(base_preset, str) else None) or "train"
         preset_path = conf_dir / "sampling" / f"{preset}.yaml"
         if not preset_path.exists():
-            raise InvalidInput(
-                f"unknown sampling preset '{preset}'; valid presets: {', '.join(sampling_presets(conf_dir))}"
-            )
+            raise InvalidInput(f"unknown sampling preset '{preset}'; valid presets: {', '.join(sampling_presets(conf_dir))}")
         layers.append(OmegaConf.create({"sampling": {**OmegaConf.to_container(OmegaConf.load(preset_path)), "preset": preset}}))
     elif preset is not None:
         raise InvalidInput(f"unknown key 'sampling'; valid keys: {', '.join(sorted(f.name for f in fields(schema)))}")
@@ -197,8 +194,10 @@ def check_keys(node: DictConfig, schema: type, prefix: str = "") -> None:
         if key not in valid:
             close = difflib.get_close_matches(str(key), list(valid), n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            raise InvalidInput(f"unknown key {shown(full)}{hint}; valid keys{' under ' + prefix[:-1] if prefix else ''}: "
-                               f"{', '.join(sorted(valid))}")
+            raise InvalidInput(
+                f"unknown key {shown(full)}{hint}; valid keys{' under ' + prefix[:-1] if prefix else ''}: "
+                f"{', '.join(sorted(valid))}"
+            )
         sub_type = valid[key].type
         sub_schema = _dataclass_of(sub_type, schema)
         value = node.get(key)

@@ -93,8 +93,10 @@ def _section_heading(section: str, f: Field, section_type: type) -> str:
         lines.append(f"The API key: one of {sources}; with none of them, `${section_type.KEY_ENV}` if it is set.")
     if section == "sampling":  # the one section `load_config` fills from a preset
         presets = ", ".join(f"`{p}`" for p in sampling_presets())
-        lines.append(f"`sampling=NAME` selects a preset ({presets}: `{(CONF_DIR / 'sampling').relative_to(_PACKAGE_ROOT)}/"
-                     f"NAME.yaml`), whose values are the defaults below; `sampling.KEY=value` overrides one.")
+        lines.append(
+            f"`sampling=NAME` selects a preset ({presets}: `{(CONF_DIR / 'sampling').relative_to(_PACKAGE_ROOT)}/"
+            f"NAME.yaml`), whose values are the defaults below; `sampling.KEY=value` overrides one."
+        )
     return "\n\n".join(lines) + "\n"
 
 
@@ -108,7 +110,7 @@ def _table(schema: type, rows_of: list[tuple[str, Field, Any]], chain: list[type
     rows = ["| key | type | default | choices | help |", "|---|---|---|---|---|"]
     for key, f, type_hint in rows_of:
         value = defaults[schema][key]
-        later = [c for c in chain[chain.index(schema) + 1:] if defaults[c].get(key, value) != value]
+        later = [c for c in chain[chain.index(schema) + 1 :] if defaults[c].get(key, value) != value]
         default = _shown_default(value) + "".join(f" (`{c.__name__}`: {_shown_default(defaults[c][key])})" for c in later)
         choices = ", ".join(f"`{c}`" for c in f.metadata.get("choices", ()))
         if choices and is_optional(type_hint):
@@ -167,8 +169,9 @@ def schema_named(name: str) -> type:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rollout.core.config.reference", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m rollout.core.config.reference", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("schema", nargs="?", default=DEFAULT_SCHEMA, metavar="MODULE:CLASS")
     p.add_argument("--write", metavar="FILE", help="rewrite the part of FILE between the markers")
     a = p.parse_args(argv)

@@ -72,23 +72,31 @@ class EndpointConfig(KeySource):
 @dataclass
 class AgentLLMConfig(EndpointConfig):
     scripted: Optional[str] = setting(
-        None, choices=("oracle", "noop"),
-        help="start the built-in scripted server with this policy and point both endpoints at it")
+        None,
+        choices=("oracle", "noop"),
+        help="start the built-in scripted server with this policy and point both endpoints at it",
+    )
     caller_http_client: bool = setting(
-        False, help="AReaL workflow: true sends the requests over the caller's per-call httpx client; false sends them to "
-                    "its base_url (with its key) over this project's lean client (5-9x less CPU per request: bench P9)")
+        False,
+        help="AReaL workflow: true sends the requests over the caller's per-call httpx client; false sends them to "
+        "its base_url (with its key) over this project's lean client (5-9x less CPU per request: bench P9)",
+    )
     capture: Optional[str] = setting(
-        None, choices=CAPTURE_MODES,
+        None,
+        choices=CAPTURE_MODES,
         help="token capture for training (vLLM's OpenAI server): token_ids (vLLM >= 0.10.2), tokens_as_ids (older vLLM); "
-             "null: off, the requests stay exactly tau2's")
+        "null: off, the requests stay exactly tau2's",
+    )
 
 
 @dataclass
 class UserLLMConfig(EndpointConfig):
     KEY_ENV: ClassVar[str] = "TAU2_USER_LLM_API_KEY"
     model: Optional[str] = setting(
-        None, help="the model name (a litellm-style \"openai/<model>\" prefix is accepted and stripped); null: ask the "
-                   "server (GET /v1/models) and use its first model")
+        None,
+        help='the model name (a litellm-style "openai/<model>" prefix is accepted and stripped); null: ask the '
+        "server (GET /v1/models) and use its first model",
+    )
     max_retries: int = same_as(EndpointConfig, "max_retries", 2)
     request_timeout_s: float = same_as(EndpointConfig, "request_timeout_s", 120.0)
     temperature: float = setting(0.0, help="the user simulator's sampling temperature (tau2's default: 0.0)")
@@ -113,18 +121,25 @@ class EpisodeConfig:
     max_steps: int = setting(200, help="orchestrator steps per episode, every message counts (tau2 run's default)")
     max_errors: int = setting(10, help="tool errors before termination (tau2's default)")
     timeout_s: float = setting(
-        3600.0, help="wall clock per episode, exceeded: classified failure 'timeout' (sized for ~200 completions at ~18 s "
-                     "each; a hung request is cut much earlier by llm/user_llm.request_timeout_s)")
+        3600.0,
+        help="wall clock per episode, exceeded: classified failure 'timeout' (sized for ~200 completions at ~18 s "
+        "each; a hung request is cut much earlier by llm/user_llm.request_timeout_s)",
+    )
     solo: Optional[bool] = setting(
-        None, help="true: solo (the agent alone), false: with the user simulator; null: solo when no user simulator is "
-                   "configured and the domain supports it")
+        None,
+        help="true: solo (the agent alone), false: with the user simulator; null: solo when no user simulator is "
+        "configured and the domain supports it",
+    )
     tag_requests: bool = setting(True, help="send X-Rollout-* headers (domain, task, sample, role) with every LLM request")
     invalid_tool_args: str = setting(
-        "end", choices=("end", "feedback"),
+        "end",
+        choices=("end", "feedback"),
         help="a tool call whose arguments are not JSON: end (tau2: the episode ends, agent_error, reward 0) or feedback "
-             "(RL: the model is shown the JSON error; counts as a tool error)")
+        "(RL: the model is shown the JSON error; counts as a tool error)",
+    )
     empty_reply_retries: int = setting(
-        3, help="an empty reply (no text, no tool call) is regenerated this many times, as tau2's generate")
+        3, help="an empty reply (no text, no tool call) is regenerated this many times, as tau2's generate"
+    )
 
 
 @dataclass
@@ -147,11 +162,14 @@ class AenvConfig(KeySource):
 class EnvConfig:
     AENV_MAX_SESSIONS: ClassVar[int] = 16  # max_sessions when null on the aenv backend
 
-    backend: str = setting("local", choices=("local", "aenv"),
-                           help="local: tau2 in-process; aenv: an aenv MCP server per slot (docs/aenv.md)")
+    backend: str = setting(
+        "local", choices=("local", "aenv"), help="local: tau2 in-process; aenv: an aenv MCP server per slot (docs/aenv.md)"
+    )
     max_sessions: Optional[int] = setting(
-        None, help=f"AReaL workflow: environment sessions kept open per process, reused across episodes (episodes beyond "
-                   f"it wait for one); null: local no bound, aenv {AENV_MAX_SESSIONS} (sweeps: ray.slots_per_worker)")
+        None,
+        help=f"AReaL workflow: environment sessions kept open per process, reused across episodes (episodes beyond "
+        f"it wait for one); null: local no bound, aenv {AENV_MAX_SESSIONS} (sweeps: ray.slots_per_worker)",
+    )
     aenv: AenvConfig = setting(default_factory=AenvConfig, help=AenvConfig.__doc__)
 
     def session_bound(self) -> Optional[int]:
@@ -168,10 +186,11 @@ class RolloutConfig:
     CONF_FILES: ClassVar[tuple[str, ...]] = ("defaults.yaml",)
 
     llm: AgentLLMConfig = setting(
-        default_factory=AgentLLMConfig, help="the policy (agent) endpoint: any OpenAI-compatible chat-completions server")
+        default_factory=AgentLLMConfig, help="the policy (agent) endpoint: any OpenAI-compatible chat-completions server"
+    )
     user_llm: UserLLMConfig = setting(
-        default_factory=UserLLMConfig,
-        help="the tau2 user simulator endpoint (same variables as AEnvironment's tau2 env)")
+        default_factory=UserLLMConfig, help="the tau2 user simulator endpoint (same variables as AEnvironment's tau2 env)"
+    )
     sampling: SamplingConfig = setting(default_factory=SamplingConfig, help=SamplingConfig.__doc__)
     episode: EpisodeConfig = setting(default_factory=EpisodeConfig, help="an episode's limits and mode")
     env: EnvConfig = setting(default_factory=EnvConfig, help="the environment backend the episodes run on")

@@ -55,5 +55,13 @@ from rollout.core.fast_http.client import CONNECTION_ERRORS, JsonHttpClient
 from rollout.core.fast_http.proxy import no_proxy_covers
 from rollout.core.fast_http.retry import MAX_RETRY_AFTER_S, EndpointError, backoff_s, retryable_status, with_retries
 
-__all__ = ["CONNECTION_ERRORS", "MAX_RETRY_AFTER_S", "EndpointError", "JsonHttpClient", "backoff_s", "no_proxy_covers",
-           "retryable_status", "with_retries"]
+__all__ = [
+    "CONNECTION_ERRORS",
+    "MAX_RETRY_AFTER_S",
+    "EndpointError",
+    "JsonHttpClient",
+    "backoff_s",
+    "no_proxy_covers",
+    "retryable_status",
+    "with_retries",
+]

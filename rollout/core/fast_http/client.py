@@ -22,9 +22,17 @@ CONNECTION_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunE
 class JsonHttpClient:
     """Keep-alive JSON client for one endpoint (see module doc). Use from one event loop at a time."""
 
-    def __init__(self, base_url: str, *, headers: dict[str, str], timeout_s: float, max_retries: int = 2,
-                 max_concurrency: int = 0, verify: Union[bool, str, os.PathLike, ssl.SSLContext] = True,
-                 trust_env: bool = True):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: dict[str, str],
+        timeout_s: float,
+        max_retries: int = 2,
+        max_concurrency: int = 0,
+        verify: Union[bool, str, os.PathLike, ssl.SSLContext] = True,
+        trust_env: bool = True,
+    ):
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https"):
             raise ValueError(f"base_url must be http(s)://..., got {base_url!r}")
@@ -37,8 +45,9 @@ class JsonHttpClient:
         self._authority = f"{bracketed}:{self._port}"  # CONNECT's target, absolute-form requests
         default_port = self._port == (443 if parts.scheme == "https" else 80)
         self._proxy, self._proxy_var = env_proxy(parts.scheme, self._host, self._port) if trust_env else (None, "")
-        base = merge_headers({"host": ("Host", bracketed if default_port else self._authority),
-                               "accept": ("Accept", "application/json")}, headers)
+        base = merge_headers(
+            {"host": ("Host", bracketed if default_port else self._authority), "accept": ("Accept", "application/json")}, headers
+        )
         self._target = self._path
         if self._proxy is not None and self._ssl is None:  # plain http through the proxy: absolute-form
             self._target = f"http://{self._authority}{self._path}"
@@ -54,8 +63,9 @@ class JsonHttpClient:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._sem = asyncio.Semaphore(max_concurrency) if max_concurrency > 0 else None
 
-    async def post_json(self, path: str, body: Any, headers: Optional[dict[str, str]] = None,
-                        timeout_s: Optional[float] = None) -> Any:
+    async def post_json(
+        self, path: str, body: Any, headers: Optional[dict[str, str]] = None, timeout_s: Optional[float] = None
+    ) -> Any:
         """POST `body` as JSON to base_url + path; the decoded JSON answer. Raises EndpointError
         (ValueError/TypeError for an unsendable header, before anything is sent)."""
         data = json.dumps(body, separators=(",", ":")).encode()
@@ -101,8 +111,12 @@ class JsonHttpClient:
         self._loop = asyncio.get_running_loop()
 
     async def _with_retries(self, payload: bytes, timeout_s: float) -> Any:
-        return await with_retries(lambda: self._exchange(payload), max_retries=self._max_retries, timeout_s=timeout_s,
-                                  connection_errors=CONNECTION_ERRORS)
+        return await with_retries(
+            lambda: self._exchange(payload),
+            max_retries=self._max_retries,
+            timeout_s=timeout_s,
+            connection_errors=CONNECTION_ERRORS,
+        )
 
     async def _exchange(self, payload: bytes) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) of one request, on a pooled connection or a new one. A
@@ -111,8 +125,10 @@ class JsonHttpClient:
         try:
             return await self._exchange_once(payload)
         except ssl.SSLCertVerificationError as e:
-            raise EndpointError(f"TLS certificate verification failed for {self._host}: {e.verify_message or e} "
-                                f"(pass verify= a CA bundle or ssl.SSLContext that trusts it)") from None
+            raise EndpointError(
+                f"TLS certificate verification failed for {self._host}: {e.verify_message or e} "
+                f"(pass verify= a CA bundle or ssl.SSLContext that trusts it)"
+            ) from None
 
     async def _exchange_once(self, payload: bytes) -> tuple[int, dict[str, str], bytes]:
         conn = self._take_idle()

@@ -22,8 +22,10 @@ def env_proxy(scheme: str, host: str, port: int) -> tuple[Optional[tuple[str, in
         return None, ""
     var = f"{key}_proxy" if os.environ.get(f"{key}_proxy") else f"{key.upper()}_PROXY"
     parts = urlsplit(url if "://" in url else f"http://{url}")
-    advice = (f"add {host} to NO_PROXY to connect directly, unset {var}, or build the client with trust_env=False; "
-              f"or pass your own httpx client")
+    advice = (
+        f"add {host} to NO_PROXY to connect directly, unset {var}, or build the client with trust_env=False; "
+        f"or pass your own httpx client"
+    )
     if parts.scheme != "http":
         raise ValueError(f"{var} names a {parts.scheme}:// proxy; rollout.core.fast_http only supports http:// proxies: {advice}")
     try:
@@ -60,7 +62,7 @@ def no_proxy_covers(no_proxy: str, scheme: str, host: str, port: int) -> bool:
         entry_port = None
         if entry.startswith("["):
             end = entry.find("]")
-            rest, entry = entry[end + 1:], entry[1:end]
+            rest, entry = entry[end + 1 :], entry[1:end]
             if rest.startswith(":") and rest[1:].isdigit():
                 entry_port = int(rest[1:])
         elif entry.count(":") == 1:

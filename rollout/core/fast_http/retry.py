@@ -46,14 +46,15 @@ def retryable_status(status: int) -> bool:
 
 def backoff_s(attempt: int) -> float:
     """Seconds to wait before retry `attempt + 1` (INITIAL_BACKOFF_S doubling, at most MAX_BACKOFF_S, with jitter)."""
-    return min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * 2 ** attempt) * (1 - 0.25 * random.random())
+    return min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * 2**attempt) * (1 - 0.25 * random.random())
 
 
 Exchange = Callable[[], Awaitable[tuple[int, Mapping[str, str], bytes]]]
 
 
-async def with_retries(attempt: Exchange, *, max_retries: int, timeout_s: float,
-                       connection_errors: tuple[type[BaseException], ...]) -> Any:
+async def with_retries(
+    attempt: Exchange, *, max_retries: int, timeout_s: float, connection_errors: tuple[type[BaseException], ...]
+) -> Any:
     """The decoded JSON answer of `attempt`, retried as the module doc says. `headers` of an
     exchange must answer `.get` for lowercase names (a dict with lowercase keys, httpx's Headers)."""
     for n in range(max_retries + 1):

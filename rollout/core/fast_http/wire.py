@@ -26,16 +26,19 @@ def merge_headers(base: dict[str, tuple[str, str]], extra: dict) -> dict[str, tu
     for name, value in extra.items():
         if not isinstance(name, str) or not _TOKEN.match(name):
             shown = repr(name)[:40] if isinstance(name, str) else type(name).__name__
-            raise ValueError(f"HTTP header name {shown} is not a valid header name (no CR, LF, NUL, spaces or ':'); "
-                             f"refusing to send it")
+            raise ValueError(
+                f"HTTP header name {shown} is not a valid header name (no CR, LF, NUL, spaces or ':'); refusing to send it"
+            )
         if not isinstance(value, str):
             if value is None or not value:  # None, openai's Omit / NotGiven: no such header
                 out.pop(name.lower(), None)
                 continue
             raise TypeError(f"HTTP header {name!r}: the value must be a str, not {type(value).__name__}")
         if _BAD_VALUE.search(value):
-            raise ValueError(f"HTTP header {name!r}: its value contains a control character (CR, LF, NUL, ...); "
-                             f"refusing to send it (value not shown: it may be a secret)")
+            raise ValueError(
+                f"HTTP header {name!r}: its value contains a control character (CR, LF, NUL, ...); "
+                f"refusing to send it (value not shown: it may be a secret)"
+            )
         if not value.isascii():
             raise ValueError(f"HTTP header {name!r}: its value is not ASCII; refusing to send it (value not shown)")
         out[name.lower()] = (name, value)

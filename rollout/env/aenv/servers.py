@@ -76,8 +76,12 @@ class LocalAenvServer:
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "aenv.main", str(ENV_DIR), "--host", host, "--port", str(PORT)],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent, start_new_session=True,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+                start_new_session=True,
             )
         except BaseException:
             log.close()
@@ -98,8 +102,9 @@ class LocalAenvServer:
         url = f"http://{self.host}:{PORT}/functions/list"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise EpisodeFailure(FailureClass.ENV_ERROR,
-                                     f"aenv server exited with {self.process.returncode}: {self.log_tail()}")
+                raise EpisodeFailure(
+                    FailureClass.ENV_ERROR, f"aenv server exited with {self.process.returncode}: {self.log_tail()}"
+                )
             try:
                 await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=2).read())
                 return

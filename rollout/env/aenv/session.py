@@ -77,8 +77,9 @@ class AenvSession:
             raise
         except Exception as e:
             where = f" (server {self._server.host}: {'alive' if self._server.alive else 'dead'})" if self._server else ""
-            raise EpisodeFailure(FailureClass.ENV_ERROR,
-                                 described(e, self._secrets, prefix=f"aenv {function} failed{where}: ")) from None
+            raise EpisodeFailure(
+                FailureClass.ENV_ERROR, described(e, self._secrets, prefix=f"aenv {function} failed{where}: ")
+            ) from None
         if isinstance(data, dict) and data.get("failure"):
             f = data["failure"]
             raise EpisodeFailure(FailureClass(f["class"]), f["message"])
@@ -86,8 +87,15 @@ class AenvSession:
 
     async def reset(self, request: ResetRequest) -> Opening:
         user = self._cfg.user_llm
-        args = {**asdict(request), "user_llm": {"temperature": user.temperature, "extra_body": dict(user.extra_body),
-                                                "max_retries": user.max_retries, "request_timeout_s": user.request_timeout_s}}
+        args = {
+            **asdict(request),
+            "user_llm": {
+                "temperature": user.temperature,
+                "extra_body": dict(user.extra_body),
+                "max_retries": user.max_retries,
+                "request_timeout_s": user.request_timeout_s,
+            },
+        }
         return from_wire(Opening, await self._call("tau2_reset", args))
 
     async def agent_step(self, text: Optional[str], tool_calls: list[RawToolCall]) -> StepOutcome:
@@ -121,15 +129,25 @@ async def open_aenv_session(cfg: RolloutConfig, secrets: list[str]) -> AenvSessi
     _silence_sdk_logs()
     a = cfg.env.aenv
     if a.system_url:
-        env = Environment(env_name=a.name, environment_variables=user_sim_env_vars(cfg), aenv_url=a.system_url,
-                          api_key=api_key_of(a), ttl=a.ttl, timeout=a.request_timeout_s, startup_timeout=a.startup_timeout_s)
+        env = Environment(
+            env_name=a.name,
+            environment_variables=user_sim_env_vars(cfg),
+            aenv_url=a.system_url,
+            api_key=api_key_of(a),
+            ttl=a.ttl,
+            timeout=a.request_timeout_s,
+            startup_timeout=a.startup_timeout_s,
+        )
         try:  # bounded: the SDK retries an unreachable api-service for ~17 minutes
             await asyncio.wait_for(env.initialize(), a.startup_timeout_s)
         except BaseException as e:
             await _release(env)
             if isinstance(e, TimeoutError):
-                raise EpisodeFailure(FailureClass.ENV_ERROR, f"aenv instance not ready within env.aenv.startup_timeout_s="
-                                                             f"{a.startup_timeout_s:g} (api-service {a.system_url})") from None
+                raise EpisodeFailure(
+                    FailureClass.ENV_ERROR,
+                    f"aenv instance not ready within env.aenv.startup_timeout_s="
+                    f"{a.startup_timeout_s:g} (api-service {a.system_url})",
+                ) from None
             if isinstance(e, Exception):
                 raise EpisodeFailure(FailureClass.ENV_ERROR, redact(f"aenv instance failed to start: {e}", secrets)) from None
             raise

@@ -104,8 +104,12 @@ class Tau2EnvState:
         if self.failed is not None:
             return {**self.failed, "rewards": [], "total_reward": None, "done": True}
         if self.termination is None:
-            return {"rewards": self.rewards, "total_reward": 0.0, "done": False, "steps": self._session.recorder.step_count
-                    if self._session and self._session.recorder else 0}
+            return {
+                "rewards": self.rewards,
+                "total_reward": 0.0,
+                "done": False,
+                "steps": self._session.recorder.step_count if self._session and self._session.recorder else 0,
+            }
         if self.scored is None:
             try:
                 self.scored = await self._session.finish()
@@ -142,8 +146,12 @@ class Tau2EnvState:
             self.termination = self._session.agent_stop()
             self.steps += 1
         await self._reward_if_done()
-        return {"done": self.termination is not None, "total_reward": None if self.failed else sum(self.rewards),
-                "steps": self.steps, "final_observation": self.last_observation}
+        return {
+            "done": self.termination is not None,
+            "total_reward": None if self.failed else sum(self.rewards),
+            "steps": self.steps,
+            "final_observation": self.last_observation,
+        }
 
     async def call_tool(self, name: str, arguments: dict) -> dict:
         """One MCP tool call as a single-call agent generation (upstream tool result shape)."""
@@ -156,17 +164,26 @@ class Tau2EnvState:
             return {"error": out["failure"]["message"], "done": True}
         reward = await self._reward_if_done()
         observation = out["results"][0] if out["results"] else self.last_observation
-        return {"observation": observation, "reward": reward,
-                "done": self.termination is not None, "step": self.steps}
+        return {"observation": observation, "reward": reward, "done": self.termination is not None, "step": self.steps}
 
     async def status(self) -> dict:
         """Upstream's status, without the secrets upstream echoes (only non-secret settings)."""
         await self.ensure_episode()
-        return {"step": self.steps, "max_steps": self.max_steps, "done": self.termination is not None,
-                "termination": self.termination, "last_observation": self.last_observation, "rewards": self.rewards,
-                "total_reward": sum(self.rewards),
-                "environment": {"TAU2_DOMAIN": self.domain, "TAU2_TASK_ID": self.task_id,
-                                "TAU2_SOLO_MODE": str(self.solo).lower(), "TAU2_USER_LLM": self.user_model}}
+        return {
+            "step": self.steps,
+            "max_steps": self.max_steps,
+            "done": self.termination is not None,
+            "termination": self.termination,
+            "last_observation": self.last_observation,
+            "rewards": self.rewards,
+            "total_reward": sum(self.rewards),
+            "environment": {
+                "TAU2_DOMAIN": self.domain,
+                "TAU2_TASK_ID": self.task_id,
+                "TAU2_SOLO_MODE": str(self.solo).lower(),
+                "TAU2_USER_LLM": self.user_model,
+            },
+        }
 
     async def system_prompt(self) -> Any:
         failed = await self.ensure_episode()
@@ -180,8 +197,13 @@ class Tau2EnvState:
         failed = await self.ensure_episode()
         if failed:
             return failed
-        return {"task_id": self.task_id, "domain": self.domain, "tools": [t["function"]["name"] for t in self.opening.tools],
-                "max_steps": self.max_steps, "solo_mode": self.solo}
+        return {
+            "task_id": self.task_id,
+            "domain": self.domain,
+            "tools": [t["function"]["name"] for t in self.opening.tools],
+            "max_steps": self.max_steps,
+            "solo_mode": self.solo,
+        }
 
     # ---- internals -----------------------------------------------------------------------------
     async def _reward_if_done(self) -> Optional[float]:
@@ -205,18 +227,24 @@ class Tau2EnvState:
                 from rollout.core.clients import make_client
 
                 client = make_client(cfg, api_key=self._user_key, role="user_llm")
-            self._session = LocalSession(user_client=client, user_model=self.user_model, user_cfg=cfg,
-                                         secrets=[self._user_key] if self._user_key else [])
+            self._session = LocalSession(
+                user_client=client, user_model=self.user_model, user_cfg=cfg, secrets=[self._user_key] if self._user_key else []
+            )
             self._session_user_cfg = cfg
             self._session_client = client
             self._session_model_resolved = self.user_model is not None
         if need_user and not self._session_model_resolved and self._session_client is not None:
             from rollout.core.clients import resolve_model
 
-            model = await resolve_model(self._session_client, None, role="user_llm",
-                                        secrets=[self._user_key] if self._user_key else [])
-            self._session = LocalSession(user_client=self._session_client, user_model=model, user_cfg=cfg,
-                                         secrets=[self._user_key] if self._user_key else [])
+            model = await resolve_model(
+                self._session_client, None, role="user_llm", secrets=[self._user_key] if self._user_key else []
+            )
+            self._session = LocalSession(
+                user_client=self._session_client,
+                user_model=model,
+                user_cfg=cfg,
+                secrets=[self._user_key] if self._user_key else [],
+            )
             self._session_model_resolved = True
         return self._session
 

@@ -53,8 +53,9 @@ def _health_probes_own_address() -> None:
     host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(args.host, args.host)
     if ":" in host:
         host = f"[{host}]"
-    mcp_health._mcp_client = Client(StreamableHttpTransport(url=f"http://{host}:{args.port}/mcp",
-                                                            headers={"Content-Type": "application/json"}))
+    mcp_health._mcp_client = Client(
+        StreamableHttpTransport(url=f"http://{host}:{args.port}/mcp", headers={"Content-Type": "application/json"})
+    )
 
 
 _health_probes_own_address()
@@ -148,8 +149,10 @@ def _typed(annotation):
 def _mcp_tool(tool):
     """An async function with the tau2 tool's name, doc and typed signature, run as one step."""
     hints = typing.get_type_hints(tool._func)
-    params = [p.replace(annotation=_typed(hints.get(p.name, p.annotation)), kind=inspect.Parameter.KEYWORD_ONLY)
-              for p in inspect.signature(tool._func).parameters.values()]
+    params = [
+        p.replace(annotation=_typed(hints.get(p.name, p.annotation)), kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(tool._func).parameters.values()
+    ]
 
     async def call(**kwargs) -> dict:
         return await SERVER.call_tool(tool.name, kwargs)
@@ -174,6 +177,7 @@ def _register_domain_tools() -> None:
     for tool in tools:
         registry.register(_mcp_tool(tool), name=tool.name)
     if solo:
+
         async def done() -> dict:
             """Call this function when you are done with the task."""
             return await SERVER.done()
