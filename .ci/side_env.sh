@@ -1,7 +1,9 @@
 # Shared steps of the trainers' CPU side environments (.ci/areal, .ci/verl, .ci/skyrl); sourced.
 #   side_venv VENV                    a Python 3.11 virtualenv with pip upgraded and CPU torch 2.13.0
-#                                     (the wheel on this machine's disk; installing torch first keeps
-#                                     pip from fetching a CUDA build for what comes after). Sets PIP.
+#                                     (installed first, so that what comes after finds a torch and pip
+#                                     fetches no CUDA build; the CI machines' pip config has its
+#                                     find-links at /opt/wheels, which holds torch-2.13.0+cpu; elsewhere
+#                                     set PIP_INDEX_URL=https://download.pytorch.org/whl/cpu for it). Sets PIP.
 #   install_project PROJECT REQ...    the project, built from a copy of the tree (an in-tree build
 #                                     writes build/ in the repository, which tests/integration/
 #                                     test_wheel.py also builds from), with REQ... in ONE pip call so
