@@ -1,4 +1,4 @@
-"""`tau2-rollout dataset [domain=airline] [split=train] [out=FILE] [min_rows=128] [overrides={...}]`
+"""`tau2-rollout dataset [domain=airline] [split=train] [out=FILE] [min_rows=N] [overrides={...}]`
 
 Writes the task rows AReaL trains on, one JSON object per line: `{"domain", "task_id",
 "split"}` (plus `"overrides"`, per-row config overrides, when given), in tau2's split

@@ -35,7 +35,10 @@ class SweepConfig(RolloutConfig):
     output_dir: Optional[str] = setting(
         None, help="where results go; null: runs/sweep-<timestamp>; rerun with the same dir to resume"
     )
-    transcripts: bool = setting(True, help="false: episodes.jsonl leaves out the messages (~10x smaller; no tau2 Results files)")
+    transcripts: bool = setting(
+        True,
+        help="false: episodes.jsonl leaves out the messages (each line keeps reward, reward_info and timings, not the conversation; no tau2 Results files)",
+    )
     progress: bool = setting(True, help="live progress line on stderr")
     ray: RayConfig = setting(default_factory=RayConfig, help=RayConfig.__doc__)
     retry: RetryConfig = setting(default_factory=RetryConfig, help=RetryConfig.__doc__)

@@ -75,11 +75,14 @@ def _mean_stderr(values: list[float]) -> tuple[float | None, float | None]:
 
 
 def _pass_k(rewards_by_task: dict[tuple, list[float]], num_samples: int) -> dict[str, float | None]:
-    counts = [(len(v), sum(is_successful(x) for x in v)) for v in rewards_by_task.values()]  # (trials, successes)
+    # tasks with the same (trials, successes) share tau2's value: one pass_hat_k per distinct pair
+    # and k (its binomials grow with k, so per task it would cost tasks x k bignum products)
+    counts = Counter((len(v), sum(is_successful(x) for x in v)) for v in rewards_by_task.values())
     out = {}
     for k in range(1, num_samples + 1):
-        values = [pass_hat_k(n, c, k) for n, c in counts if n >= k]
-        out[str(k)] = sum(values) / len(values) if values else None
+        tasks = sum(m for (n, _), m in counts.items() if n >= k)
+        total = sum(pass_hat_k(n, c, k) * m for (n, c), m in counts.items() if n >= k)
+        out[str(k)] = total / tasks if tasks else None
     return out
 
 

@@ -1,6 +1,9 @@
 """rollout.sweep.metrics: the summary, counted as tau2 counts failed episodes, and its table."""
 
+import random
+
 import pytest
+from tau2.metrics.agent_metrics import pass_hat_k
 
 from rollout.core.failures import Failure, FailureClass
 from rollout.sweep.metrics import format_table, summarize
@@ -35,3 +38,20 @@ def test_summary_counts_failed_episodes_as_tau2_does():
     assert s["pass_hat_k"]["2"] == pytest.approx(1.0)  # scored only: a has 2 samples, b and c have 1
     table = format_table(summarize(rows, num_samples=2))
     assert "mean (failed=0, as tau2)" in table and "2 (model_error=1, timeout=1)" in table
+
+
+def test_pass_hat_k_is_the_mean_of_tau2s_per_task_values():
+    """Tasks with equal (trials, successes) are computed once; the average is still tau2's per task."""
+    rng = random.Random(7)
+    rows = [
+        ok(f"t{t}", i, float(rng.random() < rng.choice([0.0, 0.3, 1.0])))
+        for t in range(40)
+        for i in range(rng.choice([3, 6, 6, 9]))
+    ]
+    got = summarize(rows, num_samples=9)["all"]["pass_hat_k"]
+    by_task = {}
+    for r in rows:
+        by_task.setdefault(r.task_id, []).append(r.reward)
+    for k in range(1, 10):
+        values = [pass_hat_k(len(v), sum(x == 1.0 for x in v), k) for v in by_task.values() if len(v) >= k]
+        assert got[str(k)] == pytest.approx(sum(values) / len(values), rel=1e-12)

@@ -79,7 +79,7 @@ class AgentLLMConfig(EndpointConfig):
     caller_http_client: bool = setting(
         False,
         help="AReaL workflow: true sends the requests over the caller's per-call httpx client; false sends them to "
-        "its base_url (with its key) over this project's lean client (5-9x less CPU per request: bench P9)",
+        "its base_url (with its key) over this project's lean client (several times less CPU per request: bench P9)",
     )
     capture: Optional[str] = setting(
         None,
