@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Optional
 
+from rollout.agent.model import PolicyModel
 from rollout.agent.turns import AgentTurns
 from rollout.core.clients import Endpoints, user_sim_configured
 from rollout.core.clock import EpisodeClock
@@ -161,15 +162,11 @@ async def _play(
     result.durations["start_s"] = round(time.perf_counter() - requested, 4)
     agent_usage = {}
     if opening.termination is None:
-        agent = AgentTurns(
-            session=session,
-            opening=opening,
-            solo=resolved.solo,
+        policy = PolicyModel(
             client=endpoints.agent_client,
             model=endpoints.agent_model,
-            sampling=cfg.sampling,
-            seed=spec.seed,
-            headers={**request_headers(request, "agent"), **endpoints.agent_headers},
+            opening=opening,
+            session=session,
             secrets=secrets,
             empty_retries=ep.empty_reply_retries,
             api_key=endpoints.agent_api_key,
@@ -177,14 +174,21 @@ async def _play(
             capture=cfg.llm.capture,
             weight_version=spec.weight_version,
         )
+        agent = AgentTurns(
+            policy,
+            solo=resolved.solo,
+            sampling=cfg.sampling,
+            seed=spec.seed,
+            headers={**request_headers(request, "agent"), **endpoints.agent_headers},
+        )
         try:
             while True:
                 await agent.run_turn()
         except StopEpisode:
             pass
         finally:
-            agent_usage = vars(agent.usage).copy()
-            result.turns, result.capture_errors = agent.turns, agent.capture_errors
+            agent_usage = vars(policy.usage).copy()
+            result.turns, result.capture_errors = policy.turns, policy.capture_errors
     scored = await session.finish()
     result.reward = scored.reward
     result.reward_info = scored.reward_info

@@ -36,7 +36,7 @@ from rollout.core.failures import EpisodeFailure, FailureClass, described
 from rollout.core.fast_http import EndpointError
 from rollout.core.results import Usage
 from rollout.core.tokens import CaptureError, TurnRecord, capture_fields, turn_record
-from rollout.env.protocol import StopEpisode, is_empty_reply
+from rollout.env.protocol import Opening, StopEpisode, is_empty_reply
 
 
 def settings_body(settings: ModelSettings, *, has_tools: bool) -> dict[str, Any]:
@@ -66,11 +66,8 @@ class PolicyModel(Model):
         *,
         client: ChatClient,
         model: str,
-        system_prompt: str,
-        tools: list[dict],
+        opening: Opening,
         session,
-        conversation: list[dict],
-        usage: Usage,
         secrets: list[str],
         empty_retries: int,
         api_key: Optional[str] = None,
@@ -80,10 +77,11 @@ class PolicyModel(Model):
     ):
         self._client = client
         self._model = model
-        self._system = {"role": "system", "content": system_prompt}
-        self._tools = list(tools)
+        self.system_prompt = opening.system_prompt
+        self.tools = list(opening.tools)
+        self._system = {"role": "system", "content": opening.system_prompt}
         self._session = session
-        self._usage = usage
+        self.usage = Usage()  # the policy's completions and tokens
         self._secrets = secrets
         self._empty_retries = empty_retries
         self._api_key = api_key
@@ -94,7 +92,7 @@ class PolicyModel(Model):
         self.turns: list[Optional[TurnRecord]] = []  # token capture: one per completion, in order
         self.capture_errors: list[str] = []
         self._settings: tuple[Optional[ModelSettings], dict, dict] = (None, {}, {})
-        self.conversation = conversation
+        self.conversation = list(opening.conversation)
         self.results: dict[str, str] = {}  # SDK-side call id -> result text (for its FunctionTools)
         self.user_reply: Optional[str] = None
 
@@ -102,11 +100,11 @@ class PolicyModel(Model):
         """(the request body, the headers) for the current conversation."""
         cached, fields, headers = self._settings
         if cached is not settings:
-            fields, headers = settings_body(settings, has_tools=bool(self._tools)), dict(settings.extra_headers or {})
+            fields, headers = settings_body(settings, has_tools=bool(self.tools)), dict(settings.extra_headers or {})
             self._settings = (settings, fields, headers)
         body = {"model": self._model, "messages": [self._system, *self.conversation]}
-        if self._tools:
-            body["tools"] = self._tools
+        if self.tools:
+            body["tools"] = self.tools
         body.update(fields)
         body.update(self._extra_body)
         return body, headers
@@ -182,7 +180,7 @@ class PolicyModel(Model):
         """Account one completion (every regeneration of an empty reply counts) and, with capture
         on, record its tokens (or why they are absent)."""
         usage = data.get("usage") or {}
-        self._usage.add(1, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        self.usage.add(1, usage.get("prompt_tokens"), usage.get("completion_tokens"))
         if self._capture:
             try:
                 self.turns.append(turn_record(data, self._capture, weight_version=self._weight_version, latency_s=elapsed_s))

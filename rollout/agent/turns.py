@@ -17,11 +17,8 @@ from agents import Agent, FunctionTool, ModelSettings, RunConfig, Runner
 from agents.run_config import ToolExecutionConfig
 
 from rollout.agent.model import PolicyModel
-from rollout.core.clients import ChatClient
 from rollout.core.config import SamplingConfig
 from rollout.core.failures import EpisodeFailure, FailureClass
-from rollout.core.results import Usage
-from rollout.env.protocol import Opening
 
 MAX_RUNNER_TURNS = 10_000  # the recorder enforces tau2's max_steps; this only guards the SDK loop
 _PLACEHOLDER_INPUT = [{"role": "user", "content": "(the conversation is supplied by the episode)"}]
@@ -62,47 +59,18 @@ def model_settings(sampling: SamplingConfig, *, solo: bool, seed: Optional[int],
 
 
 class AgentTurns:
-    """Runs the agent one turn at a time over a session; the conversation lives in its model."""
+    """Runs the agent, an SDK `Agent` over `policy`, one turn at a time; the conversation, usage
+    and token records live in the policy model."""
 
     def __init__(
-        self,
-        *,
-        session,
-        opening: Opening,
-        solo: bool,
-        client: ChatClient,
-        model: str,
-        sampling: SamplingConfig,
-        seed: Optional[int],
-        headers: dict[str, str],
-        secrets: list[str],
-        empty_retries: int,
-        api_key: Optional[str] = None,
-        extra_body: Optional[dict] = None,
-        capture: Optional[str] = None,
-        weight_version: Optional[int] = None,
+        self, policy: PolicyModel, *, solo: bool, sampling: SamplingConfig, seed: Optional[int], headers: dict[str, str]
     ):
-        self.usage = Usage()
-        self._model = PolicyModel(
-            client=client,
-            model=model,
-            system_prompt=opening.system_prompt,
-            tools=opening.tools,
-            session=session,
-            conversation=list(opening.conversation),
-            usage=self.usage,
-            secrets=secrets,
-            empty_retries=empty_retries,
-            api_key=api_key,
-            extra_body=extra_body,
-            capture=capture,
-            weight_version=weight_version,
-        )
+        self._model = policy
         self.agent = Agent(
             name="tau2-agent",
-            instructions=opening.system_prompt,
-            tools=[_function_tool(t, self._model) for t in opening.tools],
-            model=self._model,
+            instructions=policy.system_prompt,
+            tools=[_function_tool(t, policy) for t in policy.tools],
+            model=policy,
             model_settings=model_settings(sampling, solo=solo, seed=seed, headers=headers),
             reset_tool_choice=False,
         )
@@ -111,20 +79,6 @@ class AgentTurns:
             tool_not_found_behavior="return_error_to_model",
             tool_execution=ToolExecutionConfig(max_function_tool_concurrency=1),
         )
-
-    @property
-    def conversation(self) -> list[dict]:
-        """The conversation as the model is shown it after the system prompt (chat messages)."""
-        return self._model.conversation
-
-    @property
-    def turns(self):
-        """The captured token records, one per policy call (None: absent; see capture_errors)."""
-        return self._model.turns
-
-    @property
-    def capture_errors(self) -> list[str]:
-        return self._model.capture_errors
 
     async def run_turn(self) -> str:
         """Run the agent until it addresses the user; returns the user's reply.
