@@ -13,16 +13,13 @@ data.
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from rollout.agent.episode import EpisodeSpec
 from rollout.agent.runner import PolicyEndpoint
+from rollout.core.config.keys import is_variable_name, key_from_variable
 from rollout.core.failures import InvalidInput
-
-_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -38,7 +35,7 @@ class Endpoint:
     extra_body: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.api_key_env is not None and not _VAR_NAME.match(self.api_key_env):
+        if self.api_key_env is not None and not is_variable_name(self.api_key_env):
             raise InvalidInput(
                 "Endpoint.api_key_env must be the NAME of an environment variable (letters, digits, "
                 "underscores), not a key itself"
@@ -48,12 +45,9 @@ class Endpoint:
         """The endpoint with its key read from this process's environment. Raises InvalidInput."""
         key = None
         if self.api_key_env:
-            key = os.environ.get(self.api_key_env, "").strip()
-            if not key:
-                raise InvalidInput(
-                    f"Endpoint.api_key_env names {self.api_key_env}, which is not set in the worker's "
-                    f"process (set it on every node)"
-                )
+            key = key_from_variable(
+                self.api_key_env, field="Endpoint.api_key_env", where="the worker's process (set it on every node)"
+            )
         return PolicyEndpoint(
             base_url=self.base_url, api_key=key, model=self.model, headers=dict(self.headers), extra_body=dict(self.extra_body)
         )

@@ -59,15 +59,26 @@ def api_key_of(section) -> Optional[str]:
             raise InvalidInput(f"api_key_file {shown(section.api_key_file)} is empty")
         return _one_line_key(key, f"api_key_file {shown(section.api_key_file)}")
     if section.api_key_env:
-        key = os.environ.get(section.api_key_env, "").strip()
-        if not key:
-            raise InvalidInput(
-                f"api_key_env names {section.api_key_env}, which is not set in this process "
-                f"(on a Ray cluster, start every node with it set)"
-            )
-        return _one_line_key(key, f"the variable {section.api_key_env}")
+        return key_from_variable(section.api_key_env)
     key = os.environ.get(section.KEY_ENV, "").strip()
     return _one_line_key(key, f"the variable {section.KEY_ENV}") if key else None
+
+
+def is_variable_name(name: str) -> bool:
+    """Whether `name` can be an environment variable's name (letters, digits, underscores)."""
+    return bool(_VAR_NAME.fullmatch(name))
+
+
+def key_from_variable(
+    name: str, *, field: str = "api_key_env", where: str = "this process (on a Ray cluster, start every node with it set)"
+) -> str:
+    """The key in the environment variable `name`, read now and stripped. InvalidInput naming the
+    variable (`field` names the setting that gave it, `where` the process) if it is unset or empty,
+    or if the key is not one line."""
+    key = os.environ.get(name, "").strip()
+    if not key:
+        raise InvalidInput(f"{field} names {name}, which is not set in {where}")
+    return _one_line_key(key, f"the variable {name}")
 
 
 def _one_line_key(key: str, where: str) -> str:
@@ -124,7 +135,7 @@ def check_secrets(cfg, *, remote: Optional[bool] = None) -> None:
         given = [f for f in KEY_SOURCE_FIELDS if getattr(section, f)]
         if len(given) > 1:
             raise InvalidInput(f"{name}: set only one of {', '.join(f'{name}.{f}' for f in given)}")
-        if section.api_key_env and not _VAR_NAME.fullmatch(section.api_key_env):
+        if section.api_key_env and not is_variable_name(section.api_key_env):
             raise InvalidInput(
                 f"{name}.api_key_env is not the name of an environment variable (letters, digits and "
                 f"underscores): give the variable's NAME, e.g. {name}.api_key_env=MY_KEY, not the key "
