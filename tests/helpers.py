@@ -24,6 +24,21 @@ def scripted_config(server, *, user: bool = True, extra: list[str] = ()):
     return load_config(overrides + list(extra))
 
 
+def sweep_args(server, out, *extra) -> list[str]:
+    """A sweep's overrides: both endpoints on `server`, no client retries, results in `out`."""
+    return [
+        f"llm.base_url={server.url}",
+        "llm.model=a",
+        "llm.max_retries=0",
+        f"user_llm.base_url={server.url}",
+        "user_llm.model=u",
+        "user_llm.max_retries=0",
+        f"output_dir={out}",
+        "progress=false",
+        *extra,
+    ]
+
+
 def run_specs(cfg, specs, concurrency: int = 16):
     """Run episodes concurrently in one event loop; results in the order of `specs`."""
 

@@ -26,16 +26,21 @@ def noop_reward(domain: str, task):
         AssistantMessage(role="assistant", content="Sorry, I cannot help with that."),
         UserMessage(role="user", content="###STOP###"),
     ]
+    return evaluate(domain, task, messages, TerminationReason.USER_STOP, solo=False)
+
+
+def evaluate(domain: str, task, messages: list, termination: TerminationReason, *, solo: bool):
+    """tau2's evaluation (reward and breakdown) of a trajectory of tau2 messages."""
     sim = SimulationRun(
         id=str(uuid.uuid4()),
         task_id=task.id,
         start_time="",
         end_time="",
         duration=0.0,
-        termination_reason=TerminationReason.USER_STOP,
+        termination_reason=termination,
         messages=messages,
     )
-    return evaluate_simulation(sim, task, EvaluationType.ALL, False, domain)
+    return evaluate_simulation(sim, task, EvaluationType.ALL, solo, domain)
 
 
 def tasks(domain: str):

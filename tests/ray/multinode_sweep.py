@@ -3,7 +3,7 @@
 Run by tests/ray/test_reliability.py in its own process (a Cluster needs its own
 `ray.init`, which the session's local Ray in the pytest process would conflict with):
 
-    python tests/ray/multinode_sweep.py <output_dir> <one|most> [episodes]
+    python -m tests.ray.multinode_sweep <output_dir> <one|most> [episodes]   (from the repository root)
 
 `one`: 6 workers over head (2 CPUs) + 2 nodes (2 CPUs each); the node holding the fewest
 workers (but at least one) is removed after the 10th record. `most`: head (1 CPU), node A
@@ -43,6 +43,7 @@ def main(out: str, scenario: str, episodes: int) -> None:
 
     from rollout.scripted import Faults, ScriptedServer
     from rollout.sweep.run import prepare, run_sweep
+    from tests.helpers import sweep_args
 
     cpus = {"one": (2, 2, 2), "most": (1, 4, 1)}[scenario]
     cluster = Cluster(
@@ -72,15 +73,9 @@ def main(out: str, scenario: str, episodes: int) -> None:
     tasks, samples = episodes // 2, 2
     with ScriptedServer("oracle", faults=Faults(latency_s=0.05), record=False) as server:
         cfg, _ = prepare(
-            [
-                f"llm.base_url={server.url}",
-                "llm.model=a",
-                "llm.max_retries=0",
-                f"user_llm.base_url={server.url}",
-                "user_llm.model=u",
-                "user_llm.max_retries=0",
-                f"output_dir={out}",
-                "progress=false",
+            sweep_args(
+                server,
+                out,
                 "domains=[airline]",
                 f"max_tasks={tasks}",
                 f"num_samples={samples}",
@@ -90,7 +85,7 @@ def main(out: str, scenario: str, episodes: int) -> None:
                 "ray.cpus_per_worker=1",
                 "ray.worker_start_timeout_s=240",
                 "retry.backoff_s=0.2",
-            ]
+            )
         )
         drivers = []
 

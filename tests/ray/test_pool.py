@@ -11,13 +11,13 @@ import asyncio
 import hashlib
 import json
 import os
-import uuid
 
 from rollout.core.failures import FailureClass
 from rollout.env.domains import load_domain
 from rollout.pool import Endpoint, RolloutPool, RolloutRequest
 from rollout.scripted import Faults, ScriptedServer, chat_tokens
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
+from tests import tau2_direct
 
 TASKS = [(d, t) for d, n in (("airline", 3), ("retail", 3), ("telecom", 2)) for t in load_domain(d).task_ids()[:n]]
 
@@ -36,23 +36,12 @@ def pool_config(server, *extra: str) -> list[str]:
 def tau2_reward(t) -> float:
     """tau2's own evaluator on tau2's own environment, from the trajectory's messages."""
     from tau2.data_model.message import AssistantMessage, ToolMessage, UserMessage
-    from tau2.data_model.simulation import SimulationRun, TerminationReason
-    from tau2.evaluator.evaluator import EvaluationType, evaluate_simulation
-    from tau2.registry import registry
+    from tau2.data_model.simulation import TerminationReason
 
-    task = next(x for x in registry.get_tasks_loader(t.domain)() if x.id == t.task_id)
+    task = next(x for x in tau2_direct.tasks(t.domain) if x.id == t.task_id)
     kinds = {"user": UserMessage, "assistant": AssistantMessage, "tool": ToolMessage}
     messages = [kinds[m["role"]].model_validate(m) for m in t.result.messages]
-    sim = SimulationRun(
-        id=str(uuid.uuid4()),
-        task_id=task.id,
-        start_time="",
-        end_time="",
-        duration=0.0,
-        termination_reason=TerminationReason(t.termination),
-        messages=messages,
-    )
-    return evaluate_simulation(sim, task, EvaluationType.ALL, t.result.solo, t.domain).reward
+    return tau2_direct.evaluate(t.domain, task, messages, TerminationReason(t.termination), solo=t.result.solo).reward
 
 
 def test_64_requests_with_token_capture(ray_cluster):

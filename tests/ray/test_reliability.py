@@ -14,22 +14,9 @@ import pytest
 
 from rollout.sweep.records import read_records
 from rollout.sweep.run import prepare, run_sweep
+from tests.helpers import sweep_args
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def sweep_args(server, out, *extra):
-    return [
-        f"llm.base_url={server.url}",
-        "llm.model=a",
-        "llm.max_retries=0",
-        f"user_llm.base_url={server.url}",
-        "user_llm.model=u",
-        "user_llm.max_retries=0",
-        f"output_dir={out}",
-        "progress=false",
-        *extra,
-    ]
 
 
 def wait_for(predicate, timeout_s: float, what: str):
@@ -48,7 +35,7 @@ def test_losing_a_node_mid_sweep_still_writes_every_episode_once(tmp_path, scena
     10th record (`most`: the node holding most workers). Its workers cannot be replaced."""
     out = tmp_path / "run"
     p = subprocess.run(
-        [sys.executable, str(REPO / "tests/ray/multinode_sweep.py"), str(out), scenario, "60"],
+        [sys.executable, "-m", "tests.ray.multinode_sweep", str(out), scenario, "60"],
         cwd=REPO,
         capture_output=True,
         text=True,

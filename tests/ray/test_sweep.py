@@ -14,20 +14,7 @@ from rollout.core.failures import InvalidInput
 from rollout.sweep.metrics import summarize
 from rollout.sweep.records import EpisodeStore
 from rollout.sweep.run import prepare, run_sweep
-
-
-def sweep_args(server, out, *extra):
-    return [
-        f"llm.base_url={server.url}",
-        "llm.model=a",
-        "llm.max_retries=0",
-        f"user_llm.base_url={server.url}",
-        "user_llm.model=u",
-        "user_llm.max_retries=0",
-        f"output_dir={out}",
-        "progress=false",
-        *extra,
-    ]
+from tests.helpers import sweep_args
 
 
 def keys(out):
