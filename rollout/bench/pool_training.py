@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
@@ -83,13 +84,24 @@ def _timed(server, pool, requests, call: str = "run") -> dict:
     }
 
 
-def _median(runs: list[dict], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
+def _medians(runs: dict[str, list[dict]], keys: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """{mode: {key: median over that mode's runs}} (rounded to 3 places)."""
+    return {mode: {k: round(statistics.median(r[k] for r in rs), 3) for k in keys} for mode, rs in runs.items()}
+
+
+@contextlib.contextmanager
+def _local_ray():
+    """A local Ray of 2 CPUs for the block, shut down after it."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=512 * 2**20)
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def bench_capture(levels=LEVELS, waves: int = 2, reps: int = 2) -> dict:
-    import ray
-
     out = {}
     for in_flight, latency in levels:
         requests = batch(in_flight * waves)
@@ -97,23 +109,13 @@ def bench_capture(levels=LEVELS, waves: int = 2, reps: int = 2) -> dict:
         with scripted_process(latency) as server:
             for _ in range(reps):  # alternate, so drift in the machine's speed hits both alike
                 for mode in ("off", "on"):
-                    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=512 * 2**20)
-                    try:
-                        with _pool(server.url, mode == "on", in_flight) as pool:
-                            runs[mode].append(_timed(server, pool, requests))
-                            if mode == "on":
-                                capture = pool.stats()["capture"]
-                    finally:
-                        ray.shutdown()
-        row = {
-            mode: {
-                "eps_per_s": round(_median(r, "eps_per_s"), 3),
-                "rollout_ms_per_completion": round(_median(r, "rollout_ms_per_completion"), 3),
-                "driver_ms_per_episode": round(_median(r, "driver_ms_per_episode"), 3),
-                "server_ms_per_completion": round(_median(r, "server_ms_per_completion"), 3),
-            }
-            for mode, r in runs.items()
-        }
+                    with _local_ray(), _pool(server.url, mode == "on", in_flight) as pool:
+                        runs[mode].append(_timed(server, pool, requests))
+                        if mode == "on":
+                            capture = pool.stats()["capture"]
+        row: dict = _medians(
+            runs, ("eps_per_s", "rollout_ms_per_completion", "driver_ms_per_episode", "server_ms_per_completion")
+        )
         row["throughput_ratio"] = round(row["on"]["eps_per_s"] / row["off"]["eps_per_s"], 3)
         row["cpu_ratio"] = round(row["on"]["rollout_ms_per_completion"] / row["off"]["rollout_ms_per_completion"], 3)
         row["latency_s"] = latency
@@ -129,26 +131,14 @@ def bench_capture(levels=LEVELS, waves: int = 2, reps: int = 2) -> dict:
 
 
 def bench_stream_groups(in_flight: int = 64, latency: float = 0.2, waves: int = 2, reps: int = 3) -> dict:
-    import ray
-
     requests = batch(in_flight * waves)
     runs: dict[str, list[dict]] = {"run": [], "stream_groups": []}
     with scripted_process(latency) as server:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=512 * 2**20)
-        try:
-            with _pool(server.url, True, in_flight) as pool:
-                for _ in range(reps):
-                    for call in runs:
-                        runs[call].append(_timed(server, pool, requests, call))
-        finally:
-            ray.shutdown()
-    row = {
-        call: {
-            "driver_ms_per_episode": round(_median(r, "driver_ms_per_episode"), 3),
-            "eps_per_s": round(_median(r, "eps_per_s"), 3),
-        }
-        for call, r in runs.items()
-    }
+        with _local_ray(), _pool(server.url, True, in_flight) as pool:
+            for _ in range(reps):
+                for call in runs:
+                    runs[call].append(_timed(server, pool, requests, call))
+    row: dict = _medians(runs, ("driver_ms_per_episode", "eps_per_s"))
     row["driver_ratio"] = round(row["stream_groups"]["driver_ms_per_episode"] / row["run"]["driver_ms_per_episode"], 3)
     return {"in_flight": in_flight, "episodes": len(requests), "latency_s": latency, **row}
 

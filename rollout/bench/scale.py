@@ -52,9 +52,9 @@ def bench_p6(sizes=DEFAULT_SIZES, domain: str = "airline", tasks: int = 50, work
     """The P6 row of bench.json (see module doc)."""
     out: dict = {"domain": domain, "policy": "noop", "tasks": tasks, "workers": workers, "sizes": {}}
     with scripted_process(policy="noop") as server, tempfile.TemporaryDirectory(prefix="bench-p6-") as tmp:
-        for size in sizes:
-            out_dir = Path(tmp) / f"sweep-{size}"
-            args = [
+
+        def args(size: int, out_dir: Path) -> list[str]:
+            return [
                 "--url",
                 server.url,
                 "--domain",
@@ -68,31 +68,17 @@ def bench_p6(sizes=DEFAULT_SIZES, domain: str = "airline", tasks: int = 50, work
                 "--out-dir",
                 str(out_dir),
             ]
-            run = _child("run", args)
-            run.update(_child("resume", args))
+
+        for size in sizes:
+            out_dir = Path(tmp) / f"sweep-{size}"
+            run = _child("run", args(size, out_dir))
+            run.update(_child("resume", args(size, out_dir)))
             out["sizes"][str(size)] = _per_episode(run)
             print(f"P6 {size}: {json.dumps(out['sizes'][str(size)])}", flush=True)
             shutil.rmtree(out_dir, ignore_errors=True)
         # the smallest size again with transcripts=false: what leaving the messages out saves
         out_dir = Path(tmp) / "sweep-no-transcripts"
-        run = _child(
-            "run",
-            [
-                "--url",
-                server.url,
-                "--domain",
-                domain,
-                "--tasks",
-                str(tasks),
-                "--workers",
-                str(workers),
-                "--size",
-                str(sizes[0]),
-                "--out-dir",
-                str(out_dir),
-                "--no-transcripts",
-            ],
-        )
+        run = _child("run", [*args(sizes[0], out_dir), "--no-transcripts"])
         out["no_transcripts"] = {
             "episodes": run["episodes"],
             "bytes_per_episode": round(run["jsonl_bytes"] / run["episodes"], 1),
