@@ -25,7 +25,8 @@ answered as before.
 
 With `record=True`, `requests` lists every completion request:
 {"role", "headers", "body", "recognition", "reply", "key_sha256"} (the Authorization header left
-out; `key_sha256` fingerprints its bearer key).
+out; `key_sha256` fingerprints its bearer key), plus `sent_tokens` (`prompt_token_ids`, `token_ids`,
+`logprobs`: what a token-mode answer carried).
 """
 
 from __future__ import annotations
@@ -226,7 +227,14 @@ class ScriptedServer:
                 drift=drift,
                 old_server=old,
             )
-            entry["reply"] = payload["choices"][0]["message"] if status == 200 else None
+            if status == 200:
+                choice = payload["choices"][0]
+                entry["reply"] = choice["message"]
+                entry["sent_tokens"] = {  # what the server sent, for tests comparing captures with it
+                    "prompt_token_ids": payload.get("prompt_token_ids"),
+                    "token_ids": choice.get("token_ids"),
+                    "logprobs": [c["logprob"] for c in (choice["logprobs"] or {}).get("content") or []],
+                }
             return status, payload
         entry["reply"] = message
         finish = "tool_calls" if message.get("tool_calls") else "stop"

@@ -81,6 +81,17 @@ def test_64_requests_with_token_capture(ray_cluster):
             full = s.prompt_ids + s.response_ids
             assert chat_tokens.encode(chat_tokens.decode(full, skip_special_tokens=False)) == full
     assert calls == len(agent_requests)  # one record per policy call
+    # every recorded id and logprob is what the server sent for that call
+    sent = sorted(
+        (tuple(r["sent_tokens"]["prompt_token_ids"]), tuple(r["sent_tokens"]["token_ids"]), tuple(r["sent_tokens"]["logprobs"]))
+        for r in agent_requests
+    )
+    recorded = sorted(
+        (tuple(turn.prompt_token_ids), tuple(turn.completion_token_ids), tuple(turn.completion_logprobs))
+        for t in trajectories
+        for turn in t.turns
+    )
+    assert recorded == sent
     rescored = {t.group_id: tau2_reward(t) for t in trajectories[::8]}
     assert rescored == {t.group_id: t.reward for t in trajectories[::8]}
     # text beside tool calls re-renders with one more newline than the model wrote (vLLM + Qwen2.5): split, counted
