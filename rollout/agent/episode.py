@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from typing import Optional
 
 from rollout.agent.model import PolicyModel
+from rollout.agent.token_in import TokenInCalls
 from rollout.agent.turns import AgentTurns
 from rollout.core.clients import Endpoints, user_sim_configured
 from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, described, frames
 from rollout.core.results import EpisodeResult
+from rollout.core.tokenin.chat_format import load_chat_format
 from rollout.env.domains import DomainAssets, check_domain, load_domain
 from rollout.env.protocol import EnvSession, ResetRequest, StopEpisode, request_headers
 
@@ -162,6 +164,16 @@ async def _play(
     result.durations["start_s"] = round(time.perf_counter() - requested, 4)
     agent_usage = {}
     if opening.termination is None:
+        token_in = None
+        if cfg.llm.capture == "token_in":
+            token_in = TokenInCalls(
+                endpoints.agent_client,
+                load_chat_format(cfg.llm.tokenizer, cfg.llm.chat_template_kwargs),
+                cfg.llm,
+                model=endpoints.agent_model,
+                secrets=secrets,
+                weight_version=spec.weight_version,
+            )
         policy = PolicyModel(
             client=endpoints.agent_client,
             model=endpoints.agent_model,
@@ -173,6 +185,7 @@ async def _play(
             extra_body=endpoints.agent_extra_body,
             capture=cfg.llm.capture,
             weight_version=spec.weight_version,
+            token_in=token_in,
         )
         agent = AgentTurns(
             policy,

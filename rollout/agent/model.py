@@ -31,11 +31,12 @@ from agents.usage import Usage as SdkUsage
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 from tau2.data_model.simulation import TerminationReason
 
+from rollout.agent.token_in import TokenInCalls
 from rollout.core.clients import ChatClient, reply_of
 from rollout.core.failures import EpisodeFailure, FailureClass, described
 from rollout.core.fast_http import EndpointError
 from rollout.core.results import Usage
-from rollout.core.tokens import CaptureError, TurnRecord, capture_fields, turn_record
+from rollout.core.tokens import CHAT_CAPTURE_MODES, CaptureError, TurnRecord, capture_fields, turn_record
 from rollout.env.protocol import Opening, StopEpisode, is_empty_reply
 
 
@@ -74,6 +75,7 @@ class PolicyModel(Model):
         extra_body: Optional[dict] = None,
         capture: Optional[str] = None,
         weight_version: Optional[int] = None,
+        token_in: Optional[TokenInCalls] = None,
     ):
         self._client = client
         self._model = model
@@ -85,8 +87,10 @@ class PolicyModel(Model):
         self._secrets = secrets
         self._empty_retries = empty_retries
         self._api_key = api_key
-        self._extra_body = {**(extra_body or {}), **(capture_fields(capture) if capture else {})}
-        self._capture = capture
+        chat_capture = capture in CHAT_CAPTURE_MODES
+        self._extra_body = {**(extra_body or {}), **(capture_fields(capture) if chat_capture else {})}
+        self._capture = capture if chat_capture else None
+        self._token_in = token_in
         self._weight_version = weight_version
         self._ids = itertools.count()
         self.turns: list[Optional[TurnRecord]] = []  # token capture: one per completion, in order
@@ -110,7 +114,13 @@ class PolicyModel(Model):
         return body, headers
 
     async def _complete(self, body: dict, headers: dict) -> tuple[dict, Optional[str], list]:
-        """(the answer, its text, its tool calls). Raises EpisodeFailure(MODEL_ERROR)."""
+        """(the answer's usage as {"usage": ...}, its text, its tool calls). Raises EpisodeFailure."""
+        if self._token_in is not None:
+            fields = {k: v for k, v in body.items() if k not in ("model", "messages", "tools")}
+            done = await self._token_in.complete(body["messages"], self.tools, fields, headers, self._api_key)
+            self.turns.append(done.record)
+            usage = {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens}
+            return {"usage": usage}, done.text, done.calls
         try:
             data = await self._client.complete(body, headers=headers, api_key=self._api_key)
             return (data, *reply_of(data))
@@ -139,9 +149,11 @@ class PolicyModel(Model):
             if not is_empty_reply(text, calls):
                 break
         outcome = await self._session.agent_step(text, calls)
-        if self._capture and self.turns and self.turns[-1] is not None:
+        if (self._capture or self._token_in) and self.turns and self.turns[-1] is not None:
             self.turns[-1].message_index = outcome.message_index
         self.conversation.extend(outcome.seen)
+        if self._token_in is not None and outcome.termination is None:
+            self._token_in.advance(outcome.seen)
         if outcome.termination is not None:
             raise StopEpisode(TerminationReason(outcome.termination))
         self.user_reply = outcome.user_reply

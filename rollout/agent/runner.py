@@ -24,6 +24,7 @@ from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, FailureClass
 from rollout.core.results import EpisodeResult
+from rollout.core.tokenin.engines import route
 from rollout.env.backends import session_factory
 from rollout.env.pool import BrokenSession, SessionPool
 
@@ -80,6 +81,8 @@ class EpisodeRunner:
                 )
                 self._user = (user, model)
             base_url = policy.base_url or self.cfg.llm.base_url or ""
+            if base_url and self.cfg.llm.capture == "token_in":
+                base_url = route(self.cfg.llm.engine, base_url)[0]  # the token route's base (SGLang: the root)
             key = (base_url, id(policy.http_client) if policy.http_client is not None else 0, policy.model)
             if key not in self._agents:
                 # the client's own key is the config's: an episode's key goes with its requests only

@@ -108,6 +108,7 @@ class ChatClient:
         self, base_url: str, *, api_key: str, timeout_s: float, max_retries: int, max_concurrency: int = 0, http_client=None
     ):
         self.base_url = base_url
+        self.max_model_len: Optional[int] = None  # the served model's context length, once a caller asked the server
         headers = bearer(api_key)
         if http_client is None:
             self._http = JsonHttpClient(
@@ -125,12 +126,29 @@ class ChatClient:
         timeout_s: Optional[float] = None,
     ) -> dict:
         """POST the body to /chat/completions; the decoded answer. Raises EndpointError."""
-        if api_key:
-            headers = {**(headers or {}), **bearer(api_key)}
-        data = await self._http.post_json("/chat/completions", body, headers, timeout_s)
+        data = await self.post("/chat/completions", body, headers=headers, api_key=api_key, timeout_s=timeout_s)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
             raise EndpointError(f"not a chat completion (no choices): {json.dumps(data)[:200]}")
         return data
+
+    async def post(
+        self,
+        path: str,
+        body: dict,
+        *,
+        headers: Optional[dict[str, str]] = None,
+        api_key: Optional[str] = None,
+        timeout_s: Optional[float] = None,
+    ) -> Any:
+        """POST the body to base_url + path (a token route: /completions, /generate); the decoded
+        answer. Raises EndpointError."""
+        if api_key:
+            headers = {**(headers or {}), **bearer(api_key)}
+        return await self._http.post_json(path, body, headers, timeout_s)
+
+    async def get(self, path: str) -> Any:
+        """GET base_url + path; the decoded answer. Raises EndpointError."""
+        return await self._http.get_json(path)
 
     async def models(self) -> list[str]:
         """The model ids of GET /models. Raises EndpointError."""

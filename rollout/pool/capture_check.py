@@ -1,12 +1,16 @@
-"""`tau2-rollout capture-check llm.base_url=URL [llm.model=M] [user_llm.*=...] [out=FILE] [--config FILE ...] [key=value ...]`
+"""`tau2-rollout capture-check llm.base_url=URL [llm.model=M] [llm.capture=token_in llm.tokenizer=DIR [llm.engine=sglang]
+[llm.reasoning_parser=qwen3]] [user_llm.*=...] [compare=true] [out=FILE] [--config FILE ...] [key=value ...]`
 
 Checks an inference server before training on it: does it return the tokens of its completions,
 and how often would an episode's policy calls stitch into one training sequence?
 
-1. One chat request with the token options of `llm.capture` (default `token_ids`: vLLM's
-   `return_token_ids` + `logprobs`; `tokens_as_ids`: `return_tokens_as_token_ids` for vLLM
-   older than 0.10.2). A server that ignores an option is named with the option it ignored;
-   when `token_ids` is ignored, `tokens_as_ids` is tried and suggested.
+1. One request with the token options of `llm.capture` (default `token_ids`: vLLM's chat
+   endpoint with `return_token_ids` + `logprobs`; `tokens_as_ids`: `return_tokens_as_token_ids`
+   for vLLM older than 0.10.2; `token_in`: the engine's token route with a prompt rendered from
+   `llm.tokenizer`). A server that ignores an option is named with the option it ignored (when
+   `token_ids` is ignored, `tokens_as_ids` is tried and suggested); a server whose token data is
+   wrong (misaligned ids and logprobs, ids out of range, logprobs above 0) is named as such and
+   the check fails.
 2. `episodes` episodes of each of `domains` (the first tasks of the base split; domains that
    need a user simulator are skipped when `user_llm` is not set) through a local rollout pool
    with capture on.
@@ -16,7 +20,11 @@ and how often would an episode's policy calls stitch into one training sequence?
    `task_id`, `reward`, `turns[]` (`prompt_token_ids`, `completion_token_ids`,
    `completion_logprobs`, `finish_reason`) and `segments[]` (the stitched view).
 
-Keys: `domains` (default: airline, retail, telecom), `episodes` (per domain, default 2), `out`,
+With `compare=true` (token_in only) the same tasks run a second time with chat capture
+(`token_ids`) against the same server's chat endpoint, and both split rates are printed and
+reported (`compare` in the report).
+
+Keys: `domains` (default: airline, retail, telecom), `episodes` (per domain, default 2), `out`, `compare`,
 `ray.*` (the local pool), and every key of an episode's settings (rollout/defaults/
 defaults.yaml: `llm.*`, `user_llm.*`, `sampling`, `episode.*`, `env.*`); `--config FILE`
 merges a YAML file under them.
@@ -28,6 +36,7 @@ failed: see the report); 2 bad input.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -39,7 +48,9 @@ from rollout.core.command import parse_args
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, InvalidInput
 from rollout.core.fast_http import EndpointError
-from rollout.core.tokens import CAPTURE_MODES, CaptureError, capture_fields, turn_record
+from rollout.core.tokenin.chat_format import load_chat_format
+from rollout.core.tokenin.engines import read_answer, request_body, route
+from rollout.core.tokens import CHAT_CAPTURE_MODES, CaptureError, OptionIgnored, capture_fields, turn_record
 from rollout.env.domains import DOMAINS, load_domain
 from rollout.pool.config import RayConfig
 
@@ -54,34 +65,65 @@ class CaptureCheckConfig(RolloutConfig):
     domains: list[str] = field(default_factory=lambda: [d for d in DOMAINS if d != "mock"])
     episodes: int = 2
     out: str = "capture-check.json"
+    compare: bool = False
     ray: RayConfig = field(default_factory=RayConfig)
 
 
 async def probe(cfg: RolloutConfig) -> dict[str, Any]:
-    """One request per capture mode until one works: {"mode", "ok", "ignored", "model"}."""
+    """One request per capture mode until one works: {"mode", "ok", "ignored", "model"}; a chat
+    mode whose answer is wrong (not merely missing a field) stops there."""
+    if cfg.llm.capture == "token_in":
+        return await _probe_token_in(cfg)
     client = make_client(cfg.llm, role="llm")
     try:
         model = await resolve_model(client, cfg.llm.model, role="llm", secrets=cfg.secrets())
-        modes = [cfg.llm.capture or "token_ids"] + [m for m in CAPTURE_MODES if m != (cfg.llm.capture or "token_ids")]
-        tried = {}
-        for mode in modes:
+        first = cfg.llm.capture or "token_ids"
+        tried, wrong = {}, None
+        for mode in [first] + [m for m in CHAT_CAPTURE_MODES if m != first]:
             body = {"model": model, "messages": PROBE_MESSAGES, "max_tokens": 32, **capture_fields(mode)}
             try:
-                data = await client.complete(body)
-                turn = turn_record(data, mode)
-                return {
-                    "mode": mode,
-                    "ok": True,
-                    "model": model,
-                    "tried": tried,
-                    "prompt_tokens": len(turn.prompt_token_ids or []),
-                    "completion_tokens": len(turn.completion_token_ids),
-                }
-            except CaptureError as e:
+                turn = turn_record(await client.complete(body), mode)
+                return _probe_ok(mode, model, tried, len(turn.prompt_token_ids or []), len(turn.completion_token_ids))
+            except OptionIgnored as e:
                 tried[mode] = str(e)
-        return {"mode": None, "ok": False, "model": model, "tried": tried}
+            except CaptureError as e:
+                wrong = f"{mode}: {e}"
+                break
+        return {"mode": None, "ok": False, "model": model, "tried": tried, "wrong": wrong}
     finally:
         await client.close()
+
+
+async def _probe_token_in(cfg: RolloutConfig) -> dict[str, Any]:
+    """One token-route request with a prompt rendered from llm.tokenizer."""
+    fmt = load_chat_format(cfg.llm.tokenizer, cfg.llm.chat_template_kwargs)
+    base, path = route(cfg.llm.engine, cfg.llm.base_url)
+    client = make_client(cfg.llm, base_url=base, role="llm")
+    try:
+        model = cfg.llm.model or await resolve_model(client, None, role="llm", secrets=cfg.secrets())
+        prompt = fmt.first_prompt(PROBE_MESSAGES, None)
+        try:
+            data = await client.post(path, request_body(cfg.llm.engine, model, prompt, {"max_tokens": 32}))
+            answer = read_answer(cfg.llm.engine, data, prompt, vocab_size=fmt.vocab_size)
+        except OptionIgnored as e:
+            return {"mode": None, "ok": False, "model": model, "tried": {"token_in": str(e)}, "wrong": None}
+        except CaptureError as e:
+            return {"mode": None, "ok": False, "model": model, "tried": {}, "wrong": f"token_in: {e}"}
+        return _probe_ok("token_in", model, {}, len(prompt), len(answer.completion_ids))
+    finally:
+        await client.close()
+
+
+def _probe_ok(mode: str, model: str, tried: dict, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "ok": True,
+        "model": model,
+        "tried": tried,
+        "wrong": None,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+    }
 
 
 def run(argv: list[str]) -> int:
@@ -91,6 +133,8 @@ def run(argv: list[str]) -> int:
         raise InvalidInput("llm.base_url=... is required: the server to check")
     if cfg.episodes < 1:
         raise InvalidInput(f"episodes={cfg.episodes}: valid: an integer >= 1")
+    if cfg.compare and cfg.llm.capture != "token_in":
+        raise InvalidInput("compare=true compares llm.capture=token_in with chat capture: set llm.capture=token_in")
     try:
         server = asyncio.run(probe(cfg))
     except (EpisodeFailure, EndpointError) as e:
@@ -101,17 +145,28 @@ def run(argv: list[str]) -> int:
     if server["ok"]:
         cfg.llm.capture = server["mode"]
         report.update(episodes(cfg, server["model"]))
+        if cfg.compare:
+            chat = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, capture="token_ids"))
+            print("the same tasks with chat capture (token_ids):")
+            report["compare"] = {"token_ids": episodes(chat, server["model"])["domains"]}
+            print(_split_line("token_in", report["domains"]) + "\n" + _split_line("token_ids", report["compare"]["token_ids"]))
     Path(cfg.out).write_text(json.dumps(report, indent=1))
     print(f"report: {cfg.out}")
     failed = any(d["ended"] != d["scored"] for d in report["domains"].values())
     return 0 if server["ok"] and not failed else 1
 
 
+def _split_line(mode: str, domains: dict) -> str:
+    calls = sum(d["capture"]["boundaries_clean"] + d["capture"]["boundaries_split"] for d in domains.values())
+    split = sum(d["capture"]["boundaries_split"] for d in domains.values())
+    rate = f"{1000 * split / calls:.0f} per 1,000" if calls else "-"
+    return f"{mode}: {split} of {calls} call boundaries split ({rate})"
+
+
 def _probe_line(cfg: CaptureCheckConfig, server: dict) -> str:
-    lines = []
-    for mode, why in server["tried"].items():
-        option = "return_token_ids" if mode == "token_ids" else "return_tokens_as_token_ids"
-        lines.append(f"capture {mode}: NOT SUPPORTED — the server ignored `{option}` ({why})")
+    lines = [f"capture {mode}: NOT SUPPORTED — {why}" for mode, why in server["tried"].items()]
+    if server.get("wrong"):
+        lines.append(f"capture {server['wrong']}: the server's token data is wrong; do not train on it")
     if server["ok"]:
         hint = f" (set llm.capture={server['mode']})" if server["mode"] != (cfg.llm.capture or "token_ids") else ""
         lines.append(

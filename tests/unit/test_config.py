@@ -91,11 +91,15 @@ def choice_fields():
 
 def test_the_choice_tuples_are_the_schemas():
     from rollout.core.config import ENV_BACKENDS, INVALID_TOOL_ARGS, SCRIPTED_POLICIES
+    from rollout.core.config.schema import ENGINES, REASONING_PARSERS, TOOL_CALL_PARSERS
     from rollout.core.tokens import CAPTURE_MODES
 
     assert dict(choice_fields()) == {
         "llm.scripted": SCRIPTED_POLICIES,
         "llm.capture": CAPTURE_MODES,
+        "llm.engine": ENGINES,
+        "llm.tool_call_parser": TOOL_CALL_PARSERS,
+        "llm.reasoning_parser": REASONING_PARSERS,
         "episode.invalid_tool_args": INVALID_TOOL_ARGS,
         "env.backend": ENV_BACKENDS,
     }
@@ -107,7 +111,12 @@ def test_a_bad_choice_names_the_key_the_value_and_the_schemas_choices(key, choic
         load_config([f"{key}=bogus"])
     assert f"{key}='bogus' is not one of {', '.join(choices)}" in str(e.value)
     for value in choices:
-        load_config([f"{key}={value}"])
+        load_config([f"{key}={value}", *(["llm.tokenizer=/models/m"] if value == "token_in" else [])])
+
+
+def test_token_in_needs_a_tokenizer():
+    with pytest.raises(InvalidInput, match="llm.capture=token_in needs llm.tokenizer"):
+        load_config(["llm.capture=token_in"])
 
 
 def test_choices_are_validated_from_any_schemas_metadata():

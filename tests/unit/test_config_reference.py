@@ -49,7 +49,7 @@ def test_the_reference_has_a_row_per_key_with_yaml_defaults_and_schema_choices()
     assert table["sampling.preset"][2] == "`train` (`SweepConfig`: `eval`)"  # sweep.yaml changes it
     assert table["sampling.temperature"][2] == "`1.0` (`SweepConfig`: `0.0`)"  # through the eval preset
     assert table["ray.worker_start_timeout_s"][1:3] == ["float", "`300.0`"]
-    assert table["llm.capture"][3] == "`token_ids`, `tokens_as_ids`, `null`"
+    assert table["llm.capture"][3] == "`token_ids`, `tokens_as_ids`, `token_in`, `null`"
     assert table["env.backend"][3] == "`local`, `aenv`"
     assert table["domains"][1:3] == ["list[str]", "`[airline, retail, telecom, mock]`"]
 

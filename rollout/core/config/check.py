@@ -47,6 +47,9 @@ def validate(cfg) -> None:
     env = getattr(cfg, "env", None)
     if env is not None and env.max_sessions is not None and env.max_sessions < 1:
         checks.append(f"env.max_sessions must be >= 1 or null, got {env.max_sessions}")
+    llm = getattr(cfg, "llm", None)
+    if llm is not None and getattr(llm, "capture", None) == "token_in" and not llm.tokenizer and not llm.scripted:
+        checks.append("llm.capture=token_in needs llm.tokenizer: the model directory the engine serves from")
     if checks:
         raise InvalidInput("; ".join(checks))
     check_secrets(cfg)

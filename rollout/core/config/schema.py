@@ -84,8 +84,34 @@ class AgentLLMConfig(EndpointConfig):
     capture: Optional[str] = setting(
         None,
         choices=CAPTURE_MODES,
-        help="token capture for training (vLLM's OpenAI server): token_ids (vLLM >= 0.10.2), tokens_as_ids (older vLLM); "
-        "null: off, the requests stay exactly tau2's",
+        help="token capture for training: token_in (the context kept as ids client-side, sent to the engine's token "
+        "interface: every episode one exact sequence; needs llm.tokenizer), token_ids (vLLM's chat endpoint, >= 0.10.2), "
+        "tokens_as_ids (older vLLM, completion ids only); null: off, the requests stay exactly tau2's",
+    )
+    engine: str = setting(
+        "vllm",
+        choices=("vllm", "sglang"),
+        help="token_in: the engine's token interface: vllm (POST base_url/completions with a token-id prompt) or sglang "
+        "(POST /generate at the server root)",
+    )
+    tokenizer: Optional[str] = setting(
+        None,
+        help="token_in: the model directory the engine serves from (its tokenizer and chat template, loaded with transformers)",
+    )
+    tool_call_parser: Optional[str] = setting(
+        "hermes",
+        choices=("hermes",),
+        help="token_in: how completions are parsed into tool calls, as vLLM's --tool-call-parser of that name (Qwen2.5, Qwen3)",
+    )
+    reasoning_parser: Optional[str] = setting(
+        None,
+        choices=("qwen3",),
+        help="token_in: as vLLM's --reasoning-parser of that name (the think block stays in the model's context, tau2 gets "
+        "the content after it); null: the think block is part of the content, as with no parser on the server",
+    )
+    chat_template_kwargs: dict[str, Any] = setting(
+        default_factory=dict,
+        help="passed to the chat template (e.g. {enable_thinking: false}); token_in renders with them, chat capture sends them",
     )
 
 
@@ -202,6 +228,9 @@ class RolloutConfig:
 
 
 SCRIPTED_POLICIES = choices_of(AgentLLMConfig, "scripted")
+ENGINES = choices_of(AgentLLMConfig, "engine")
+TOOL_CALL_PARSERS = choices_of(AgentLLMConfig, "tool_call_parser")
+REASONING_PARSERS = choices_of(AgentLLMConfig, "reasoning_parser")
 ENV_BACKENDS = choices_of(EnvConfig, "backend")
 INVALID_TOOL_ARGS = choices_of(EpisodeConfig, "invalid_tool_args")
 KEY_FIELDS = tuple(key for key, _, hint in walk(RolloutConfig) if isinstance(hint, type) and issubclass(hint, KeySource))

@@ -1,0 +1,152 @@
+"""Token-in policy calls: an episode's context kept as token ids, sampled through the engine's
+token interface (`llm.capture=token_in`).
+
+`TokenInCalls` holds one episode's context. The first call's prompt is the model's own chat
+template over tau2's system prompt, tools and first messages (`ChatFormat.first_prompt`: what
+the engine's chat endpoint would have rendered). Each completion comes back as ids and logprobs
+(rollout/core/tokenin/engines.py), its text is decoded and parsed as the engine's chat endpoint
+would parse it with the configured tool-call and reasoning parsers (parsers.py), and tau2 gets
+that message. After the step, the next prompt is exactly this prompt + the completion's ids
+(+ the end-of-turn id when the completion did not end with it, e.g. cut at max_tokens) + the
+tail: the tool results, the user's reply and the generation prompt rendered on their own
+(`ChatFormat.tail`). The model therefore always sees its own earlier tokens, think blocks
+included, never a re-rendering of them: every episode is one token sequence.
+
+An answer without usable token data is an endpoint failure (`MODEL_ERROR`): the context cannot
+go on without the completion's ids. `tool_choice` and other chat-only fields are not sent (the
+token interface has none); solo episodes are not forced to call a tool.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from rollout.core.clients import ChatClient, RawToolCall
+from rollout.core.config import AgentLLMConfig
+from rollout.core.failures import EpisodeFailure, FailureClass, described
+from rollout.core.fast_http import EndpointError
+from rollout.core.tokenin.chat_format import ChatFormat
+from rollout.core.tokenin.engines import read_answer, request_body, route
+from rollout.core.tokenin.parsers import parse_reply
+from rollout.core.tokens import CaptureError, TurnRecord
+
+_MODELS_PATH = {"vllm": "/models", "sglang": "/v1/models"}  # from the token route's base URL
+
+
+@dataclass
+class TokenCompletion:
+    """One sampled completion as tau2 gets it, with its token record."""
+
+    text: Optional[str]
+    calls: list[RawToolCall]
+    record: TurnRecord
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class TokenInCalls:
+    """One episode's token context (module doc). `client` is bound to the engine's token route
+    base (`rollout.core.tokenin.engines.route`)."""
+
+    def __init__(
+        self,
+        client: ChatClient,
+        chat_format: ChatFormat,
+        llm: AgentLLMConfig,
+        *,
+        model: str,
+        secrets: list[str],
+        weight_version: Optional[int] = None,
+    ):
+        self._client = client
+        self._format = chat_format
+        self._engine = llm.engine
+        self._tool_parser = llm.tool_call_parser
+        self._reasoning_parser = llm.reasoning_parser
+        self._thinking = bool(llm.chat_template_kwargs.get("enable_thinking", True))
+        self._model = model
+        self._secrets = secrets
+        self._weight_version = weight_version
+        self.prompt: Optional[list[int]] = None  # the next call's prompt ids
+        self._completion: list[int] = []
+        self._calls_made = 0
+
+    async def complete(
+        self, messages: list[dict], tools: list[dict], fields: dict[str, Any], headers: dict, api_key: Optional[str]
+    ) -> TokenCompletion:
+        """Sample the next completion. `messages` (system first) and `tools` render the first
+        prompt only; `fields` are the request's sampling fields. Raises EpisodeFailure."""
+        if self.prompt is None:
+            self.prompt = self._format.first_prompt(messages, tools or None)
+        fields = dict(fields)
+        if fields.get("max_tokens") is None:
+            fields["max_tokens"] = await self._room(len(self.prompt))
+        body = request_body(self._engine, self._model, self.prompt, fields)
+        start = time.perf_counter()
+        try:
+            data = await self._client.post(route(self._engine, "")[1], body, headers=headers, api_key=api_key)
+            answer = read_answer(self._engine, data, self.prompt, vocab_size=self._format.vocab_size)
+        except EndpointError as e:
+            raise EpisodeFailure(FailureClass.MODEL_ERROR, described(e, self._secrets)) from None
+        except CaptureError as e:
+            raise EpisodeFailure(FailureClass.MODEL_ERROR, f"token-in: {e}") from None
+        elapsed = time.perf_counter() - start
+        ids = answer.completion_ids
+        ended = bool(ids) and ids[-1] in self._format.stop_ids
+        text = self._format.decode_completion(ids[:-1] if ended else ids, tools=bool(tools) and self._tool_parser is not None)
+        reply = parse_reply(
+            text,
+            tool_call_parser=self._tool_parser if tools else None,
+            reasoning_parser=self._reasoning_parser,
+            thinking_enabled=self._thinking,
+            first_call_id=self._calls_made,
+        )
+        self._calls_made += len(reply.tool_calls)
+        self._completion = list(ids)
+        record = TurnRecord(
+            prompt_token_ids=list(self.prompt),
+            completion_token_ids=list(ids),
+            completion_logprobs=answer.logprobs,
+            finish_reason=answer.finish_reason,
+            weight_version=self._weight_version,
+            latency_s=round(elapsed, 4),
+            served_version=answer.weight_version,
+        )
+        return TokenCompletion(reply.content, reply.tool_calls, record, len(self.prompt), len(ids))
+
+    def advance(self, seen: list[dict]) -> None:
+        """Extend the context past the last completion with what the agent is now shown (`seen`:
+        its own message as tau2 recorded it, then tool results or the user's reply)."""
+        if self.prompt is None:
+            return
+        assistant, after = (seen[0], seen[1:]) if seen and seen[0].get("role") == "assistant" else ({}, seen)
+        ids = self._completion
+        gap = [] if ids and ids[-1] == self._format.end_of_turn_id else [self._format.end_of_turn_id]
+        self.prompt = self.prompt + ids + gap + self._format.tail(assistant, after)
+        self._completion = []
+
+    async def _room(self, prompt_len: int) -> int:
+        """max_tokens when none is set: what the model's context leaves after the prompt, as the
+        chat endpoint computes it. Raises EpisodeFailure when nothing is left."""
+        if self._client.max_model_len is None:  # asked once per endpoint
+            self._client.max_model_len = await self._served_context()
+        room = self._client.max_model_len - prompt_len
+        if room <= 0:
+            raise EpisodeFailure(
+                FailureClass.MODEL_ERROR,
+                f"token-in: the prompt of {prompt_len} tokens leaves no room within the model's maximum context "
+                f"length of {self._client.max_model_len}",
+            )
+        return room
+
+    async def _served_context(self) -> int:
+        try:
+            data = await self._client.get(_MODELS_PATH[self._engine])
+            return int(data["data"][0]["max_model_len"])
+        except (EndpointError, KeyError, IndexError, TypeError, ValueError):
+            raise EpisodeFailure(
+                FailureClass.INVALID_INPUT,
+                "token-in: set sampling.max_tokens (the engine's /v1/models reports no max_model_len to size completions by)",
+            ) from None
