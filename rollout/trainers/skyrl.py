@@ -5,9 +5,12 @@ per step with every row of the batch: `env_extras` (the dataset's extra columns:
 `task_id` here, see `dataset_rows`), `trajectory_ids` (`instance_id` = the dataset row, the
 group; `repetition_id` = the sample), `sampling_params` (vLLM's native names) and
 `batch_metadata.global_step`. Each row becomes a `RolloutRequest` on the pool, against the
-trainer's vLLM endpoint, with the step as the weight version and the trainer's sampling
-parameters (temperature, top_p, top_k, min_p, max_tokens, stop) on every policy request; the
-pool's config must have `llm.capture` on.
+trainer's inference router (`inference_engine_client.get_endpoint_url()`; an `X-Session-ID` per
+episode keeps its calls on one server), with the step as the weight version and the trainer's
+sampling parameters (temperature, top_p, top_k, min_p, max_tokens, stop) on every policy
+request; the pool's config must have `llm.capture` on: `token_in` (the router's
+`/v1/completions` with token-id prompts, `llm.tokenizer` = the policy's model directory) makes
+every episode one sequence whatever the chat template does to history.
 
 What comes back is what SkyRL trains on, from the tokens vLLM produced (never re-rendered):
 
@@ -105,7 +108,10 @@ class Tau2Generator(GeneratorInterface):
         mask_group_on_failure: bool = True,
     ):
         if not pool.cfg.llm.capture:
-            raise ValueError("the pool's config must have llm.capture on (token_ids): SkyRL trains on the tokens")
+            raise ValueError(
+                "the pool's config must have llm.capture on (token_in with llm.tokenizer = the policy's model directory, "
+                "or token_ids for append-only templates): SkyRL trains on the tokens"
+            )
         self.pool = pool
         self.policy_url = policy_url
         self.model = model
@@ -128,7 +134,7 @@ class Tau2Generator(GeneratorInterface):
         extras, ids = input_batch["env_extras"], input_batch["trajectory_ids"]
         meta = input_batch.get("batch_metadata")
         version = getattr(meta, "global_step", None)
-        policy = Endpoint(self.policy_url, model=self.model, extra_body=chat_sampling(input_batch.get("sampling_params")))
+        sampling = chat_sampling(input_batch.get("sampling_params"))
         return [
             RolloutRequest(
                 extra["domain"],
@@ -136,7 +142,12 @@ class Tau2Generator(GeneratorInterface):
                 sample=tid.repetition_id,
                 group_id=tid.instance_id,
                 weight_version=version,
-                policy=policy,
+                policy=Endpoint(  # the router keeps an X-Session-ID on one server (its prefix cache)
+                    self.policy_url,
+                    model=self.model,
+                    headers={"X-Session-ID": f"{tid.instance_id}_{tid.repetition_id}"},
+                    extra_body=sampling,
+                ),
                 tags={"instance_id": tid.instance_id, "repetition_id": tid.repetition_id},
             )
             for extra, tid in zip(extras, ids)

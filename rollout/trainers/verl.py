@@ -16,11 +16,19 @@ redo that plumbing for each trainer version. Register it with `agent_loop_config
         ray: {num_workers: 4, slots_per_worker: 32}
 
 and rows with `agent_name: tau2_agent` and the columns `tau2_domain`, `tau2_task_id` (see
-`dataset_rows`). The policy endpoint is verl's own vLLM servers (their OpenAI routes, as
-`http://<server>/v1`, one chosen per `uid` for prefix caching), the weight version verl's
-`global_steps` (v1 passes it to `run`; under v0 it is unknown), the sampling parameters verl's
-(temperature, top_p, top_k, repetition_penalty) on every policy request, each call bounded by
-`max_tokens = response_length` as verl's own vLLM server bounds it; `llm.capture` is on.
+`dataset_rows`). The policy endpoint is verl's own inference servers: each episode acquires one
+server from verl's load balancer (`acquire_server` with the episode's id: sticky, least in
+flight across episodes, so an episode's calls share one prefix cache) and releases it when the
+episode ends. The weight version is verl's `global_steps` (v1 passes it to `run`; under v0 it
+is unknown); the sampling parameters are verl's (temperature, top_p, top_k,
+repetition_penalty) on every policy request, each call bounded by `max_tokens =
+response_length` as verl's own server bounds it.
+
+Token capture defaults to `token_in`: the episode's context is kept as ids with verl's model
+(`actor_rollout_ref.model.path` as `llm.tokenizer`) and sent to the server's token route
+(`llm.engine` = verl's rollout name: vLLM's `/v1/completions`, SGLang's `/generate`), so every
+episode is one sequence whatever the chat template does to history. The pool config may set
+`llm.capture: token_ids` for chat capture instead (append-only templates only; see docs/pool.md).
 
 What `run` returns (never raises: verl gathers the loops with `asyncio.gather`):
 
@@ -40,7 +48,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import zlib
+import uuid
 from collections import OrderedDict
 from typing import Any, Optional
 
@@ -82,13 +90,20 @@ def chat_sampling(params: dict) -> dict[str, Any]:
     return out
 
 
-def shared_pool(settings: dict) -> RolloutPool:
-    """The process's pool for these settings ({"config", "ray", "retry"}), token capture on."""
-    key = repr(sorted(settings.items()))
+def shared_pool(settings: dict, *, model_path: str = "", engine: str = "vllm") -> RolloutPool:
+    """The process's pool for these settings ({"config", "ray", "retry"}), token capture on:
+    `token_in` with verl's model directory and rollout engine unless the config's `llm` says
+    otherwise."""
+    key = repr((sorted(settings.items()), model_path, engine))
     with _POOLS_LOCK:
         if key not in _POOLS:
             config = dict(settings.get("config") or {})
-            config["llm"] = {**(config.get("llm") or {}), "capture": (config.get("llm") or {}).get("capture") or "token_ids"}
+            llm = dict(config.get("llm") or {})
+            llm.setdefault("capture", "token_in")
+            if llm["capture"] == "token_in":
+                llm.setdefault("tokenizer", model_path)
+                llm.setdefault("engine", engine)
+            config["llm"] = llm
             _POOLS[key] = RolloutPool(config, ray=settings.get("ray"), retry=settings.get("retry"))
         return _POOLS[key]
 
@@ -111,23 +126,30 @@ class Tau2AgentLoop(AgentLoopBase):
 
     def __init__(self, *args, pool: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.pool = shared_pool(dict(pool or {}))
+        self.pool = shared_pool(
+            dict(pool or {}), model_path=str(self.config.actor_rollout_ref.model.path), engine=str(self.rollout_config.name)
+        )
         self.prompt_length = int(self.rollout_config.prompt_length)
         self.response_length = int(self.rollout_config.response_length)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs) -> AgentLoopOutput:
+        balancer = self.server_manager._load_balancer
+        episode_id, server = uuid.uuid4().hex, None
         try:
-            request = await self.request(sampling_params, kwargs)
+            server, _ = await balancer.acquire_server.remote(request_id=episode_id)
+            request = await self.request(sampling_params, kwargs, str(server))
             [trajectory] = await self.pool.arun([request])
         except Exception as e:  # never raise into verl's gather: the sample is dropped
             log.warning("tau2 sample dropped: %s\n%s", described(e), frames(e))
             return self.dropped(described(e)[:300], kwargs)
+        finally:
+            if server is not None:
+                balancer.release_server.remote(server_id=server)
         return self.output(trajectory, kwargs)
 
-    async def request(self, sampling_params: dict, row: dict) -> RolloutRequest:
+    async def request(self, sampling_params: dict, row: dict, address: str) -> RolloutRequest:
+        """The pool request of one sample, against verl's server at `address` (host:port)."""
         uid = str(row.get("uid", row.get("index", "")))
-        servers = sorted(await self.server_manager._load_balancer.get_all_servers.remote())
-        address = servers[zlib.crc32(uid.encode()) % len(servers)]  # one server per group: its prefix cache
         if "session_id" in row:
             sample = int(row["session_id"])
         else:
