@@ -23,7 +23,7 @@ import re
 from typing import Optional
 
 TOOLS_HEADER = "# Tools\n\nYou may call one or more functions to assist with the user query."
-_TURN_RE = re.compile(r"<\|im_start\|>(\w+)\n?(.*?)(<\|im_end\|>\n?|$)", re.S)
+_TURN_RE = re.compile(r"<\|im_start\|>(\w+)\n?(.*?)(<\|im_end\|>\n?|\Z)", re.S)
 _TOOLS_RE = re.compile(r"<tools>\n(.*?)\n</tools>", re.S)
 _RESPONSE_RE = re.compile(r"\n<tool_response>\n(.*?)\n</tool_response>", re.S)
 _CALL_RE = re.compile(r"<tool_call>\n(.*?)\n</tool_call>", re.S)
