@@ -44,7 +44,9 @@ def handler_for(server):
 
         def do_GET(self):
             if self.path.rstrip("/").endswith("/models"):
-                self._send(200, {"object": "list", "data": [{"id": f"scripted-{server.agent_policy}", "object": "model"}]})
+                # vLLM's model card names the served context length (max_model_len)
+                card = {"id": f"scripted-{server.agent_policy}", "object": "model", "max_model_len": server.max_model_len}
+                self._send(200, {"object": "list", "data": [card]})
             elif self.path == "/admin/stats":
                 with server._lock:
                     self._send(200, {**server.stats, "faults_config": asdict(server.faults)})

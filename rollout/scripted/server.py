@@ -76,6 +76,7 @@ class ScriptedServer:
         reasoning_parser: Optional[str] = None,
         weight_version: str = "default",
     ):
+        self.max_model_len = 32768  # the context length /v1/models reports (the models' max_position_embeddings)
         if agent_policy not in SCRIPTED_POLICIES:
             raise ValueError(f"unknown scripted policy '{agent_policy}'; valid: {', '.join(SCRIPTED_POLICIES)}")
         if model not in MODELS:
