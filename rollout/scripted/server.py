@@ -334,14 +334,10 @@ class ScriptedServer:
                 sampled = [t[0] for t in answers[-1]["meta_info"].get("output_token_logprobs") or []]
             else:
                 sampled = None
-            text = (
-                gen.text
-                if gen.finish == "length" or not isinstance(gen.matched, int)
-                else chat_tokens.decode(gen.ids[:-1], model=self.model)
-            )
             entry["reply"] = chat_tokens.parse_completion(
-                text, tools=bool(chat["tools"]), reasoning_parser=self.reasoning_parser, think=think
+                gen.text, tools=bool(chat["tools"]), reasoning_parser=self.reasoning_parser, think=think
             )
+            entries.append(entry)
             entry["sent_tokens"] = {"prompt_token_ids": list(prompt_ids), "token_ids": list(gen.ids), "logprobs": sampled}
         if endpoint == "generate":
             return 200, (answers if batched else answers[0])
