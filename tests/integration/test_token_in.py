@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 TASKS = {"airline": 2, "retail": 1, "telecom": 1}
 # (name, model, server reasoning parser, chat_template_kwargs, reply style, drift, engine)
 CASES = [
+    ("qwen25-tool-calls-alone", "qwen25", None, {}, "plain", None, "vllm"),  # append-only: token-in = the engine's render
     ("qwen3-thinking-parser", "qwen3", "qwen3", {}, "text_with_calls", None, "vllm"),
     ("qwen3-no-thinking", "qwen3", "qwen3", {"enable_thinking": False}, "text_with_calls", None, "vllm"),
     ("qwen3-thinking-no-parser", "qwen3", None, {}, "plain", None, "vllm"),
@@ -93,6 +94,7 @@ def test_token_in_is_one_exact_sequence_with_tau2s_reward(name, model, parser, k
         server.requests.clear()
         chat = run(server, model, parser, kwargs, "token_ids") if engine == "vllm" else []
         chat_sent = sent_by_episode(server)
+        chat_episode = {_task(r): r["headers"].get("x-rollout-episode") for r in server.requests}
 
     for t in token_in:
         assert t.ok and t.reward == 1.0, (t.task_id, t.failure, t.termination)
@@ -115,5 +117,10 @@ def test_token_in_is_one_exact_sequence_with_tau2s_reward(name, model, parser, k
         chat_prompts = sorted(calls[0]["prompt_token_ids"] for calls in chat_sent.values())
         assert chat_prompts == sorted(t.turns[0].prompt_token_ids for t in token_in)  # the engine's own render
         splits = sum(t.drift.split for t in chat)
-        if name != "qwen3-thinking-no-parser":  # that one splits after user messages only: measured, not asserted zero
+        if name == "qwen25-tool-calls-alone":  # the template re-renders history as written: every prompt the same
+            assert splits == 0
+            for t in token_in:
+                chat_calls = chat_sent[chat_episode[(t.domain, t.task_id)]]
+                assert [turn.prompt_token_ids for turn in t.turns] == [c["prompt_token_ids"] for c in chat_calls]
+        else:
             assert splits > 0, "the chat path on these shapes should split (else this case tests nothing)"
