@@ -20,8 +20,18 @@ Checks, on the tensors SkyRL built, against the tokens the pool captured:
   * rollout_logprobs under the mask are the captured logprobs, one to one;
   * the failed episode's group is masked (zero loss mask, stop reason "error"), never a 0.0.
 Then the same checks must FAIL on a deliberately broken output (a logprob shifted by one
-position, one mask bit flipped): the checks can fail. Step-wise (SkyRL's default; replies mix
-text with tool calls) and stitched (plain replies: clean sequences).
+position, one mask bit flipped): the checks can fail. Step-wise (replies mix text with tool
+calls: split sequences) and stitched (SkyRL's default; plain replies: clean sequences); step-wise
+again on the same episodes with the failure left out of its group.
+
+Before the pool, crafted groups (`crafted`) through the same SkyRL code, numbers asserted: a GRPO
+group with rewards 1 (clean), 0 (split), 1 and a failure gets the advantages of [1, 0, 1]
+(+0.577 / -1.155 / +0.577) step-wise with the failure left out, with and without SkyRL's
+`merge_stepwise_output`, and the check fails when the failure counts as a 0.0 (then +-0.866); by
+default the group is all placeholders with advantage 0, stitched and step-wise; a context
+overflow keeps its 0 in its group; finish reasons and versions as the engine reported them;
+credit refused with step-wise and GRPO, and with REINFORCE++ (stitched) in the token rewards and
+the advantages; `for_skyrl` on SkyRL's default config: stitched, GRPO, the cache salt.
 Exit status 1 on any failure.
 """
 
@@ -33,6 +43,8 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+
+from crafted import advantages, crafted, grpo  # .ci/skyrl/crafted.py, beside this script
 
 ROWS = [
     {"domain": "airline", "task_id": "12"},
@@ -168,67 +180,6 @@ def corrupted(out, how: str):
 
 
 # ---- crafted groups: what failures, splits and credit become in SkyRL's own advantage code ----
-def episode(group: str, rep: int, reward, calls, failure=None, finish="stop"):
-    """A Trajectory of crafted policy calls ((prompt ids, completion ids), ...) in group `group`."""
-    from rollout.core.failures import Failure, FailureClass
-    from rollout.core.results import EpisodeResult
-    from rollout.core.tokens import TurnRecord
-    from rollout.trajectory import Trajectory
-
-    turns = [
-        TurnRecord(
-            prompt_token_ids=list(p),
-            completion_token_ids=list(c),
-            completion_logprobs=[-0.1 * (k + 1) for k in range(len(c))],
-            finish_reason=finish if n == len(calls) - 1 else "tool_calls",
-            weight_version=7,
-            message_index=2 * n + 1,
-            served_version="8" if rep == 0 else "7",
-        )
-        for n, (p, c) in enumerate(calls)
-    ]
-    fail = None if failure is None else Failure(FailureClass(failure[0]), failure[1])
-    result = EpisodeResult("airline", f"t{group}", sample=rep, reward=reward, failure=fail, turns=turns)
-    return Trajectory.of(result, group_id=group, weight_version=7, tags={"instance_id": group, "repetition_id": rep})
-
-
-CLEAN = [([1, 2, 3], [10, 11]), ([1, 2, 3, 10, 11, 4, 5], [12, 13])]  # the second prompt extends the first
-SPLIT = [([1, 2, 3], [20, 21]), ([1, 2, 3, 99, 4, 5], [22])]  # history re-rendered: not a prefix
-
-
-def crafted():
-    """Group "0": rewards 1 (clean), 0 (split), 1, and a user-simulator failure; group "1": rewards
-    1, 0, a context overflow before any captured call (train_zero), 1 (ends on `length`/`abort`)."""
-    return [
-        episode("0", 0, 1.0, CLEAN),
-        episode("0", 1, 0.0, SPLIT),
-        episode("0", 2, 1.0, CLEAN[:1]),
-        episode("0", 3, None, CLEAN[:1], failure=("user_sim_error", "user simulator: HTTP 500")),
-        episode("1", 0, 1.0, CLEAN[:1], finish="length"),
-        episode("1", 1, 0.0, CLEAN, finish="abort"),
-        episode("1", 2, None, [], failure=("model_error", "maximum context length is 4096 tokens")),
-        episode("1", 3, 1.0, CLEAN),
-    ]
-
-
-def grpo(rewards: list[float]) -> list[float]:
-    """GRPO's advantage of each reward in its group, by hand (mean, unbiased std, epsilon 1e-6)."""
-    n = len(rewards)
-    mean = sum(rewards) / n
-    std = (sum((r - mean) ** 2 for r in rewards) / (n - 1)) ** 0.5
-    return [(r - mean) / (std + 1e-6) for r in rewards]
-
-
-def advantages(batch) -> dict[tuple[str, int], list[float]]:
-    """Per trajectory, the advantage SkyRL gave each of its rows (constant over a row's response)."""
-    out: dict[tuple[str, int], list[float]] = {}
-    for r, tid in enumerate(batch.metadata["rows"]["trajectory_ids"]):
-        values = batch["advantages"][r][batch["response_mask"][r].bool()].tolist()
-        assert max(values) - min(values) < 1e-6, f"row {r}: advantage not constant over its response"
-        out.setdefault((tid.instance_id, tid.repetition_id), []).append(round(values[0], 4))
-    return out
-
-
 def group_checks(failures: list[str]) -> None:
     from skyrl.train.generators.base import TrajectoryID
 
@@ -320,8 +271,9 @@ def group_checks(failures: list[str]) -> None:
     changed = bool((runs[True][1] - runs[False][1]).abs().max() > 1e-3)
     check(
         "reinforce++ (stitched): per-turn credit reaches the token rewards and changes the advantages",
-        changed and runs[True][0] is not None and abs(sum(runs[True][0]) - 1.0) < 1e-9,
-        f"credit off {[round(x, 3) for x in runs[False][1].tolist()]}, on {[round(x, 3) for x in runs[True][1].tolist()]}",
+        changed and runs[True][0] is not None and abs(sum(runs[True][0]) - 1.75) < 1e-9,
+        f"token rewards {runs[True][0]} (reward 1 + shares 0.5, 0.25); advantages credit off "
+        f"{[round(x, 3) for x in runs[False][1].tolist()]}, on {[round(x, 3) for x in runs[True][1].tolist()]}",
         failures,
     )
     # cache_salt per engine weight version, read from SkyRL's config as SkyRL's generator reads it
