@@ -254,3 +254,15 @@ def test_reply_styles_and_drift_reach_the_token_endpoints():
             server.url + "/chat/completions", json={"messages": START, "tools": TOOLS, "return_token_ids": True}, timeout=120
         ).json()
         assert chat["choices"][0]["token_ids"][:-1] == ct.encode(c["text"])
+
+
+def test_token_requests_honour_x_rollout_headers(qwen3):
+    """The role header turns a prompt the server would read as the agent's into the user's, as on
+    the chat endpoint; the headers are recorded."""
+    prompt = _prompt("qwen3")
+    for headers, role in (({}, "agent"), ({"X-Rollout-Role": "user"}, "user")):
+        r = httpx.post(qwen3.url + "/completions", json={"prompt": prompt, "max_tokens": 300}, headers=headers, timeout=120)
+        assert r.status_code == 200
+        entry = qwen3.requests[-1]
+        assert entry["endpoint"] == "completions" and entry["role"] == role and entry["recognition"]["role"] == role
+        assert entry["headers"].get("x-rollout-role") == headers.get("X-Rollout-Role")
