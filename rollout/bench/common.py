@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Optional
 
 from rollout.core.config import load_config
 from rollout.scripted import endpoints
@@ -47,11 +48,26 @@ def process_cpu_s(pid: int) -> float:
 
 
 @contextmanager
-def scripted_process(latency: float = 0.0, policy: str = "oracle") -> Iterator[ScriptedProcess]:
-    """The scripted model server in its own process, up and answering, until the block ends."""
+def scripted_process(
+    latency: float = 0.0,
+    policy: str = "oracle",
+    *,
+    model: str = "qwen25",
+    reasoning_parser: Optional[str] = None,
+    reply_style: str = "plain",
+) -> Iterator[ScriptedProcess]:
+    """The scripted model server in its own process (serving `model`'s template, answering with
+    `reply_style`, parsing with `reasoning_parser`), up and answering, until the block ends."""
     port = free_port()
+    flags = [
+        "--model",
+        model,
+        "--reply-style",
+        reply_style,
+        *(["--reasoning-parser", reasoning_parser] if reasoning_parser else []),
+    ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rollout.scripted", "--port", str(port), "--policy", policy, "--latency", str(latency)],
+        [sys.executable, "-m", "rollout.scripted", "--port", str(port), "--policy", policy, "--latency", str(latency), *flags],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

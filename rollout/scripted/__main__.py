@@ -1,4 +1,5 @@
-"""`python -m rollout.scripted [--port 8000] [--policy oracle] [--latency 0.2] [--model qwen3] [--reasoning-parser qwen3]`:
+"""`python -m rollout.scripted [--port 8000] [--policy oracle] [--latency 0.2] [--model qwen3] [--reasoning-parser qwen3]
+[--reply-style text_with_calls]`:
 serve until Ctrl-C."""
 
 import argparse
@@ -8,6 +9,7 @@ from rollout.core.config import SCRIPTED_POLICIES
 from rollout.core.process_env import apply_defaults
 from rollout.scripted.chat_tokens import REASONING_PARSERS
 from rollout.scripted.models import MODELS
+from rollout.scripted.policies import REPLY_STYLES
 from rollout.scripted.server import Faults, ScriptedServer
 
 
@@ -22,6 +24,7 @@ def main(argv=None) -> None:
     p.add_argument(
         "--reasoning-parser", choices=REASONING_PARSERS, default=None, help="vLLM's --reasoning-parser (default: none)"
     )
+    p.add_argument("--reply-style", choices=REPLY_STYLES, default="plain", help="the shape of the agent's tool-call replies")
     args = p.parse_args(argv)
     server = ScriptedServer(
         args.policy,
@@ -31,6 +34,7 @@ def main(argv=None) -> None:
         record=False,
         model=args.model,
         reasoning_parser=args.reasoning_parser,
+        reply_style=args.reply_style,
     )
     server.start()
     print(f"scripted {args.policy} server ({args.model}) at {server.url}", flush=True)

@@ -29,15 +29,18 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from rollout.core.failures import InvalidInput
+from rollout.core.tokenin.encoder import PieceEncoder
 
 _SENTINEL = "\u2063tau2-rollout-assistant-turn\u2063"  # invisible separators: no template or text produces it
 _FIXED_SYSTEM = {"role": "system", "content": "S"}
 _FIXED_USER = {"role": "user", "content": "U"}
+_FIRST_PROMPTS_KEPT = 256
 
 
 def engine_messages(messages: list[dict]) -> list[dict]:
@@ -109,6 +112,8 @@ class ChatFormat:
     end_of_turn: str = ""
     vocab_size: int = 0
     stop_ids: frozenset[int] = frozenset()  # ids that end a generation (EOS and generation_config's eos_token_id)
+    _encoder: Optional[PieceEncoder] = field(default=None, repr=False)
+    _first_prompts: OrderedDict = field(default_factory=OrderedDict, repr=False)  # request JSON -> ids (GRPO groups share)
 
     @classmethod
     def load(cls, path: str, template_kwargs: Optional[dict[str, Any]] = None) -> ChatFormat:
@@ -150,7 +155,10 @@ class ChatFormat:
         )
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        """The ids of `text`, no special tokens added (as vLLM tokenizes a rendered chat prompt)."""
+        if self._encoder is None:
+            self._encoder = PieceEncoder(self.tokenizer)
+        return self._encoder.encode(text)
 
     def decode_completion(self, ids: list[int], *, tools: bool) -> str:
         """A completion's text as vLLM's chat endpoint detokenizes it (its stop token left out by
@@ -159,8 +167,16 @@ class ChatFormat:
         return self.tokenizer.decode(ids, skip_special_tokens=not tools)
 
     def first_prompt(self, messages: list[dict], tools: Optional[list[dict]]) -> list[int]:
-        """The ids the engine's chat endpoint would render for this request (module doc)."""
-        return self.encode(self.render(engine_messages(messages), engine_tools(tools)))
+        """The ids the engine's chat endpoint would render for this request (module doc); the
+        samples of one task share their first request, so the last few are remembered."""
+        key = json.dumps([messages, tools], sort_keys=True, separators=(",", ":"))
+        ids = self._first_prompts.get(key)
+        if ids is None:
+            ids = self.encode(self.render(engine_messages(messages), engine_tools(tools)))
+            self._first_prompts[key] = ids
+            if len(self._first_prompts) > _FIRST_PROMPTS_KEPT:
+                self._first_prompts.popitem(last=False)
+        return list(ids)
 
     def tail(self, assistant: dict, after: list[dict]) -> list[int]:
         """The ids after an assistant turn's end-of-turn token: `after` (tool results, the user's
