@@ -124,3 +124,29 @@ def test_token_in_is_one_exact_sequence_with_tau2s_reward(name, model, parser, k
                 assert [turn.prompt_token_ids for turn in t.turns] == [c["prompt_token_ids"] for c in chat_calls]
         else:
             assert splits > 0, "the chat path on these shapes should split (else this case tests nothing)"
+
+
+@pytest.mark.parametrize("budget", ["max_response_tokens", "max_prompt_tokens"])
+def test_a_token_budget_ends_the_episode_and_tau2_scores_what_happened(budget):
+    """The budget is the episode's end, not a cut: the episode ends before the call that would not
+    fit (max_steps, as tau2 ends one out of steps), every token recorded fits the budget, and the
+    reward is tau2's for the messages that happened."""
+    spec = EpisodeSpec("airline", "1", seed=3)  # a task of several calls
+    with ScriptedServer("oracle", model="qwen3", reasoning_parser="qwen3", record=False) as server:
+        base = ["llm.capture=token_in", f"llm.tokenizer={model_dir('qwen3')}", "llm.reasoning_parser=qwen3"]
+        [full] = run_specs(scripted_config(server, extra=base), [spec])
+        first = len(full.turns[0].prompt_token_ids)
+        limit = len(full.turns[0].completion_token_ids) + 1 if budget == "max_response_tokens" else first + 60
+        [cut] = run_specs(scripted_config(server, extra=[*base, f"episode.{budget}={limit}"]), [spec])
+    assert full.ok and full.reward == 1.0 and len(full.turns) >= 3
+    assert cut.ok and cut.termination == "max_steps" and 1 <= len(cut.turns) < len(full.turns)
+    t = Trajectory.of(cut, group_id="g")
+    assert t.clean
+    [segment] = t.segments
+    if budget == "max_response_tokens":
+        assert len(segment.response_ids) <= limit
+    else:
+        assert all(len(turn.prompt_token_ids) <= limit for turn in cut.turns)
+    task = load_domain("airline").task("1")
+    reference = tau2_direct.evaluate("airline", task, tau2_messages(t), TerminationReason.MAX_STEPS, solo=False)
+    assert cut.reward == reference.reward
