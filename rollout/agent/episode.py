@@ -26,6 +26,7 @@ from rollout.core.failures import EpisodeFailure, Failure, FailureClass, Invalid
 from rollout.core.results import EpisodeResult
 from rollout.env.domains import DomainAssets, check_domain, load_domain
 from rollout.env.protocol import EnvSession, ResetRequest, StopEpisode, request_headers
+from rollout.env.task_sets import register_task_sets
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,11 @@ class Resolved:
 def resolve(spec: EpisodeSpec, cfg: RolloutConfig) -> Resolved:
     """Validate an episode before any model call. Raises InvalidInput naming what is valid.
 
-    Solo mode: `spec.solo`, else `cfg.episode.solo`, else solo exactly when no user
-    simulator endpoint is configured. Airline and retail cannot run solo.
+    `spec.domain` is any name tau2's registry knows or a task set of `cfg.task_sets` (registered
+    here, once per process). Solo mode: `spec.solo`, else `cfg.episode.solo`, else solo exactly
+    when no user simulator endpoint is configured. Airline and retail cannot run solo.
     """
+    register_task_sets(cfg.task_sets)
     check_domain(spec.domain)
     assets = load_domain(spec.domain)
     task = assets.task(spec.task_id)
@@ -107,7 +110,7 @@ async def run_episode(
     result = EpisodeResult(domain=spec.domain, task_id=str(spec.task_id), sample=spec.sample, seed=spec.seed)
     try:
         resolved = resolve(spec, cfg)
-        result.solo = resolved.solo
+        result.solo, result.tau2_domain = resolved.solo, resolved.assets.domain
         async with clock.limit():
             await _play(spec, resolved, cfg, endpoints, session, result, secrets, requested)
     except TimeoutError:
