@@ -8,8 +8,10 @@ Checks a file of tau2 tasks before anything trains on it, with no LLM. For every
 2. its gold actions are replayed through the domain's environment, over `db` when given
    (the oracle's play: assistant actions as agent tool calls, user actions as the user's tool
    calls, then the communicate_info and the user's stop; solo: every action by the agent, then
-   `done`); an action the environment answers with an error is `gold_action_failed` (which
-   action, the tool's error);
+   `done`); a write action (or a user's device action) the environment answers with an error
+   is `gold_action_failed` (which action, the tool's error). A read action that finds nothing
+   is a legitimate step of a dialogue (tau2's retail has such lookups): it is noted in the
+   task's message, not a failure;
 3. tau2's own evaluator scores the replay; a reward below 1 is `gold_reward_below_1` (which
    check failed: DB, an env assertion, an action, a communicate_info), an evaluator that raises
    `evaluation_error`.
@@ -77,7 +79,9 @@ class Report:
     db: Optional[str]
     solo: bool
     verdicts: list[TaskVerdict] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole run, reading the files and loading the domain included
+    replay_seconds: float = 0.0  # replaying and scoring the tasks that passed the checks
+    replayed: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -92,7 +96,8 @@ class Report:
 
     @property
     def tasks_per_second(self) -> Optional[float]:
-        return round(len(self.verdicts) / self.seconds, 2) if self.seconds > 0 else None
+        """Tasks replayed and scored per second (loading excluded: what scales with the file)."""
+        return round(self.replayed / self.replay_seconds, 2) if self.replay_seconds > 0 else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +109,8 @@ class Report:
             "valid": self.all_valid,
             "counts": self.counts,
             "seconds": round(self.seconds, 3),
+            "replayed": self.replayed,
+            "replay_seconds": round(self.replay_seconds, 3),
             "tasks_per_second": self.tasks_per_second,
             "tasks": [asdict(v) for v in self.verdicts],
         }
@@ -113,7 +120,8 @@ class Report:
         counts = ", ".join(f"{n} {status}" for status, n in self.counts.items())
         lines.append(
             f"{len(self.verdicts)} tasks of {self.domain} ({self.tasks_file}): {counts or 'none'}; "
-            f"{self.seconds:.2f} s, {self.tasks_per_second or '-'} tasks/s"
+            f"{self.seconds:.2f} s ({self.replayed} replayed and scored in {self.replay_seconds:.2f} s: "
+            f"{self.tasks_per_second or '-'} tasks/s)"
         )
         return "\n".join(lines)
 
@@ -142,9 +150,11 @@ def validate_tasks(
         loaded = LoadedTaskSet(name, config, checked.tasks, read_splits(splits, ids) if splits else {"base": ids}, custom_db)
         assets = load_domain(install(loaded))
         file_index = _file_positions(raw, verdicts)
+        replay_started = time.perf_counter()
         for task in checked.tasks:
             i = file_index[task.id]
             verdicts[i] = check_gold(assets, task, i, solo)
+        report.replay_seconds, report.replayed = time.perf_counter() - replay_started, len(checked.tasks)
     report.verdicts = [verdicts[i] for i in sorted(verdicts)]
     report.seconds = time.perf_counter() - started
     return report
@@ -171,24 +181,39 @@ def check_gold(assets, task, index: int, solo: bool) -> TaskVerdict:
     from rollout.env.evaluation import score
 
     try:
-        simulation, failed = replay_gold(assets, task, solo)
+        simulation, errors = replay_gold(assets, task, solo)
     except (ValueError, AssertionError) as e:  # tau2 refuses the task's initial state or history
         return TaskVerdict(index, task.id, EVALUATION_ERROR, "initial_state", f"{type(e).__name__}: {e}")
-    if failed is not None:
-        return TaskVerdict(index, task.id, GOLD_ACTION_FAILED, *failed)
+    writes = [e for e in errors if e.writes]
+    if writes:
+        return TaskVerdict(index, task.id, GOLD_ACTION_FAILED, writes[0].field, writes[0].message)
+    notes = "; ".join(f"{e.field}: read {e.message}" for e in errors)  # a lookup that finds nothing is a legitimate gold step
     try:
         info = score(simulation, task, domain=assets.name, solo=solo)
     except EpisodeFailure as e:
         return TaskVerdict(index, task.id, EVALUATION_ERROR, "evaluation_criteria", e.failure.message)
     if info.reward < 1.0:
-        return TaskVerdict(index, task.id, GOLD_REWARD_BELOW_1, *failed_check(info))
-    return TaskVerdict(index, task.id, VALID)
+        check, why = failed_check(info)
+        return TaskVerdict(
+            index, task.id, GOLD_REWARD_BELOW_1, check, why + (f" (gold actions that failed: {notes})" if notes else "")
+        )
+    return TaskVerdict(index, task.id, VALID, message=f"gold read actions that failed: {notes}" if notes else "")
+
+
+@dataclass(frozen=True)
+class GoldError:
+    """A gold action the environment answered with an error."""
+
+    field: str  # evaluation_criteria.actions.<i>
+    message: str  # the call and the tool's error
+    writes: bool  # a write (or user-device) action: the task's expected state cannot be reached
 
 
 def replay_gold(assets, task, solo: bool):
-    """(tau2's SimulationRun of the task's gold play, None) or (None, (field, message)) naming the
-    first gold action the environment answered with an error. The play is the scripted oracle's
-    (gold.py), recorded by the episode's own recorder on a fresh environment of the domain."""
+    """(tau2's SimulationRun of the task's gold play, the gold actions that failed). The play is
+    the scripted oracle's (gold.py), recorded by the episode's own recorder on a fresh
+    environment of the domain."""
+    from tau2.data_model.message import AssistantMessage
     from tau2.data_model.simulation import TerminationReason
     from tau2.utils.utils import get_now
 
@@ -202,22 +227,20 @@ def replay_gold(assets, task, solo: bool):
     env, history = start_environment(assets, task, solo)
     rec = EpisodeRecorder(env, solo=solo, max_steps=10**9, max_errors=10**9, history=history)
     if not solo and not history:
-        from tau2.data_model.message import AssistantMessage
-
         rec.add_opening(AssistantMessage(role="assistant", content=GREETING))
         rec.record_user_message(STUB_USER_REQUEST, [])
+    errors = []
     for i, action in enumerate(gold_actions(task)):
         call = RawToolCall(id=f"gold_{i}", name=action.name, arguments=json.dumps(action.arguments))
-        if action.requestor == "user" and not solo:
+        by_user = action.requestor == "user" and not solo
+        if by_user:
             rec.record_user_message(None, [call])
         else:
             rec.record_agent_response(None, [call])
         result = rec.messages[-1]
         if getattr(result, "error", False):
-            return None, (
-                f"evaluation_criteria.actions.{i}",
-                f"{action.requestor} action {action.name}({_args(action.arguments)}): {result.content}",
-            )
+            message = f"{action.requestor} action {action.name}({_args(action.arguments)}): {result.content}"
+            errors.append(GoldError(f"evaluation_criteria.actions.{i}", message, _writes(env, action.name, by_user)))
     if solo:
         try:
             raise rec.record_agent_stop()
@@ -237,7 +260,16 @@ def replay_gold(assets, task, solo: bool):
         duration=0.0,
         seed=None,
     )
-    return simulation, None
+    return simulation, errors
+
+
+def _writes(env, name: str, by_user: bool) -> bool:
+    """Whether a tool changes state: tau2's WRITE tools, and every user-device action."""
+    from tau2.environment.toolkit import ToolType
+
+    if by_user or (env.tools is None or not env.tools.has_tool(name)):
+        return True
+    return env.tools.tool_type(name) == ToolType.WRITE
 
 
 def _args(arguments: dict) -> str:
@@ -266,7 +298,14 @@ def _why(component: str, info) -> str:
         return ", ".join(f"action {a.name} not matched" for a in failed) or "failed"
     if component == "COMMUNICATE":
         failed = [c.info for c in info.communicate_checks or [] if not c.met]
-        return ", ".join(f"communicate_info {i!r} not said" for i in failed) or "failed"
+        return (
+            ", ".join(
+                f"communicate_info {i!r} is in no agent message"
+                + (" (tau2 removes commas from messages first)" if "," in i else "")
+                for i in failed
+            )
+            or "failed"
+        )
     return f"reward {info.reward}"
 
 
