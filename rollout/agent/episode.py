@@ -70,6 +70,11 @@ def resolve(spec: EpisodeSpec, cfg: RolloutConfig) -> Resolved:
     """
     register_task_sets(cfg.task_sets)
     check_domain(spec.domain)
+    if spec.domain in cfg.task_sets and cfg.env.backend != "local":
+        raise InvalidInput(
+            f"task set '{spec.domain}' runs on env.backend=local only (the {cfg.env.backend} environment server "
+            f"knows tau2's registered domains and task sets, not the config's task_sets)"
+        )
     assets = load_domain(spec.domain)
     task = assets.task(spec.task_id)
     solo = spec.solo if spec.solo is not None else cfg.episode.solo

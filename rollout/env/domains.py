@@ -97,12 +97,13 @@ class DomainAssets:
 
 
 def known_domains() -> list[str]:
-    """Every name `load_domain` accepts: tau2's registered domains and task sets, in registry order."""
+    """Every name `load_domain` accepts: tau2's registered domains and task sets, the default
+    sweep's domains first, then the others in registry order."""
     from tau2.registry import registry
 
-    names = list(registry.get_domains())
-    names += [t for t in registry.get_task_sets() if t not in names and environment_name(t) is not None]
-    return names
+    names = list(registry.get_domains()) + list(registry.get_task_sets())
+    names = [n for n in dict.fromkeys(names) if n in registry.get_task_sets() and environment_name(n) is not None]
+    return [d for d in DOMAINS if d in names] + [n for n in names if n not in DOMAINS]
 
 
 def environment_name(name: str) -> Optional[str]:
@@ -124,8 +125,8 @@ def check_domain(name: str) -> str:
 
     if not isinstance(name, str) or name not in registry.get_task_sets() or environment_name(name) is None:
         raise InvalidInput(
-            f"unknown domain or task set {shown(name)}; valid: {', '.join(known_domains())} "
-            f"(declare your own under task_sets, docs/tasks.md)"
+            f"unknown domain {shown(name)}; valid domains: {', '.join(known_domains())} "
+            f"(or a task set declared under task_sets: docs/tasks.md)"
         )
     return name
 

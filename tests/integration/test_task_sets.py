@@ -129,7 +129,7 @@ def test_a_task_set_that_does_not_read_is_one_line_before_anything_runs(files, t
     with pytest.raises(InvalidInput) as e:
         register_task_sets(cfg.task_sets)
     assert expected in e.value.failure.message and "\n" not in e.value.failure.message
-    with pytest.raises(InvalidInput, match="unknown domain or task set 'broken_"):
+    with pytest.raises(InvalidInput, match="unknown domain .broken_"):
         check_domain(f"broken_{broken_index}")  # nothing half-registered
 
 
@@ -208,3 +208,13 @@ def test_areal_workflow_and_dataset_rows_run_the_set(files, oracle_server, tmp_p
         return [await agent.run(row, base_url=oracle_server.url, api_key="k") for row in rows]
 
     assert asyncio.run(main()) == [1.0] * len(rows)
+
+
+def test_a_task_set_on_the_aenv_backend_is_refused_before_any_call(set_config):
+    from dataclasses import replace
+
+    from rollout.agent.episode import resolve
+
+    cfg = replace(set_config, env=replace(set_config.env, backend="aenv"))
+    with pytest.raises(InvalidInput, match="task set 'my_airline' runs on env.backend=local only"):
+        resolve(EpisodeSpec(data.SET_NAME, "set-5", solo=False), cfg)
