@@ -218,3 +218,14 @@ def test_a_task_set_on_the_aenv_backend_is_refused_before_any_call(set_config):
     cfg = replace(set_config, env=replace(set_config.env, backend="aenv"))
     with pytest.raises(InvalidInput, match="task set 'my_airline' runs on env.backend=local only"):
         resolve(EpisodeSpec(data.SET_NAME, "set-5", solo=False), cfg)
+
+
+def test_a_pool_with_a_broken_task_set_refuses_before_ray_starts(files):
+    import ray
+
+    from rollout.pool import RolloutPool
+
+    bad = ["task_sets.pool_set.domain=airline", f"task_sets.pool_set.tasks={files['all']}"]
+    with pytest.raises(InvalidInput, match=r"task set 'pool_set' .*task 'bad-schema' \(#5\): schema_error in field 'user_scenario'"):
+        RolloutPool(bad)
+    assert not ray.is_initialized()
