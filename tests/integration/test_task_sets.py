@@ -226,6 +226,8 @@ def test_a_pool_with_a_broken_task_set_refuses_before_ray_starts(files):
     from rollout.pool import RolloutPool
 
     bad = ["task_sets.pool_set.domain=airline", f"task_sets.pool_set.tasks={files['all']}"]
-    with pytest.raises(InvalidInput, match=r"task set 'pool_set' .*task 'bad-schema' \(#5\): schema_error in field 'user_scenario'"):
+    with pytest.raises(
+        InvalidInput, match=r"task set 'pool_set' .*task 'bad-schema' \(#5\): schema_error in field 'user_scenario'"
+    ):
         RolloutPool(bad)
     assert not ray.is_initialized()
