@@ -18,7 +18,7 @@ from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 from rollout.sweep.records import EpisodeStore
 from rollout.sweep.run import prepare, run_sweep
 from tests import task_set_data as data
-from tests.helpers import sweep_args
+from tests.helpers import command, sweep_args
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,10 @@ def test_sweep_over_a_domain_and_a_task_set_exports_what_tau2_rescores_equal(ray
     ours = {s.task_id: s.reward_info.reward for s in exported.simulations}
     rescored = compute_simulation_rewards(exported)  # the set is registered in this process by the sweep
     assert {s.task_id: s.reward_info.reward for s in rescored.simulations} == ours == dict.fromkeys(data.VALID_IDS[:3], 1.0)
+
+    sft = tmp_path / "sft.jsonl"  # the SFT export selects the set by its name
+    assert command("sft")([f"output_dir={tmp_path}", f"domains=[{data.SET_NAME}]", f"out={sft}"]) == 0
+    assert len(sft.read_text().splitlines()) == 3
 
 
 def test_pool_batch_runs_the_set_as_trainers_rows_name_it(ray_cluster, files):
