@@ -232,13 +232,19 @@ def register_task_sets(task_sets: dict[str, TaskSetConfig]) -> None:
             _register(registry, name, cfg)
 
 
-_REGISTERING = threading.Lock()  # one registration at a time: tau2's registry refuses a name twice
+_REGISTERING = threading.RLock()  # one registration at a time: tau2's registry refuses a name twice
 
 
 def _register(registry, name: str, cfg: TaskSetConfig) -> None:
     if name in registry.get_task_sets() or name in registry.get_domains():
-        if _registered_definition(name) == cfg:
+        registered = _registered_definition(name)
+        if registered == cfg:
             return
+        if registered is not None:
+            raise InvalidInput(
+                f"task set {shown(name)} is already registered in this process from {registered.tasks} "
+                f"(db {registered.db}); one name holds one definition per process: choose another name"
+            )
         taken = ", ".join(sorted(set(registry.get_domains()) | set(registry.get_task_sets())))
         raise InvalidInput(
             f"task set name {shown(name)} is already a tau2 domain or task set (taken: {taken}); choose another name"
@@ -251,14 +257,11 @@ def install(loaded: LoadedTaskSet) -> str:
     its name, which `load_domain` then loads."""
     from tau2.registry import registry
 
-    with _REGISTERING_ONE:
+    with _REGISTERING:
         if loaded.name not in registry.get_task_sets():
             registry.register_domain(environment_constructor(loaded.config.domain, loaded.db), loaded.name)
             registry.register_tasks(_tasks_loader(loaded), loaded.name, get_task_splits=functools.partial(dict, loaded.splits))
     return loaded.name
-
-
-_REGISTERING_ONE = threading.Lock()
 
 
 def _tasks_loader(loaded: LoadedTaskSet):

@@ -38,6 +38,7 @@ from rollout.core.command import CommandArgs, parse_args
 from rollout.core.failures import EpisodeFailure, InvalidInput
 
 VALID = "valid"
+SCHEMA_ERROR = "schema_error"  # also what task_sets.check_tasks reports
 GOLD_ACTION_FAILED = "gold_action_failed"
 GOLD_REWARD_BELOW_1 = "gold_reward_below_1"
 EVALUATION_ERROR = "evaluation_error"
@@ -136,6 +137,11 @@ def validate_tasks(
 
     started = time.perf_counter()
     env = base_constructor(domain)()
+    if solo:
+        try:
+            base_constructor(domain)(solo_mode=True)
+        except ValueError:
+            raise InvalidInput(f"domain '{domain}' does not support solo mode; validate with solo=false") from None
     custom_db = load_db(env, db) if db else None
     raw = read_json(tasks_file, "tasks file")
     checked = check_tasks(raw, env, source=f"tasks file {tasks_file}")
@@ -180,6 +186,12 @@ def check_gold(assets, task, index: int, solo: bool) -> TaskVerdict:
     """Replay a task's gold actions and score the replay with tau2's evaluator (module doc)."""
     from rollout.env.evaluation import score
 
+    if solo:
+        try:
+            assets.check_solo(task)
+        except InvalidInput:
+            why = "cannot run solo: it has no ticket, or its message history holds user turns (tau2's solo agent rule)"
+            return TaskVerdict(index, task.id, SCHEMA_ERROR, "ticket", why)
     try:
         simulation, errors = replay_gold(assets, task, solo)
     except (ValueError, AssertionError) as e:  # tau2 refuses the task's initial state or history

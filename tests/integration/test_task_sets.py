@@ -231,3 +231,21 @@ def test_a_pool_with_a_broken_task_set_refuses_before_ray_starts(files):
     ):
         RolloutPool(bad)
     assert not ray.is_initialized()
+
+
+def test_validate_tasks_solo_follows_tau2s_solo_rule():
+    """mock solo: the three tasks tau2's solo agent refuses, and the one whose communicate_info
+    has no text channel in solo mode (tests/integration/test_oracle.py's MOCK_SOLO_UNSATISFIABLE)."""
+    from tau2.domains.mock.utils import MOCK_DATA_DIR  # tau2's own mock task file
+
+    path = str(MOCK_DATA_DIR / "tasks.json")
+    report = validate_tasks("mock", path, solo=True)
+    not_valid = {v.id: (v.status, v.field) for v in report.verdicts if v.status != "valid"}
+    assert not_valid == {
+        "create_task_1_nl_eval": ("schema_error", "ticket"),
+        "update_task_with_message_history": ("schema_error", "ticket"),
+        "update_task_with_history_and_env_assertions": ("schema_error", "ticket"),
+        "update_task_with_initialization_data": ("gold_reward_below_1", "COMMUNICATE"),
+    }
+    with pytest.raises(InvalidInput, match="domain 'airline' does not support solo mode"):
+        validate_tasks("airline", path, solo=True)
