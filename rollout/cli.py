@@ -8,6 +8,7 @@
     sft            export scored trajectories as OpenAI chat-format JSONL
     bench          the benchmark against tau2's own runner and gym
     capture-check  check that an inference server returns the tokens training needs
+    validate-tasks check a file of tau2 tasks (schema, tools, gold actions, gold reward) without an LLM
 
 Every command takes `key=value` arguments, values parsed as YAML (`domains=[airline,retail]`,
 `quick=true`); sweep, episode, capture-check and submit also take `--config FILE`.
@@ -38,6 +39,7 @@ COMMANDS = {
     "sft": "rollout.sweep.sft",
     "bench": "rollout.bench.bench",
     "capture-check": "rollout.pool.capture_check",
+    "validate-tasks": "rollout.scripted.validate",
 }
 HELP_FLAGS = ("-h", "--help")
 EXIT_INTERRUPTED = 130

@@ -5,7 +5,8 @@
     tau2-rollout episode domain=retail list=true split=test                 # the task ids of a split
     tau2-rollout episode domain=retail task_id=3 llm.base_url=http://gpu:8000/v1 user_llm.base_url=...
 
-Keys: `domain`, `task_id`, `seed`, `solo` (true | false; default: solo when no user
+Keys: `domain` (a tau2 domain, a task set tau2 registers such as telecom_full, or one of the
+config's `task_sets`), `task_id`, `seed`, `solo` (true | false; default: solo when no user
 simulator is configured), `list=true` (print the task ids of `split`), `json=true` (print
 the whole result as JSON), and every key of a sweep's episode settings (rollout/defaults/
 defaults.yaml: `llm.*`, `user_llm.*`, `sampling`, `episode.*`, `env.*`), `llm.scripted`
@@ -28,6 +29,7 @@ from rollout.core.config import RolloutConfig
 from rollout.core.failures import FailureClass, InvalidInput
 from rollout.core.results import EpisodeResult
 from rollout.env.domains import DEFAULT_SPLIT, check_domain, load_domain
+from rollout.env.task_sets import register_task_sets
 
 
 @dataclass
@@ -47,7 +49,8 @@ def run(argv: list[str]) -> int:
     """The command (see module doc): its exit status; bad input raises InvalidInput."""
     cfg = parse_args(argv, EpisodeCommandConfig, config_files=True)
     if cfg.domain is None:
-        raise InvalidInput("domain=... is required (airline, retail, telecom or mock)")
+        raise InvalidInput("domain=... is required (a tau2 domain such as airline, or a task set of task_sets)")
+    register_task_sets(cfg.task_sets)
     check_domain(cfg.domain)
     if cfg.list:
         print("\n".join(load_domain(cfg.domain).task_ids(cfg.split)))

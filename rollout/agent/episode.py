@@ -28,6 +28,7 @@ from rollout.core.results import EpisodeResult
 from rollout.core.tokenin.chat_format import load_chat_format
 from rollout.env.domains import DomainAssets, check_domain, load_domain
 from rollout.env.protocol import EnvSession, ResetRequest, StopEpisode, request_headers
+from rollout.env.task_sets import register_task_sets
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,17 @@ class Resolved:
 def resolve(spec: EpisodeSpec, cfg: RolloutConfig) -> Resolved:
     """Validate an episode before any model call. Raises InvalidInput naming what is valid.
 
-    Solo mode: `spec.solo`, else `cfg.episode.solo`, else solo exactly when no user
-    simulator endpoint is configured. Airline and retail cannot run solo.
+    `spec.domain` is any name tau2's registry knows or a task set of `cfg.task_sets` (registered
+    here, once per process). Solo mode: `spec.solo`, else `cfg.episode.solo`, else solo exactly
+    when no user simulator endpoint is configured. Airline and retail cannot run solo.
     """
+    register_task_sets(cfg.task_sets)
     check_domain(spec.domain)
+    if spec.domain in cfg.task_sets and cfg.env.backend != "local":
+        raise InvalidInput(
+            f"task set '{spec.domain}' runs on env.backend=local only (the {cfg.env.backend} environment server "
+            f"knows tau2's registered domains and task sets, not the config's task_sets)"
+        )
     assets = load_domain(spec.domain)
     task = assets.task(spec.task_id)
     solo = spec.solo if spec.solo is not None else cfg.episode.solo
@@ -109,7 +117,7 @@ async def run_episode(
     result = EpisodeResult(domain=spec.domain, task_id=str(spec.task_id), sample=spec.sample, seed=spec.seed)
     try:
         resolved = resolve(spec, cfg)
-        result.solo = resolved.solo
+        result.solo, result.tau2_domain = resolved.solo, resolved.assets.domain
         async with clock.limit():
             await _play(spec, resolved, cfg, endpoints, session, result, secrets, requested)
     except TimeoutError:

@@ -1,4 +1,4 @@
-"""`tau2-rollout dataset [domain=airline] [split=train] [out=FILE] [min_rows=N] [overrides={...}]`
+"""`tau2-rollout dataset [domain=airline] [split=train] [out=FILE] [min_rows=N] [overrides={...}] [config=FILE]`
 
 Writes the task rows AReaL trains on, one JSON object per line: `{"domain", "task_id",
 "split"}` (plus `"overrides"`, per-row config overrides, when given), in tau2's split
@@ -8,7 +8,9 @@ to AReaL's trainer with `workflow="rollout.areal.Tau2Agent"` (see launch/areal_t
 Keys: `domain` (default airline), `split` (default train), `out` (default
 `<domain>_<split>.jsonl`), `min_rows` (repeat the rows until there are at least that many:
 AReaL batches rows; default 0), `overrides` (a mapping of episode config keys every row
-carries, validated here, e.g. `overrides={sampling: eval}`).
+carries, validated here, e.g. `overrides={sampling: eval}`), `config` (a config file whose
+`task_sets` declare the domain when it is a task set: docs/tasks.md; the workflow needs the same
+`task_sets` in its workflow kwargs).
 
 Exit status: 0 written; 2 bad input (an unknown domain, split or key), nothing written.
 """
@@ -32,15 +34,22 @@ class DatasetArgs(CommandArgs):
     out: Optional[str] = None
     min_rows: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
+    config: Optional[str] = None
 
 
-def dataset_rows(domain: str, split: str, *, min_rows: int = 0, overrides: Optional[dict] = None) -> list[dict]:
-    """The rows of a tau2 split (InvalidInput for an unknown domain or split)."""
+def dataset_rows(
+    domain: str, split: str, *, min_rows: int = 0, overrides: Optional[dict] = None, config: Optional[str] = None
+) -> list[dict]:
+    """The rows of a split of a tau2 domain or task set (InvalidInput for an unknown domain or
+    split); `config`: a config file whose task_sets are registered first."""
     from rollout.core.config import load_config
     from rollout.env.domains import check_domain, load_domain
+    from rollout.env.task_sets import register_task_sets
 
     if overrides:
         load_config(overrides)  # per-row overrides are config keys: validate them now
+    if config:
+        register_task_sets(load_config(files=[config]).task_sets)
     ids = load_domain(check_domain(domain)).task_ids(split)
     rows = [{"domain": domain, "task_id": t, "split": split, **({"overrides": overrides} if overrides else {})} for t in ids]
     out = list(rows)
@@ -52,7 +61,7 @@ def dataset_rows(domain: str, split: str, *, min_rows: int = 0, overrides: Optio
 def run(argv: list[str]) -> int:
     """The command (see module doc): its exit status; bad input raises InvalidInput."""
     args = parse_args(argv, DatasetArgs)
-    rows = dataset_rows(args.domain, args.split, min_rows=args.min_rows, overrides=args.overrides or None)
+    rows = dataset_rows(args.domain, args.split, min_rows=args.min_rows, overrides=args.overrides or None, config=args.config)
     out = Path(args.out or f"{args.domain}_{args.split}.jsonl")
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"wrote {len(rows)} rows to {out}")

@@ -31,11 +31,12 @@ class EpisodeResult:
     tau2's RewardInfo breakdown, `termination` tau2's termination reason.
     """
 
-    domain: str
+    domain: str  # the name the episode was asked for: a tau2 domain or a task set
     task_id: str
     sample: int = 0
     seed: Optional[int] = None
     solo: bool = False
+    tau2_domain: Optional[str] = None  # the tau2 domain the episode ran in (a task set's domain); None: not resolved
     reward: Optional[float] = None
     reward_info: Optional[dict[str, Any]] = None
     termination: Optional[str] = None

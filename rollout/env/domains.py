@@ -1,5 +1,10 @@
 """TAU2 domains: tasks, splits, policies, tool schemas and DB templates, loaded once per process.
 
+A domain name is any name tau2's registry knows: its domains (airline, retail, telecom,
+telecom-workflow, mock, and any a user's package registers), its task sets (telecom_full,
+telecom_small: run on the domain their name starts with) and this project's task sets
+(task_sets.py registers them there). `known_domains()` lists them.
+
 `load_domain(name)` reads a domain's task file, database and policy once (cached for the
 life of the process; the cached objects are never mutated) and hands each episode a fresh
 environment whose databases are private copy-on-write copies of the templates (see
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -20,7 +26,7 @@ from rollout.core.config import shown
 from rollout.core.failures import InvalidInput
 from rollout.env.cow_db import TemplateJson, cow_copy, fast_db_hash, template_json
 
-DOMAINS = ("airline", "retail", "telecom", "mock")
+DOMAINS = ("airline", "retail", "telecom", "mock")  # the default sweep's domains; any registered name runs
 BENCHMARK_DOMAINS = tuple(d for d in DOMAINS if d != "mock")  # tau2-bench's domains; mock is tau2's test domain
 DEFAULT_SPLIT = "base"
 
@@ -30,6 +36,7 @@ class DomainAssets:
     """Read-only per-process data of one domain. Never mutate the fields."""
 
     name: str
+    domain: str  # the tau2 domain of its environment (the name itself for tau2's domains; a task set's domain)
     tasks: dict[str, Any]  # task id -> tau2 Task, every task in the domain's task file
     splits: dict[str, list[str]]  # split name -> task ids
     supports_solo: bool
@@ -89,9 +96,38 @@ class DomainAssets:
             )
 
 
+def known_domains() -> list[str]:
+    """Every name `load_domain` accepts: tau2's registered domains and task sets, the default
+    sweep's domains first, then the others in registry order."""
+    from tau2.registry import registry
+
+    names = list(registry.get_domains()) + list(registry.get_task_sets())
+    names = [n for n in dict.fromkeys(names) if n in registry.get_task_sets() and environment_name(n) is not None]
+    return [d for d in DOMAINS if d in names] + [n for n in names if n not in DOMAINS]
+
+
+def environment_name(name: str) -> Optional[str]:
+    """The registered tau2 domain whose environment a name runs on: the name itself when tau2
+    registers a domain of that name, else the longest registered domain its name starts with,
+    followed by `_` or `-` (telecom_full: telecom). None when there is none."""
+    from tau2.registry import registry
+
+    domains = registry.get_domains()
+    if name in domains:
+        return name
+    prefixes = [d for d in domains if name.startswith((f"{d}_", f"{d}-"))]
+    return max(prefixes, key=len) if prefixes else None
+
+
 def check_domain(name: str) -> str:
-    if name not in DOMAINS:
-        raise InvalidInput(f"unknown domain {shown(name)}; valid domains: {', '.join(DOMAINS)}")
+    """`name` if `load_domain` can load it. Raises InvalidInput naming the valid names."""
+    from tau2.registry import registry
+
+    if not isinstance(name, str) or name not in registry.get_task_sets() or environment_name(name) is None:
+        raise InvalidInput(
+            f"unknown domain {shown(name)}; valid domains: {', '.join(known_domains())} "
+            f"(or a task set declared under task_sets: docs/tasks.md)"
+        )
     return name
 
 
@@ -110,8 +146,8 @@ _LOADING = threading.Lock()
 def _load_domain(name: str) -> DomainAssets:
     from tau2.registry import registry
 
-    constructor = registry.get_env_constructor(name)
-    tasks = registry.get_tasks_loader(name)(None)
+    constructor = registry.get_env_constructor(environment_name(name))
+    tasks = _all_tasks(registry.get_tasks_loader(name))
     splits = _load_splits(name)
     if DEFAULT_SPLIT not in splits:
         splits[DEFAULT_SPLIT] = [t.id for t in tasks]
@@ -124,6 +160,7 @@ def _load_domain(name: str) -> DomainAssets:
         pass
     assets = DomainAssets(
         name=name,
+        domain=env.get_domain_name(),
         tasks={t.id: t for t in tasks},
         splits=splits,
         supports_solo=True in templates,
@@ -145,6 +182,11 @@ def _use_fast_hash(toolkit, cached: dict) -> None:
     toolkit.get_db_hash = lambda: fast_db_hash(toolkit.db, cached)
 
 
+def _all_tasks(loader) -> list:
+    """Every task of a registered task set: its loader with no split (None) when it takes one."""
+    return loader(None) if inspect.signature(loader).parameters else loader()
+
+
 def _load_splits(name: str) -> dict[str, list[str]]:
     from tau2.registry import registry
 
@@ -152,7 +194,7 @@ def _load_splits(name: str) -> dict[str, list[str]]:
         getter: Optional[Any] = registry.get_task_splits_loader(name)
     except (KeyError, ValueError):
         getter = None
-    if getter is None:  # mock registers no split loader, but its module has one
+    if getter is None and name == "mock":  # mock registers no split loader, but its module has one
         import importlib
 
         module = importlib.import_module(f"tau2.domains.{name}.environment")

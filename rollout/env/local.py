@@ -26,6 +26,22 @@ from rollout.env.trajectory import EpisodeRecorder
 from rollout.env.user_sim import Tau2UserSimulator, UserSimulator
 
 
+def start_environment(assets, task, solo: bool):
+    """(a fresh environment of the domain in the task's initial state, the task's message history
+    to continue from), as tau2's Orchestrator starts an episode."""
+    env = assets.new_environment(solo)
+    initial = task.initial_state
+    history = deepcopy(initial.message_history) if initial is not None and initial.message_history else []
+    for m in history:
+        m.turn_idx = None
+    env.set_state(
+        initialization_data=initial.initialization_data if initial is not None else None,
+        initialization_actions=initial.initialization_actions if initial is not None else None,
+        message_history=history,
+    )
+    return env, history
+
+
 class LocalSession:
     """One environment slot with tau2 in-process (see module doc and protocol.EnvSession)."""
 
@@ -63,16 +79,7 @@ class LocalSession:
             raise InvalidInput(f"domain '{req.domain}' needs a user simulator endpoint (user_llm.base_url / user_llm.model)")
         self.request, self.task = req, task
         self._start_time, self._t0 = get_now(), time.perf_counter()
-        env = assets.new_environment(req.solo)
-        initial = task.initial_state
-        history = deepcopy(initial.message_history) if initial is not None and initial.message_history else []
-        for m in history:
-            m.turn_idx = None
-        env.set_state(
-            initialization_data=initial.initialization_data if initial is not None else None,
-            initialization_actions=initial.initialization_actions if initial is not None else None,
-            message_history=history,
-        )
+        env, history = start_environment(assets, task, req.solo)
         self.recorder = EpisodeRecorder(
             env,
             solo=req.solo,

@@ -45,6 +45,7 @@ from typing import Any, Optional, Union
 from rollout.agent.episode import resolve
 from rollout.core.config import RolloutConfig, load_config
 from rollout.core.failures import InvalidInput
+from rollout.env.task_sets import register_task_sets
 from rollout.pool.config import RayConfig, RetryConfig, check_fits, check_pool
 from rollout.pool.dispatch import Dispatcher, NoWorkersLeft
 from rollout.pool.requests import RolloutRequest
@@ -80,6 +81,7 @@ class RolloutPool:
         problems = check_pool(self.ray_cfg, self.retry)
         if problems:
             raise InvalidInput("; ".join(problems))
+        register_task_sets(self.cfg.task_sets)  # read and checked here, before Ray starts
         self.seed = seed
         self._warmup = list(warmup_domains)
         self._on_retry = on_retry

@@ -56,7 +56,9 @@ class RolloutWorker:
     async def warmup(self, domains: list[str]) -> int:
         """Load the domains' tasks and databases now; returns the actor's pid."""
         from rollout.env.domains import load_domain
+        from rollout.env.task_sets import register_task_sets
 
+        await asyncio.to_thread(register_task_sets, self.cfg.task_sets)
         for domain in domains:
             await asyncio.to_thread(load_domain, domain)
         return os.getpid()

@@ -1,6 +1,7 @@
 """`python -m rollout.scripted [--port 8000] [--policy oracle] [--latency 0.2] [--model qwen3] [--reasoning-parser qwen3]
-[--reply-style text_with_calls]`:
-serve until Ctrl-C."""
+[--reply-style text_with_calls] [--config FILE]`: serve until Ctrl-C.
+
+`--config FILE` (repeatable): config files whose `task_sets` the oracle plays too (docs/tasks.md)."""
 
 import argparse
 import time
@@ -25,7 +26,13 @@ def main(argv=None) -> None:
         "--reasoning-parser", choices=REASONING_PARSERS, default=None, help="vLLM's --reasoning-parser (default: none)"
     )
     p.add_argument("--reply-style", choices=REPLY_STYLES, default="plain", help="the shape of the agent's tool-call replies")
+    p.add_argument("--config", action="append", default=[], help="a config file whose task_sets are recognised")
     args = p.parse_args(argv)
+    if args.config:
+        from rollout.core.config import load_config
+        from rollout.env.task_sets import register_task_sets
+
+        register_task_sets(load_config(files=args.config).task_sets)
     server = ScriptedServer(
         args.policy,
         host=args.host,

@@ -1,5 +1,9 @@
 """Which task a chat-completions request belongs to, from what tau2's prompts contain.
 
+The tasks known are those of tau2's four benchmark and test domains, of every task set the
+process registered (rollout/env/task_sets.py) and of any name tau2's registry knows that a
+request's X-Rollout-Domain header names (telecom_full, a user's domain), indexed on first use.
+
 The scripted server is stateless: every request is recognised on its own, from its prompt.
 
 - user-simulator request (its system prompt ends with tau2's `<scenario>` block): the
@@ -50,7 +54,7 @@ class Recognition:
 
 @dataclass
 class TaskIndex:
-    """Every task of every domain, by what its prompts show (built once per process)."""
+    """Every task of the indexed domains and task sets, by what its prompts show (see `index`)."""
 
     tasks: dict[Key, Any] = field(default_factory=dict)
     scenario: dict[str, list[Key]] = field(default_factory=dict)  # str(task.user_scenario) -> tasks
@@ -58,43 +62,54 @@ class TaskIndex:
     refs: dict[str, list[Key]] = field(default_factory=dict)  # ref hash -> tasks
     history_user: dict[str, list[Key]] = field(default_factory=dict)  # first user text of message_history
     agent_prompt: dict[str, str] = field(default_factory=dict)  # non-solo agent system prompt -> domain
+    domains: set[str] = field(default_factory=set)  # the domains and task sets indexed
 
 
 _INDEX: Optional[TaskIndex] = None
 _INDEX_LOCK = threading.Lock()
 
 
-def index() -> TaskIndex:
-    """The task index (thread-safe; the first call loads every domain)."""
+def index(domains: Iterable[str] = ()) -> TaskIndex:
+    """The task index (thread-safe). It holds tau2's four benchmark and test domains, every task
+    set this process registered (rollout/env/task_sets.py) and `domains` (names tau2's registry
+    knows; others are ignored), each added the first time it is asked for."""
     global _INDEX
+    from rollout.env.domains import DOMAINS, known_domains
+    from rollout.env.task_sets import registered_task_sets
+
     with _INDEX_LOCK:
         if _INDEX is None:
-            _INDEX = _build()
+            _INDEX = TaskIndex()
+        wanted = [*DOMAINS, *registered_task_sets(), *domains]
+        missing = [d for d in dict.fromkeys(wanted) if d not in _INDEX.domains]
+        if missing:
+            known = set(known_domains())
+            for domain in missing:
+                if domain in known:
+                    _add(_INDEX, domain)
         return _INDEX
 
 
-def _build() -> TaskIndex:
+def _add(idx: TaskIndex, domain: str) -> None:
     from rollout.env.agent_view import agent_view
-    from rollout.env.domains import DOMAINS, load_domain
+    from rollout.env.domains import load_domain
 
-    idx = TaskIndex()
-    for domain in DOMAINS:
-        idx.agent_prompt[agent_view(domain, False, None)[0]] = domain
-        for task_id, task in load_domain(domain).tasks.items():
-            key = (domain, str(task_id))
-            idx.tasks[key] = task
-            idx.refs[_hash(f"task:{domain}/{task_id}")] = [key]
-            if task.user_scenario is not None:
-                scenario = str(task.user_scenario)
-                idx.scenario.setdefault(scenario, []).append(key)
-                idx.refs.setdefault(_hash(f"scenario:{scenario}"), []).append(key)
-            if task.ticket:
-                idx.ticket.setdefault(task.ticket, []).append(key)
-            history = (task.initial_state.message_history or []) if task.initial_state else []
-            first = next((m.content for m in history if m.role == "user" and m.content), None)
-            if first:
-                idx.history_user.setdefault(first, []).append(key)
-    return idx
+    idx.domains.add(domain)
+    idx.agent_prompt.setdefault(agent_view(domain, False, None)[0], domain)
+    for task_id, task in load_domain(domain).tasks.items():
+        key = (domain, str(task_id))
+        idx.tasks[key] = task
+        idx.refs[_hash(f"task:{domain}/{task_id}")] = [key]
+        if task.user_scenario is not None:
+            scenario = str(task.user_scenario)
+            idx.scenario.setdefault(scenario, []).append(key)
+            idx.refs.setdefault(_hash(f"scenario:{scenario}"), []).append(key)
+        if task.ticket:
+            idx.ticket.setdefault(task.ticket, []).append(key)
+        history = (task.initial_state.message_history or []) if task.initial_state else []
+        first = next((m.content for m in history if m.role == "user" and m.content), None)
+        if first:
+            idx.history_user.setdefault(first, []).append(key)
 
 
 def _hash(text: str) -> str:
@@ -128,7 +143,7 @@ def is_user_request(body: dict) -> bool:
 def recognize(body: dict, headers: Optional[dict[str, str]] = None, hints: Iterable[Key] = ()) -> Recognition:
     """The task of one request (see module doc). `headers` are lower-cased HTTP headers."""
     headers = headers or {}
-    idx = index()
+    idx = index([headers["x-rollout-domain"]] if headers.get("x-rollout-domain") else [])
     system = system_prompt(body)
     role = headers.get("x-rollout-role") or ("user" if _SCENARIO_RE.search(system) else "agent")
     scenario, ticket = _SCENARIO_RE.search(system), _TICKET_RE.search(system)

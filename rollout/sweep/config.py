@@ -26,7 +26,10 @@ class SweepConfig(RolloutConfig):
 
     CONF_FILES: ClassVar[tuple[str, ...]] = ("defaults.yaml", "sweep.yaml")
 
-    domains: list[str] = setting(default_factory=lambda: list(DOMAINS), help="the domains to sweep")
+    domains: list[str] = setting(
+        default_factory=lambda: list(DOMAINS),
+        help="the domains to sweep: tau2 domains, tau2 task sets (telecom_full) or names of task_sets",
+    )
     task_ids: Optional[list[str]] = setting(None, help="explicit task ids (needs exactly one domain); null: the split's tasks")
     split: str = setting("base", help="the tasks' split: base, train, test (telecom also: small, full)")
     max_tasks: Optional[int] = setting(None, help="first N tasks per domain; null: all (the offline smoke sweep: 3)")
@@ -45,7 +48,14 @@ class SweepConfig(RolloutConfig):
 
     def episode_config(self) -> RolloutConfig:
         """The per-episode part, as sent to the workers."""
-        return RolloutConfig(llm=self.llm, user_llm=self.user_llm, sampling=self.sampling, episode=self.episode, env=self.env)
+        return RolloutConfig(
+            llm=self.llm,
+            user_llm=self.user_llm,
+            sampling=self.sampling,
+            episode=self.episode,
+            env=self.env,
+            task_sets=self.task_sets,
+        )
 
 
 def check_sweep(cfg: SweepConfig, *, local: bool = True) -> None:

@@ -12,6 +12,12 @@ streamed once: simulations are spooled to a part file per group, so memory stays
 scored episode without its messages (`transcripts=false`, now or in an earlier run of the same
 directory) cannot be a tau2 simulation: then no Results file is written at all, and the reason
 is returned, rather than a file that would hold some of the episodes.
+
+A task set's file names the set as its environment's domain (`info.environment_info.domain_name`:
+the name tau2's registry builds its environment by, over the set's database) and holds its
+tasks, so tau2's `evaluate-trajs` re-scores it wherever the set is registered
+(`rollout.env.task_sets.register_task_sets`); a tau2 task set without an environment of its own
+(telecom_full) names the domain it runs on.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from rollout.env.domains import load_domain
+from rollout.env.domains import environment_name, load_domain
 from rollout.env.evaluation import simulation_run
 from rollout.sweep.records import SweepRecord
 
@@ -90,7 +96,7 @@ def results_header(*, domain: str, solo: bool, task_ids: Iterable[str], num_tria
             llm=llm.get("model"),
             llm_args={k: v for k, v in (config.get("sampling") or {}).items() if k != "preset"} or None,
         ),
-        environment_info=env.get_info(),
+        environment_info=env.get_info().model_copy(update={"domain_name": environment_name(domain)}),
         seed=config.get("seed"),
     )
     return Results(info=info, tasks=[assets.task(t) for t in dict.fromkeys(task_ids)], simulations=[])

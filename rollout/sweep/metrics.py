@@ -32,7 +32,10 @@ def summarize(records: Iterable[SweepRecord], *, num_samples: int) -> dict:
     """
     by_domain: dict[str, list[_Outcome]] = defaultdict(list)
     capture: dict[str, Counter] = defaultdict(Counter)
+    tau2_domains: dict[str, str] = {}
     for r in records:  # streamed: only the outcome of each record is kept
+        if getattr(r, "tau2_domain", None):
+            tau2_domains[r.domain] = r.tau2_domain
         by_domain[r.domain].append(_Outcome((r.domain, r.task_id), r.ok, float(r.reward) if r.ok else 0.0, r.failure_class))
         if getattr(r, "turns", None):  # (the report summarizes projections without turns)
             _, drift = stitch(r.turns)
@@ -45,6 +48,8 @@ def summarize(records: Iterable[SweepRecord], *, num_samples: int) -> dict:
                 trajectories_clean=int(drift.split == 0 and all(r.turns)),
             )
     domains = {d: _group(rs, num_samples) for d, rs in sorted(by_domain.items())}
+    for d, tau2_domain in tau2_domains.items():
+        domains[d]["tau2_domain"] = tau2_domain  # a task set's name is the group; this is its tau2 domain
     every = [r for rs in by_domain.values() for r in rs]
     out = {"domains": domains, "all": _group(every, num_samples)}
     if capture:
@@ -147,7 +152,7 @@ def table_rows(summary: dict, ks: list[str] | None = None) -> tuple[list[str], l
         fails = ", ".join(f"{c}={n}" for c, n in g["failures"].items())
         rows.append(
             [
-                name,
+                f"{name} ({g['tau2_domain']})" if g.get("tau2_domain") not in (None, name) else name,
                 str(g["episodes"]),
                 str(g["scored"]),
                 _fmt(g["mean_reward"], g["stderr"]),

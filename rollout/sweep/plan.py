@@ -1,6 +1,6 @@
 """The episode list of a sweep: (domain x task x sample), stable keys and derived seeds.
 
-Everything is validated here, before Ray starts: domains, split, task ids (known, each
+Everything is validated here, before Ray starts: domains and task sets (read and checked), split, task ids (known, each
 once, in the split), solo feasibility, sizes. A plan never holds the same key twice. Errors are `InvalidInput` naming what is valid.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from rollout.agent.episode import EpisodeSpec, resolve
 from rollout.core.failures import InvalidInput
-from rollout.env.domains import DOMAINS, check_domain, load_domain
+from rollout.env.domains import check_domain, known_domains, load_domain
+from rollout.env.task_sets import register_task_sets
 from rollout.pool.requests import derive_seed
 from rollout.sweep.config import SweepConfig
 
@@ -21,8 +22,9 @@ def key_of(spec: EpisodeSpec) -> Key:
 
 def plan_episodes(cfg: SweepConfig) -> list[EpisodeSpec]:
     """Every episode of the sweep, in a stable order. Raises InvalidInput."""
+    register_task_sets(cfg.task_sets)
     if not cfg.domains:
-        raise InvalidInput(f"domains is empty; valid domains: {', '.join(DOMAINS)}")
+        raise InvalidInput(f"domains is empty; valid domains: {', '.join(known_domains())}")
     if cfg.num_samples < 1:
         raise InvalidInput(f"num_samples must be >= 1, got {cfg.num_samples}")
     if cfg.max_tasks is not None and cfg.max_tasks < 1:

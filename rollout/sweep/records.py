@@ -6,7 +6,7 @@ every reader (metrics, progress, report, exports, SFT, resume) reads it. On disk
 object per line with the field names users rely on: `key{domain,task_id,sample}`, `status`
 ok|failed, `reward` (null when failed), `failure{class,message}`, `termination`, `reward_info`,
 `messages`, `invalid_tool_calls`, `steps`, `tool_errors`, `usage`, `durations`, `attempts`,
-`earlier_failures`, `seed`, `worker`, `solo`, and with token capture `turns` and `capture_errors`.
+`earlier_failures`, `seed`, `worker`, `solo`, `tau2_domain` (the tau2 domain a task set runs in), and with token capture `turns` and `capture_errors`.
 A line is checked field by field when read: a record with a field of the wrong type (a reward
 that is not a finite number, messages that are not a list of objects, ...) is not a record.
 
@@ -116,6 +116,7 @@ class SweepRecord(EpisodeResult):
                 failure=failure,
                 seed=_typed(d.get("seed"), int, "seed"),
                 solo=bool(d.get("solo")),
+                tau2_domain=_typed(d.get("tau2_domain"), str, "tau2_domain"),
                 termination=_typed(d.get("termination"), str, "termination"),
                 reward_info=_typed(d.get("reward_info"), dict, "reward_info"),
                 messages=messages,

@@ -74,12 +74,23 @@ def export(records: Iterable[SweepRecord], *, min_reward: Optional[float] = None
         yield to_chat(r)
 
 
+def _checked_domains(names: list[str], output_dir: Path) -> set[str]:
+    """The names, each a domain tau2 knows or a task set the sweep's config.yaml declares. Raises InvalidInput."""
+    import yaml
+
+    try:
+        declared = (yaml.safe_load((output_dir / "config.yaml").read_text()) or {}).get("task_sets") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        declared = {}
+    return {d if d in declared else check_domain(d) for d in names}
+
+
 def run(argv: list[str]) -> int:
     """The command (see module doc): its exit status; bad input raises InvalidInput."""
     args = parse_args(argv, SftArgs)
     if not args.output_dir:
         raise InvalidInput("output_dir=... is required: the output_dir of a sweep")
-    domains = {check_domain(d) for d in args.domains} if args.domains else None
+    domains = _checked_domains(args.domains, Path(args.output_dir)) if args.domains else None
     records = iter_records(args.output_dir)
     out = Path(args.out or Path(args.output_dir) / "sft.jsonl")
     n = 0

@@ -22,6 +22,7 @@ A_VALID_KEY = {
     "sft": "min_reward",
     "bench": "p6_sizes",
     "capture-check": "episodes",
+    "validate-tasks": "tasks",
 }
 
 

@@ -9,6 +9,7 @@ are the packaged YAML files' (rollout/defaults/), where they set a value.
 
 from __future__ import annotations
 
+import os
 import typing
 from collections.abc import Iterator
 from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
@@ -216,6 +217,21 @@ class EnvConfig:
 
 
 @dataclass
+class TaskSetConfig:
+    """A task set: a file of tau2 tasks for one tau2 domain, run under the set's name (docs/tasks.md)."""
+
+    domain: str = setting(help="the tau2 domain the tasks belong to (e.g. airline)")
+    tasks: str = setting(help="a JSON file: a list of tau2 Task objects (tau2's tasks.json format)")
+    db: Optional[str] = setting(None, help="a database file in the domain's format; null: the domain's default database")
+    splits: Optional[str] = setting(None, help="a JSON file {split: [task ids]}; null: one split, base, of every task")
+
+    def __post_init__(self):  # files are read where episodes run: name them the same everywhere
+        self.tasks = os.path.abspath(self.tasks)
+        self.db = os.path.abspath(self.db) if self.db else None
+        self.splits = os.path.abspath(self.splits) if self.splits else None
+
+
+@dataclass
 class RolloutConfig:
     """Everything one episode needs besides its (domain, task_id, sample)."""
 
@@ -230,6 +246,9 @@ class RolloutConfig:
     sampling: SamplingConfig = setting(default_factory=SamplingConfig, help=SamplingConfig.__doc__)
     episode: EpisodeConfig = setting(default_factory=EpisodeConfig, help="an episode's limits and mode")
     env: EnvConfig = setting(default_factory=EnvConfig, help="the environment backend the episodes run on")
+    task_sets: dict[str, TaskSetConfig] = setting(
+        default_factory=dict, help="task sets by name, each usable wherever a domain name goes (docs/tasks.md)"
+    )
 
     def secrets(self) -> list[str]:
         """The API keys this process would use (literal, from a file or a variable), for redaction.
