@@ -123,7 +123,6 @@ EXTRA_KEYS = (
     "max_global_steps",
     "reward_extra_info",
 )
-REWARD_EXTRA_KEYS = ("tau2_dropped", "tau2_over_budget")  # numbers verl's metrics can average
 
 
 def uses_v1(config) -> bool:
