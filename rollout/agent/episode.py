@@ -173,6 +173,8 @@ async def _play(
                 model=endpoints.agent_model,
                 secrets=secrets,
                 weight_version=spec.weight_version,
+                max_prompt_tokens=ep.max_prompt_tokens,
+                max_response_tokens=ep.max_response_tokens,
             )
         policy = PolicyModel(
             client=endpoints.agent_client,

@@ -31,7 +31,7 @@ from agents.usage import Usage as SdkUsage
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 from tau2.data_model.simulation import TerminationReason
 
-from rollout.agent.token_in import TokenInCalls
+from rollout.agent.token_in import BudgetReached, TokenInCalls
 from rollout.core.clients import ChatClient, reply_of
 from rollout.core.failures import EpisodeFailure, FailureClass, described
 from rollout.core.fast_http import EndpointError
@@ -99,6 +99,7 @@ class PolicyModel(Model):
         self.conversation = list(opening.conversation)
         self.results: dict[str, str] = {}  # SDK-side call id -> result text (for its FunctionTools)
         self.user_reply: Optional[str] = None
+        self.budget_reached: Optional[str] = None  # why the token budget ended the episode
 
     def _request(self, settings: ModelSettings) -> tuple[dict, dict]:
         """(the request body, the headers) for the current conversation."""
@@ -142,6 +143,16 @@ class PolicyModel(Model):
         prompt=None,
     ) -> ModelResponse:
         body, headers = self._request(model_settings)
+        try:
+            return await self._respond(body, headers)
+        except BudgetReached as e:  # the budget ends the episode as running out of steps does
+            self.budget_reached = str(e)
+            await self._session.end(TerminationReason.MAX_STEPS.value)
+            raise StopEpisode(TerminationReason.MAX_STEPS) from None
+
+    async def _respond(self, body: dict, headers: dict) -> ModelResponse:
+        """Sample a reply (regenerating empty ones), hand it to the session and return it to the
+        SDK as output items."""
         for _ in range(self._empty_retries + 1):
             start = time.perf_counter()
             data, text, calls = await self._complete(body, headers)

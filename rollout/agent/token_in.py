@@ -12,6 +12,11 @@ tail: the tool results, the user's reply and the generation prompt rendered on t
 (`ChatFormat.tail`). The model therefore always sees its own earlier tokens, think blocks
 included, never a re-rendering of them: every episode is one token sequence.
 
+A token budget (`episode.max_prompt_tokens`, `episode.max_response_tokens`: a trainer's sequence
+length) is the episode's end, not a cut: before a call, a prompt longer than the first bound or
+no room left under the second raises `BudgetReached`, and the episode ends there as tau2 ends an
+episode that runs out of steps; each completion is bounded by the room left.
+
 An answer without usable token data is an endpoint failure (`MODEL_ERROR`): the context cannot
 go on without the completion's ids. `tool_choice` and other chat-only fields are not sent (the
 token interface has none); solo episodes are not forced to call a tool.
@@ -33,6 +38,10 @@ from rollout.core.tokenin.parsers import parse_reply
 from rollout.core.tokens import CaptureError, TurnRecord
 
 _MODELS_PATH = {"vllm": "/models", "sglang": "/v1/models"}  # from the token route's base URL
+
+
+class BudgetReached(Exception):
+    """The next policy call would not fit the episode's token budget (the message says which)."""
 
 
 @dataclass
@@ -59,6 +68,8 @@ class TokenInCalls:
         model: str,
         secrets: list[str],
         weight_version: Optional[int] = None,
+        max_prompt_tokens: Optional[int] = None,
+        max_response_tokens: Optional[int] = None,
     ):
         self._client = client
         self._format = chat_format
@@ -69,6 +80,9 @@ class TokenInCalls:
         self._model = model
         self._secrets = secrets
         self._weight_version = weight_version
+        self._max_prompt = max_prompt_tokens
+        self._max_response = max_response_tokens
+        self._first_prompt_len = 0
         self.prompt: Optional[list[int]] = None  # the next call's prompt ids
         self._completion: list[int] = []
         self._calls_made = 0
@@ -80,9 +94,13 @@ class TokenInCalls:
         prompt only; `fields` are the request's sampling fields. Raises EpisodeFailure."""
         if self.prompt is None:
             self.prompt = self._format.first_prompt(messages, tools or None)
+            self._first_prompt_len = len(self.prompt)
         fields = dict(fields)
+        left = self._budget_left()
         if fields.get("max_tokens") is None:
             fields["max_tokens"] = await self._room(len(self.prompt))
+        if left is not None:
+            fields["max_tokens"] = min(fields["max_tokens"], left)
         body = request_body(self._engine, self._model, self.prompt, fields)
         start = time.perf_counter()
         try:
@@ -126,6 +144,19 @@ class TokenInCalls:
         gap = [] if ids and ids[-1] == self._format.end_of_turn_id else [self._format.end_of_turn_id]
         self.prompt = self.prompt + ids + gap + self._format.tail(assistant, after)
         self._completion = []
+
+    def _budget_left(self) -> Optional[int]:
+        """The tokens the next completion may have under `max_response_tokens` (None: no bound).
+        Raises BudgetReached when the prompt is over `max_prompt_tokens` or nothing is left."""
+        n = len(self.prompt or [])
+        if self._max_prompt is not None and n > self._max_prompt:
+            raise BudgetReached(f"the next prompt has {n} tokens, over episode.max_prompt_tokens={self._max_prompt}")
+        if self._max_response is None:
+            return None
+        left = self._max_response - (n - self._first_prompt_len)
+        if left <= 0:
+            raise BudgetReached(f"episode.max_response_tokens={self._max_response} are used up after the first prompt")
+        return left
 
     async def _room(self, prompt_len: int) -> int:
         """max_tokens when none is set: what the model's context leaves after the prompt, as the

@@ -20,6 +20,8 @@ several repetitions; the scripted model server runs in a separate process.
   P9  HTTP client CPU per chat request: fast_http vs httpx, aiohttp and openai (rollout/bench/http_ab.py)
   P10 the rollout pool with token capture on vs off at 64 / 256 in flight, and the driver's cost
       of `stream_groups` vs `run` (rollout/bench/pool_training.py)
+  P11 token-in vs chat capture through the pool at 64 in flight on Qwen3 (thinking on, off) and
+      Qwen2.5 templates: throughput, CPU per completion, split boundaries (rollout/bench/token_in.py)
 
 Keys: `out` (default bench.json), `quick` (true: tiny sizes, a smoke run, not a measurement),
 `rows` (a subset, e.g. `rows=[P1,P3]`; CPU is P7; default: all), `p6_sizes` (P6's sweep sizes
@@ -51,13 +53,14 @@ from rollout.bench.http_ab import bench_http_ab
 from rollout.bench.memory import bench_p4
 from rollout.bench.pool_training import bench_p10
 from rollout.bench.scale import DEFAULT_SIZES, bench_p6
+from rollout.bench.token_in import bench_p11
 from rollout.bench.training import bench_p8
 from rollout.core.command import CommandArgs, parse_args
 from rollout.core.failures import InvalidInput
 from rollout.env.domains import load_domain
 
 DOMAINS = ("airline", "retail", "telecom")
-ROWS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10")
+ROWS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11")
 ROW_ALIASES = MappingProxyType({"CPU": "P7"})
 QUICK_P6_SIZES = (4, 8)
 
@@ -301,6 +304,9 @@ def run(argv: list[str]) -> int:
     if "P10" in rows:
         report["P10"] = bench_p10(quick=q)
         _print("P10", report["P10"])
+    if "P11" in rows:
+        report["P11"] = bench_p11(quick=q)
+        _print("P11", report["P11"])
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

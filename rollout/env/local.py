@@ -160,6 +160,14 @@ class LocalSession:
             self.termination = self.recorder.record_agent_stop().reason.value
         return self.termination
 
+    async def end(self, reason: str) -> None:
+        from tau2.data_model.simulation import TerminationReason
+
+        if self.recorder is None:
+            raise EpisodeFailure(FailureClass.ENV_ERROR, "end before reset")
+        if self.termination is None:
+            self.termination = self.recorder.stop(TerminationReason(reason)).reason.value
+
     async def finish(self) -> Scored:
         from tau2.data_model.simulation import TerminationReason
 

@@ -118,6 +118,10 @@ class EnvSession(Protocol):
     async def agent_step(self, text: Optional[str], tool_calls: list[RawToolCall]) -> StepOutcome:
         """Record one agent generation and act on it (run its tools, or the user's turn)."""
 
+    async def end(self, reason: str) -> None:
+        """End the episode now with tau2 termination `reason` (e.g. max_steps: the agent side's
+        token budget ran out), unless it already ended; nothing is recorded as a message."""
+
     async def finish(self) -> Scored:
         """Score the episode with tau2's evaluator (once). Raises EpisodeFailure(ENV_ERROR)."""
 

@@ -66,6 +66,9 @@ class ThreadedSession:
     async def agent_step(self, text: Optional[str], tool_calls: list[RawToolCall]) -> StepOutcome:
         return await self._thread.run(self._session.agent_step(text, tool_calls))
 
+    async def end(self, reason: str) -> None:
+        await self._thread.run(self._session.end(reason))
+
     async def finish(self) -> Scored:
         return await self._thread.run(self._session.finish())
 

@@ -1,10 +1,13 @@
-"""`python -m rollout.scripted [--port 8000] [--policy oracle] [--latency 0.2]`: serve until Ctrl-C."""
+"""`python -m rollout.scripted [--port 8000] [--policy oracle] [--latency 0.2] [--model qwen3] [--reasoning-parser qwen3]`:
+serve until Ctrl-C."""
 
 import argparse
 import time
 
 from rollout.core.config import SCRIPTED_POLICIES
 from rollout.core.process_env import apply_defaults
+from rollout.scripted.chat_tokens import REASONING_PARSERS
+from rollout.scripted.models import MODELS
 from rollout.scripted.server import Faults, ScriptedServer
 
 
@@ -15,10 +18,22 @@ def main(argv=None) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--policy", choices=SCRIPTED_POLICIES, default="oracle")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every completion")
+    p.add_argument("--model", choices=MODELS, default="qwen25", help="the model directory whose tokenizer and template it serves")
+    p.add_argument(
+        "--reasoning-parser", choices=REASONING_PARSERS, default=None, help="vLLM's --reasoning-parser (default: none)"
+    )
     args = p.parse_args(argv)
-    server = ScriptedServer(args.policy, host=args.host, port=args.port, faults=Faults(latency_s=args.latency), record=False)
+    server = ScriptedServer(
+        args.policy,
+        host=args.host,
+        port=args.port,
+        faults=Faults(latency_s=args.latency),
+        record=False,
+        model=args.model,
+        reasoning_parser=args.reasoning_parser,
+    )
     server.start()
-    print(f"scripted {args.policy} server at {server.url}", flush=True)
+    print(f"scripted {args.policy} server ({args.model}) at {server.url}", flush=True)
     try:
         while True:
             time.sleep(3600)

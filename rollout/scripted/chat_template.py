@@ -1,9 +1,11 @@
-"""The prompt side of vLLM's token protocol for a Qwen2.5-style model: the tokenizer, the chat
+"""The prompt side of vLLM's token protocol for a Qwen-style model: the tokenizer, the chat
 template and the prompt a chat request renders to (chat_tokens.py is the completion side).
 
-Data (rollout/scripted/tokenizer/): `tau2-bpe.json`, a byte-level BPE tokenizer in Qwen2.5's shape
-trained on tau2's texts (4096 tokens + Qwen2.5's 22 added tokens; build.py says how and why), and
-`qwen25_chat_template.jinja`, Qwen2.5-Instruct's chat template verbatim.
+Data: the model directories of rollout/scripted/models (`qwen25`, `qwen3`: `tokenizer.json` and the
+`chat_template` of `tokenizer_config.json`), built from `tokenizer/tau2-bpe.json`, a byte-level BPE
+tokenizer in Qwen2.5's shape trained on tau2's texts (build.py says how and why), and Qwen2.5's
+and Qwen3's chat templates verbatim (tokenizer/model_dirs.py). Every function takes the model's
+name (`model`, default "qwen25"); transformers is not used here.
 
 What vLLM does with a request's messages and tools, and so what this module does (checked in the
 vLLM 0.19.1 wheel; the same code is in 0.12.0, paths as in 0.19.1, 0.12.0's in brackets, and in
@@ -14,7 +16,9 @@ transformers 4.57.1):
    the parts are joined with "\\n", so None -> "" (the Qwen2.5 template is "string" content format:
    vllm/renderers/hf.py `_detect_content_format` [chat_utils.py]). `_postprocess_messages` turns each
    assistant tool call's `function.arguments` JSON string into a dict (json.loads; "" or None -> {}),
-   and (0.19) drops an empty tool_calls list.
+   and (0.19) drops an empty tool_calls list. An assistant message's `reasoning` (or
+   `reasoning_content`) string is handed on as both `reasoning` and `reasoning_content` (vLLM
+   0.34 renderers/chat_utils/chat_message.py), which Qwen3's template reads.
 2. Tools (`tool_dicts`): vllm/entrypoints/serve/render/serving.py `render_chat`
    [entrypoints/openai/serving_chat.py] passes `[tool.model_dump() for tool in request.tools]`:
    ChatCompletionToolsParam{type, function} and FunctionDefinition{name, description, parameters}
@@ -27,7 +31,8 @@ transformers 4.57.1):
    lstrip_blocks=True, extensions=[AssistantTracker, loopcontrols]) with `tojson` =
    json.dumps(x, ensure_ascii=False, indent, separators, sort_keys) (no HTML escaping),
    `raise_exception` and `strftime_now`, and the special tokens map as extra variables.
-   The prompt is then tokenized without special tokens (ChatCompletionRequest.add_special_tokens
+   The request's `chat_template_kwargs` (e.g. {"enable_thinking": false} for Qwen3) are passed
+   to the template beside them. The prompt is then tokenized without special tokens (ChatCompletionRequest.add_special_tokens
    defaults to False; Qwen2 has no BOS).
 """
 
@@ -39,10 +44,13 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
+from rollout.scripted.models import model_dir
+
 DATA = Path(__file__).resolve().parent / "tokenizer"
-TOKENIZER_FILE = DATA / "tau2-bpe.json"
+DEFAULT_MODEL = "qwen25"
+TOKENIZER_FILE = model_dir(DEFAULT_MODEL) / "tokenizer.json"
 TEMPLATE_FILE = DATA / "qwen25_chat_template.jinja"
-EOS = "<|im_end|>"  # Qwen2.5-Instruct's eos_token
+EOS = "<|im_end|>"  # the eos_token of Qwen2.5-Instruct and Qwen3
 SPECIAL_TOKENS_MAP = {  # what transformers' apply_chat_template passes to the template beside messages
     "eos_token": EOS,
     "pad_token": "<|endoftext|>",
@@ -67,16 +75,22 @@ SPECIAL_TOKENS_MAP = {  # what transformers' apply_chat_template passes to the t
 
 
 @functools.cache
-def tokenizer():
-    """The tau2 BPE tokenizer (tokenizers.Tokenizer), loaded once."""
+def tokenizer(model: str = DEFAULT_MODEL):
+    """The model's tokenizer (tokenizers.Tokenizer of its directory's tokenizer.json), loaded once."""
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(str(TOKENIZER_FILE))
+    return Tokenizer.from_file(str(model_dir(model) / "tokenizer.json"))
 
 
 @functools.cache
-def template():
-    """The Qwen2.5 chat template compiled as transformers compiles it (see the module doc, 3)."""
+def template_text(model: str = DEFAULT_MODEL) -> str:
+    """The `chat_template` of the model directory's tokenizer_config.json."""
+    return json.loads((model_dir(model) / "tokenizer_config.json").read_text())["chat_template"]
+
+
+@functools.cache
+def template(model: str = DEFAULT_MODEL):
+    """The model's chat template compiled as transformers compiles it (see the module doc, 3)."""
     import jinja2
     import jinja2.ext
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -109,38 +123,38 @@ def template():
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
-    return env.from_string(TEMPLATE_FILE.read_text())
+    return env.from_string(template_text(model))
 
 
 @functools.cache
-def eos_id() -> int:
-    return tokenizer().token_to_id(EOS)
+def eos_id(model: str = DEFAULT_MODEL) -> int:
+    return tokenizer(model).token_to_id(EOS)
 
 
-def encode(text: str) -> list[int]:
+def encode(text: str, model: str = DEFAULT_MODEL) -> list[int]:
     """`text`'s token ids, as encoding it whole gives them: the tokenizer splits its input at
     added tokens first (none strips or normalizes its neighbours) and encodes the pieces between
     them apart, so the pieces' ids are cached (a conversation's prompts repeat its messages)."""
     out: list[int] = []
-    for piece in _added_tokens().split(text):
+    for piece in _added_tokens(model).split(text):
         if piece:
-            out += _encode_piece(piece)
+            out += _encode_piece(piece, model)
     return out
 
 
 @functools.cache
-def _added_tokens() -> re.Pattern:
-    contents = sorted((t.content for t in tokenizer().get_added_tokens_decoder().values()), key=len, reverse=True)
+def _added_tokens(model: str) -> re.Pattern:
+    contents = sorted((t.content for t in tokenizer(model).get_added_tokens_decoder().values()), key=len, reverse=True)
     return re.compile("(" + "|".join(map(re.escape, contents)) + ")")
 
 
-@functools.lru_cache(maxsize=4096)
-def _encode_piece(piece: str) -> tuple[int, ...]:
-    return tuple(tokenizer().encode(piece, add_special_tokens=False).ids)
+@functools.lru_cache(maxsize=8192)
+def _encode_piece(piece: str, model: str) -> tuple[int, ...]:
+    return tuple(tokenizer(model).encode(piece, add_special_tokens=False).ids)
 
 
-def decode(ids: list[int], skip_special_tokens: bool = True) -> str:
-    return tokenizer().decode(list(ids), skip_special_tokens=skip_special_tokens)
+def decode(ids: list[int], skip_special_tokens: bool = True, model: str = DEFAULT_MODEL) -> str:
+    return tokenizer(model).decode(list(ids), skip_special_tokens=skip_special_tokens)
 
 
 # -- the prompt ------------------------------------------------------------------------------------
@@ -164,6 +178,10 @@ def conversation(messages: list[dict]) -> list[dict]:
                 msg["tool_calls"] = calls
         elif role == "tool" and "tool_call_id" in m:
             msg["tool_call_id"] = m["tool_call_id"]
+        if role == "assistant":
+            reasoning = m.get("reasoning") if m.get("reasoning") is not None else m.get("reasoning_content")
+            if isinstance(reasoning, str):
+                msg["reasoning"] = msg["reasoning_content"] = reasoning
         if isinstance(m.get("name"), str):
             msg["name"] = m["name"]
         out.append(msg)
@@ -195,18 +213,40 @@ def tool_dicts(tools: Optional[list[dict]]) -> Optional[list[dict]]:
     return out
 
 
-def render(messages: list[dict], tools: Optional[list[dict]] = None, add_generation_prompt: bool = True) -> str:
+def render(
+    messages: list[dict],
+    tools: Optional[list[dict]] = None,
+    add_generation_prompt: bool = True,
+    *,
+    model: str = DEFAULT_MODEL,
+    chat_template_kwargs: Optional[dict] = None,
+) -> str:
     """The prompt text vLLM renders for a chat request."""
-    return template().render(
-        messages=conversation(messages),
-        tools=tool_dicts(tools),
-        documents=None,
-        add_generation_prompt=add_generation_prompt,
-        **SPECIAL_TOKENS_MAP,
+    return template(model).render(
+        **{
+            **SPECIAL_TOKENS_MAP,
+            "messages": conversation(messages),
+            "tools": tool_dicts(tools),
+            "documents": None,
+            "add_generation_prompt": add_generation_prompt,
+            **(chat_template_kwargs or {}),
+        }
     )
 
 
-def render_prompt(messages: list[dict], tools: Optional[list[dict]] = None) -> tuple[str, list[int]]:
+def render_prompt(
+    messages: list[dict],
+    tools: Optional[list[dict]] = None,
+    *,
+    model: str = DEFAULT_MODEL,
+    chat_template_kwargs: Optional[dict] = None,
+) -> tuple[str, list[int]]:
     """(prompt text, prompt token ids) of a chat request, add_generation_prompt=True."""
-    text = render(messages, tools)
-    return text, encode(text)
+    text = render(messages, tools, model=model, chat_template_kwargs=chat_template_kwargs)
+    return text, encode(text, model)
+
+
+def thinking(model: str, chat_template_kwargs: Optional[dict] = None) -> bool:
+    """Whether the model writes a think block: Qwen3 unless the request turns it off
+    (`enable_thinking: false`, which its template answers with an empty think block)."""
+    return model == "qwen3" and (chat_template_kwargs or {}).get("enable_thinking", True) is not False

@@ -1,13 +1,12 @@
-"""vLLM's token protocol for a Qwen2.5-style model, over a real tokenizer and chat template.
+"""vLLM's chat token protocol for a Qwen2.5- or Qwen3-style model, over a real tokenizer and template.
 
 The scripted server's token mode (server.py) answers like `vllm serve Qwen/Qwen2.5-*-Instruct
---enable-auto-tool-choice --tool-call-parser hermes`: the player's assistant message becomes the
-text the model would have generated, that text becomes token ids, and the message returned is
-what vLLM's parser makes of the text. Nothing here knows about HTTP.
+--enable-auto-tool-choice --tool-call-parser hermes` (model "qwen25") or `vllm serve Qwen/Qwen3-*
+... --tool-call-parser hermes [--reasoning-parser qwen3]` (model "qwen3"): the player's assistant
+message becomes the text the model would have generated, that text becomes token ids, and the
+message returned is what vLLM's parsers make of the text. Nothing here knows about HTTP.
 
-Data (rollout/scripted/tokenizer/): `tau2-bpe.json`, a byte-level BPE tokenizer in Qwen2.5's shape
-trained on tau2's texts (4096 tokens + Qwen2.5's 22 added tokens; build.py says how and why), and
-`qwen25_chat_template.jinja`, Qwen2.5-Instruct's chat template verbatim.
+Data: the model directories of rollout/scripted/models (chat_template.py).
 
 What vLLM does, and so what this module does. Checked in the vLLM 0.19.1 wheel; the same code is in
 0.12.0 (paths as in 0.19.1, 0.12.0's in brackets) and in transformers 4.57.1:
@@ -16,7 +15,11 @@ What vLLM does, and so what this module does. Checked in the vLLM 0.19.1 wheel; 
 4. Generation (`completion`): a Qwen2.5 model writes an assistant turn as the template renders it
    after the generation prompt "<|im_start|>assistant\\n": content, then for each call
    "\\n<tool_call>\\n{\\"name\\": ..., \\"arguments\\": <tojson>}\\n</tool_call>", then "<|im_end|>", its
-   EOS. The EOS id is the last of the choice's `token_ids` and has its own `logprobs.content`
+   EOS. A Qwen3 model writes what its template renders for the last assistant turn: with thinking
+   on, "<think>\\n" + reasoning + "\\n</think>\\n\\n", then the same body (Qwen3's template joins
+   content and calls with the same "\\n"); with `enable_thinking: false` the generation prompt
+   already ends in "<think>\\n\\n</think>\\n\\n" and the model writes the body only. The reasoning is
+   the message's own `reasoning` string when it has one, else `thought(message)`. The EOS id is the last of the choice's `token_ids` and has its own `logprobs.content`
    entry, but is not in the text: vllm/v1/core/sched/utils.py `check_stop` ends the request after
    appending the sampled EOS; vllm/v1/engine/detokenizer.py `update` skips the stop token when
    detokenizing and appends it to `token_ids`; usage counts it. An EOS that is also the
@@ -33,9 +36,16 @@ What vLLM does, and so what this module does. Checked in the vLLM 0.19.1 wheel; 
    content. "required" and a named tool_choice use guided JSON instead: the model writes
    `[{"name": ..., "parameters": {...}}]` (resp. the arguments object), content is "" and
    finish_reason is "tool_calls" (resp. "stop"): entrypoints/openai/chat_completion/serving.py
-   `chat_completion_full_generator`. Call ids are vLLM's random "chatcmpl-tool-<16 hex>"
+   `chat_completion_full_generator`. With `--reasoning-parser qwen3` the reasoning is split off
+   first (vllm 0.34 parser/qwen3.py, `qwen3_config` + engine/parser_engine.py
+   `extract_reasoning`): with thinking on, the text starts in the reasoning state, `<think>` is
+   dropped, everything before the first `</think>` is the reasoning (no `</think>`: all of it)
+   and what follows is the content (None when empty), which the tool parser then parses; with
+   `enable_thinking: false` (the request's chat_template_kwargs) the whole text is content. The
+   reasoning goes in the message's `reasoning` field (vLLM 0.34's ChatMessage; `reasoning_content`
+   was its older name). Without a reasoning parser the think block stays in the content. Call ids are vLLM's random "chatcmpl-tool-<16 hex>"
    (chat_utils.py `make_tool_call_id`); here the caller's ids, else a hash of the text.
-6. Logprobs (`logprobs_content`): serving.py `_create_chat_logprobs` / `_get_top_logprobs`: one
+6. Logprobs (`logprobs_content`, logprobs.py `chat_content`): serving.py `_create_chat_logprobs` / `_get_top_logprobs`: one
    entry per completion token id (EOS included) with `token` (the id decoded alone, special tokens
    kept; vllm/v1/engine/logprobs.py `_verify_tokens` replaces a token ending in U+FFFD by the
    previous token + it, or ""), `logprob`, `bytes` (utf-8 of the decoded token) and `top_logprobs`
@@ -63,12 +73,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import re
-import struct
 from typing import Any, Optional
 
 from rollout.scripted.chat_template import (  # noqa: F401  (re-exported: the prompt side of the protocol)
+    DEFAULT_MODEL,
     EOS,
     SPECIAL_TOKENS_MAP,
     TEMPLATE_FILE,
@@ -81,9 +90,12 @@ from rollout.scripted.chat_template import (  # noqa: F401  (re-exported: the pr
     render,
     render_prompt,
     template,
+    thinking,
     tokenizer,
     tool_dicts,
 )
+from rollout.scripted.logprobs import chat_content as logprobs_content  # noqa: F401  (re-exported)
+from rollout.scripted.logprobs import token_logprob  # noqa: F401  (re-exported)
 
 DRIFT_MODES = (
     "compact_json",  # tool calls written as {"name":"f","arguments":{"a":1}}; re-rendered with ", " and ": "
@@ -93,12 +105,14 @@ DRIFT_MODES = (
     "noncanonical",  # same text, but its first mergeable token is sampled as its two halves (a real
     # model can sample a non-canonical split); the re-render tokenizes canonically
 )
+REASONING_PARSERS = ("qwen3",)
 _TOOL_CALL_RE = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)  # the hermes parser's
 
 
 @functools.cache
 def _halves() -> dict[int, tuple[int, int]]:
-    """token id -> the ids of the merge that made it (for the noncanonical drift)."""
+    """token id -> the ids of the merge that made it (for the noncanonical drift; the learned
+    vocabulary is the same in every model directory)."""
     model = json.loads(TOKENIZER_FILE.read_text())["model"]
     vocab = model["vocab"]
     out = {}
@@ -148,8 +162,20 @@ def _arguments(fn: dict):
         return _Raw(args)
 
 
-def generated_text(message: dict, *, tool_choice: Any = "auto", drift: Optional[str] = None) -> str:
-    """The text a Qwen2.5 model writes for `message` (module doc, 4), before its EOS."""
+def thought(message: dict) -> str:
+    """The scripted model's reasoning before `message`: one short sentence fixed by the reply."""
+    names = [(tc.get("function") or {}).get("name", "") for tc in message.get("tool_calls") or []]
+    return f"The next step is to call {', '.join(names)}." if names else "The next step is to answer the user."
+
+
+def generated_text(message: dict, *, tool_choice: Any = "auto", drift: Optional[str] = None, think: bool = False) -> str:
+    """The text the model writes for `message` (module doc, 4), before its EOS; `think`: a
+    Qwen3 model with thinking on (`chat_template.thinking`) writes its think block first."""
+    if think:
+        reasoning = message.get("reasoning") if isinstance(message.get("reasoning"), str) else thought(message)
+        return (
+            "<think>\n" + reasoning.strip("\n") + "\n</think>\n\n" + generated_text(message, tool_choice=tool_choice, drift=drift)
+        )
     if drift is not None and drift not in DRIFT_MODES:
         raise ValueError(f"unknown drift mode '{drift}'; valid: {', '.join(DRIFT_MODES)}")
     calls = [tc.get("function") or {} for tc in message.get("tool_calls") or []]
@@ -166,25 +192,53 @@ def generated_text(message: dict, *, tool_choice: Any = "auto", drift: Optional[
     return "\n" + text if drift == "leading_newline" else text
 
 
-def completion(message: dict, *, tool_choice: Any = "auto", drift: Optional[str] = None) -> tuple[str, list[int]]:
+def completion(
+    message: dict, *, tool_choice: Any = "auto", drift: Optional[str] = None, model: str = DEFAULT_MODEL, think: bool = False
+) -> tuple[str, list[int]]:
     """(generated text, completion token ids ending with the EOS id) for an assistant message."""
-    text = generated_text(message, tool_choice=tool_choice, drift=drift)
-    ids = encode(text)
+    text = generated_text(message, tool_choice=tool_choice, drift=drift, think=think)
+    ids = encode(text, model)
     if drift == "noncanonical":
         halves = _halves()
         i = next((i for i, t in enumerate(ids) if t in halves), None)
         if i is not None:
             ids[i : i + 1] = halves[ids[i]]
-    return text, ids + [eos_id()]
+    return text, ids + [eos_id(model)]
 
 
 # -- parsing ---------------------------------------------------------------------------------------
 
 
-def parse_completion(text: str, *, tools: bool = True, tool_choice: Any = "auto", call_ids: Optional[list[str]] = None) -> dict:
+def split_reasoning(text: str, think: bool = True) -> tuple[Optional[str], Optional[str]]:
+    """(reasoning, content) as vLLM's qwen3 reasoning parser splits generated `text` (module
+    doc, 5); `think` False: the request turned thinking off."""
+    if not think:
+        return None, text
+    head, end, tail = text.partition("</think>")
+    reasoning = head.replace("<think>", "", 1)
+    return reasoning or None, (tail or None) if end else None
+
+
+def parse_completion(
+    text: str,
+    *,
+    tools: bool = True,
+    tool_choice: Any = "auto",
+    call_ids: Optional[list[str]] = None,
+    reasoning_parser: Optional[str] = None,
+    think: bool = True,
+) -> dict:
     """The message vLLM returns for generated `text` (module doc, 5), in ChatMessage's shape.
-    `tools`: whether the request offered tools; `call_ids`: ids for the calls, by position."""
+    `tools`: whether the request offered tools; `call_ids`: ids for the calls, by position;
+    `reasoning_parser`: None or "qwen3", `think` whether the request left thinking on."""
     calls: list[tuple[str, str]] = []
+    reasoning = None
+    if reasoning_parser == "qwen3":
+        reasoning, text = split_reasoning(text, think)
+    elif reasoning_parser is not None:
+        raise ValueError(f"unknown reasoning parser '{reasoning_parser}'; valid: {', '.join(REASONING_PARSERS)}")
+    if text is None:
+        return _message(None, [], None, reasoning)
     content: Optional[str] = text
     if tools and isinstance(tool_choice, dict):
         calls, content = [((tool_choice.get("function") or {}).get("name", ""), text)], ""
@@ -208,14 +262,15 @@ def parse_completion(text: str, *, tools: bool = True, tool_choice: Any = "auto"
                 content = None
         except (ValueError, KeyError, TypeError):
             calls, content = [], text
-    tool_calls = [
-        {
-            "id": (call_ids[i] if call_ids and i < len(call_ids) else _call_id(text, i)),
-            "type": "function",
-            "function": {"name": name, "arguments": args},
-        }
-        for i, (name, args) in enumerate(calls)
-    ]
+    return _message(
+        content,
+        calls,
+        [call_ids[i] if call_ids and i < len(call_ids) else _call_id(text, i) for i in range(len(calls))],
+        reasoning,
+    )
+
+
+def _message(content: Optional[str], calls: list[tuple[str, str]], ids: Optional[list[str]], reasoning: Optional[str]) -> dict:
     return {
         "role": "assistant",
         "content": content,
@@ -223,83 +278,16 @@ def parse_completion(text: str, *, tools: bool = True, tool_choice: Any = "auto"
         "annotations": None,
         "audio": None,
         "function_call": None,
-        "tool_calls": tool_calls,
-        "reasoning": None,
+        "tool_calls": [
+            {"id": i, "type": "function", "function": {"name": name, "arguments": args}}
+            for i, (name, args) in zip(ids or [], calls)
+        ],
+        "reasoning": reasoning,
     }
 
 
 def _call_id(text: str, i: int) -> str:
     return "chatcmpl-tool-" + hashlib.sha256(f"{i}:{text}".encode()).hexdigest()[:16]
-
-
-# -- logprobs --------------------------------------------------------------------------------------
-
-
-def _unit(seed: bytes, *parts: int) -> float:
-    """A fixed pseudo-random number in [0, 1) for (seed, parts)."""
-    digest = hashlib.blake2b(seed + struct.pack(f">{len(parts)}q", *parts), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0**64
-
-
-def token_logprob(prompt_ids: list[int], position: int, token_id: int, *, seed: Optional[bytes] = None) -> float:
-    """The sampled token's logprob: in [-4, -1e-6], fixed by (prompt ids, position, token).
-    `seed`: `_seed(prompt_ids)` when the caller has it (it hashes the whole prompt)."""
-    return -(1e-6 + 4.0 * _unit(seed or _seed(prompt_ids), position, token_id) ** 3)
-
-
-def _seed(prompt_ids: list[int]) -> bytes:
-    return hashlib.sha256(",".join(map(str, prompt_ids)).encode()).digest()
-
-
-def _decoded(ids: list[int], prev: Optional[int]) -> list[str]:
-    """Each id decoded alone, with vLLM's fix for a partial UTF-8 character (module doc, 6);
-    `ids` are one position's [sampled, alternatives...], `prev` the previous sampled id."""
-    tok = tokenizer()
-    out = [tok.decode([i], skip_special_tokens=False) for i in ids]
-    fixed = {}
-    for idx, text in enumerate(out):
-        if text.endswith("\ufffd"):
-            fixed[idx] = ""
-            candidates = ([ids[idx - 1 : idx + 1]] if idx > 0 else []) + (
-                [[prev] + ids[max(idx - 1, 0) : idx + 1]] if prev is not None else []
-            )
-            for c in candidates:
-                s = tok.decode(c, skip_special_tokens=False)
-                if not s.endswith("\ufffd"):
-                    fixed[idx] = s
-                    break
-    return [fixed.get(i, t) for i, t in enumerate(out)]
-
-
-def logprobs_content(prompt_ids: list[int], ids: list[int], *, top_logprobs: int = 0, as_token_ids: bool = False) -> list[dict]:
-    """`choices[0].logprobs.content`: one entry per completion id (module doc, 6). The
-    alternatives are pseudo-random ids whose probabilities share what the sampled token leaves,
-    halving by rank. top_logprobs -1 (vLLM: the whole vocabulary) is answered with 20."""
-    k = 20 if top_logprobs == -1 else max(top_logprobs or 0, 0)
-    seed, vocab, entries = _seed(prompt_ids), tokenizer().get_vocab_size(), []
-    for pos, tid in enumerate(ids):
-        lp = token_logprob(prompt_ids, pos, tid, seed=seed)
-        rest = max(1.0 - math.exp(lp), 1e-12)
-        ranked: dict[int, float] = {tid: lp}
-        for j in range(4 * k + 4):
-            if len(ranked) > k:
-                break
-            ranked.setdefault(int(_unit(seed, pos, -1 - j) * vocab), max(math.log(rest / 2.0 ** len(ranked)), -9999.0))
-        order = list(dict.fromkeys([tid] + sorted(ranked, key=lambda t: -ranked[t])[:k]))[: max(k, 1)]
-        texts = _decoded(order, ids[pos - 1] if pos else None)
-        tokens = [f"token_id:{t}" if as_token_ids else s for t, s in zip(order, texts)]
-        top = (
-            [
-                {"token": tok, "logprob": ranked[t], "bytes": list(tok.encode("utf-8", errors="replace"))}
-                for t, tok in zip(order, tokens)
-            ]
-            if k
-            else []
-        )
-        entries.append(
-            {"token": tokens[0], "logprob": lp, "bytes": list(texts[0].encode("utf-8", errors="replace")), "top_logprobs": top}
-        )
-    return entries
 
 
 # -- the response ----------------------------------------------------------------------------------
@@ -311,32 +299,48 @@ def wants_tokens(body: dict) -> bool:
 
 
 def vllm_response(
-    body: dict, message: dict, *, response_id: str, created: int, drift: Optional[str] = None, old_server: bool = False
+    body: dict,
+    message: dict,
+    *,
+    response_id: str,
+    created: int,
+    drift: Optional[str] = None,
+    old_server: bool = False,
+    model: str = DEFAULT_MODEL,
+    reasoning_parser: Optional[str] = None,
 ) -> tuple[int, dict]:
     """(HTTP status, JSON body) of vLLM's answer to chat request `body` when its model writes
     `message` (module doc, 7). `drift` (one of DRIFT_MODES) changes how the model writes it;
-    `old_server` answers as a vLLM older than 0.10.2, which ignores return_token_ids."""
+    `old_server` answers as a vLLM older than 0.10.2, which ignores return_token_ids; `model`
+    names the model directory, `reasoning_parser` vLLM's --reasoning-parser (None or "qwen3")."""
     tools = body.get("tools")
     tool_choice = body.get("tool_choice", "auto" if tools else "none")
+    kwargs = body.get("chat_template_kwargs") or {}
     from jinja2 import TemplateError
 
     try:
-        _, prompt_ids = render_prompt(body.get("messages") or [], tools)
+        _, prompt_ids = render_prompt(body.get("messages") or [], tools, model=model, chat_template_kwargs=kwargs)
     except (ValueError, TypeError, LookupError, TemplateError) as e:  # vLLM: 400 (e.g. arguments not JSON)
         return 400, {"error": {"message": str(e), "type": "BadRequestError", "param": None, "code": 400}}
+    think = thinking(model, kwargs)
     calls_wanted = bool(tools) and tool_choice != "none" and bool(message.get("tool_calls"))
-    text, ids = completion(message, tool_choice=tool_choice if calls_wanted else "auto", drift=drift)
+    guided = calls_wanted and (tool_choice == "required" or isinstance(tool_choice, dict))  # guided JSON: no think block
+    text, ids = completion(
+        message, tool_choice=tool_choice if calls_wanted else "auto", drift=drift, model=model, think=think and not guided
+    )
     cap = body.get("max_completion_tokens") if body.get("max_completion_tokens") is not None else body.get("max_tokens")
     truncated = cap is not None and len(ids) > cap
     if truncated:
         ids = ids[:cap]
-    text = decode(ids[:-1] if not truncated else ids)
+    text = decode(ids[:-1] if not truncated else ids, model=model)
     parse_choice = tool_choice if calls_wanted or tool_choice in ("auto", None) else "none"
     reply = parse_completion(
         text,
         tools=bool(tools) and tool_choice != "none",
         tool_choice=parse_choice,
         call_ids=[tc.get("id") for tc in message.get("tool_calls") or []],
+        reasoning_parser=reasoning_parser,
+        think=think,
     )
     if isinstance(tool_choice, dict):
         finish = "length" if truncated else "stop"
@@ -352,6 +356,7 @@ def vllm_response(
                 ids,
                 top_logprobs=body.get("top_logprobs") or 0,
                 as_token_ids=bool(body.get("return_tokens_as_token_ids")),
+                model=model,
             )
         }
     want_ids = bool(body.get("return_token_ids"))

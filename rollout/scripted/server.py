@@ -1,7 +1,12 @@
 """A scripted OpenAI-compatible chat-completions server on loopback: the test double for the LLM.
 
 It answers `POST /v1/chat/completions` for both the agent (the oracle or noop policy, or a
-registered script) and the user simulator, and `GET /v1/models`. Everything else in the
+registered script) and the user simulator, `GET /v1/models`, and the engines' token interfaces:
+vLLM's `POST /v1/completions` with a token-id prompt and SGLang's `POST /generate` (at the root)
+with `input_ids` (token_endpoints.py). A token request's prompt is decoded and read back into
+the chat request it renders (prompt_parse.py), and the same recognition and player answer it:
+for the same conversation the token endpoints and the chat endpoint generate the same text,
+ids and logprobs. Everything else in the
 rollout path is real. Each request is recognised from tau2's prompts (recognize.py): the
 role (a user-simulator prompt holds tau2's `<scenario>`) and the task, so it needs no
 headers; X-Rollout-* headers, when sent, and hints (`expect`) break ties between tasks whose
@@ -17,34 +22,40 @@ prompts are identical. Run-time switches:
   older than 0.10.2 (no `prompt_token_ids` / `token_ids`);
 - `GET /admin/stats`: completions by role.
 
-Token mode: a request with `return_token_ids: true` and/or `logprobs: true` is answered as vLLM
-serving a Qwen2.5 model with the hermes tool parser would answer it, over a real tokenizer and
+The model (`model`: rollout.scripted.models, "qwen25" or "qwen3") and vLLM's reasoning parser
+(`reasoning_parser`: None or "qwen3") are fixed per server, as `vllm serve` fixes them.
+
+Token mode: a chat request with `return_token_ids: true` and/or `logprobs: true` is answered as
+vLLM serving that model with the hermes tool parser would answer it, over a real tokenizer and
 chat template (chat_tokens.py): prompt and completion token ids, logprobs, usage counted in
-tokens, the message being what the completion's tokens decode and parse to. Other requests are
-answered as before.
+tokens, the message being what the completion's tokens decode and parse to. Other chat requests
+are answered as before.
 
 With `record=True`, `requests` lists every completion request:
 {"role", "headers", "body", "recognition", "reply", "key_sha256"} (the Authorization header left
-out; `key_sha256` fingerprints its bearer key), plus `sent_tokens` (`prompt_token_ids`, `token_ids`,
-`logprobs`: what a token-mode answer carried).
+out; `key_sha256` fingerprints its bearer key), `endpoint` (chat | completions | generate), plus
+`sent_tokens` (`prompt_token_ids`, `token_ids`, `logprobs`: what a token-mode answer carried). For
+the token endpoints `body` is the chat request read back from the prompt and `reply` the message
+vLLM's parsers make of the completion.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
 from rollout.core.config import SCRIPTED_POLICIES
-from rollout.scripted import chat_tokens
+from rollout.scripted import chat_tokens, token_endpoints
+from rollout.scripted.chat_template import thinking
 from rollout.scripted.faults import FAULT_MODES, Faults, duplicate_ids, fixed_ids
+from rollout.scripted.models import MODELS
 from rollout.scripted.policies import REPLY_STYLES, agent_reply, replay_reply, styled, tool_call, user_reply
+from rollout.scripted.prompt_parse import PromptError, parse_prompt
 from rollout.scripted.recognize import Key, index, recognize
+from rollout.scripted.routes import JsonHandler, _Server, handler_for
 
 __all__ = ["FAULT_MODES", "Faults", "JsonHandler", "ScriptedServer"]
 
@@ -61,10 +72,23 @@ class ScriptedServer:
         faults: Optional[Faults] = None,
         record: bool = True,
         reply_style: str = "plain",
+        model: str = "qwen25",
+        reasoning_parser: Optional[str] = None,
+        weight_version: str = "default",
     ):
+        self.max_model_len = 32768  # the context length /v1/models reports (the models' max_position_embeddings)
         if agent_policy not in SCRIPTED_POLICIES:
             raise ValueError(f"unknown scripted policy '{agent_policy}'; valid: {', '.join(SCRIPTED_POLICIES)}")
+        if model not in MODELS:
+            raise ValueError(f"unknown scripted model '{model}'; valid: {', '.join(MODELS)}")
+        if reasoning_parser is not None and reasoning_parser not in chat_tokens.REASONING_PARSERS:
+            raise ValueError(
+                f"unknown reasoning parser '{reasoning_parser}'; valid: {', '.join(chat_tokens.REASONING_PARSERS)} (or none)"
+            )
         self.agent_policy = agent_policy
+        self.model = model
+        self.reasoning_parser = reasoning_parser
+        self.weight_version = weight_version  # SGLang's meta_info.weight_version
         self._lock = threading.Lock()
         self.reply_style = "plain"
         self.set_reply_style(reply_style)
@@ -77,7 +101,7 @@ class ScriptedServer:
         self._injected: list[tuple[str, dict]] = []
         self.token_drift: Optional[str] = None  # token mode: one of chat_tokens.DRIFT_MODES, or None
         self.old_vllm = False  # token mode: ignore return_token_ids, as vLLM before 0.10.2
-        self._httpd = _Server((host, port), _handler_for(self))
+        self._httpd = _Server((host, port), handler_for(self))
         self._thread: Optional[threading.Thread] = None
 
     @property
@@ -177,14 +201,16 @@ class ScriptedServer:
         message = replay_reply(script, body) if script is not None else agent_reply(self.agent_policy, body, rec)
         return styled(message, self.reply_style, body)
 
-    def complete(self, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
-        """(HTTP status, JSON body) for one chat-completions request (headers lower-cased)."""
+    def _turn(self, body: dict, headers: dict[str, str], endpoint: str) -> tuple[dict, dict, Optional[tuple[int, dict]]]:
+        """(log entry, the player's message after faults, an error answer or None) for one chat
+        request (`body`: as sent, or read back from a token prompt)."""
         with self._lock:
             hints = set(self.hints)
         rec = recognize(body, headers, hints)
         role = rec.role
         entry = {
             "role": role,
+            "endpoint": endpoint,
             "headers": {k: v for k, v in headers.items() if k != "authorization"},
             "body": body,
             "recognition": rec.as_dict(),
@@ -201,10 +227,14 @@ class ScriptedServer:
         if latency:
             time.sleep(latency)
         if mode == "http_500":
-            return 500, {"error": {"message": "scripted fault: internal server error", "type": "server_error"}}
+            return entry, message, (500, {"error": {"message": "scripted fault: internal server error", "type": "server_error"}})
         if mode == "http_401":  # like OpenAI's, the error body quotes the key it was given
             key = headers.get("authorization", "").removeprefix("Bearer ")
-            return 401, {"error": {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error"}}
+            return (
+                entry,
+                message,
+                (401, {"error": {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error"}}),
+            )
         if mode == "hang":
             time.sleep(hang)
         if mode == "empty":
@@ -216,16 +246,28 @@ class ScriptedServer:
             message = fixed_ids(message)
         elif mode == "duplicate_ids":
             message = duplicate_ids(message, rec.domain)
+        return entry, message, None
+
+    def _response_id(self, prefix: str) -> str:
+        return f"{prefix}-scripted-{self.stats['agent'] + self.stats['user']}"
+
+    def complete(self, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
+        """(HTTP status, JSON body) for one chat-completions request (headers lower-cased)."""
+        entry, message, error = self._turn(body, headers, "chat")
+        if error is not None:
+            return error
         if chat_tokens.wants_tokens(body):  # vLLM's token protocol (see the module doc)
             with self._lock:
                 drift, old = self.token_drift, self.old_vllm
             status, payload = chat_tokens.vllm_response(
                 body,
                 message,
-                response_id=f"chatcmpl-scripted-{self.stats['agent'] + self.stats['user']}",
+                response_id=self._response_id("chatcmpl"),
                 created=int(time.time()),
                 drift=drift,
                 old_server=old,
+                model=self.model,
+                reasoning_parser=self.reasoning_parser,
             )
             if status == 200:
                 choice = payload["choices"][0]
@@ -239,7 +281,7 @@ class ScriptedServer:
         entry["reply"] = message
         finish = "tool_calls" if message.get("tool_calls") else "stop"
         return 200, {
-            "id": f"chatcmpl-scripted-{self.stats['agent'] + self.stats['user']}",
+            "id": self._response_id("chatcmpl"),
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "scripted"),
@@ -247,105 +289,67 @@ class ScriptedServer:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
 
+    def complete_tokens(self, endpoint: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
+        """(HTTP status, JSON body) for vLLM's /v1/completions (`endpoint` "completions") or
+        SGLang's /generate ("generate") request (headers lower-cased)."""
+        started = time.monotonic()
+        try:
+            prompts, batched = token_endpoints.prompts(endpoint, body, self.model)
+        except ValueError as e:
+            return 400, {"error": {"message": str(e), "type": "BadRequestError", "param": None, "code": 400}}
+        sp = (body.get("sampling_params") or {}) if endpoint == "generate" else body
+        cap = sp.get("max_new_tokens", 128) if endpoint == "generate" else sp.get("max_tokens", 16)
+        with self._lock:
+            drift = self.token_drift
+        generations, answers, entries = [], [], []
+        for prompt_ids in prompts:
+            try:
+                chat = parse_prompt(chat_tokens.decode(prompt_ids, skip_special_tokens=False, model=self.model))
+            except (PromptError, ValueError) as e:
+                return 400, {
+                    "error": {"message": f"prompt is not a chat template render: {e}", "type": "BadRequestError", "code": 400}
+                }
+            chat_body = {"model": body.get("model"), **chat}
+            entry, message, error = self._turn(chat_body, headers, endpoint)
+            if error is not None:
+                return error
+            think = thinking(self.model, chat["chat_template_kwargs"])
+            gen = token_endpoints.generate(
+                message, model=self.model, think=think, drift=drift, max_tokens=cap, stop=sp.get("stop")
+            )
+            generations.append(gen)
+            if endpoint == "generate":
+                rid = body.get("rid") or self._response_id("sglang")
+                answers.append(
+                    token_endpoints.generate_response(
+                        body,
+                        prompt_ids,
+                        gen,
+                        model=self.model,
+                        rid=rid,
+                        weight_version=self.weight_version,
+                        seconds=time.monotonic() - started,
+                    )
+                )
+                sampled = [t[0] for t in answers[-1]["meta_info"].get("output_token_logprobs") or []]
+            else:
+                sampled = None
+            entry["reply"] = chat_tokens.parse_completion(
+                gen.text, tools=bool(chat["tools"]), reasoning_parser=self.reasoning_parser, think=think
+            )
+            entries.append(entry)
+            entry["sent_tokens"] = {"prompt_token_ids": list(prompt_ids), "token_ids": list(gen.ids), "logprobs": sampled}
+        if endpoint == "generate":
+            return 200, (answers if batched else answers[0])
+        payload = token_endpoints.completions_response(
+            body, prompts, generations, model=self.model, response_id=self._response_id("cmpl"), created=int(time.time())
+        )
+        for e, choice in zip(entries, payload["choices"]):
+            e["sent_tokens"]["logprobs"] = (choice["logprobs"] or {}).get("token_logprobs") or []
+        return 200, payload
+
 
 def _key_fingerprint(headers: dict[str, str]) -> Optional[str]:
     """sha256 of the request's bearer key (the key itself is never recorded)."""
     key = headers.get("authorization", "").removeprefix("Bearer ")
     return hashlib.sha256(key.encode()).hexdigest() if key else None
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024  # the default backlog of 5 resets connections under load
-
-    def handle_error(self, request, client_address):  # clients that time out close their socket
-        pass
-
-
-class JsonHandler(BaseHTTPRequestHandler):
-    """A keep-alive HTTP/1.1 handler that answers JSON; quiet."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # otherwise every keep-alive request waits on delayed ACK
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-def _handler_for(server: ScriptedServer):
-    class Handler(JsonHandler):
-        def _body(self) -> dict:
-            length = int(self.headers.get("Content-Length") or 0)
-            return json.loads(self.rfile.read(length) or b"{}")
-
-        def do_GET(self):
-            if self.path.rstrip("/").endswith("/models"):
-                self._send(200, {"object": "list", "data": [{"id": f"scripted-{server.agent_policy}", "object": "model"}]})
-            elif self.path == "/admin/stats":
-                with server._lock:
-                    self._send(200, {**server.stats, "faults_config": asdict(server.faults)})
-            else:
-                self._send(404, {"error": {"message": f"no route {self.path}"}})
-
-        def do_POST(self):
-            try:
-                body = self._body()
-            except ValueError:
-                self._send(400, {"error": {"message": "body is not JSON"}})
-                return
-            if self.path.rstrip("/").endswith("/chat/completions"):
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                try:
-                    status, payload = server.complete(body, headers)
-                except Exception as e:  # a bug of the double must fail the request, not hang the client
-                    status, payload = 500, {"error": {"message": f"scripted server error: {type(e).__name__}: {e}"}}
-                self._send(status, payload)
-            elif self.path == "/admin/scripts":
-                server.set_script(body["domain"], body["task_id"], body["actions"])
-                self._send(200, {"ok": True})
-            elif self.path == "/admin/expect":  # {"domain", "task_id"} | {"clear": true}
-                if body.get("clear"):
-                    server.clear_expectations()
-                else:
-                    server.expect(body["domain"], body["task_id"])
-                self._send(200, {"ok": True})
-            elif self.path == "/admin/inject":  # {"role", "message"}
-                try:
-                    server.inject(body.get("role", "any"), body["message"])
-                except (KeyError, ValueError) as e:
-                    self._send(400, {"error": {"message": f"{type(e).__name__}: {e}"}})
-                    return
-                self._send(200, {"ok": True})
-            elif self.path == "/admin/tokens":  # {"drift": mode | null, "old_vllm": bool}
-                try:
-                    server.set_tokens(body.get("drift"), body.get("old_vllm", False))
-                except ValueError as e:
-                    self._send(400, {"error": {"message": str(e)}})
-                    return
-                self._send(200, {"ok": True})
-            elif self.path == "/admin/style":  # {"reply_style"}
-                try:
-                    server.set_reply_style(body.get("reply_style", ""))
-                except ValueError as e:
-                    self._send(400, {"error": {"message": str(e)}})
-                    return
-                self._send(200, {"ok": True})
-            elif self.path == "/admin/faults":
-                try:
-                    server.set_faults(**body)
-                except (TypeError, ValueError) as e:
-                    self._send(400, {"error": {"message": str(e)}})
-                    return
-                self._send(200, {"ok": True})
-            else:
-                self._send(404, {"error": {"message": f"no route {self.path}"}})
-
-    return Handler

@@ -12,22 +12,17 @@ request; the pool's config must have `llm.capture` on: `token_in` (the router's
 `/v1/completions` with token-id prompts, `llm.tokenizer` = the policy's model directory) makes
 every episode one sequence whatever the chat template does to history.
 
-What comes back is what SkyRL trains on, from the tokens vLLM produced (never re-rendered):
-
-- step-wise (the default, `generator.step_wise_trajectories`): one row per policy call, its
-  prompt ids, its completion ids with loss mask 1 and their logprobs; the reward on the last
-  step (tau2's), or per token with `credit=True` (each call's share of the expected actions on
-  its last token, tau2's reward on the episode's last token); `is_last_step`,
-  `trajectory_ids` repeated per step. Drift never invalidates a step;
-- stitched (`step_wise=False`): one row per episode, from the stitched view; an episode that
-  is not one clean sequence is masked (and counted: `tau2/split_masked`).
-
-Failed episodes follow SkyRL's own convention (its Harbor generator): an episode the pool could
-not score (`train_action` mask, retry, drop) is a placeholder row with a zero loss mask and
-stop reason "error", never a silent 0.0, and by default every sample of its group is masked
-too, since a masked sample still enters the group's GRPO mean and std. `train_zero` episodes
-(context length exceeded) train with reward 0 and stop reason "context_length". Rollout
-metrics: tau2's mean reward, failures by class, token-capture clean/split counts.
+What comes back is what SkyRL trains on, from the tokens the engine produced (never
+re-rendered), laid out by `skyrl_output` (its module doc: rows, rewards, failures, credit, finish
+reasons): step-wise (SkyRL's `generator.step_wise_trajectories`; SkyRL's default is off) one
+row per policy call, stitched one row per episode. `for_skyrl` reads the mode, the advantage
+estimator and `generator.use_cache_salt` from SkyRL's config the way SkyRL has them, and
+refuses a combination SkyRL would not train as meant before any episode runs. With
+`use_cache_salt` each batch's requests carry vLLM's `cache_salt` = `<model>@<engine weight
+version>`, as SkyRL's own generator sends it (`skyrl_gym_generator.py:265-281`). SkyRL's
+GeneratorOutput has no field for a row's weight version: the versions each call was requested
+with and, where the engine reports one, served by are in the rollout metrics and in
+`last_trajectories`.
 
 Python 3.11: SkyRL 0.3.0's `skyrl.tinker.types` builds pydantic models over `typing.TypedDict`,
 which pydantic accepts only on Python >= 3.12. On 3.11, `typing.TypedDict` is bound to
@@ -37,10 +32,11 @@ which pydantic accepts only on Python >= 3.12. On 3.11, `typing.TypedDict` is bo
 from __future__ import annotations
 
 import sys
-from collections import Counter
+from collections.abc import Callable
 from typing import Any, Optional
 
 from rollout.pool import Endpoint, RolloutPool, RolloutRequest
+from rollout.trainers.skyrl_output import Layout, generator_output
 from rollout.trajectory import Trajectory
 
 
@@ -66,8 +62,6 @@ _base = _skyrl()
 GeneratorInterface, TrajectoryID = _base.GeneratorInterface, _base.TrajectoryID
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "max_tokens", "stop", "min_tokens")
-_STOP_REASONS = {"tool_calls": "stop", "stop": "stop", "length": "length"}
-PLACEHOLDER = {"prompt": [0], "response": [0], "mask": [0], "logprobs": [0.0]}
 
 
 def dataset_rows(rows: list[dict]) -> list[dict]:
@@ -95,7 +89,9 @@ def chat_sampling(params: Optional[dict]) -> dict[str, Any]:
 
 class Tau2Generator(GeneratorInterface):
     """See the module doc. `policy_url`: the trainer's OpenAI-compatible endpoint (`.../v1`);
-    `model`: the served model name (None: the server's first)."""
+    `model`: the served model name (None: the server's first); `step_wise`, `credit`,
+    `mask_group_on_failure`, `estimator`: the `Layout` (skyrl_output); `cache_salt`: called once
+    per batch, the salt its requests carry (None: none)."""
 
     def __init__(
         self,
@@ -103,38 +99,61 @@ class Tau2Generator(GeneratorInterface):
         *,
         policy_url: str,
         model: Optional[str] = None,
-        step_wise: bool = True,
+        step_wise: bool = False,
         credit: bool = False,
         mask_group_on_failure: bool = True,
+        estimator: str = "grpo",
+        cache_salt: Optional[Callable[[], Optional[str]]] = None,
     ):
         if not pool.cfg.llm.capture:
             raise ValueError(
                 "the pool's config must have llm.capture on (token_in with llm.tokenizer = the policy's model directory, "
                 "or token_ids for append-only templates): SkyRL trains on the tokens"
             )
+        self.layout = Layout(step_wise=step_wise, credit=credit, mask_group_on_failure=mask_group_on_failure, estimator=estimator)
         self.pool = pool
         self.policy_url = policy_url
         self.model = model
-        self.step_wise = step_wise
-        self.credit = credit
-        self.mask_group_on_failure = mask_group_on_failure
+        self.cache_salt = cache_salt
         self.last_trajectories: list[Trajectory] = []
 
     @classmethod
-    def for_skyrl(cls, generator_cfg, inference_engine_client, pool: RolloutPool, **kwargs) -> Tau2Generator:
-        """The generator of a SkyRL experiment (`BasePPOExp.get_generator`): its vLLM router's URL."""
+    def for_skyrl(cls, cfg, inference_engine_client, pool: RolloutPool, **kwargs) -> Tau2Generator:
+        """The generator of a SkyRL experiment (`BasePPOExp.get_generator(cfg, ...)`: its whole
+        config): its vLLM router's URL; `generator.step_wise_trajectories` (SkyRL's default False),
+        `trainer.algorithm.advantage_estimator` and `generator.use_cache_salt` as SkyRL reads them.
+        `kwargs`: the generator's own options (credit, mask_group_on_failure, model)."""
+        generator, algorithm = cfg.generator, cfg.trainer.algorithm
+        salt = None
+        token_engine = pool.cfg.llm.engine if pool.cfg.llm.capture == "token_in" else "vllm"
+        if generator.use_cache_salt and token_engine == "vllm":
+            model = kwargs.get("model") or getattr(inference_engine_client, "model_name", None)
+
+            def salt() -> Optional[str]:
+                version = getattr(inference_engine_client, "weight_version", None)
+                return None if version is None else (f"{model}@" if model else "") + str(version)
+
         return cls(
             pool,
             policy_url=inference_engine_client.get_endpoint_url().rstrip("/") + "/v1",
-            step_wise=bool(getattr(generator_cfg, "step_wise_trajectories", True)),
+            step_wise=bool(generator.step_wise_trajectories),
+            estimator=str(algorithm.advantage_estimator),
+            cache_salt=salt,
             **kwargs,
         )
+
+    @property
+    def step_wise(self) -> bool:
+        return self.layout.step_wise
 
     def requests(self, input_batch) -> list[RolloutRequest]:
         extras, ids = input_batch["env_extras"], input_batch["trajectory_ids"]
         meta = input_batch.get("batch_metadata")
         version = getattr(meta, "global_step", None)
         sampling = chat_sampling(input_batch.get("sampling_params"))
+        salt = self.cache_salt() if self.cache_salt else None
+        if salt is not None:
+            sampling["cache_salt"] = salt
         return [
             RolloutRequest(
                 extra["domain"],
@@ -160,142 +179,6 @@ class Tau2Generator(GeneratorInterface):
         self.last_trajectories = trajectories
         return self.output(trajectories)
 
-    # ---- GeneratorOutput ------------------------------------------------------------------
     def output(self, trajectories: list[Trajectory]) -> dict[str, Any]:
         """SkyRL's GeneratorOutput of the pool's trajectories (in the batch's order)."""
-        unusable = {
-            id(t)
-            for t in trajectories
-            if t.train_action not in ("train", "train_zero") or (not self.step_wise and t.turns and not t.clean)
-        }
-        masked_groups = {t.group_id for t in trajectories if id(t) in unusable}
-        rows: dict[str, list] = {
-            k: []
-            for k in (
-                "prompt_token_ids",
-                "response_ids",
-                "rewards",
-                "loss_masks",
-                "stop_reasons",
-                "rollout_logprobs",
-                "trajectory_ids",
-                "is_last_step",
-            )
-        }
-        for t in trajectories:
-            tid = TrajectoryID(instance_id=t.tags["instance_id"], repetition_id=t.tags["repetition_id"])
-            masked = t.group_id in masked_groups if self.mask_group_on_failure else id(t) in unusable
-            if masked:
-                self._placeholder(rows, tid, "error")
-            elif not t.turns:  # train_zero before any call was captured: nothing to train on
-                self._placeholder(rows, tid, "context_length")
-            elif self.step_wise:
-                self._steps(rows, t, tid)
-            else:
-                self._stitched(rows, t, tid)
-        out = dict(rows)
-        if not self.step_wise:
-            out.pop("is_last_step")
-        out["rollout_metrics"] = metrics(trajectories, masked_groups)
-        out["rollout_metrics"]["tau2/split_masked"] = float(
-            sum(bool(t.ok and t.turns and not t.clean) for t in trajectories if not self.step_wise)
-        )
-        return out
-
-    def _placeholder(self, rows: dict, tid, reason: str) -> None:
-        self._row(
-            rows,
-            PLACEHOLDER["prompt"],
-            PLACEHOLDER["response"],
-            PLACEHOLDER["mask"],
-            PLACEHOLDER["logprobs"],
-            [0.0] if self.credit else 0.0,
-            reason,
-            tid,
-            True,
-        )
-
-    def _steps(self, rows: dict, t: Trajectory, tid) -> None:
-        steps = [(i, turn) for i, turn in enumerate(t.turns) if turn is not None and turn.message_index is not None]
-        shares = t.credit.actions if (self.credit and t.credit) else [0.0] * len(t.turns)
-        reward = float(t.reward or 0.0)
-        for n, (i, turn) in enumerate(steps):
-            last = n == len(steps) - 1
-            ids = turn.completion_token_ids
-            if self.credit:
-                step_reward = [0.0] * len(ids)
-                step_reward[-1] = shares[i] + (reward if last else 0.0)
-            else:
-                step_reward = reward if last else 0.0
-            self._row(
-                rows,
-                turn.prompt_token_ids,
-                ids,
-                [1] * len(ids),
-                list(turn.completion_logprobs),
-                step_reward,
-                _STOP_REASONS.get(turn.finish_reason or "", "stop"),
-                tid,
-                last,
-            )
-
-    def _stitched(self, rows: dict, t: Trajectory, tid) -> None:
-        [segment] = t.segments
-        reward = float(t.reward or 0.0)
-        if self.credit:
-            per_token = [0.0] * len(segment.response_ids)
-            ends = _turn_ends(segment)
-            for i, end in zip(segment.turns, ends):
-                per_token[end] += t.credit.actions[i] if t.credit else 0.0
-            per_token[-1] += reward
-            reward_value: Any = per_token
-        else:
-            reward_value = reward
-        last = t.turns[segment.turns[-1]]
-        self._row(
-            rows,
-            segment.prompt_ids,
-            segment.response_ids,
-            segment.response_mask,
-            segment.response_logprobs,
-            reward_value,
-            _STOP_REASONS.get(last.finish_reason or "", "stop"),
-            tid,
-            True,
-        )
-
-    @staticmethod
-    def _row(rows, prompt, response, mask, logprobs, reward, stop, tid, last) -> None:
-        rows["prompt_token_ids"].append(list(prompt))
-        rows["response_ids"].append(list(response))
-        rows["loss_masks"].append(list(mask))
-        rows["rollout_logprobs"].append(list(logprobs))
-        rows["rewards"].append(reward)
-        rows["stop_reasons"].append(stop)
-        rows["trajectory_ids"].append(tid)
-        rows["is_last_step"].append(last)
-
-
-def _turn_ends(segment) -> list[int]:
-    """The index in `response_ids` of each stitched call's last token."""
-    mask = segment.response_mask
-    return [i for i, m in enumerate(mask) if m and (i + 1 == len(mask) or not mask[i + 1])]
-
-
-def metrics(trajectories: list[Trajectory], masked_groups: set[str]) -> dict[str, float]:
-    """SkyRL rollout metrics of a batch: tau2's outcome and the token capture."""
-    scored = [t.reward for t in trajectories if t.ok]
-    failed = Counter(t.failure.failure_class.value for t in trajectories if not t.ok)
-    calls = sum(len(t.turns) for t in trajectories)
-    out = {
-        "tau2/episodes": float(len(trajectories)),
-        "tau2/scored": float(len(scored)),
-        "tau2/reward_mean": sum(scored) / len(scored) if scored else 0.0,
-        "tau2/masked_groups": float(len(masked_groups)),
-        "tau2/policy_calls": float(calls),
-        "tau2/boundaries_clean": float(sum(t.drift.clean for t in trajectories)),
-        "tau2/boundaries_split": float(sum(t.drift.split for t in trajectories)),
-        "tau2/trajectories_clean": float(sum(t.clean for t in trajectories)),
-    }
-    out.update({f"tau2/failed_{cls}": float(n) for cls, n in failed.items()})
-    return out
+        return generator_output(trajectories, self.layout, lambda i, r: TrajectoryID(instance_id=i, repetition_id=r))

@@ -45,8 +45,13 @@ def test_bench_quick_writes_its_json(tmp_path):
         assert level["on"]["eps_per_s"] > 0 and level["off"]["eps_per_s"] > 0 and level["capture"]["captured"] > 0
         assert level["capture"]["captured"] == level["capture"]["calls"]  # every policy call's tokens, on
     assert p10["stream_groups"]["run"]["driver_ms_per_episode"] > 0
+    p11 = report["P11"]
+    for row in p11["templates"].values():
+        assert row["token_in"]["eps_per_s"] > 0 and row["token_ids"]["eps_per_s"] > 0 and row["token_in"]["boundaries"] > 0
+        assert row["token_in"]["split_per_1000"] == 0.0  # token-in: every episode one sequence
+    assert p11["templates"]["qwen3_thinking"]["token_ids"]["split_per_1000"] > 0  # chat capture splits there
     assert {"cpus", "memory_gib", "date"} <= set(report["machine"])
-    for row in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10"):
+    for row in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11"):
         assert f"{row}: " in p.stdout  # printed as it goes
     table = subprocess.run(
         [sys.executable, "-m", "rollout.bench.table", str(out)], capture_output=True, text=True, check=True
@@ -57,3 +62,4 @@ def test_bench_quick_writes_its_json(tmp_path):
     )
     assert "not measured" not in table and table.count("| P6 |") == 7 and table.count("| P7 |") == 3
     assert table.count("| P8 |") == 2 and table.count("| P9 |") == 2 and table.count("| P10 |") == 2
+    assert table.count("| P11 |") == 3

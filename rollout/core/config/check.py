@@ -44,6 +44,12 @@ def validate(cfg) -> None:
             checks.append(f"episode.timeout_s must be > 0, got {ep.timeout_s}")
         if ep.empty_reply_retries < 0:
             checks.append(f"episode.empty_reply_retries must be >= 0, got {ep.empty_reply_retries}")
+        for key in ("max_prompt_tokens", "max_response_tokens"):
+            value = getattr(ep, key)
+            if value is not None and value < 1:
+                checks.append(f"episode.{key} must be >= 1 or null, got {value}")
+            if value is not None and getattr(getattr(cfg, "llm", None), "capture", None) != "token_in":
+                checks.append(f"episode.{key} needs llm.capture=token_in (the prompt's length is known before the call)")
     env = getattr(cfg, "env", None)
     if env is not None and env.max_sessions is not None and env.max_sessions < 1:
         checks.append(f"env.max_sessions must be >= 1 or null, got {env.max_sessions}")

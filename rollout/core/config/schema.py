@@ -166,6 +166,16 @@ class EpisodeConfig:
     empty_reply_retries: int = setting(
         3, help="an empty reply (no text, no tool call) is regenerated this many times, as tau2's generate"
     )
+    max_prompt_tokens: Optional[int] = setting(
+        None,
+        help="token_in: a policy call whose prompt would be longer ends the episode there, as tau2 ends one out of steps "
+        "(max_steps; tau2 scores what happened); null: no bound (a trainer's budget: SkyRL's max_input_length)",
+    )
+    max_response_tokens: Optional[int] = setting(
+        None,
+        help="token_in: the tokens an episode may add after its first prompt (completions and what comes between them); "
+        "each completion is bounded by what is left, and the episode ends when nothing is (verl's response_length)",
+    )
 
 
 @dataclass

@@ -102,6 +102,9 @@ class AenvSession:
         calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in tool_calls]
         return from_wire(StepOutcome, await self._call("tau2_step", {"text": text, "tool_calls": calls}))
 
+    async def end(self, reason: str) -> None:
+        await self._call("tau2_end", {"reason": reason})
+
     async def finish(self) -> Scored:
         return from_wire(Scored, await self._call("reward", {}))
 

@@ -97,6 +97,17 @@ class Tau2EnvState:
             self.last_observation = outcome.results[-1]
         return to_wire(outcome)
 
+    async def end(self, reason: str) -> dict:
+        """End the episode now with tau2 termination `reason` (the agent side's budget)."""
+        if self._session is None or self.opening is None:
+            return _failed(FailureClass.ENV_ERROR, "no episode: call tau2_reset first")
+        try:
+            await self._session.end(reason)
+        except (EpisodeFailure, ValueError) as e:
+            return self._failure(e) if isinstance(e, EpisodeFailure) else _failed(FailureClass.INVALID_INPUT, str(e))
+        self.termination = self._session.termination
+        return {"termination": self.termination}
+
     async def reward(self) -> dict:
         """tau2's reward for the finished episode (computed once), plus the upstream fields. An
         episode that failed (user simulator, environment) has no reward: its failure, with

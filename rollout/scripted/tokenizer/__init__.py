@@ -1,1 +1,2 @@
-"""Test data for the scripted server's token mode: the tau2 BPE tokenizer and Qwen2.5's chat template."""
+"""Test data for the scripted server's token mode: the tau2 BPE tokenizer, Qwen2.5's and Qwen3's chat
+templates, and the builders of the model directories (rollout/scripted/models)."""

@@ -28,6 +28,10 @@ Provenance of qwen25_chat_template.jinja: the `chat_template` of Qwen/Qwen2.5-7B
 tokenizer_config.json (the same text ships with every Qwen2.5-*-Instruct model), copied verbatim
 and cross-checked against three independent public copies; the file ends with the template's
 own final newline, which Jinja drops when rendering (keep_trailing_newline is off).
+
+Provenance of qwen3_chat_template.jinja (Qwen/Qwen3-8B's `chat_template`, verbatim, cross-checked
+against two other public copies): model_dirs.py's docstring, beside it the builder of the
+model directories (rollout/scripted/models) that ship both templates.
 """
 
 from __future__ import annotations

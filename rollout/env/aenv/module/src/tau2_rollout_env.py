@@ -77,6 +77,12 @@ async def tau2_step(text: typing.Optional[str] = None, tool_calls: typing.Option
 
 
 @register_function
+async def tau2_end(reason: str) -> dict:
+    """End the episode now with tau2 termination `reason` (e.g. max_steps: the agent's token budget)."""
+    return await SERVER.end(reason)
+
+
+@register_function
 async def tau2_get_system_prompt():
     """The agent's system prompt (tau2's, with the ticket in solo mode)."""
     return await SERVER.system_prompt()
