@@ -63,38 +63,7 @@ def check(name: str, ok: bool, detail: str, failures: list[str]) -> None:
         failures.append(name)
 
 
-def model_dir(path: str) -> str:
-    """The scripted server's tokenizer as a Hugging Face model directory (a tiny config, no weights)."""
-    from transformers import PreTrainedTokenizerFast
-
-    from rollout.scripted import chat_tokens
-
-    tok_dir = Path(chat_tokens.__file__).parent / "tokenizer"
-    tok = PreTrainedTokenizerFast(
-        tokenizer_file=str(tok_dir / "tau2-bpe.json"),
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        chat_template=(tok_dir / "qwen25_chat_template.jinja").read_text(),
-    )
-    tok.save_pretrained(path)
-    config = {
-        "model_type": "qwen2",
-        "architectures": ["Qwen2ForCausalLM"],
-        "vocab_size": len(tok),
-        "hidden_size": 16,
-        "intermediate_size": 32,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 32768,
-        "eos_token_id": tok.eos_token_id,
-        "torch_dtype": "float32",
-    }
-    Path(path, "config.json").write_text(json.dumps(config))
-    return path
-
-
-def verl_config(model: str, loops_yaml: str, *, use_v1: bool):
+def verl_config(model: str, loops_yaml: str, *, use_v1: bool, response_length: int = RESPONSE_LEN):
     import verl
     from hydra import compose, initialize_config_dir
 
@@ -106,7 +75,7 @@ def verl_config(model: str, loops_yaml: str, *, use_v1: bool):
                 f"actor_rollout_ref.model.path={model}",
                 "actor_rollout_ref.rollout.name=vllm",
                 f"actor_rollout_ref.rollout.prompt_length={PROMPT_LEN}",
-                f"actor_rollout_ref.rollout.response_length={RESPONSE_LEN}",
+                f"actor_rollout_ref.rollout.response_length={response_length}",
                 "actor_rollout_ref.rollout.calculate_log_probs=true",
                 "actor_rollout_ref.rollout.temperature=0.7",
                 "actor_rollout_ref.rollout.n=4",
@@ -141,7 +110,7 @@ def batch():
     )
 
 
-def verify(out, trajectories) -> list[str]:
+def verify(out, trajectories, response_length: int = RESPONSE_LEN) -> list[str]:
     """Problems of verl's batch against the trajectories (empty: none)."""
     problems = []
     b = out.batch
@@ -156,9 +125,9 @@ def verify(out, trajectories) -> list[str]:
                 problems.append(f"row {r}: a dropped sample carries loss or a score")
             continue
         calls = [c for c in t.turns if c is not None and c.message_index is not None]
-        if under != [i for c in calls for i in c.completion_token_ids][:RESPONSE_LEN]:
+        if under != [i for c in calls for i in c.completion_token_ids][:response_length]:
             problems.append(f"row {r}: the tokens under response_mask are not the policy's")
-        expected = [x for c in calls for x in c.completion_logprobs][:RESPONSE_LEN]
+        expected = [x for c in calls for x in c.completion_logprobs][:response_length]
         if len(logprobs) != len(expected) or any(abs(a - b) > 1e-5 for a, b in zip(logprobs, expected)):
             problems.append(f"row {r}: rollout_log_probs under the mask are not the captured ones")
         if abs(float(score[last]) - t.reward) > 1e-6 or abs(float(score.sum()) - t.reward) > 1e-6:
@@ -199,7 +168,8 @@ def balancer(addresses: list[str]):
     return get_router_handle(servers={a: None for a in addresses})
 
 
-def check_v0(cfg, server, address: str, failures: list[str]) -> None:
+def check_v0(cfg, server, address: str, failures: list[str]) -> list:
+    """verl's v0 worker over token-in episodes of a Qwen3-style model; returns the trajectories."""
     import ray
     from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
     from verl.workers.rollout.llm_server import LLMServerClient
@@ -215,12 +185,24 @@ def check_v0(cfg, server, address: str, failures: list[str]) -> None:
         f"reward extra keys {out.meta_info.get('reward_extra_keys')}"
     )
     check("v0: rewards 0.0 and 1.0 both present", rewards == [0.0, 1.0], f"{rewards}", failures)
-    policy = [r["body"] for r in server.requests if r["role"] == "agent"]
-    sent = {(b.get("temperature"), b.get("max_tokens"), b.get("return_token_ids"), b.get("logprobs")) for b in policy}
+    agent = [r for r in server.requests if r["role"] == "agent"]
+    routes = {r["endpoint"] for r in agent}
+    think = worker.tokenizer.convert_tokens_to_ids("<think>")
+    thinks = sum(any(think in c.completion_token_ids for c in t.turns if c is not None) for t in trajectories)
     check(
-        "v0: verl's sampling reaches every policy request (temperature, max_tokens = response_length, capture)",
-        sent == {(0.7, RESPONSE_LEN, True, True)},
-        f"{len(policy)} requests: {sent}",
+        "v0: token-in: every policy call on the engine's token route (vLLM /v1/completions), Qwen3 thinking",
+        routes == {"completions"} and thinks > 0,
+        f"{len(agent)} calls on {routes}, {thinks} episodes with reasoning",
+        failures,
+    )
+    scored = [t for t in trajectories if t.train_action == "train"]
+    reasons = [str(x) for x in out.non_tensor_batch["tau2_drop_reason"]]
+    check(
+        "v0: every scored Qwen3-style episode trains as one sequence (none dropped for drift)",
+        len(scored) == len(trajectories)
+        and all(t.clean and t.drift.split == 0 for t in scored)
+        and reasons == [""] * len(reasons),
+        f"{len(scored)} scored, segments {[len(t.segments) for t in scored]}, drop reasons {reasons}",
         failures,
     )
     problems = verify(out, trajectories)
@@ -231,22 +213,18 @@ def check_v0(cfg, server, address: str, failures: list[str]) -> None:
         failures,
     )
     samples = [int(x) for x in out.non_tensor_batch["tau2_sample"]]
-    seeds = {}
-    for r in server.requests:
-        if r["role"] == "agent":
-            seeds.setdefault(r["headers"].get("x-rollout-sample"), set()).add(r["body"].get("seed"))
     check(
-        "v0: each sample is numbered by its batch position, each with its own seed",
-        samples == list(range(len(samples))) and len({s for v in seeds.values() for s in v}) == len(samples),
-        f"samples {samples}, seeds by sample {seeds}",
+        "v0: each sample is numbered by its batch position (unique in its group, whichever worker runs it)",
+        samples == list(range(len(samples))),
+        f"samples {samples}",
         failures,
     )
     status = ray.get(lb.get_status.remote())
-    check("every server acquired is released", status["total_inflight"] == 0, f"{status}", failures)
+    check("v0: every server acquired is released", status["total_inflight"] == 0, f"{status}", failures)
     # a failed episode: the policy endpoint's 500s
     server.set_faults(mode="http_500", count=-1, role="agent")
-    seen.clear()
-    out_failed = asyncio.run(generate(worker, seen))
+    failed: list = []
+    out_failed = asyncio.run(generate(worker, failed))
     server.set_faults(mode="none")
     reasons = [str(x) for x in out_failed.non_tensor_batch["tau2_drop_reason"]]
     counted = [float(x) for x in out_failed.non_tensor_batch["tau2_dropped"]]
@@ -261,15 +239,37 @@ def check_v0(cfg, server, address: str, failures: list[str]) -> None:
         failures,
     )
     for how in ("logprob", "mask"):
-        seen.clear()
-        broken = asyncio.run(generate(worker, seen, corrupt=how))
-        trajectories = [t for _, t in sorted(seen, key=lambda x: x[0])]
-        check(
-            f"v0: the checks catch a broken {how}",
-            bool(verify(broken, trajectories)),
-            "; ".join(verify(broken, trajectories)[:1]),
-            failures,
-        )
+        broken_seen: list = []
+        broken = asyncio.run(generate(worker, broken_seen, corrupt=how))
+        got = [t for _, t in sorted(broken_seen, key=lambda x: x[0])]
+        check(f"v0: the checks catch a broken {how}", bool(verify(broken, got)), "; ".join(verify(broken, got)[:1]), failures)
+    return trajectories
+
+
+def check_budget(cfg, address: str, response_length: int, failures: list[str]) -> None:
+    """verl's v0 worker with a response_length shorter than the episodes: each ends at the budget
+    (tau2's max_steps), and the sequence that happened trains with tau2's reward for it."""
+    from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
+    from verl.workers.rollout.llm_server import LLMServerClient
+
+    worker = AgentLoopWorker(cfg, llm_client=LLMServerClient(cfg, load_balancer_handle=balancer([address])))
+    seen: list = []
+    out = asyncio.run(generate(worker, seen))
+    trajectories = [t for _, t in sorted(seen, key=lambda x: x[0])]
+    long = [(r, t) for r, t in enumerate(trajectories) if t.termination == "max_steps"]
+    lengths = [len(t.segments[0].response_ids) if t.segments else None for t in trajectories]
+    problems = verify(out, trajectories, response_length)
+    reasons = [str(x) for x in out.non_tensor_batch["tau2_drop_reason"]]
+    check(
+        f"budget: episodes longer than response_length={response_length} end there (max_steps) and train with tau2's reward",
+        bool(long)
+        and all(n is not None and n <= response_length for n in lengths)
+        and reasons == [""] * len(reasons)
+        and not problems,
+        f"terminations {[t.termination for t in trajectories]}, rewards {[t.reward for t in trajectories]}, "
+        f"response lengths {lengths}; {'; '.join(problems[:2])}",
+        failures,
+    )
 
 
 def v1_group(cfg, addresses: list[str]):
@@ -327,11 +327,13 @@ def v1_group(cfg, addresses: list[str]):
     return list(meta.keys), list(meta.tags), data, extra, ray.get(lb.get_status.remote())
 
 
-def check_v1(cfg, addresses: list[str], failures: list[str]) -> None:
+def check_v1(cfg, servers: list, failures: list[str]) -> None:
     import torch
     from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 
-    keys, tags, data, extra, status = v1_group(cfg, addresses)
+    from rollout.trainers.verl_samples import episode_seed
+
+    keys, tags, data, extra, status = v1_group(cfg, [s.url.removeprefix("http://").removesuffix("/v1") for s in servers])
     sessions: dict[str, list[int]] = {}
     for i, key in enumerate(keys):
         sessions.setdefault(key.rsplit("_", 2)[1], []).append(i)
@@ -340,6 +342,27 @@ def check_v1(cfg, addresses: list[str], failures: list[str]) -> None:
     adv = {s: [round(float(data.batch["advantages"][i][mask[i].bool()][0]), 4) for i in rows] for s, rows in sessions.items()}
     outputs = {s: len(r) for s, r in sessions.items()}
     print(f"v1 group: {len(sessions)} sessions, outputs per session {outputs}, rewards {rewards}, advantages {adv}")
+    agent = [r for s in servers for r in s.requests if r["role"] == "agent"]
+    sent = {
+        (b.get("temperature"), b.get("max_tokens"), b.get("return_token_ids"), b.get("logprobs"))
+        for b in (r["body"] for r in agent)
+    }
+    check(
+        "v1: verl's sampling reaches every policy request (temperature, max_tokens = response_length, capture)",
+        sent == {(0.7, RESPONSE_LEN, True, True)},
+        f"{len(agent)} requests: {sent}",
+        failures,
+    )
+    seeds: dict[str, set] = {}
+    for r in agent:
+        seeds.setdefault(r["headers"].get("x-rollout-sample"), set()).add(r["body"].get("seed"))
+    expected_seeds = {str(i): {episode_seed(0, STEP, GROUP_TASK["domain"], GROUP_TASK["task_id"], i)} for i in range(4)}
+    check(
+        "v1: each session has its own seed, derived with the trainer's step",
+        seeds == expected_seeds and len({next(iter(v)) for v in seeds.values()}) == 4,
+        f"{seeds}",
+        failures,
+    )
     split = [s for s, rows in sessions.items() if len(rows) > 1]
     check(
         "v1: the failed session has no output; the three scored ones are in the group",
@@ -385,12 +408,13 @@ def main(argv: list[str]) -> int:
 
     from rollout.scripted import ScriptedServer
     from rollout.scripted.endpoints import USER_MODEL
+    from rollout.scripted.models import model_dir
 
     t0 = time.monotonic()
     failures: list[str] = []
     with (
         tempfile.TemporaryDirectory(prefix="verl-check-") as tmp,
-        ScriptedServer("oracle") as server,
+        ScriptedServer("oracle", model="qwen3", reasoning_parser="qwen3") as server,
         ScriptedServer("oracle", reply_style="text_with_calls") as split_a,
         ScriptedServer("oracle", reply_style="text_with_calls") as split_b,
         ScriptedServer("noop") as closer,
@@ -399,17 +423,24 @@ def main(argv: list[str]) -> int:
         server.set_script("airline", "12", [])  # closes at once: tau2 gives 0.0 (rewards vary)
         failing.set_faults(mode="http_500", count=-1, role="agent")
         user = {"base_url": server.url, "model": USER_MODEL, "max_retries": 0}
-        pool = {"config": {"user_llm": user, "llm": {"max_retries": 0}}, "ray": {"num_workers": 1, "slots_per_worker": 4}}
-        pool["config"]["llm"]["capture"] = "token_ids"
-        pool["retry"] = {"max_attempts": 1}
+        token_in = {"max_retries": 0, "tool_call_parser": "hermes", "reasoning_parser": "qwen3"}  # capture: token_in
+        chat = {"max_retries": 0, "capture": "token_ids"}
         loops = Path(tmp, "loops.yaml")
         loops.write_text(
             "".join(
-                f"- name: {name}\n  _target_: rollout.trainers.verl.Tau2AgentLoop\n  pool: {json.dumps(pool)}\n"
-                for name in ("tau2_agent", "tau2_chat")
+                f"- name: {name}\n  _target_: rollout.trainers.verl.Tau2AgentLoop\n  pool: "
+                + json.dumps(
+                    {
+                        "config": {"user_llm": user, "llm": llm},
+                        "ray": {"num_workers": 1, "slots_per_worker": 4},
+                        "retry": {"max_attempts": 1},
+                    }
+                )
+                + "\n"
+                for name, llm in (("tau2_agent", token_in), ("tau2_chat", chat))
             )
         )
-        model = model_dir(f"{tmp}/model")
+        model = str(model_dir("qwen3"))
         ray.init(
             address="local",
             num_cpus=4,
@@ -418,12 +449,15 @@ def main(argv: list[str]) -> int:
             runtime_env={"env_vars": {"PYTHONPATH": project}},  # the worker actor imports this tree
         )
         try:
-            address = lambda s: s.url.removeprefix("http://").removesuffix("/v1")  # noqa: E731
-            check_v0(verl_config(model, str(loops), use_v1=False), server, address(server), failures)
+            address = server.url.removeprefix("http://").removesuffix("/v1")
+            trajectories = check_v0(verl_config(model, str(loops), use_v1=False), server, address, failures)
+            longest = max(len(t.segments[0].response_ids) for t in trajectories if t.segments)
+            budget = verl_config(model, str(loops), use_v1=False, response_length=longest // 2)
+            check_budget(budget, address, longest // 2, failures)
             cfg = verl_config(model, str(loops), use_v1=True)
             tq.init(cfg.transfer_queue)
             try:
-                check_v1(cfg, [address(s) for s in (split_a, closer, split_b, failing)], failures)
+                check_v1(cfg, [split_a, closer, split_b, failing], failures)
             finally:
                 tq.close()
         finally:

@@ -34,8 +34,11 @@ samples afresh. `min/max_global_steps` are the versions that served the episode'
 Token capture defaults to `token_in`: the episode's context is kept as ids with verl's model
 (`actor_rollout_ref.model.path` as `llm.tokenizer`) and sent to the server's token route
 (`llm.engine` = verl's rollout name: vLLM's `/v1/completions`, SGLang's `/generate`), so every
-episode is one sequence whatever the chat template does to history. The pool config may set
-`llm.capture: token_ids` for chat capture instead (append-only templates only; see docs/pool.md).
+episode is one sequence whatever the chat template does to history, and the episode ends where
+its response would outgrow `response_length` (`episode.max_response_tokens`): tau2 scores the
+episode that happened, and that sequence trains with that reward. The pool config may set
+`llm.capture: token_ids` for chat capture instead (append-only templates only, no budget; see
+docs/pool.md): there a sequence over the budget is dropped, never cut.
 
 `run` never raises (verl gathers the loops with `asyncio.gather`). v1 gets a list of outputs
 (one per stitched segment; `[]` leaves the session out of its group); v0 gets one output,
@@ -90,11 +93,14 @@ def chat_sampling(params: dict) -> dict[str, Any]:
     return out
 
 
-def shared_pool(settings: dict, *, model_path: str = "", engine: str = "vllm") -> RolloutPool:
+def shared_pool(
+    settings: dict, *, model_path: str = "", engine: str = "vllm", response_length: Optional[int] = None
+) -> RolloutPool:
     """The process's pool for these settings ({"config", "ray", "retry", "seed"}), token capture
     on: `token_in` with verl's model directory and rollout engine unless the config's `llm` says
-    otherwise."""
-    key = repr((sorted(settings.items()), model_path, engine))
+    otherwise; under `token_in` the episode ends where its response would outgrow
+    `response_length` (`episode.max_response_tokens`, unless the config sets it)."""
+    key = repr((sorted(settings.items()), model_path, engine, response_length))
     with _POOLS_LOCK:
         if key not in _POOLS:
             config = dict(settings.get("config") or {})
@@ -103,6 +109,8 @@ def shared_pool(settings: dict, *, model_path: str = "", engine: str = "vllm") -
             if llm["capture"] == "token_in":
                 llm.setdefault("tokenizer", model_path)
                 llm.setdefault("engine", engine)
+                if response_length is not None:
+                    config["episode"] = {"max_response_tokens": response_length, **(config.get("episode") or {})}
             config["llm"] = llm
             _POOLS[key] = RolloutPool(
                 config, ray=settings.get("ray"), retry=settings.get("retry"), seed=int(settings.get("seed") or 0)
@@ -135,10 +143,13 @@ class Tau2AgentLoop(AgentLoopBase):
 
     def __init__(self, *args, pool: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.pool = shared_pool(
-            dict(pool or {}), model_path=str(self.config.actor_rollout_ref.model.path), engine=str(self.rollout_config.name)
-        )
         self.budget = Budget(int(self.rollout_config.prompt_length), int(self.rollout_config.response_length))
+        self.pool = shared_pool(
+            dict(pool or {}),
+            model_path=str(self.config.actor_rollout_ref.model.path),
+            engine=str(self.rollout_config.name),
+            response_length=self.budget.response_length,
+        )
         self.v1 = uses_v1(self.config)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs) -> Union[AgentLoopOutput, list[AgentLoopOutput]]:
