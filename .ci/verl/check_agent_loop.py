@@ -432,7 +432,7 @@ def main(argv: list[str]) -> int:
                 + json.dumps(
                     {
                         "config": {"user_llm": user, "llm": llm},
-                        "ray": {"num_workers": 1, "slots_per_worker": 4},
+                        "ray": {"num_workers": 1, "slots_per_worker": 4, "cpus_per_worker": 0.25},
                         "retry": {"max_attempts": 1},
                     }
                 )
