@@ -18,8 +18,9 @@ of every call extends the previous prompt and completion by construction.
 `turn_record(data, mode)` reads one chat answer into a `TurnRecord`, or raises `CaptureError`
 saying what the server left out or got wrong. Token data is exact or absent: ids and logprobs
 are taken as the server sent them, range-checked (`check_ids`, `check_logprobs`) and must align
-one to one; nothing is re-tokenized or patched. The prompt's ids are read where vLLM puts them
-(top level) or, as some servers do, on the choice.
+one to one; nothing is re-tokenized or patched. The ids are read where vLLM puts them
+(`prompt_token_ids` at the top level, `token_ids` on the choice) or where SGLang's chat endpoint
+does (`prompt_token_ids` and `response_token_ids` on the choice).
 """
 
 from __future__ import annotations
@@ -119,8 +120,8 @@ def turn_record(data: dict, mode: str, *, weight_version: Optional[int] = None, 
         raise OptionIgnored("the answer has no logprobs.content: the server ignored `logprobs`", "logprobs")
     logprobs = [e.get("logprob") if isinstance(e, dict) else None for e in entries]
     if mode == "token_ids":
-        prompt = data.get("prompt_token_ids", choice.get("prompt_token_ids"))
-        completion = choice.get("token_ids")
+        prompt = data.get("prompt_token_ids", choice.get("prompt_token_ids"))  # vLLM: top level; SGLang: per choice
+        completion = choice.get("token_ids", choice.get("response_token_ids"))  # vLLM | SGLang
         if prompt is None and completion is None:
             raise OptionIgnored(
                 "the answer has no prompt_token_ids / token_ids: the server ignored `return_token_ids` "

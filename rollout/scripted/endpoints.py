@@ -8,12 +8,17 @@ AGENT_MODEL = "scripted-agent"
 USER_MODEL = "scripted-user"
 
 
-def pointed_at(cfg, url: str):
+def pointed_at(cfg, url: str, model: str = "qwen25"):
     """A copy of `cfg` (any config with `llm` and `user_llm` sections) whose agent and user
-    simulator both talk to the scripted server at `url` (the agent keeps a model name it has)."""
+    simulator both talk to the scripted server at `url` (the agent keeps a model name it has);
+    in token-in mode without a tokenizer of its own, the agent renders with the server's model
+    directory `model`."""
+    from rollout.scripted.models import model_dir
+
+    tokenizer = cfg.llm.tokenizer or (str(model_dir(model)) if cfg.llm.capture == "token_in" else None)
     return dataclasses.replace(
         cfg,
-        llm=dataclasses.replace(cfg.llm, base_url=url, model=cfg.llm.model or AGENT_MODEL),
+        llm=dataclasses.replace(cfg.llm, base_url=url, model=cfg.llm.model or AGENT_MODEL, tokenizer=tokenizer),
         user_llm=dataclasses.replace(cfg.user_llm, base_url=url, model=USER_MODEL),
     )
 

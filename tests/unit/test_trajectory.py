@@ -158,3 +158,13 @@ def test_regenerated_empty_replies_and_absent_tokens():
 )
 def test_train_actions(failure, action):
     assert train_action(failure) == action
+
+
+def test_sglang_chat_answers_carry_their_ids_on_the_choice():
+    """SGLang's chat endpoint with return_token_ids puts prompt_token_ids and response_token_ids on
+    the choice (vLLM: prompt_token_ids at the top level, token_ids on the choice)."""
+    entries = [{"token": "a", "logprob": -0.5}, {"token": "b", "logprob": -0.25}]
+    choice = {"message": {"role": "assistant", "content": "ab"}, "finish_reason": "stop", "logprobs": {"content": entries},
+              "prompt_token_ids": [1, 2, 3], "response_token_ids": [7, 9]}  # fmt: skip
+    turn = turn_record({"choices": [choice]}, "token_ids")
+    assert (turn.prompt_token_ids, turn.completion_token_ids, turn.completion_logprobs) == ([1, 2, 3], [7, 9], [-0.5, -0.25])
