@@ -339,7 +339,10 @@ def check_v1(cfg, servers: list, failures: list[str]) -> None:
         sessions.setdefault(key.rsplit("_", 2)[1], []).append(i)
     rewards = {s: [round(float(data.batch["rm_scores"][i].sum()), 6) for i in rows] for s, rows in sessions.items()}
     mask = data.batch["response_mask"]
-    adv = {s: [round(float(data.batch["advantages"][i][mask[i].bool()][0]), 4) for i in rows] for s, rows in sessions.items()}
+    adv = {  # the advantage on each output's trained tokens (nan: an output with none)
+        s: [round(float(data.batch["advantages"][i][mask[i].bool()][0]), 4) if mask[i].any() else float("nan") for i in rows]
+        for s, rows in sessions.items()
+    }
     outputs = {s: len(r) for s, r in sessions.items()}
     print(f"v1 group: {len(sessions)} sessions, outputs per session {outputs}, rewards {rewards}, advantages {adv}")
     agent = [r for s in servers for r in s.requests if r["role"] == "agent"]
