@@ -212,6 +212,7 @@ async def _play(
         finally:
             agent_usage = vars(policy.usage).copy()
             result.turns, result.capture_errors = policy.turns, policy.capture_errors
+            result.budget_reached = policy.budget_reached
     scored = await session.finish()
     result.reward = scored.reward
     result.reward_info = scored.reward_info

@@ -49,6 +49,7 @@ class EpisodeResult:
     durations: dict[str, float] = field(default_factory=dict)
     turns: list[Optional[TurnRecord]] = field(default_factory=list)  # token capture: one per policy call
     capture_errors: list[str] = field(default_factory=list)  # why a call's tokens are absent (turns[i] None)
+    budget_reached: Optional[str] = None  # the token budget ended the episode (termination max_steps): which bound
 
     @property
     def ok(self) -> bool:

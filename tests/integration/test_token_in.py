@@ -140,6 +140,7 @@ def test_a_token_budget_ends_the_episode_and_tau2_scores_what_happened(budget):
         [cut] = run_specs(scripted_config(server, extra=[*base, f"episode.{budget}={limit}"]), [spec])
     assert full.ok and full.reward == 1.0 and len(full.turns) >= 3
     assert cut.ok and cut.termination == "max_steps" and 1 <= len(cut.turns) < len(full.turns)
+    assert budget in cut.budget_reached and full.budget_reached is None
     t = Trajectory.of(cut, group_id="g")
     assert t.clean
     [segment] = t.segments
