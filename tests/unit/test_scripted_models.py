@@ -13,25 +13,7 @@ from transformers import AutoTokenizer
 from rollout.scripted import chat_tokens as ct
 from rollout.scripted.models import MODELS, model_dir
 from rollout.scripted.prompt_parse import PromptError, parse_prompt
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_user_details",
-            "description": "Get the details of a user.",
-            "parameters": {"type": "object", "properties": {"user_id": {"type": "string"}}, "required": ["user_id"]},
-            "strict": False,
-        },
-    },
-    {"type": "function", "function": {"name": "transfer_to_human_agents", "parameters": {"type": "object", "properties": {}}}},
-]
-SYSTEM = {"role": "system", "content": "You are an airline agent. <policy> & rules </policy>"}
-
-
-def call(call_id, name, args):
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
-
+from tests.unit.test_chat_tokens import SYSTEM, TOOLS, call  # the same request shapes
 
 CONVERSATION = [
     SYSTEM,

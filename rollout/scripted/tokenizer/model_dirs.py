@@ -39,27 +39,14 @@ import json
 import sys
 from pathlib import Path
 
+from rollout.scripted.chat_template import SPECIAL_TOKENS_MAP
 from rollout.scripted.models import MODELS, model_dir
 
 HERE = Path(__file__).resolve().parent
 BPE = HERE / "tau2-bpe.json"
 TEMPLATES = {"qwen25": HERE / "qwen25_chat_template.jinja", "qwen3": HERE / "qwen3_chat_template.jinja"}
 QWEN3_EXTRA_ADDED_TOKENS = (("<tool_response>", False), ("</tool_response>", False), ("<think>", False), ("</think>", False))
-ADDITIONAL_SPECIAL_TOKENS = [
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-]
+ADDITIONAL_SPECIAL_TOKENS = SPECIAL_TOKENS_MAP["additional_special_tokens"]  # Qwen2.5's, in its order
 ARCH = {
     "qwen25": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "transformers_version": "4.43.1"},
     "qwen3": {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "head_dim": 8, "transformers_version": "4.51.0"},
