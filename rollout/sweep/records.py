@@ -82,6 +82,7 @@ class SweepRecord(EpisodeResult):
                 out[f.name] = getattr(self, f.name)
         out["failure"] = self.failure.to_dict() if self.failure else None
         out["earlier_failures"] = [f.to_dict() for f in self.earlier_failures]
+        out["turns"] = [t.to_dict() if t is not None else None for t in self.turns]
         return out
 
     @classmethod
