@@ -44,6 +44,10 @@ def validate(cfg) -> None:
             checks.append(f"episode.timeout_s must be > 0, got {ep.timeout_s}")
         if ep.empty_reply_retries < 0:
             checks.append(f"episode.empty_reply_retries must be >= 0, got {ep.empty_reply_retries}")
+    for name in ("llm", "user_llm"):
+        cap = getattr(getattr(cfg, name, None), "max_concurrency", 0)
+        if cap < 0:
+            checks.append(f"{name}.max_concurrency={cap}: valid: 0 (no cap) or an integer >= 1")
     env = getattr(cfg, "env", None)
     if env is not None and env.max_sessions is not None and env.max_sessions < 1:
         checks.append(f"env.max_sessions must be >= 1 or null, got {env.max_sessions}")
