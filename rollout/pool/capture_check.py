@@ -22,7 +22,8 @@ defaults.yaml: `llm.*`, `user_llm.*`, `sampling`, `episode.*`, `env.*`); `--conf
 merges a YAML file under them.
 
 Exit status: 0 the server returns tokens and every episode ran; 1 it does not (or episodes
-failed: see the report); 2 bad input.
+failed: see the report); 2 bad input (an `out` that cannot be written is refused before the
+server is asked).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Any
 from rollout.core.clients import make_client, resolve_model, user_sim_configured
 from rollout.core.command import parse_args
 from rollout.core.config import RolloutConfig
-from rollout.core.failures import EpisodeFailure, InvalidInput
+from rollout.core.failures import EpisodeFailure, InvalidInput, shown
 from rollout.core.fast_http import EndpointError
 from rollout.core.tokens import CAPTURE_MODES, CaptureError, capture_fields, turn_record
 from rollout.env.domains import DOMAINS, load_domain
@@ -91,6 +92,7 @@ def run(argv: list[str]) -> int:
         raise InvalidInput("llm.base_url=... is required: the server to check")
     if cfg.episodes < 1:
         raise InvalidInput(f"episodes={cfg.episodes}: valid: an integer >= 1")
+    check_out(cfg.out)
     try:
         server = asyncio.run(probe(cfg))
     except (EpisodeFailure, EndpointError) as e:
@@ -105,6 +107,24 @@ def run(argv: list[str]) -> int:
     print(f"report: {cfg.out}")
     failed = any(d["ended"] != d["scored"] for d in report["domains"].values())
     return 0 if server["ok"] and not failed else 1
+
+
+def check_out(out: str) -> None:
+    """Refuse a report path that cannot be written (a directory, a missing or read-only parent)
+    before anything runs. Raises InvalidInput; leaves no file behind."""
+    path = Path(out)
+    if path.is_dir():
+        raise InvalidInput(f"out={shown(out)} is a directory: valid: the path of a file for the JSON report")
+    try:
+        existed = path.exists()
+        with open(path, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as e:
+        raise InvalidInput(
+            f"out={shown(out)} cannot be written: {e.strerror or type(e).__name__}: valid: a file path this process can write"
+        ) from None
 
 
 def _probe_line(cfg: CaptureCheckConfig, server: dict) -> str:

@@ -148,3 +148,22 @@ def test_a_key_file_that_is_not_utf8_is_one_line(tmp_path):
     with pytest.raises(InvalidInput) as e:
         api_key_of(section)
     assert "is not UTF-8 text: valid: a file holding the key on one line" in str(e.value)
+
+
+@pytest.mark.parametrize("where", ["a directory", "a missing directory", "under a file"])
+def test_capture_check_refuses_a_report_path_it_cannot_write_before_asking_the_server(tmp_path, capsys, where):
+    from rollout.scripted import ScriptedServer
+    from tests.helpers import command
+
+    (tmp_path / "file").write_text("")
+    out = {
+        "a directory": tmp_path,
+        "a missing directory": tmp_path / "no" / "r.json",
+        "under a file": tmp_path / "file" / "r.json",
+    }
+    with ScriptedServer("oracle") as server:
+        status = command("capture-check")([f"llm.base_url={server.url}", "llm.model=a", "domains=[mock]", f"out={out[where]}"])
+        asked = len(server.requests)
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("error: out=") and err.count("\n") == 1, err
+    assert asked == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
