@@ -41,7 +41,7 @@ from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, InvalidInput, shown
 from rollout.core.fast_http import EndpointError
 from rollout.core.tokens import CAPTURE_MODES, CaptureError, capture_fields, turn_record
-from rollout.env.domains import DOMAINS, load_domain
+from rollout.env.domains import DOMAINS, check_domain, load_domain
 from rollout.pool.config import RayConfig
 
 PROBE_MESSAGES = [
@@ -92,6 +92,10 @@ def run(argv: list[str]) -> int:
         raise InvalidInput("llm.base_url=... is required: the server to check")
     if cfg.episodes < 1:
         raise InvalidInput(f"episodes={cfg.episodes}: valid: an integer >= 1")
+    if not cfg.domains:
+        raise InvalidInput(f"domains is empty; valid domains: {', '.join(d for d in DOMAINS if d != 'mock')}, mock")
+    for domain in cfg.domains:
+        check_domain(domain)
     check_out(cfg.out)
     try:
         server = asyncio.run(probe(cfg))

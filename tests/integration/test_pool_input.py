@@ -150,7 +150,7 @@ def test_a_key_file_that_is_not_utf8_is_one_line(tmp_path):
     assert "is not UTF-8 text: valid: a file holding the key on one line" in str(e.value)
 
 
-@pytest.mark.parametrize("where", ["a directory", "a missing directory", "under a file"])
+@pytest.mark.parametrize("where", ["a directory", "a missing directory", "under a file", "domains=[]", "domains=[bogus]"])
 def test_capture_check_refuses_a_report_path_it_cannot_write_before_asking_the_server(tmp_path, capsys, where):
     from rollout.scripted import ScriptedServer
     from tests.helpers import command
@@ -161,9 +161,11 @@ def test_capture_check_refuses_a_report_path_it_cannot_write_before_asking_the_s
         "a missing directory": tmp_path / "no" / "r.json",
         "under a file": tmp_path / "file" / "r.json",
     }
+    args = [f"out={out[where]}", "domains=[mock]"] if where in out else [f"out={tmp_path / 'r.json'}", where]
     with ScriptedServer("oracle") as server:
-        status = command("capture-check")([f"llm.base_url={server.url}", "llm.model=a", "domains=[mock]", f"out={out[where]}"])
+        status = command("capture-check")([f"llm.base_url={server.url}", "llm.model=a", *args])
         asked = len(server.requests)
     err = capsys.readouterr().err
-    assert status == 2 and err.startswith("error: out=") and err.count("\n") == 1, err
+    assert status == 2 and err.startswith("error: out=" if where in out else "error: ") and err.count("\n") == 1, err
+    assert "valid" in err
     assert asked == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
