@@ -5,7 +5,6 @@ import time
 
 from rollout.core.config import SCRIPTED_POLICIES
 from rollout.core.process_env import apply_defaults
-from rollout.scripted.server import Faults, ScriptedServer
 
 
 def main(argv=None) -> None:
@@ -16,6 +15,8 @@ def main(argv=None) -> None:
     p.add_argument("--policy", choices=SCRIPTED_POLICIES, default="oracle")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every completion")
     args = p.parse_args(argv)
+    from rollout.scripted.server import Faults, ScriptedServer  # imports tau2: after the defaults and --help
+
     server = ScriptedServer(args.policy, host=args.host, port=args.port, faults=Faults(latency_s=args.latency), record=False)
     server.start()
     print(f"scripted {args.policy} server at {server.url}", flush=True)

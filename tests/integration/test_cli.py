@@ -166,3 +166,13 @@ def test_vvv_opens_every_librarys_debug_logging(capsys):
         main(["dataset", "x=1"])
         capsys.readouterr()
     assert logging.getLogger().level == logging.WARNING
+
+
+def test_the_scripted_server_help_is_quiet_and_quick():
+    """`--help` answers before tau2 is imported: no log lines of tau2 or litellm, no wait."""
+    p = subprocess.run([sys.executable, "-m", "rollout.scripted", "--help"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "--policy" in p.stdout and p.stderr == "", p.stderr[-2000:]
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, rollout.scripted; print('tau2' in sys.modules)"], capture_output=True, text=True
+    )
+    assert imported.stdout.strip() == "False", imported.stderr[-2000:]
