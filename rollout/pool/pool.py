@@ -220,9 +220,9 @@ class RolloutPool:
             self.dispatcher.stop()
             self.dispatcher = None
         if self._started_ray:
-            import ray
+            from rollout.core.process_env import ray_shutdown
 
-            ray.shutdown()
+            ray_shutdown()
             self._started_ray = False
 
     def __enter__(self) -> RolloutPool:
