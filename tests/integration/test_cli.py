@@ -176,3 +176,14 @@ def test_the_scripted_server_help_is_quiet_and_quick():
         [sys.executable, "-c", "import sys, rollout.scripted; print('tau2' in sys.modules)"], capture_output=True, text=True
     )
     assert imported.stdout.strip() == "False", imported.stderr[-2000:]
+
+
+def test_a_telecom_task_id_is_taken_as_written():
+    """telecom's ids start with `[` (YAML would read a list): the documented command runs one."""
+    from rollout.env.domains import load_domain
+
+    task_id = load_domain("telecom").task_ids()[0]
+    assert task_id.startswith("[")
+    p = run_cli("domain=telecom", f"task_id={task_id}", "llm.scripted=oracle")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert f"reward: 1.0  termination: user_stop  (telecom/{task_id}," in p.stdout
