@@ -131,7 +131,10 @@ def check_requests(requests: Iterable[Any], cfg: Any, base_seed: int) -> list:
         problem = request_problem(r)
         if problem:
             raise InvalidInput(f"request {i}: {problem}")
-        resolve(r.spec(base_seed), cfg)
+        try:
+            resolve(r.spec(base_seed), cfg)
+        except InvalidInput as e:
+            raise InvalidInput(f"request {i}: {e.failure.message}") from None
     repeated = Counter((r.domain, str(r.task_id), r.sample) for r in out if r.seed is None)
     repeated = {k: n for k, n in repeated.items() if n > 1}
     if repeated:

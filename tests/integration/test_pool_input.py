@@ -169,3 +169,15 @@ def test_capture_check_refuses_a_report_path_it_cannot_write_before_asking_the_s
     assert status == 2 and err.startswith("error: out=" if where in out else "error: ") and err.count("\n") == 1, err
     assert "valid" in err
     assert asked == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize(
+    "task_id, why",
+    [
+        ("create_task_1_nl_eval", "it has no expected actions"),
+        ("update_task_with_message_history", "its message history has user turns"),
+    ],
+)
+def test_a_task_tau2_cannot_run_solo_is_refused_naming_tau2s_reason(pool, task_id, why):
+    with pytest.raises(InvalidInput, match=rf"request 1: task '{task_id}' of domain 'mock' cannot run solo: {why}"):
+        pool.run([RolloutRequest("mock", "create_task_1", solo=True), RolloutRequest("mock", task_id, solo=True)])
