@@ -97,7 +97,7 @@ class RolloutWorker:
             for name in variables:
                 key_from_variable(name, field="Endpoint.api_key_env", where="a worker's process (set it on every node)")
         except InvalidInput as e:
-            return f"{e} (worker {self.worker_id}, on {socket.gethostname()})"
+            return f"{e.failure.message} (worker {self.worker_id}, on {socket.gethostname()})"
         return None
 
     async def close(self) -> None:
