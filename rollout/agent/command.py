@@ -6,7 +6,8 @@
     tau2-rollout episode domain=retail task_id=3 llm.base_url=http://gpu:8000/v1 user_llm.base_url=...
 
 Keys: `domain` (a tau2 domain, a task set tau2 registers such as telecom_full, or one of the
-config's `task_sets`), `task_id`, `seed`, `solo` (true | false; default: solo when no user
+config's `task_sets`), `task_id` (taken as written, not parsed: telecom's ids start with `[`),
+`seed`, `solo` (true | false; default: solo when no user
 simulator is configured), `list=true` (print the task ids of `split`), `json=true` (print
 the whole result as JSON), and every key of a sweep's episode settings (rollout/defaults/
 defaults.yaml: `llm.*`, `user_llm.*`, `sampling`, `episode.*`, `env.*`), `llm.scripted`
@@ -47,7 +48,11 @@ class EpisodeCommandConfig(RolloutConfig):
 
 def run(argv: list[str]) -> int:
     """The command (see module doc): its exit status; bad input raises InvalidInput."""
-    cfg = parse_args(argv, EpisodeCommandConfig, config_files=True)
+    # a task id is text, taken as written: telecom's start with `[`, which YAML would read as a list
+    task_ids = [a.split("=", 1)[1] for a in argv if a.startswith("task_id=")]
+    cfg = parse_args([a for a in argv if not a.startswith("task_id=")], EpisodeCommandConfig, config_files=True)
+    if task_ids:
+        cfg.task_id = task_ids[-1]
     if cfg.domain is None:
         raise InvalidInput("domain=... is required (a tau2 domain such as airline, or a task set of task_sets)")
     register_task_sets(cfg.task_sets)

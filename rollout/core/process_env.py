@@ -48,3 +48,26 @@ def quiet_tau2() -> None:
 def child_env(extra: Mapping[str, str] = MappingProxyType({})) -> dict[str, str]:
     """The defaults plus `extra`: the variables to give a child process on top of its own."""
     return {**DEFAULTS, **extra}
+
+
+def rearm_signal_handlers() -> None:
+    """Register this process's Python handlers of SIGINT and SIGTERM again (main thread only).
+    Ray's native code can leave SIGTERM at its default disposition underneath the handler
+    Python still names (after `ray.shutdown`, and once a signal was delivered after its workers
+    started), so a second SIGTERM during a clean stop would kill the process (143)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(sig)
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+def ray_shutdown() -> None:
+    """`ray.shutdown()`, then `rearm_signal_handlers()`."""
+    import ray
+
+    ray.shutdown()
+    rearm_signal_handlers()

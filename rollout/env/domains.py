@@ -91,8 +91,8 @@ class DomainAssets:
             )
         if not LLMSoloAgent.check_valid_task(task) or task.ticket is None:
             raise InvalidInput(
-                f"task '{task.id}' of domain '{self.name}' cannot run solo (it has no ticket or "
-                f"its message history contains user turns); configure a user simulator"
+                f"task '{task.id}' of domain '{self.name}' cannot run solo: {_why_not_solo(task)} (tau2's "
+                f"LLMSoloAgent.check_valid_task); configure a user simulator"
             )
 
 
@@ -117,6 +117,22 @@ def environment_name(name: str) -> Optional[str]:
         return name
     prefixes = [d for d in domains if name.startswith((f"{d}_", f"{d}-"))]
     return max(prefixes, key=len) if prefixes else None
+
+
+def _why_not_solo(task) -> str:
+    """Which of tau2's solo rules `task` breaks (LLMSoloAgent.check_valid_task, plus a ticket)."""
+    history = task.initial_state.message_history if task.initial_state is not None else None
+    if any(getattr(m, "role", None) == "user" for m in history or []):
+        return "its message history has user turns"
+    if any(getattr(m, "role", None) == "assistant" and not m.is_tool_call() for m in history or []):
+        return "its message history has assistant text"
+    if task.ticket is None:
+        return "it has no ticket"
+    if task.evaluation_criteria is None:
+        return "it has no evaluation criteria"
+    if not task.evaluation_criteria.actions:
+        return "it has no expected actions"
+    return "tau2 refuses it"
 
 
 def check_domain(name: str) -> str:

@@ -30,7 +30,8 @@ defaults.yaml: `llm.*`, `user_llm.*`, `sampling`, `episode.*`, `env.*`); `--conf
 merges a YAML file under them.
 
 Exit status: 0 the server returns tokens and every episode ran; 1 it does not (or episodes
-failed: see the report); 2 bad input.
+failed: see the report); 2 bad input (an `out` that cannot be written is refused before the
+server is asked).
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ from typing import Any
 from rollout.core.clients import make_client, resolve_model, user_sim_configured
 from rollout.core.command import parse_args
 from rollout.core.config import RolloutConfig
-from rollout.core.failures import EpisodeFailure, InvalidInput
+from rollout.core.failures import EpisodeFailure, InvalidInput, shown
 from rollout.core.fast_http import EndpointError
 from rollout.core.tokenin.chat_format import load_chat_format
 from rollout.core.tokenin.engines import read_answer, request_body, route
 from rollout.core.tokens import CHAT_CAPTURE_MODES, CaptureError, OptionIgnored, capture_fields, turn_record
-from rollout.env.domains import DOMAINS, load_domain
+from rollout.env.domains import DOMAINS, check_domain, load_domain
 from rollout.pool.config import RayConfig
 
 PROBE_MESSAGES = [
@@ -135,6 +136,11 @@ def run(argv: list[str]) -> int:
         raise InvalidInput(f"episodes={cfg.episodes}: valid: an integer >= 1")
     if cfg.compare and cfg.llm.capture != "token_in":
         raise InvalidInput("compare=true compares llm.capture=token_in with chat capture: set llm.capture=token_in")
+    if not cfg.domains:
+        raise InvalidInput(f"domains is empty; valid domains: {', '.join(d for d in DOMAINS if d != 'mock')}, mock")
+    for domain in cfg.domains:
+        check_domain(domain)
+    check_out(cfg.out)
     try:
         server = asyncio.run(probe(cfg))
     except (EpisodeFailure, EndpointError) as e:
@@ -161,6 +167,24 @@ def _split_line(mode: str, domains: dict) -> str:
     split = sum(d["capture"]["boundaries_split"] for d in domains.values())
     rate = f"{1000 * split / calls:.0f} per 1,000" if calls else "-"
     return f"{mode}: {split} of {calls} call boundaries split ({rate})"
+
+
+def check_out(out: str) -> None:
+    """Refuse a report path that cannot be written (a directory, a missing or read-only parent)
+    before anything runs. Raises InvalidInput; leaves no file behind."""
+    path = Path(out)
+    if path.is_dir():
+        raise InvalidInput(f"out={shown(out)} is a directory: valid: the path of a file for the JSON report")
+    try:
+        existed = path.exists()
+        with open(path, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as e:
+        raise InvalidInput(
+            f"out={shown(out)} cannot be written: {e.strerror or type(e).__name__}: valid: a file path this process can write"
+        ) from None
 
 
 def _probe_line(cfg: CaptureCheckConfig, server: dict) -> str:

@@ -167,6 +167,10 @@ class Dispatcher:
         return len(self._inbox) + len(self._ready) + len(self._delayed) + len(self._inflight)
 
     @property
+    def ready_workers(self) -> list[_Worker]:
+        return [w for w in self.workers if w is not None and w.state == "ready"]
+
+    @property
     def actors(self) -> list:
         """The actors of the live slots (ready or starting)."""
         return [w.actor for w in self.workers if w is not None]
@@ -182,7 +186,7 @@ class Dispatcher:
         self._check_starting()
         if self._ready and not any(w is not None for w in self.workers):
             raise NoWorkersLeft(self._no_workers_message(self.pending))
-        self._dispatch()
+        ended += self._dispatch()
         starting = self._pending_refs()
         if not self._inflight:
             wait_s = max(0.0, min(timeout_s, self._delayed[0][0] - now)) if self._delayed else timeout_s
@@ -326,16 +330,26 @@ class Dispatcher:
         )
 
     # ---- jobs --------------------------------------------------------------------------
-    def _dispatch(self) -> None:
-        live = [w for w in self.workers if w is not None and w.state == "ready"]
+    def _dispatch(self) -> list[tuple[Job, Trajectory]]:
+        """Fill the ready workers' free slots; the jobs that could not be sent (ended as bad input:
+        the message names the exception's type only, the request may hold keys)."""
+        live = self.ready_workers
+        unsent = []
         while self._ready and live:
             worker = min(live, key=lambda w: w.load)
             if worker.load >= self.slots:
-                return
+                break
             job = self._ready.pop()
-            ref = worker.actor.run.remote(job.id, job.request)
+            try:
+                ref = worker.actor.run.remote(job.id, job.request)
+            except Exception as e:
+                failure = Failure(FailureClass.INVALID_INPUT, f"the request cannot be sent to a worker: {type(e).__name__}")
+                unsent.append((job, job.ended(failure)))
+                self._finish(job, unsent[-1][1])
+                continue
             self._inflight[ref] = _Flight(job, worker, time.monotonic())
             worker.load += 1
+        return unsent
 
     def _apply_cancels(self) -> list[tuple[Job, Trajectory]]:
         """Take in the submitted jobs and apply the cancels asked for since the last poll."""

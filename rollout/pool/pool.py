@@ -20,13 +20,20 @@ episode). Each call has an async twin for trainers' event loops (`arun`, `astrea
   `group_id`) as soon as it is; with `k` > 0 the pool runs k extra samples of every group and
   yields the first n scored ones (n: the samples asked for), cancelling the rest. Faster
   episodes are then somewhat over-represented in a group, the usual price of redundancy;
-- `cancel(group_id)`: its queued requests end at once, its running ones are cancelled (they
-  end as `cancelled`, never as samples);
+- `cancel(group_id)`: the group's queued requests (in every call) end at once, its running
+  ones are cancelled (they end as `cancelled`, never as samples);
 - `stats()`: live counters (ended, failures by class, retries, in flight, workers, the
   token-capture clean/split rates).
 
 A call whose caller stops listening (an exception, Ctrl-C, a generator closed early) cancels
-its requests that have not ended. Every request ends as a `Trajectory`: tau2's outcome (or a
+its requests that have not ended; a call's own cancels (that, and `stream_groups`' stragglers)
+touch only its own requests. Requests are checked when submitted (rollout/pool/checks.py, then
+against their domain and the config): a bad one raises InvalidInput naming the field, before
+any of the call's episodes runs. A request's seed is derived from (the pool's seed, domain,
+task id, sample) unless given: requests that repeat all four repeat the seed (a warning says
+so); give each sample of a group its own `sample`. The pool's first call asks its workers
+whether they can read the keys the config names (and each new `Endpoint.api_key_env`), and
+refuses the call once if one cannot. After `close()` the pool refuses calls. Every request ends as a `Trajectory`: tau2's outcome (or a
 classified failure after the retries of `retry.max_attempts`) and, with `llm.capture` on, the
 tokens of each policy call and the stitched view (rollout/trajectory/).
 """
@@ -42,12 +49,13 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Optional, Union
 
-from rollout.agent.episode import resolve
-from rollout.core.config import RolloutConfig, load_config
+from rollout.core.config import RolloutConfig, load_config, validate
 from rollout.core.failures import InvalidInput
 from rollout.env.task_sets import register_task_sets
+from rollout.pool.checks import check_requests
 from rollout.pool.config import RayConfig, RetryConfig, check_fits, check_pool
 from rollout.pool.dispatch import Dispatcher, NoWorkersLeft
+from rollout.pool.groups import Groups
 from rollout.pool.requests import RolloutRequest
 from rollout.pool.stats import PoolStats
 from rollout.trajectory import Trajectory
@@ -57,10 +65,19 @@ POLL_S = 0.1
 __all__ = ["NoWorkersLeft", "RolloutPool"]
 
 
-def _typed(cls, value):
+def _typed(cls, value, name: str):
+    """`value` as a `cls` (None: the defaults; a dict: its fields). Raises InvalidInput naming the valid keys."""
     if value is None:
         return cls()
-    return value if isinstance(value, cls) else cls(**value)
+    if isinstance(value, cls):
+        return value
+    valid = ", ".join(f.name for f in dataclasses.fields(cls))
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{name}= is {type(value).__name__}: valid: a dict with keys {valid}, or a {cls.__name__}")
+    unknown = sorted(str(k) for k in value if k not in {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise InvalidInput(f"{name}= has unknown keys {', '.join(unknown)}: valid: {valid}")
+    return cls(**value)
 
 
 class RolloutPool:
@@ -76,8 +93,12 @@ class RolloutPool:
         warmup_domains: Iterable[str] = (),
         on_retry: Optional[Callable[[], None]] = None,
     ):
-        self.cfg = config if isinstance(config, RolloutConfig) else load_config(config)
-        self.ray_cfg, self.retry = _typed(RayConfig, ray), _typed(RetryConfig, retry)
+        if isinstance(config, RolloutConfig):
+            validate(config)
+            self.cfg = config
+        else:
+            self.cfg = load_config(config)
+        self.ray_cfg, self.retry = _typed(RayConfig, ray, "ray"), _typed(RetryConfig, retry, "retry")
         problems = check_pool(self.ray_cfg, self.retry)
         if problems:
             raise InvalidInput("; ".join(problems))
@@ -92,6 +113,8 @@ class RolloutPool:
         self._waiters_lock = threading.Lock()
         self._pump: Optional[threading.Thread] = None
         self._closing = threading.Event()
+        self._closed = False
+        self._keys_read: set[str] = set()  # Endpoint.api_key_env names every worker can read
         self.counters = PoolStats()
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -99,6 +122,8 @@ class RolloutPool:
         """Start Ray (if none is connected), the workers (warming `domains`) and the pool's thread.
         The first call does it anyway; calling it first keeps worker start-up out of its time."""
         with self._start_lock:
+            if self._closed:
+                raise RuntimeError("this RolloutPool is closed: create a new one")
             if self.dispatcher is not None:
                 return
             import ray
@@ -133,10 +158,26 @@ class RolloutPool:
                 on_retry=self._retried,
             )
             dispatcher.start()
+            try:
+                self._check_keys(dispatcher, [])
+            except InvalidInput:
+                dispatcher.stop()
+                raise
             self.dispatcher = dispatcher
             self._closing.clear()
             self._pump = threading.Thread(target=self._run_pump, name="rollout-pool", daemon=True)
             self._pump.start()
+
+    def _check_keys(self, dispatcher: Dispatcher, variables: list[str]) -> None:
+        """Ask every ready worker whether it can read the config's keys and `variables`;
+        InvalidInput with the first worker's problem (once, before any episode is sent)."""
+        import ray
+
+        actors = [w.actor for w in dispatcher.ready_workers]
+        problems = [p for p in ray.get([a.key_problem.remote(variables) for a in actors]) if p]
+        if problems:
+            raise InvalidInput(problems[0])
+        self._keys_read.update(variables)
 
     def _retried(self, job, failure) -> None:
         self.counters.retried(failure)
@@ -169,7 +210,9 @@ class RolloutPool:
             deliver(error)
 
     def close(self) -> None:
-        """Stop the pool's thread, the workers (they release their sessions) and a Ray this pool started."""
+        """Stop the pool's thread, the workers (they release their sessions) and a Ray this pool
+        started. The pool refuses calls from then on."""
+        self._closed = True
         self._closing.set()
         if self._pump is not None:
             self._pump.join(timeout=30)
@@ -179,9 +222,9 @@ class RolloutPool:
             self.dispatcher.stop()
             self.dispatcher = None
         if self._started_ray:
-            import ray
+            from rollout.core.process_env import ray_shutdown
 
-            ray.shutdown()
+            ray_shutdown()
             self._started_ray = False
 
     def __enter__(self) -> RolloutPool:
@@ -194,16 +237,16 @@ class RolloutPool:
     def check(self, requests: Iterable[RolloutRequest]) -> list[RolloutRequest]:
         """The requests, each checked against its domain and this pool's config (before any
         worker starts). Raises InvalidInput naming the first bad one."""
-        out = list(requests)
-        for r in out:
-            if not isinstance(r, RolloutRequest):
-                raise InvalidInput(f"requests must be RolloutRequest objects, got {type(r).__name__}")
-            resolve(r.spec(self.seed), self.cfg)
-        return out
+        if self._closed:
+            raise RuntimeError("this RolloutPool is closed: create a new one")
+        return check_requests(requests, self.cfg, self.seed)
 
     def _submit(self, requests: list[RolloutRequest], deliver: Callable[[int, Any], None]) -> list[int]:
         """Submit requests; `deliver(position, trajectory or error)` is called from the pool's thread."""
         self.start({r.domain for r in requests})
+        variables = sorted({r.policy.api_key_env for r in requests if r.policy and r.policy.api_key_env} - self._keys_read)
+        if variables:
+            self._check_keys(self.dispatcher, variables)
         self.counters.submitted(len(requests))
         with self._waiters_lock:  # registered before the pool's thread can see them end
             jobs = self.dispatcher.submit(requests)
@@ -212,18 +255,24 @@ class RolloutPool:
         return [job.id for job in jobs]
 
     def _cancel_unfinished(self, ids: list[int]) -> None:
+        """The caller stopped listening: cancel its jobs that have not ended (their ends are still
+        counted in `stats()`, delivered to no one)."""
         with self._waiters_lock:
             left = [i for i in ids if i in self._waiters]
             for i in left:
-                self._waiters.pop(i)
+                self._waiters[i] = _ignore
         if left and self.dispatcher is not None:
             self.dispatcher.cancel_jobs(left)
 
-    def _stream(self, requests: Iterable[RolloutRequest]) -> Iterator[tuple[int, Trajectory]]:
-        """(the request's position, its trajectory) as each finishes."""
-        requests = self.check(requests)
+    def _stream(
+        self, requests: Iterable[RolloutRequest], ids_out: Optional[list] = None, checked: bool = False
+    ) -> Iterator[tuple[int, Trajectory]]:
+        """(the request's position, its trajectory) as each finishes; `ids_out` gets the jobs' ids."""
+        requests = list(requests) if checked else self.check(requests)
         inbox: queue.Queue = queue.Queue()
         ids = self._submit(requests, lambda i, item: inbox.put((i, item)))
+        if ids_out is not None:
+            ids_out += ids
         try:
             for _ in range(len(ids)):
                 while True:
@@ -253,13 +302,18 @@ class RolloutPool:
 
     def stream_groups(self, requests: Iterable[RolloutRequest], *, extra_samples: int = 0) -> Iterator[list[Trajectory]]:
         """Each complete group as soon as it is (see module doc)."""
-        grouping = _Groups(list(requests), extra_samples)
-        for trajectory in self.stream(grouping.requests):
-            group = grouping.add(trajectory)
-            if group is not None:
-                if grouping.stragglers(trajectory.group_id):
-                    self.cancel(trajectory.group_id)
-                yield group
+        grouping, ids = Groups(self.check(requests), extra_samples), []
+        with contextlib.closing(self._stream(grouping.requests, ids, checked=True)) as items:
+            for _, trajectory in items:
+                group = grouping.add(trajectory)
+                if group is not None:
+                    self._cancel_stragglers(grouping, trajectory.group_id, ids)
+                    yield group
+
+    def _cancel_stragglers(self, grouping: Groups, group: str, ids: list[int]) -> None:
+        """Cancel this call's own unfinished jobs of a yielded group (their ends still come back)."""
+        if grouping.stragglers(group) and self.dispatcher is not None:
+            self.dispatcher.cancel_jobs([ids[i] for i in grouping.positions[group]])
 
     def cancel(self, group_id: str) -> None:
         """Cancel a group's queued and running requests (safe from any thread)."""
@@ -271,13 +325,17 @@ class RolloutPool:
         return self.counters.snapshot(self.dispatcher)
 
     # ---- async twins -----------------------------------------------------------------------
-    async def _astream(self, requests: Iterable[RolloutRequest]) -> AsyncIterator[tuple[int, Trajectory]]:
-        requests = self.check(requests)
+    async def _astream(
+        self, requests: Iterable[RolloutRequest], ids_out: Optional[list] = None, checked: bool = False
+    ) -> AsyncIterator[tuple[int, Trajectory]]:
+        requests = list(requests) if checked else self.check(requests)
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue = asyncio.Queue()
         if self.dispatcher is None:  # in this thread: ray.init wants the main thread (its signal handlers)
             self.start({r.domain for r in requests})
         ids = self._submit(requests, lambda i, item: loop.call_soon_threadsafe(inbox.put_nowait, (i, item)))
+        if ids_out is not None:
+            ids_out += ids
         try:
             for _ in range(len(ids)):
                 i, item = await inbox.get()
@@ -304,14 +362,21 @@ class RolloutPool:
     async def astream_groups(
         self, requests: Iterable[RolloutRequest], *, extra_samples: int = 0
     ) -> AsyncIterator[list[Trajectory]]:
-        grouping = _Groups(list(requests), extra_samples)
-        async with contextlib.aclosing(self.astream(grouping.requests)) as items:
-            async for trajectory in items:
+        grouping, ids = Groups(self.check(requests), extra_samples), []
+        async with contextlib.aclosing(self._astream(grouping.requests, ids, checked=True)) as items:
+            async for _, trajectory in items:
                 group = grouping.add(trajectory)
                 if group is not None:
-                    if grouping.stragglers(trajectory.group_id):
-                        self.cancel(trajectory.group_id)
+                    self._cancel_stragglers(grouping, trajectory.group_id, ids)
                     yield group
+
+
+def _ignore(item: Any) -> None:
+    """Where the end of a job whose caller stopped listening goes."""
+
+
+def _ignore(item: Any) -> None:
+    """Where the end of a job whose caller stopped listening goes."""
 
 
 class _Groups:

@@ -20,26 +20,31 @@ from rollout.agent.episode import EpisodeSpec
 from rollout.agent.runner import PolicyEndpoint
 from rollout.core.config.keys import is_variable_name, key_from_variable
 from rollout.core.failures import InvalidInput
+from rollout.pool.checks import endpoint_problem
 
 
 @dataclass(frozen=True)
 class Endpoint:
     """A policy endpoint for a request (see module doc). `extra_body` goes with every request of
     the episode, last: per-request sampling (temperature, top_p, max_tokens, stop) and server
-    options; `headers` likewise (routing keys)."""
+    options, never the fields the episode owns (rollout/pool/checks.py); `headers` likewise
+    (routing keys; never shown in a repr or an error). Raises InvalidInput naming a bad field."""
 
     base_url: str
     api_key_env: Optional[str] = None
     model: Optional[str] = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
     extra_body: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.api_key_env is not None and not is_variable_name(self.api_key_env):
+        if self.api_key_env is not None and (not isinstance(self.api_key_env, str) or not is_variable_name(self.api_key_env)):
             raise InvalidInput(
                 "Endpoint.api_key_env must be the NAME of an environment variable (letters, digits, "
                 "underscores), not a key itself"
             )
+        problem = endpoint_problem(self)
+        if problem:
+            raise InvalidInput(problem)
 
     def resolve(self) -> PolicyEndpoint:
         """The endpoint with its key read from this process's environment. Raises InvalidInput."""

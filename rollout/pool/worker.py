@@ -16,13 +16,15 @@ import asyncio
 import dataclasses
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Optional
 
 from rollout.agent.runner import EpisodeRunner
 from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
-from rollout.core.failures import EpisodeFailure, Failure, FailureClass, described, frames
+from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, described, frames
 from rollout.core.process_env import apply_defaults, child_env
 from rollout.pool.requests import RolloutRequest
 from rollout.trajectory import Trajectory
@@ -85,6 +87,20 @@ class RolloutWorker:
     async def active_s(self, jobs: list[int]) -> dict[int, float]:
         """Seconds each of these running jobs has run, waits for caps excluded (absent: not running)."""
         return {job: self._clocks[job].active_s for job in jobs if job in self._clocks}
+
+    async def key_problem(self, variables: list[str]) -> Optional[str]:
+        """Why this worker could not read a key its episodes need (the config's key sources and
+        the variables `Endpoint.api_key_env` names), one line naming the file or variable, never
+        a key; None: it can read them all."""
+        from rollout.core.config.keys import check_key_sources, key_from_variable
+
+        try:
+            check_key_sources(self.cfg)
+            for name in variables:
+                key_from_variable(name, field="Endpoint.api_key_env", where="a worker's process (set it on every node)")
+        except InvalidInput as e:
+            return f"{e.failure.message} (worker {self.worker_id}, on {socket.gethostname()})"
+        return None
 
     async def close(self) -> None:
         await self.runner.close()

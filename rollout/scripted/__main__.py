@@ -10,8 +10,7 @@ from rollout.core.config import SCRIPTED_POLICIES
 from rollout.core.process_env import apply_defaults
 from rollout.scripted.chat_tokens import REASONING_PARSERS
 from rollout.scripted.models import MODELS
-from rollout.scripted.policies import REPLY_STYLES
-from rollout.scripted.server import Faults, ScriptedServer
+from rollout.scripted.styles import REPLY_STYLES
 
 
 def main(argv=None) -> None:
@@ -33,6 +32,8 @@ def main(argv=None) -> None:
         from rollout.env.task_sets import register_task_sets
 
         register_task_sets(load_config(files=args.config).task_sets)
+    from rollout.scripted.server import Faults, ScriptedServer  # imports tau2: after the defaults and --help
+
     server = ScriptedServer(
         args.policy,
         host=args.host,

@@ -21,6 +21,7 @@ import re
 
 from rollout.scripted.gold import ACTION_REQUEST, CLOSING, DONE, GREETING, STOP, GoldAction, follow, next_move, requested_action
 from rollout.scripted.recognize import Recognition, index, opening_ref, scenario_text
+from rollout.scripted.styles import REPLY_STYLES
 
 __all__ = [
     "ACTION_REQUEST",
@@ -93,7 +94,6 @@ def _message(move: dict, body: dict) -> dict:
     return message
 
 
-REPLY_STYLES = ("plain", "text_with_calls", "empty_content", "mixed")
 PREAMBLE = "Let me take care of that for you."
 
 

@@ -62,9 +62,6 @@ def check_sweep(cfg: SweepConfig, *, local: bool = True) -> None:
     """Reject settings no sweep can run with (see module doc). Raises InvalidInput. `local`
     False: the sweep runs elsewhere, output_dir and CPUs are that machine's to check."""
     problems = check_pool(cfg.ray, cfg.retry)
-    for name, cap in (("llm", cfg.llm.max_concurrency), ("user_llm", cfg.user_llm.max_concurrency)):
-        if cap < 0:
-            problems.append(f"{name}.max_concurrency={cap}: valid: 0 (no cap) or an integer >= 1")
     if cfg.output_dir is not None and local:
         problem = _output_dir_problem(cfg.output_dir)
         if problem:

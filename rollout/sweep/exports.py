@@ -40,17 +40,19 @@ def simulation_of(r: SweepRecord):
     """A record as tau2's SimulationRun: a scored episode's trajectory, or a failed episode as
     tau2's runner records a skipped sample."""
     from tau2.data_model.simulation import RewardInfo, TerminationReason
+    from tau2.utils.utils import get_now
 
     duration = float(r.durations.get("total_s", 0.0))
-    if not r.ok:
+    if not r.ok:  # as tau2's runner skips a failed sample: start = end = now, duration 0.0
+        now = get_now()
         return simulation_run(
             run_id=f"{r.task_id}_{r.sample}_failed",
             task_id=r.task_id,
             messages=[],
             termination=TerminationReason.AGENT_ERROR,
-            start_time="",
-            end_time="",
-            duration=duration,
+            start_time=now,
+            end_time=now,
+            duration=0.0,
             seed=r.seed,
             trial=r.sample,
             skipped=True,
@@ -88,18 +90,27 @@ def results_header(*, domain: str, solo: bool, task_ids: Iterable[str], num_tria
         user_info=UserInfo(
             implementation="dummy_user" if solo else "user_simulator",
             llm=user.get("model"),
-            llm_args={"temperature": user.get("temperature")} if not solo else None,
+            llm_args=None if solo else _sent({"temperature": user.get("temperature")}),
             global_simulation_guidelines=None if solo else get_global_user_sim_guidelines(use_tools=env.user_tools is not None),
         ),
         agent_info=AgentInfo(
             implementation="llm_agent_solo" if solo else "llm_agent",
             llm=llm.get("model"),
-            llm_args={k: v for k, v in (config.get("sampling") or {}).items() if k != "preset"} or None,
+            llm_args=_sent(config.get("sampling") or {}),
         ),
         environment_info=env.get_info().model_copy(update={"domain_name": environment_name(domain)}),
         seed=config.get("seed"),
     )
     return Results(info=info, tasks=[assets.task(t) for t in dict.fromkeys(task_ids)], simulations=[])
+
+
+def _sent(sampling: dict) -> Optional[dict]:
+    """The sampling settings a request carries, as tau2's `llm_args`: the ones set (null ones
+    are not sent), `extra_body`'s fields among them; not the preset's name or `send_seed`
+    (the seed is the simulation's own); None when nothing is sent."""
+    args = {k: v for k, v in sampling.items() if k not in ("preset", "send_seed", "extra_body") and v is not None}
+    args.update(sampling.get("extra_body") or {})
+    return args or None
 
 
 class _GroupWriter:

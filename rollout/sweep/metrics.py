@@ -58,9 +58,13 @@ def summarize(records: Iterable[SweepRecord], *, num_samples: int) -> dict:
     return out
 
 
+CAPTURE_COUNTS = ("calls", "captured", "boundaries_clean", "boundaries_split", "trajectories", "trajectories_clean")
+
+
 def _rates(c: Counter) -> dict:
+    """Every count (a zero too: Counter sums drop them) and the clean rate."""
     boundaries = c["boundaries_clean"] + c["boundaries_split"]
-    return {**dict(c), "clean_rate": c["boundaries_clean"] / boundaries if boundaries else None}
+    return {**{k: c[k] for k in CAPTURE_COUNTS}, "clean_rate": c["boundaries_clean"] / boundaries if boundaries else None}
 
 
 class _Outcome(NamedTuple):

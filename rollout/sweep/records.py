@@ -8,7 +8,7 @@ ok|failed, `reward` (null when failed), `failure{class,message}`, `termination`,
 `messages`, `invalid_tool_calls`, `steps`, `tool_errors`, `usage`, `durations`, `attempts`,
 `earlier_failures`, `seed`, `worker`, `solo`, `tau2_domain` (the tau2 domain a task set runs in), and with token capture `turns` and `capture_errors`.
 A line is checked field by field when read: a record with a field of the wrong type (a reward
-that is not a finite number, messages that are not a list of objects, ...) is not a record.
+that is not a number from 0 to 1, as tau2's rewards are, messages that are not a list of objects, ...) is not a record.
 
 `EpisodeStore` appends and flushes one record per finished episode (scored or finally failed).
 Nothing written is ever rewritten: a rerun on the same directory runs the planned episodes that
@@ -82,6 +82,7 @@ class SweepRecord(EpisodeResult):
                 out[f.name] = getattr(self, f.name)
         out["failure"] = self.failure.to_dict() if self.failure else None
         out["earlier_failures"] = [f.to_dict() for f in self.earlier_failures]
+        out["turns"] = [t.to_dict() if t is not None else None for t in self.turns]
         return out
 
     @classmethod
@@ -101,8 +102,8 @@ class SweepRecord(EpisodeResult):
             k = d["key"]
             failure = Failure.from_dict(d["failure"]) if d.get("failure") else None
             reward = d.get("reward")
-            if reward is not None and not _number(reward):
-                raise ValueError(f"reward {reward!r} is not a finite number")
+            if reward is not None and not (_number(reward) and 0.0 <= reward <= 1.0):
+                raise ValueError(f"reward {reward!r} is not a number from 0 to 1 (tau2's rewards are)")
             if (failure is None) == (reward is None):
                 raise ValueError("exactly one of reward and failure must be set")
             messages = _typed(d.get("messages"), list, "messages") or []

@@ -43,6 +43,7 @@ from omegaconf import OmegaConf
 
 from rollout.core.command import parse_args
 from rollout.core.config import check_key_sources, to_dict
+from rollout.core.process_env import rearm_signal_handlers
 from rollout.pool import NoWorkersLeft, RolloutPool, RolloutRequest
 from rollout.pool.config import check_fits
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL, pointed_at
@@ -194,9 +195,9 @@ class _RaySession:
 
     def __exit__(self, *exc) -> None:
         if self.started_ray:
-            import ray
+            from rollout.core.process_env import ray_shutdown
 
-            ray.shutdown()
+            ray_shutdown()
             self.started_ray = False
         if self.server is not None:
             self.server.stop()
@@ -214,6 +215,7 @@ class _RaySession:
         run = SweepRun(pool)
         try:
             pool.start(sorted({s.domain for s in todo}))  # worker start-up is not episode time
+            rearm_signal_handlers()
             started = time.monotonic()
             progress.started = started
             requests = [RolloutRequest(s.domain, s.task_id, s.sample, seed=s.seed, solo=s.solo) for s in todo]
@@ -297,12 +299,14 @@ def _num_workers(cfg: SweepConfig, episodes: int) -> int:
 
 def _install_stop_handlers() -> None:
     """SIGINT and SIGTERM (`ray job stop`) both raise KeyboardInterrupt once; a second
-    signal during the clean stop is ignored, so the stop completes without a traceback."""
+    signal during the clean stop is ignored, so the stop completes without a traceback.
+    Both are armed again once the workers started and on each signal (`rearm_signal_handlers`)."""
     if threading.current_thread() is not threading.main_thread():
         return
     stopping = []
 
     def handler(signum, frame):
+        rearm_signal_handlers()
         if stopping:
             return
         stopping.append(signum)

@@ -167,3 +167,24 @@ def test_vvv_opens_every_librarys_debug_logging(capsys):
         main(["dataset", "x=1"])
         capsys.readouterr()
     assert logging.getLogger().level == logging.WARNING
+
+
+def test_the_scripted_server_help_is_quiet_and_quick():
+    """`--help` answers before tau2 is imported: no log lines of tau2 or litellm, no wait."""
+    p = subprocess.run([sys.executable, "-m", "rollout.scripted", "--help"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "--policy" in p.stdout and p.stderr == "", p.stderr[-2000:]
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, rollout.scripted; print('tau2' in sys.modules)"], capture_output=True, text=True
+    )
+    assert imported.stdout.strip() == "False", imported.stderr[-2000:]
+
+
+def test_a_telecom_task_id_is_taken_as_written():
+    """telecom's ids start with `[` (YAML would read a list): the documented command runs one."""
+    from rollout.env.domains import load_domain
+
+    task_id = load_domain("telecom").task_ids()[0]
+    assert task_id.startswith("[")
+    p = run_cli("domain=telecom", f"task_id={task_id}", "llm.scripted=oracle")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert f"reward: 1.0  termination: user_stop  (telecom/{task_id}," in p.stdout

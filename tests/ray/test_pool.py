@@ -12,7 +12,9 @@ import hashlib
 import json
 import os
 
-from rollout.core.failures import FailureClass
+import pytest
+
+from rollout.core.failures import FailureClass, InvalidInput
 from rollout.env.domains import load_domain
 from rollout.pool import Endpoint, RolloutPool, RolloutRequest
 from rollout.scripted import Faults, ScriptedServer, chat_tokens
@@ -132,11 +134,12 @@ def test_per_request_endpoints_keys_by_name_and_run_order(ray_cluster):
             "mock", "create_task_1", sample=9, solo=True, policy=Endpoint(a.url, api_key_env="ROLLOUT_NO_SUCH_VARIABLE")
         )
         with RolloutPool(pool_config(a), ray={"num_workers": 1}) as pool:
-            out = pool.run([*requests, missing])
-    assert [t.sample for t in out] == [0, 1, 2, 3, 9]
-    assert [t.reward for t in out[:4]] == [1.0] * 4
-    assert out[4].failure.failure_class is FailureClass.INVALID_INPUT and out[4].train_action == "drop"
-    assert "ROLLOUT_NO_SUCH_VARIABLE" in out[4].failure.message and out[4].attempts == 1
+            with pytest.raises(InvalidInput, match=r"^invalid_input: Endpoint.api_key_env names ROLLOUT_NO_SUCH_VARIABLE"):
+                pool.run([*requests, missing])  # refused once, before any of the call's episodes runs
+            assert pool.stats()["submitted"] == 0 and not a.requests and not b.requests
+            out = pool.run(requests)
+    assert [t.sample for t in out] == [0, 1, 2, 3]
+    assert [t.reward for t in out] == [1.0] * 4
     key = hashlib.sha256(os.environ["ROLLOUT_TEST_KEY"].encode()).hexdigest()
     for server, samples in ((a, {"1", "3"}), (b, {"0", "2"})):
         agent = [r for r in server.requests if r["role"] == "agent"]

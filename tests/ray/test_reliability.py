@@ -54,8 +54,17 @@ def test_losing_a_node_mid_sweep_still_writes_every_episode_once(tmp_path, scena
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_cleanly_with_130(tmp_path, sig):
+@pytest.mark.parametrize(
+    "signals",
+    [
+        [signal.SIGTERM],
+        [signal.SIGINT],
+        [signal.SIGINT, signal.SIGINT, signal.SIGTERM],  # within a second: later ones land during the clean stop
+        [signal.SIGTERM, signal.SIGTERM, signal.SIGTERM],
+    ],
+    ids=lambda signals: "-".join(s.name for s in signals),
+)
+def test_signal_stops_cleanly_with_130(tmp_path, signals):
     from rollout.scripted import Faults, ScriptedServer
 
     out = tmp_path / "run"
@@ -75,7 +84,9 @@ def test_signal_stops_cleanly_with_130(tmp_path, sig):
         try:
             episodes = out / "episodes.jsonl"
             wait_for(lambda: episodes.exists() and len(episodes.read_text().splitlines()) >= 2, 600, "two finished episodes")
-            os.kill(proc.pid, sig)
+            for sig in signals:
+                os.kill(proc.pid, sig)
+                time.sleep(0.3)
             stdout, stderr = proc.communicate(timeout=180)
         finally:
             if proc.poll() is None:

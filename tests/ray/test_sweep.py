@@ -52,6 +52,27 @@ def test_sweep_over_two_actors_writes_every_episode_once(ray_cluster, oracle_ser
     assert "api_key" in (tmp_path / "config.yaml").read_text()
 
 
+def test_sweep_with_token_capture_writes_turns_and_the_capture_summary_and_resumes(ray_cluster, oracle_server, tmp_path):
+    """A sweep with `llm.capture=token_ids` records each policy call's tokens, summarises the
+    capture per domain, and a rerun reads those records back and runs only the new samples."""
+    args = sweep_args(oracle_server, tmp_path, "domains=[mock]", "max_tasks=2", "llm.capture=token_ids", "ray.num_workers=1")
+    summary = run_sweep(prepare(args + ["num_samples=1"])[0], out=io.StringIO())
+    first = records(tmp_path)
+    assert len(first) == 2 and all(r.ok and r.turns and all(t is not None for t in r.turns) for r in first)
+    assert all(
+        t.completion_token_ids and len(t.completion_logprobs) == len(t.completion_token_ids) for r in first for t in r.turns
+    )
+    line = json.loads((tmp_path / "episodes.jsonl").read_text().splitlines()[0])
+    assert line["turns"][0]["completion_token_ids"] == first[0].turns[0].completion_token_ids
+    capture = summary["capture"]["mock"]
+    assert capture["calls"] == capture["captured"] == sum(len(r.turns) for r in first) > 0
+    summary = run_sweep(prepare(args + ["num_samples=2"])[0], out=io.StringIO())
+    second = records(tmp_path)
+    assert len(second) == 4 and summary["run"]["episodes_run"] == 2
+    assert [r.turns for r in second if r.sample == 0] == [r.turns for r in first]
+    assert summary["capture"]["mock"]["calls"] == sum(len(r.turns) for r in second)
+
+
 def test_pass_hat_k_and_stderr_on_mixed_rewards():
     from rollout.core.failures import Failure, FailureClass
     from rollout.sweep.records import SweepRecord

@@ -52,12 +52,14 @@ def test_corrupt_complete_lines_are_skipped_and_counted(tmp_path):
                 "{not json",
                 '{"no": "key"}',
                 good.replace('"1"', '"2"'),
+                good.replace('"1"', '"3"').replace('"reward": 1.0', '"reward": 5.0'),  # no tau2 reward
+                good.replace('"1"', '"4"').replace('"reward": 1.0', '"reward": -0.5'),
                 '{"key": {"domain": "a"',  # cut short: no newline
             ]
         )
     )
     with EpisodeStore(tmp_path) as store:
-        assert store.corrupt_lines == 2
+        assert store.corrupt_lines == 4
         assert store.settled_keys() == {("airline", "1", 0), ("airline", "2", 0)}
     assert len(read_records(tmp_path)) == 2
 

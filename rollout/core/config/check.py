@@ -50,6 +50,10 @@ def validate(cfg) -> None:
                 checks.append(f"episode.{key} must be >= 1 or null, got {value}")
             if value is not None and getattr(getattr(cfg, "llm", None), "capture", None) != "token_in":
                 checks.append(f"episode.{key} needs llm.capture=token_in (the prompt's length is known before the call)")
+    for name in ("llm", "user_llm"):
+        cap = getattr(getattr(cfg, name, None), "max_concurrency", 0)
+        if cap < 0:
+            checks.append(f"{name}.max_concurrency={cap}: valid: 0 (no cap) or an integer >= 1")
     env = getattr(cfg, "env", None)
     if env is not None and env.max_sessions is not None and env.max_sessions < 1:
         checks.append(f"env.max_sessions must be >= 1 or null, got {env.max_sessions}")

@@ -55,6 +55,10 @@ def api_key_of(section) -> Optional[str]:
             key = Path(section.api_key_file).expanduser().read_text().strip()
         except OSError as e:
             raise InvalidInput(f"api_key_file {shown(section.api_key_file)} cannot be read: {type(e).__name__}") from None
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                f"api_key_file {shown(section.api_key_file)} is not UTF-8 text: valid: a file holding the key on one line"
+            ) from None
         if not key:
             raise InvalidInput(f"api_key_file {shown(section.api_key_file)} is empty")
         return _one_line_key(key, f"api_key_file {shown(section.api_key_file)}")
