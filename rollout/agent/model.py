@@ -209,7 +209,11 @@ class PolicyModel(Model):
                 self.turns.append(turn_record(data, self._capture, weight_version=self._weight_version, latency_s=elapsed_s))
             except (CaptureError, KeyError, TypeError, IndexError) as e:
                 self.turns.append(None)
-                self.capture_errors.append(f"call {len(self.turns) - 1}: {e}")
+                why = str(e)
+                if body.get("include_reasoning") is False:  # the likely cause, named beside the symptom
+                    why += " (the request sets include_reasoning=false, which changes what the server returns for the "
+                    why += "reasoning: capture tokens without it, or use llm.capture=token_in)"
+                self.capture_errors.append(f"call {len(self.turns) - 1}: {why}")
 
     def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator:
         raise NotImplementedError("the policy model does not stream")
