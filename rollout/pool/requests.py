@@ -61,7 +61,8 @@ class Endpoint:
 @dataclass(frozen=True)
 class RolloutRequest:
     """One episode for the pool (see module doc). `seed` None: derived from the request's identity
-    (`derive_seed`), so a request always samples with the same seed."""
+    and weight version (`derive_seed`), so a request always samples with the same seed and each
+    trainer step samples afresh."""
 
     domain: str
     task_id: str
@@ -78,13 +79,18 @@ class RolloutRequest:
         return self.group_id or f"{self.domain}/{self.task_id}"
 
     def spec(self, base_seed: int = 0) -> EpisodeSpec:
-        seed = self.seed if self.seed is not None else derive_seed(base_seed, self.domain, self.task_id, self.sample)
+        seed = self.seed
+        if seed is None:
+            seed = derive_seed(base_seed, self.domain, self.task_id, self.sample, self.weight_version)
         return EpisodeSpec(
             self.domain, str(self.task_id), self.sample, seed=seed, solo=self.solo, weight_version=self.weight_version
         )
 
 
-def derive_seed(base_seed: int, domain: str, task_id: str, sample: int) -> int:
-    """A per-episode seed, stable across processes and runs (sha256, not Python's hash)."""
-    digest = hashlib.sha256(f"{base_seed}:{domain}:{task_id}:{sample}".encode()).digest()
+def derive_seed(base_seed: int, domain: str, task_id: str, sample: int, version: Optional[int] = None) -> int:
+    """A per-episode seed, stable across processes and runs (sha256, not Python's hash). With the
+    trainer's weight `version` (its step), each step samples afresh and a rerun of the same step
+    samples the same; without it, the identity alone (sweeps)."""
+    key = f"{base_seed}:{domain}:{task_id}:{sample}" + (f":v{int(version)}" if version is not None else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF

@@ -131,4 +131,4 @@ def episode_seed(base_seed: int, step: Optional[int], domain: str, task_id: str,
     """The sampling seed of one episode: the pool's rule (`derive_seed`) over the run's base seed,
     the episode's identity and the trainer's step, so each step samples afresh and a rerun of
     the same step samples the same (no step: the identity alone)."""
-    return derive_seed(base_seed, domain, str(task_id) if step is None else f"{task_id}@step{int(step)}", sample)
+    return derive_seed(base_seed, domain, str(task_id), sample, step)
