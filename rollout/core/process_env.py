@@ -12,8 +12,9 @@ process this project starts (Ray workers, aenv servers).
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from types import MappingProxyType
 
 DEFAULTS: Mapping[str, str] = MappingProxyType(
@@ -65,9 +66,30 @@ def rearm_signal_handlers() -> None:
                 signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def held_signals() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM (blocked, not lost) in the main thread while Ray starts or stops,
+    then arm this process's handlers again and release them. Threads Ray starts meanwhile inherit
+    the blocked mask, so a signal reaches the main thread's handler, never a disposition Ray's
+    native code left in place."""
+    import signal
+    import threading
+
+    held = (signal.SIGINT, signal.SIGTERM)
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        rearm_signal_handlers()
+        if main:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
 def ray_shutdown() -> None:
-    """`ray.shutdown()`, then `rearm_signal_handlers()`."""
+    """`ray.shutdown()` with the signals held (`held_signals`)."""
     import ray
 
-    ray.shutdown()
-    rearm_signal_handlers()
+    with held_signals():
+        ray.shutdown()

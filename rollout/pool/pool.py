@@ -128,20 +128,21 @@ class RolloutPool:
                 return
             import ray
 
-            from rollout.core.process_env import child_env
+            from rollout.core.process_env import child_env, held_signals
 
             r = self.ray_cfg
             if not ray.is_initialized():
-                if r.address:
-                    ray.init(address=r.address)
-                else:
-                    ray.init(
-                        address="local",
-                        num_cpus=r.num_cpus,
-                        include_dashboard=False,
-                        object_store_memory=r.object_store_mb * 2**20,
-                        runtime_env={"env_vars": child_env()},
-                    )
+                with held_signals():  # Ray's threads start with INT and TERM blocked: they reach the main thread
+                    if r.address:
+                        ray.init(address=r.address)
+                    else:
+                        ray.init(
+                            address="local",
+                            num_cpus=r.num_cpus,
+                            include_dashboard=False,
+                            object_store_memory=r.object_store_mb * 2**20,
+                            runtime_env={"env_vars": child_env()},
+                        )
                 self._started_ray = True
             cpus = ray.cluster_resources().get("CPU", 0)
             check_fits(r, cpus, f"the Ray cluster has {cpus:g} CPUs in total")

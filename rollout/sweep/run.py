@@ -43,7 +43,7 @@ from omegaconf import OmegaConf
 
 from rollout.core.command import parse_args
 from rollout.core.config import check_key_sources, to_dict
-from rollout.core.process_env import rearm_signal_handlers
+from rollout.core.process_env import held_signals, rearm_signal_handlers
 from rollout.pool import NoWorkersLeft, RolloutPool, RolloutRequest
 from rollout.pool.config import check_fits
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL, pointed_at
@@ -264,14 +264,16 @@ def _init_ray(cfg: SweepConfig) -> None:
     # also works inside a Ray job, whose own runtime env a driver-level one may not override.
     if cfg.ray.address:
         _check_reachable(cfg.ray.address)
-        ray.init(address=cfg.ray.address)
-    else:
-        ray.init(
-            address="local",
-            num_cpus=cfg.ray.num_cpus,
-            include_dashboard=False,
-            object_store_memory=cfg.ray.object_store_mb * 2**20,
-        )
+    with held_signals():  # Ray's threads start with INT and TERM blocked: they reach the main thread
+        if cfg.ray.address:
+            ray.init(address=cfg.ray.address)
+        else:
+            ray.init(
+                address="local",
+                num_cpus=cfg.ray.num_cpus,
+                include_dashboard=False,
+                object_store_memory=cfg.ray.object_store_mb * 2**20,
+            )
     _install_stop_handlers()  # ray.init installs its own SIGTERM handler (sys.exit)
 
 
