@@ -46,7 +46,7 @@ import dataclasses
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, Optional, Union
 
 from rollout.core.config import RolloutConfig, load_config, validate
@@ -72,6 +72,8 @@ def _typed(cls, value, name: str):
     if isinstance(value, cls):
         return value
     valid = ", ".join(f.name for f in dataclasses.fields(cls))
+    if isinstance(value, Mapping) and not isinstance(value, dict):  # e.g. an OmegaConf DictConfig (verl's YAML)
+        value = {str(k): value[k] for k in value}
     if not isinstance(value, dict):
         raise InvalidInput(f"{name}= is {type(value).__name__}: valid: a dict with keys {valid}, or a {cls.__name__}")
     unknown = sorted(str(k) for k in value if k not in {f.name for f in dataclasses.fields(cls)})
