@@ -181,3 +181,16 @@ def test_capture_check_refuses_a_report_path_it_cannot_write_before_asking_the_s
 def test_a_task_tau2_cannot_run_solo_is_refused_naming_tau2s_reason(pool, task_id, why):
     with pytest.raises(InvalidInput, match=rf"request 1: task '{task_id}' of domain 'mock' cannot run solo: {why}"):
         pool.run([RolloutRequest("mock", "create_task_1", solo=True), RolloutRequest("mock", task_id, solo=True)])
+
+
+def test_ray_and_retry_sections_may_be_any_mapping():
+    """verl instantiates the agent loop from YAML: its `ray` section arrives as an OmegaConf DictConfig."""
+    from omegaconf import OmegaConf
+
+    from rollout.pool.config import RayConfig, RetryConfig
+    from rollout.pool.pool import _typed
+
+    assert _typed(RayConfig, OmegaConf.create({"num_workers": 3}), "ray").num_workers == 3
+    assert _typed(RetryConfig, OmegaConf.create({"max_attempts": 1}), "retry").max_attempts == 1
+    with pytest.raises(InvalidInput, match="unknown keys bogus"):
+        _typed(RayConfig, OmegaConf.create({"bogus": 1}), "ray")
