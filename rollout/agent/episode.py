@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from rollout.agent.model import PolicyModel
+from rollout.agent.policy_route import PolicyRoute
 from rollout.agent.token_in import TokenInCalls
 from rollout.agent.turns import AgentTurns
 from rollout.core.clients import Endpoints, user_sim_configured
@@ -103,23 +104,28 @@ async def run_episode(
     secrets: list[str],
     requested: Optional[float] = None,
     clock: Optional[EpisodeClock] = None,
+    route: Optional[PolicyRoute] = None,
 ) -> EpisodeResult:
     """Run one episode on `session` (a free environment slot); see the module docstring.
     `secrets` are the config's keys (`cfg.secrets()`), redacted from every message.
     `requested` (perf_counter) is when the episode was asked for: `durations["start_s"]` is
     the time from then until its environment was reset (waiting for a slot included).
     `clock` (default: a new one) holds the `episode.timeout_s` budget, which does not run while
-    a request waits for an endpoint cap (rollout/core/clock.py)."""
+    a request waits for an endpoint cap (rollout/core/clock.py). `route` (default: `endpoints`,
+    never held) says where each policy call goes: the runner's weight state holds and re-routes
+    it (rollout/agent/policy_route.py)."""
     started = time.perf_counter()
     clock = clock or EpisodeClock(cfg.episode.timeout_s)
     requested = started if requested is None else requested
     secrets = [*secrets, endpoints.agent_api_key]
+    route = route or PolicyRoute(endpoints)
+    route.secrets = secrets
     result = EpisodeResult(domain=spec.domain, task_id=str(spec.task_id), sample=spec.sample, seed=spec.seed)
     try:
         resolved = resolve(spec, cfg)
         result.solo, result.tau2_domain = resolved.solo, resolved.assets.domain
         async with clock.limit():
-            await _play(spec, resolved, cfg, endpoints, session, result, secrets, requested)
+            await _play(spec, resolved, cfg, route, session, result, secrets, requested)
     except TimeoutError:
         result.failure = Failure(
             FailureClass.TIMEOUT,
@@ -148,7 +154,7 @@ async def _play(
     spec: EpisodeSpec,
     resolved: Resolved,
     cfg: RolloutConfig,
-    endpoints: Endpoints,
+    route: PolicyRoute,
     session: EnvSession,
     result: EpisodeResult,
     secrets: list[str],
@@ -175,24 +181,19 @@ async def _play(
         token_in = None
         if cfg.llm.capture == "token_in":
             token_in = TokenInCalls(
-                endpoints.agent_client,
                 load_chat_format(cfg.llm.tokenizer, cfg.llm.chat_template_kwargs),
                 cfg.llm,
-                model=endpoints.agent_model,
                 secrets=secrets,
                 weight_version=spec.weight_version,
                 max_prompt_tokens=ep.max_prompt_tokens,
                 max_response_tokens=ep.max_response_tokens,
             )
         policy = PolicyModel(
-            client=endpoints.agent_client,
-            model=endpoints.agent_model,
+            route=route,
             opening=opening,
             session=session,
             secrets=secrets,
             empty_retries=ep.empty_reply_retries,
-            api_key=endpoints.agent_api_key,
-            extra_body=endpoints.agent_extra_body,
             capture=cfg.llm.capture,
             weight_version=spec.weight_version,
             token_in=token_in,
@@ -202,7 +203,7 @@ async def _play(
             solo=resolved.solo,
             sampling=cfg.sampling,
             seed=spec.seed,
-            headers={**request_headers(request, "agent"), **endpoints.agent_headers},
+            headers=request_headers(request, "agent"),  # the endpoint's own go with each request (the route's)
         )
         try:
             while True:
@@ -210,7 +211,7 @@ async def _play(
         except StopEpisode:
             pass
         finally:
-            agent_usage = vars(policy.usage).copy()
+            agent_usage = {**vars(policy.usage), "continued": policy.continued, "restarted": policy.restarted}
             result.turns, result.capture_errors = policy.turns, policy.capture_errors
             result.budget_reached = policy.budget_reached
     scored = await session.finish()

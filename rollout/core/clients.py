@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -72,10 +73,17 @@ class _HttpxTransport:
         self._timeout_error, self._transport_error = library.TimeoutException, library.TransportError
 
     async def post_json(
-        self, path: str, body: dict, headers: Optional[dict[str, str]] = None, timeout_s: Optional[float] = None
+        self,
+        path: str,
+        body: dict,
+        headers: Optional[dict[str, str]] = None,
+        timeout_s: Optional[float] = None,
+        gate: Optional[Callable[[], Awaitable[None]]] = None,
     ) -> Any:
         content = json.dumps(body, separators=(",", ":")).encode()
         head = {**self._headers, **(headers or {}), "Content-Type": "application/json"}
+        if gate is not None:
+            await gate()
         return await self._send("POST", path, head, content, timeout_s)
 
     async def get_json(self, path: str, timeout_s: Optional[float] = None) -> Any:
@@ -124,9 +132,11 @@ class ChatClient:
         headers: Optional[dict[str, str]] = None,
         api_key: Optional[str] = None,
         timeout_s: Optional[float] = None,
+        gate: Optional[Callable[[], Awaitable[None]]] = None,
     ) -> dict:
-        """POST the body to /chat/completions; the decoded answer. Raises EndpointError."""
-        data = await self.post("/chat/completions", body, headers=headers, api_key=api_key, timeout_s=timeout_s)
+        """POST the body to /chat/completions; the decoded answer. Raises EndpointError. `gate`:
+        awaited just before the request is sent (after any wait for the endpoint's cap)."""
+        data = await self.post("/chat/completions", body, headers=headers, api_key=api_key, timeout_s=timeout_s, gate=gate)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
             raise EndpointError(f"not a chat completion (no choices): {json.dumps(data)[:200]}")
         return data
@@ -139,12 +149,13 @@ class ChatClient:
         headers: Optional[dict[str, str]] = None,
         api_key: Optional[str] = None,
         timeout_s: Optional[float] = None,
+        gate: Optional[Callable[[], Awaitable[None]]] = None,
     ) -> Any:
         """POST the body to base_url + path (a token route: /completions, /generate); the decoded
-        answer. Raises EndpointError."""
+        answer. Raises EndpointError. `gate`: as for `complete`."""
         if api_key:
             headers = {**(headers or {}), **bearer(api_key)}
-        return await self._http.post_json(path, body, headers, timeout_s)
+        return await self._http.post_json(path, body, headers, timeout_s, gate)
 
     async def get(self, path: str) -> Any:
         """GET base_url + path; the decoded answer. Raises EndpointError."""

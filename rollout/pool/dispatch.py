@@ -136,6 +136,7 @@ class Dispatcher:
         self._cancel_groups: set[str] = set()
         self._cancel_jobs: set[int] = set()
         self._lock = threading.Lock()
+        self._state_calls: list[tuple[str, tuple]] = []  # what a new worker is called with first (broadcast)
 
     # ---- public ------------------------------------------------------------------------
     def start(self) -> None:
@@ -160,6 +161,28 @@ class Dispatcher:
         """End these jobs as `cancel_group` does (a caller that stopped listening). Any thread."""
         with self._lock:
             self._cancel_jobs.update(ids)
+
+    def broadcast(self, calls: list[tuple[str, tuple]], timeout_s: float = 60.0) -> None:
+        """Call every live worker with `calls` ((method, args), in order) and wait for those that
+        are placed; every worker started from now on (a replacement) is called with them right
+        after it is created, long before its first job. `calls` is the whole state workers must
+        be in (each broadcast replaces the last). A worker that died meanwhile is skipped (its
+        replacement gets them). Any thread."""
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        with self._lock:  # against _start: a worker either is in the list here or gets the calls there
+            self._state_calls = list(calls)
+            sent = [(w, [getattr(w.actor, m).remote(*a) for m, a in calls]) for w in self.workers if w is not None]
+        for w, refs in sent:
+            if w.state == "starting":  # not placed yet (it may wait for resources): not waited for
+                continue
+            try:
+                ray.get(refs, timeout=timeout_s)
+            except RayActorError:
+                log.info("worker slot %s died before it took the pool's state; its replacement will", w.index)
+            except GetTimeoutError:
+                raise TimeoutError(f"worker slot {w.index} did not answer {calls[0][0]} within {timeout_s:g}s") from None
 
     @property
     def pending(self) -> int:
@@ -227,10 +250,16 @@ class Dispatcher:
     # ---- workers -----------------------------------------------------------------------
     def _start(self, index: int) -> _Worker:
         cfg = worker_config(self.cfg, index, self.num_workers)
-        [actor] = start_workers(
-            1, cfg, slots=self.slots, cpus=self.cpus, first_id=next(self._worker_ids), base_seed=self.base_seed
-        )
-        return _Worker(index, actor, actor.ping.remote(), time.monotonic() + self.start_timeout)
+        with self._lock:  # a broadcast that did not see this worker: its state calls go first
+            [actor] = start_workers(
+                1, cfg, slots=self.slots, cpus=self.cpus, first_id=next(self._worker_ids), base_seed=self.base_seed
+            )
+            worker = _Worker(index, actor, actor.ping.remote(), time.monotonic() + self.start_timeout)
+            for method, args in self._state_calls:
+                getattr(actor, method).remote(*args)
+            if index < len(self.workers):
+                self.workers[index] = worker  # seen by a broadcast from now on
+        return worker
 
     def _pending_refs(self) -> list:
         """The refs of the workers that are starting or warming."""

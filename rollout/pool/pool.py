@@ -23,7 +23,11 @@ episode). Each call has an async twin for trainers' event loops (`arun`, `astrea
 - `cancel(group_id)`: the group's queued requests (in every call) end at once, its running
   ones are cancelled (they end as `cancelled`, never as samples);
 - `stats()`: live counters (ended, failures by class, retries, in flight, workers, the
-  token-capture clean/split rates).
+  token-capture clean/split rates, aborted calls continued or restarted);
+- `weight_update(version)` (a context manager: `pause()`, the body swaps the engine's weights,
+  `set_weight_version(version)`, `resume()`): episodes run on through a trainer's weight swap;
+  calls the engine aborts are continued (token-in) or sent again (chat), and each completion
+  token records the weight version that produced it.
 
 A call whose caller stops listening (an exception, Ctrl-C, a generator closed early) cancels
 its requests that have not ended; a call's own cancels (that, and `stream_groups`' stragglers)
@@ -56,8 +60,9 @@ from rollout.pool.checks import check_requests
 from rollout.pool.config import RayConfig, RetryConfig, check_fits, check_pool
 from rollout.pool.dispatch import Dispatcher, NoWorkersLeft
 from rollout.pool.groups import Groups
-from rollout.pool.requests import RolloutRequest
+from rollout.pool.requests import Endpoint, RolloutRequest
 from rollout.pool.stats import PoolStats
+from rollout.pool.weights import WeightState
 from rollout.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
@@ -118,6 +123,7 @@ class RolloutPool:
         self._closed = False
         self._keys_read: set[str] = set()  # Endpoint.api_key_env names every worker can read
         self.counters = PoolStats()
+        self._weights = WeightState()  # the policy's weights as the workers are told (weight_update)
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self, domains: Iterable[str] = ()) -> None:
@@ -160,9 +166,11 @@ class RolloutPool:
                 base_seed=self.seed,
                 on_retry=self._retried,
             )
+            dispatcher.broadcast(self._weights.calls(started=False))  # the weight state the workers start in
             dispatcher.start()
+            named = self._weights.policy
             try:
-                self._check_keys(dispatcher, [])
+                self._check_keys(dispatcher, [named.api_key_env] if named and named.api_key_env else [])
             except InvalidInput:
                 dispatcher.stop()
                 raise
@@ -324,8 +332,67 @@ class RolloutPool:
             self.dispatcher.cancel_group(group_id)
 
     def stats(self) -> dict[str, Any]:
-        """Live counters (see PoolStats)."""
-        return self.counters.snapshot(self.dispatcher)
+        """Live counters (see PoolStats), and the weight state (`weight_version`, `paused`)."""
+        state = {"weight_version": self._weights.version, "paused": self._weights.paused}
+        return {**self.counters.snapshot(self.dispatcher), **state}
+
+    # ---- the policy's weights ----------------------------------------------------------------
+    @property
+    def weight_version(self) -> Optional[int]:
+        """The weight version the workers were last told is served (None until one is set)."""
+        return self._weights.version
+
+    def pause(self) -> None:
+        """Hold every policy call not yet sent, in every worker, until `resume` (see
+        `weight_update`); returns once every placed worker holds them. Calls in flight run on."""
+        self._weights_changed(paused=True)
+
+    def resume(self) -> None:
+        """Let held and new policy calls go again."""
+        self._weights_changed(paused=False)
+
+    def set_weight_version(self, version: int, *, policy: Optional[Endpoint] = None) -> None:
+        """The weight version served from now on: tokens of policy calls sent from now on are
+        recorded with it (where the engine reports none). `policy`: the endpoint every policy call
+        sent from now on goes to, in running and new episodes (None keeps the one in force).
+        Raises InvalidInput naming a bad `version` (an integer, not below the current one) or
+        `policy` (an Endpoint)."""
+        self._check_weights(version, policy)
+        self._weights_changed(version=version, policy=policy)
+
+    @contextlib.contextmanager
+    def weight_update(self, version: int, *, policy: Optional[Endpoint] = None) -> Iterator[None]:
+        """`with pool.weight_update(v): <swap the engine's weights>`: pause, the body, then
+        `set_weight_version(v, policy=policy)` and resume. An exception in the body resumes
+        without setting the version. Bad input raises InvalidInput before anything is paused."""
+        self._check_weights(version, policy)
+        self.pause()
+        try:
+            yield
+            self.set_weight_version(version, policy=policy)
+        finally:
+            self.resume()
+
+    def _check_weights(self, version: Any, policy: Any) -> None:
+        if self._closed:
+            raise RuntimeError("this RolloutPool is closed: create a new one")
+        self._weights.check(version, policy)
+
+    def _weights_changed(self, *, paused: Optional[bool] = None, version: Optional[int] = None, policy=None) -> None:
+        """Record the weight state and tell the workers (once started; those started later are
+        told when they start)."""
+        if self._closed:
+            raise RuntimeError("this RolloutPool is closed: create a new one")
+        with self._start_lock:  # not while workers start: they are told the state the pool has then
+            if policy is not None and self.dispatcher is not None and policy.api_key_env not in (None, *self._keys_read):
+                self._check_keys(self.dispatcher, [policy.api_key_env])
+            if paused is not None:
+                self._weights.paused = paused
+            if version is not None:
+                self._weights.version = version
+                self._weights.policy = policy or self._weights.policy
+            if self.dispatcher is not None:
+                self.dispatcher.broadcast(self._weights.calls(started=True))
 
     # ---- async twins -----------------------------------------------------------------------
     async def _astream(

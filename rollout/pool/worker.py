@@ -8,6 +8,8 @@ slot). `run(job, request)` never raises for an episode's own failure: it returns
 `Trajectory` as a plain dict (exceptions such as openai's do not unpickle in the driver), both
 views built here, so the driver only collects. `active_s(jobs)` says how long each running
 episode has really run (waits for endpoint caps excluded), for the driver's last-resort cancel.
+`pause()`, `resume()` and `set_weights(version, policy)` act on the runner's weight state: the
+pool calls them on every worker around a trainer's weight swap.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, described, frames
 from rollout.core.process_env import apply_defaults, child_env
-from rollout.pool.requests import RolloutRequest
+from rollout.pool.requests import Endpoint, RolloutRequest
 from rollout.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class RolloutWorker:
         self.base_seed = base_seed
         self.runner = EpisodeRunner(cfg, slots=slots)
         self._clocks: dict[int, EpisodeClock] = {}
+        self._policy: Optional[Endpoint] = None  # the endpoint the pool named last (set_weights)
 
     async def ping(self) -> int:
         """Answers once the actor is placed and constructed; returns its pid."""
@@ -83,6 +86,23 @@ class RolloutWorker:
         trajectory = Trajectory.of(result, group_id=request.group, weight_version=request.weight_version, tags=request.tags)
         trajectory.tags.setdefault("worker", self.worker_id)
         return trajectory
+
+    async def pause(self) -> None:
+        """Hold this worker's policy calls not yet sent (rollout/core/weights.py)."""
+        self.runner.weights.pause()
+
+    async def resume(self) -> None:
+        """Let this worker's held and new policy calls go."""
+        self.runner.weights.resume()
+
+    async def set_weights(self, version: Optional[int], policy: Optional[Endpoint] = None) -> None:
+        """The weight version served from now on, and the policy endpoint every policy call sent
+        from now on goes to (None keeps the one in force). Raises InvalidInput when the
+        endpoint's key variable is not set here."""
+        named = None
+        if policy is not None and policy != self._policy:  # a new endpoint: its key read here, once
+            named, self._policy = policy.resolve(), policy
+        self.runner.weights.set(version, named)
 
     async def active_s(self, jobs: list[int]) -> dict[int, float]:
         """Seconds each of these running jobs has run, waits for caps excluded (absent: not running)."""

@@ -1,0 +1,117 @@
+"""The scripted engine's weights: the version it serves, how long its generations take, the
+generations in flight, and a log of every policy generation.
+
+What vLLM and SGLang do when a trainer swaps their weights, and so what this double does: the
+version served is bumped; every generation in flight ends at once with finish reason `abort` and
+the tokens generated so far (their ids and logprobs); generations after it run under the new
+version. Only the policy's generations are the engine's: the user simulator is another model
+(the same server answers it, never aborted or slowed).
+
+A generation of n tokens takes n x `token_latency_s` (0, the default: instant, never in flight
+long enough to be aborted); "generated so far" are the tokens whose time has passed when the
+swap comes. All tokens of one generation are of the version current when it started: a swap
+aborts it.
+
+`log` holds one entry per policy generation, in the order they ended: `endpoint` (chat |
+completions | generate), `episode` (the request's X-Rollout-Episode header), `prompt_ids` (as
+sent; None on the chat endpoint without token capture), `partial` (how many of the prompt's last
+ids are a partial completion it continued), `completion_ids`, `logprobs` (None where the answer
+carries none), `versions` (one per completion id, the version as the server reports it) and
+`finish_reason`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(eq=False)
+class _Flight:
+    started: float
+    done: threading.Event = field(default_factory=threading.Event)
+    aborted_at: Optional[float] = None
+
+
+class EngineWeights:
+    """See the module doc. Thread-safe (the server answers each request in its own thread)."""
+
+    def __init__(self, version: str = "default", token_latency_s: float = 0.0):
+        self._lock = threading.Lock()
+        self.version = version  # as SGLang reports it: a string ("default" until a version is named)
+        self.token_latency_s = 0.0
+        self.set_token_latency(token_latency_s)
+        self.updates = 0
+        self._flights: set = set()
+        self.log: list[dict[str, Any]] = []
+
+    def set_token_latency(self, seconds: float) -> None:
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= 60:
+            raise ValueError(f"token latency {seconds!r}: valid: seconds from 0 to 60")
+        with self._lock:
+            self.token_latency_s = float(seconds)
+
+    def update(self, version: Any) -> None:
+        """Swap the weights: serve `version` (an integer) from now on and abort every generation
+        in flight. ValueError names a version that is not an integer."""
+        if type(version) is not int:
+            raise ValueError(f"version {version!r}: valid: an integer")
+        with self._lock:
+            self.version = str(version)
+            self.updates += 1
+            now = time.monotonic()
+            for flight in self._flights:
+                if flight.aborted_at is None:
+                    flight.aborted_at = now
+                    flight.done.set()
+
+    def generate(self, n: int) -> tuple[Optional[int], str]:
+        """Spend the time of a generation of `n` tokens: (the tokens generated when a swap
+        aborted it, or None when it completed; the version it ran under)."""
+        with self._lock:
+            version, latency = self.version, self.token_latency_s
+            if latency <= 0 or n <= 0:
+                return None, version
+            flight = _Flight(time.monotonic())
+            self._flights.add(flight)
+        try:
+            flight.done.wait(n * latency)
+        finally:
+            with self._lock:
+                self._flights.discard(flight)
+        if flight.aborted_at is None:
+            return None, version
+        generated = int((flight.aborted_at - flight.started) / latency)
+        return (generated if generated < n else None), version
+
+    def record(
+        self,
+        endpoint: str,
+        headers: dict[str, str],
+        prompt_ids: Optional[list[int]],
+        partial: int,
+        ids: list[int],
+        logprobs: Optional[list[float]],
+        version: str,
+        finish: Optional[str],
+    ) -> None:
+        """One policy generation into the log (module doc); `headers` the request's, lower-cased."""
+        entry = {
+            "endpoint": endpoint,
+            "episode": headers.get("x-rollout-episode"),
+            "prompt_ids": None if prompt_ids is None else list(prompt_ids),
+            "partial": partial,
+            "completion_ids": list(ids),
+            "logprobs": None if logprobs is None else list(logprobs),
+            "versions": [version] * len(ids),
+            "finish_reason": finish,
+        }
+        with self._lock:
+            self.log.append(entry)
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._flights)
