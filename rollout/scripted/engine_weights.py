@@ -9,8 +9,9 @@ version. Only the policy's generations are the engine's: the user simulator is a
 
 A generation of n tokens takes n x `token_latency_s` (0, the default: instant, never in flight
 long enough to be aborted); "generated so far" are the tokens whose time has passed when the
-swap comes. All tokens of one generation are of the version current when it started: a swap
-aborts it.
+swap comes. A request is in the engine from its arrival (`flight`), as in vLLM and SGLang, where
+a swap aborts the requests waiting to be scheduled too: all tokens of one answer are of the
+version current when its request arrived.
 
 `log` holds one entry per policy generation, in the order they ended: `endpoint` (chat |
 completions | generate), `episode` (the request's X-Rollout-Episode header), `prompt_ids` (as
@@ -22,17 +23,34 @@ carries none), `versions` (one per completion id, the version as the server repo
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 
 @dataclass(eq=False)
-class _Flight:
-    started: float
+class Flight:
+    """One request in the engine, from its arrival: the version it is served under and, once a
+    swap aborts it, when."""
+
+    version: str
+    latency_s: float
     done: threading.Event = field(default_factory=threading.Event)
     aborted_at: Optional[float] = None
+
+    def run(self, n: int) -> Optional[int]:
+        """Spend the time of `n` tokens from now: the tokens generated when a swap aborted the
+        request (0 when it was aborted before its generation started), or None when it completed."""
+        started = time.monotonic()
+        if self.aborted_at is None and self.latency_s > 0 and n > 0:
+            self.done.wait(n * self.latency_s)
+        if self.aborted_at is None:
+            return None
+        generated = max(0, int((self.aborted_at - started) / self.latency_s)) if self.latency_s > 0 else 0
+        return generated if generated < n else None
 
 
 class EngineWeights:
@@ -67,24 +85,20 @@ class EngineWeights:
                     flight.aborted_at = now
                     flight.done.set()
 
-    def generate(self, n: int) -> tuple[Optional[int], str]:
-        """Spend the time of a generation of `n` tokens: (the tokens generated when a swap
-        aborted it, or None when it completed; the version it ran under)."""
+    @contextlib.contextmanager
+    def flight(self) -> Iterator[Flight]:
+        """A request from its arrival to its answer: served under the version current when it
+        arrived, aborted by a swap while it is in the engine (with a token latency; without one
+        generations are instant and never aborted)."""
         with self._lock:
-            version, latency = self.version, self.token_latency_s
-            if latency <= 0 or n <= 0:
-                return None, version
-            flight = _Flight(time.monotonic())
-            self._flights.add(flight)
+            flight = Flight(self.version, self.token_latency_s)
+            if flight.latency_s > 0:
+                self._flights.add(flight)
         try:
-            flight.done.wait(n * latency)
+            yield flight
         finally:
             with self._lock:
                 self._flights.discard(flight)
-        if flight.aborted_at is None:
-            return None, version
-        generated = int((flight.aborted_at - flight.started) / latency)
-        return (generated if generated < n else None), version
 
     def record(
         self,
@@ -110,8 +124,3 @@ class EngineWeights:
         }
         with self._lock:
             self.log.append(entry)
-
-    @property
-    def in_flight(self) -> int:
-        with self._lock:
-            return len(self._flights)

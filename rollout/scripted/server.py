@@ -60,7 +60,7 @@ from rollout.core.config import SCRIPTED_POLICIES
 from rollout.scripted import chat_tokens, token_endpoints
 from rollout.scripted.chat_template import thinking
 from rollout.scripted.continuation import NotAContinuation, continue_generation, split_partial
-from rollout.scripted.engine_weights import EngineWeights
+from rollout.scripted.engine_weights import EngineWeights, Flight
 from rollout.scripted.faults import FAULT_MODES, Faults, duplicate_ids, fixed_ids
 from rollout.scripted.models import MODELS
 from rollout.scripted.policies import REPLY_STYLES, agent_reply, replay_reply, styled, tool_call, user_reply
@@ -265,15 +265,17 @@ class ScriptedServer:
 
     def complete(self, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
         """(HTTP status, JSON body) for one chat-completions request (headers lower-cased)."""
+        with self.weights.flight() as flight:  # in the engine from its arrival: a weight swap aborts it
+            return self._complete(body, headers, flight)
+
+    def _complete(self, body: dict, headers: dict[str, str], flight: Flight) -> tuple[int, dict]:
         entry, message, error = self._turn(body, headers, "chat")
         if error is not None:
             return error
         policy = entry["role"] == "agent"
-        version = [self.weights.version]
 
         def spend(n: int) -> Optional[int]:  # the policy's generation takes its time; a weight swap aborts it
-            generated, version[0] = self.weights.generate(n) if policy else (None, version[0])
-            return generated
+            return flight.run(n) if policy else None
 
         if chat_tokens.wants_tokens(body):  # vLLM's token protocol (see the module doc)
             with self._lock:
@@ -299,7 +301,9 @@ class ScriptedServer:
                 }
                 if policy:
                     ids, prompt = sent["token_ids"] or [], sent["prompt_token_ids"]
-                    self.weights.record("chat", headers, prompt, 0, ids, sent["logprobs"], version[0], choice["finish_reason"])
+                    self.weights.record(
+                        "chat", headers, prompt, 0, ids, sent["logprobs"], flight.version, choice["finish_reason"]
+                    )
             return status, payload
         finish = "tool_calls" if message.get("tool_calls") else "stop"
         if policy and self.weights.token_latency_s > 0:  # generated in time: a weight swap aborts it
@@ -308,7 +312,7 @@ class ScriptedServer:
             if generated is not None:
                 ids, finish = ids[:generated], "abort"
                 message = {"role": "assistant", "content": chat_tokens.decode(ids, model=self.model)}
-            self.weights.record("chat", headers, None, 0, ids, None, version[0], finish)
+            self.weights.record("chat", headers, None, 0, ids, None, flight.version, finish)
         entry["reply"] = message
         return 200, {
             "id": self._response_id("chatcmpl"),
@@ -319,13 +323,11 @@ class ScriptedServer:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
 
-    def _spend(self, entry: dict, gen: token_endpoints.Generation) -> tuple[token_endpoints.Generation, str]:
-        """(the generation as the engine ends it, the weight version it ran under): the policy's
-        generations take their time and a weight swap aborts them (engine_weights.py)."""
-        if entry["role"] != "agent":
-            return gen, self.weights.version
-        generated, version = self.weights.generate(len(gen.ids))
-        return (gen if generated is None else gen.aborted(generated, self.model)), version
+    def _spend(self, entry: dict, gen: token_endpoints.Generation, flight: Flight) -> token_endpoints.Generation:
+        """The generation as the engine ends it: the policy's generations take their time and a
+        weight swap aborts them (engine_weights.py)."""
+        generated = flight.run(len(gen.ids)) if entry["role"] == "agent" else None
+        return gen if generated is None else gen.aborted(generated, self.model)
 
     def update_weights(self, version: int) -> None:
         """Swap the policy's weights: serve `version` from now on and abort the generations in
@@ -344,6 +346,10 @@ class ScriptedServer:
     def complete_tokens(self, endpoint: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
         """(HTTP status, JSON body) for vLLM's /v1/completions (`endpoint` "completions") or
         SGLang's /generate ("generate") request (headers lower-cased)."""
+        with self.weights.flight() as flight:  # in the engine from its arrival: a weight swap aborts it
+            return self._complete_tokens(endpoint, body, headers, flight)
+
+    def _complete_tokens(self, endpoint: str, body: dict, headers: dict[str, str], flight: Flight) -> tuple[int, dict]:
         started = time.monotonic()
         try:
             prompts, batched = token_endpoints.prompts(endpoint, body, self.model)
@@ -372,7 +378,7 @@ class ScriptedServer:
                 gen = continue_generation(message, partial, **cut) if partial else token_endpoints.generate(message, **cut)
             except NotAContinuation as e:
                 return 400, {"error": {"message": str(e), "type": "BadRequestError", "code": 400}}
-            gen, version = self._spend(entry, gen)
+            gen, version = self._spend(entry, gen, flight), flight.version
             generations.append(gen)
             if endpoint == "generate":
                 rid = body.get("rid") or self._response_id("sglang")
