@@ -306,7 +306,7 @@ class ScriptedServer:
                     )
             return status, payload
         finish = "tool_calls" if message.get("tool_calls") else "stop"
-        if policy and self.weights.token_latency_s > 0:  # generated in time: a weight swap aborts it
+        if policy and flight.latency_s > 0:  # generated in time: a weight swap aborts it
             _, ids = chat_tokens.completion(message, model=self.model)
             generated = spend(len(ids))
             if generated is not None:

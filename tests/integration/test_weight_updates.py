@@ -21,7 +21,7 @@ from collections import defaultdict
 import pytest
 
 from rollout.agent.episode import EpisodeSpec
-from rollout.agent.runner import EpisodeRunner
+from rollout.agent.runner import EpisodeRunner, PolicyEndpoint
 from rollout.core.failures import InvalidInput
 from rollout.env.domains import load_domain
 from rollout.pool import Endpoint, RolloutPool
@@ -239,6 +239,42 @@ def test_a_paused_runner_sends_no_policy_call():
     assert held_at_start == 0, f"{held_at_start} policy calls were sent while paused"
     assert after == before, f"{after - before} policy calls were sent while paused"
     assert all(r.ok and r.reward == 1.0 for r in results), [(r.task_id, r.failure) for r in results]
+
+
+def test_a_new_policy_endpoint_takes_every_call_sent_after_it():
+    """The trainer moves the policy to another engine while episodes run: every policy call sent
+    after that (continuations of the calls the old engine aborted included) goes to the new one,
+    and the episodes are those played without a move."""
+    with (
+        ScriptedServer("oracle", token_latency_s=TOKEN_LATENCY_S) as old,
+        ScriptedServer("oracle", token_latency_s=TOKEN_LATENCY_S) as new,
+    ):
+        cfg = config(old, "token_in")
+
+        def sent(server) -> int:
+            return sum(r["role"] == "agent" for r in server.requests)
+
+        async def main():
+            async with EpisodeRunner(cfg) as runner:
+                task = asyncio.ensure_future(runner.run_many(specs(), concurrency=4))
+                while sent(old) < 4:
+                    await asyncio.sleep(0.01)
+                runner.weights.pause()
+                await asyncio.to_thread(swap_over_http, old, 1)
+                await asyncio.sleep(0.2)  # a request sent just before the pause is logged by the server
+                at_pause = sent(old)
+                runner.weights.set(1, policy=PolicyEndpoint(base_url=new.url))
+                runner.weights.resume()
+                return at_pause, await task
+
+        at_pause, results = asyncio.run(main())
+        on_old, on_new = sent(old), sent(new)
+    whole = reference("token_in")
+    assert on_old == at_pause and on_new > 0, (at_pause, on_old, on_new)
+    for r in results:
+        ref = whole[(r.domain, r.task_id)]
+        assert r.ok and r.reward == 1.0 and shown(r) == shown(ref), (r.task_id, r.failure)
+        assert [t.completion_token_ids for t in r.turns] == [t.completion_token_ids for t in ref.turns]
 
 
 @pytest.mark.parametrize(
