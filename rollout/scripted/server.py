@@ -334,6 +334,11 @@ class ScriptedServer:
         flight (engine_weights.py). ValueError names a version that is not an integer."""
         self.weights.update(version)
 
+    @property
+    def weight_version(self) -> str:
+        """The weight version served now, as SGLang reports it (a string)."""
+        return self.weights.version
+
     def set_token_latency(self, seconds: float) -> None:
         """How long each token of a policy generation takes (engine_weights.py)."""
         self.weights.set_token_latency(seconds)
