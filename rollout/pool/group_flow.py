@@ -90,7 +90,7 @@ class GroupFlow:
     def check_waiting(self) -> None:
         """Before the call waits for an end: InvalidInput if nothing is running that could end
         (the bound admits no group until the weight version moves)."""
-        if self.open == 0 and self._source is not None and not self._regenerate:
+        if self.open == 0 and self._source is not None and not self._regenerate and self.bound is not None:
             raise InvalidInput(
                 f"the staleness bound admits no group at weight version {self._version()} and none is running: "
                 f"move the weight version after each groups_per_step={self.bound.groups_per_step} groups taken"

@@ -324,7 +324,8 @@ class RolloutPool:
         ids: list[int] = []
         try:
             self._feed(flow, ids, lambda i, item: inbox.put((i, item)))
-            while not flow.done:
+            received = 0
+            while not flow.done or received < len(ids):  # then the call's cancelled stragglers' ends
                 flow.check_waiting()
                 while True:
                     try:
@@ -332,6 +333,7 @@ class RolloutPool:
                         break
                     except queue.Empty:
                         continue
+                received += 1
                 group = self._ended(flow, ids, position, item)
                 if group is not None:
                     yield group
@@ -438,8 +440,10 @@ class RolloutPool:
             self.start()
         try:
             self._feed(flow, ids, deliver)
-            while not flow.done:
+            received = 0
+            while not flow.done or received < len(ids):  # then the call's cancelled stragglers' ends
                 flow.check_waiting()
+                received += 1
                 group = self._ended(flow, ids, *(await inbox.get()))
                 if group is not None:
                     yield group

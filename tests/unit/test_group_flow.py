@@ -73,7 +73,9 @@ def test_the_buffer_keeps_k_groups_ahead_reading_an_endless_generator_lazily():
 
 def test_admission_starts_no_group_the_bound_could_not_hand_over_in_time():
     version = Clock(5)
-    flow = flow_of(iter(group("a") + group("b") + group("c") + group("d") + group("e")), version, max_staleness=1, groups_per_step=2)
+    flow = flow_of(
+        iter(group("a") + group("b") + group("c") + group("d") + group("e")), version, max_staleness=1, groups_per_step=2
+    )
     first = flow.to_submit()
     assert flow.started == 4 and len(first) == 8  # (0 steps + 1 + 1) * 2 groups
     finish(flow, first, 0, oldest=5)
