@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from rollout.core.command import parse_args
-from rollout.core.config import RolloutConfig
+from rollout.core.config import RolloutConfig, setting
 from rollout.core.failures import EpisodeFailure, InvalidInput, shown
 from rollout.core.fast_http import EndpointError
 from rollout.env.domains import DOMAINS, check_domain
@@ -56,7 +56,7 @@ from rollout.pool.config import RayConfig
 @dataclass
 class CaptureCheckConfig(RolloutConfig):
     domains: list[str] = field(default_factory=lambda: [d for d in DOMAINS if d != "mock"])
-    episodes: int = 2
+    episodes: int = setting(2, minimum=1, help="episodes per domain")
     out: str = "capture-check.json"
     compare: bool = False
     ray: RayConfig = field(default_factory=RayConfig)
@@ -67,8 +67,6 @@ def run(argv: list[str]) -> int:
     cfg = parse_args(argv, CaptureCheckConfig, config_files=True)
     if not cfg.llm.base_url:
         raise InvalidInput("llm.base_url=... is required: the server to check")
-    if cfg.episodes < 1:
-        raise InvalidInput(f"episodes={cfg.episodes}: valid: an integer >= 1")
     if cfg.compare and cfg.llm.capture != "token_in":
         raise InvalidInput("compare=true compares llm.capture=token_in with chat capture: set llm.capture=token_in")
     if not cfg.domains:
