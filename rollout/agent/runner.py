@@ -26,7 +26,7 @@ from rollout.core.failures import EpisodeFailure, FailureClass
 from rollout.core.results import EpisodeResult
 from rollout.core.tokenin.engines import route
 from rollout.env.backends import session_factory
-from rollout.env.pool import BrokenSession, SessionPool
+from rollout.env.sessions import BrokenSession, SessionPool
 
 # After these failures the session's state is unknown (a dead server, a cut-off step).
 DISCARD_SESSION_ON = {FailureClass.ENV_ERROR, FailureClass.TIMEOUT}

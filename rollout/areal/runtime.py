@@ -34,7 +34,7 @@ from typing import Any, Optional
 from rollout.agent.runner import EpisodeRunner
 from rollout.core.config import CONFIG_ENV_VARS, RolloutConfig, api_key_of, load_config
 from rollout.env.backends import session_factory
-from rollout.env.pool import SessionPool
+from rollout.env.sessions import SessionPool
 from rollout.env.threaded import LoopThread, ThreadedSession
 
 log = logging.getLogger(__name__)
