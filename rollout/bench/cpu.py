@@ -73,7 +73,7 @@ _FILE_RULES = (  # (path fragment, component): first match wins; files matching 
     ("/rollout/env/user_sim.py", "user_sim"),
     ("/rollout/env/messages.py", "user_sim"),
     ("/rollout/env/local.py", "tau2_env"),
-    ("/rollout/env/trajectory.py", "tau2_env"),
+    ("/rollout/env/recorder.py", "tau2_env"),
     ("/rollout/agent/", "episode_glue"),
     ("/rollout/env/sessions.py", "episode_glue"),
     ("/lib/python3.11/asyncio/", "asyncio"),

@@ -41,8 +41,8 @@ from rollout.env.evaluation import score, simulation_run
 from rollout.env.gold import GREETING, STOP, closing_text, communicate_info, gold_actions
 from rollout.env.local import start_environment
 from rollout.env.protocol import RawToolCall, StopEpisode
+from rollout.env.recorder import EpisodeRecorder
 from rollout.env.task_sets import LoadedTaskSet, base_constructor, check_tasks, install, load_db, read_json, read_splits
-from rollout.env.trajectory import EpisodeRecorder
 
 VALID = "valid"
 SCHEMA_ERROR = "schema_error"  # also what task_sets.check_tasks reports
