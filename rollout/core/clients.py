@@ -160,7 +160,7 @@ class ChatClient:
 
 
 @dataclass(frozen=True)
-class Endpoints:
+class EpisodeClients:
     """The clients and model names an episode talks to. The user side is None when the episode
     needs none (solo, or the environment runs its own user simulator). `agent_api_key`, when
     set, is sent with every agent request instead of the client's own key; `agent_headers` and
