@@ -71,7 +71,7 @@ class RolloutWorker:
         spec = request.spec(self.base_seed)
         clock = self._clocks[job] = EpisodeClock(self.cfg.episode.timeout_s)
         try:
-            policy = request.policy.resolve() if request.policy is not None else None
+            policy = request.policy.with_key() if request.policy is not None else None
             result = await self.runner.run(spec, policy, clock=clock)
         except EpisodeFailure as e:  # the request's endpoint names a key this worker does not have
             result = spec.failed(e.failure)

@@ -149,16 +149,16 @@ def test_a_request_endpoints_key_is_read_and_checked_as_config_keys_are(monkeypa
     from rollout.pool.requests import Endpoint
 
     monkeypatch.setenv("ROLLOUT_TEST_ENDPOINT_KEY", " sk-one-line \n")
-    assert Endpoint("http://127.0.0.1:1/v1", api_key_env="ROLLOUT_TEST_ENDPOINT_KEY").resolve().api_key == "sk-one-line"
+    assert Endpoint("http://127.0.0.1:1/v1", api_key_env="ROLLOUT_TEST_ENDPOINT_KEY").with_key().api_key == "sk-one-line"
     monkeypatch.setenv("ROLLOUT_TEST_ENDPOINT_KEY", "sk-first\nX-Injected: 1")
     with pytest.raises(InvalidInput, match="whitespace or control characters") as e:
-        Endpoint("http://127.0.0.1:1/v1", api_key_env="ROLLOUT_TEST_ENDPOINT_KEY").resolve()
+        Endpoint("http://127.0.0.1:1/v1", api_key_env="ROLLOUT_TEST_ENDPOINT_KEY").with_key()
     assert "sk-first" not in str(e.value)
     monkeypatch.delenv("ROLLOUT_TEST_ENDPOINT_KEY")
     with pytest.raises(
         InvalidInput, match="Endpoint.api_key_env names ROLLOUT_TEST_ENDPOINT_KEY, which is not set in the worker's"
     ):
-        Endpoint("http://127.0.0.1:1/v1", api_key_env="ROLLOUT_TEST_ENDPOINT_KEY").resolve()
+        Endpoint("http://127.0.0.1:1/v1", api_key_env="ROLLOUT_TEST_ENDPOINT_KEY").with_key()
     with pytest.raises(InvalidInput, match="NAME of an environment variable"):
         Endpoint("http://127.0.0.1:1/v1", api_key_env="sk-a key")
 
