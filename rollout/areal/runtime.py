@@ -141,4 +141,4 @@ class ProcessRuntimes:
                 log.warning("releasing aenv instances at exit failed", exc_info=True)
 
 
-PROCESS = ProcessRuntimes()  # the one registry of this process (see module doc)
+RUNTIMES = ProcessRuntimes()  # this process's runtimes, by configuration (see module doc)
