@@ -20,7 +20,7 @@ from typing import Optional
 from rollout.agent.model import PolicyModel
 from rollout.agent.token_in import TokenInCalls
 from rollout.agent.turns import AgentTurns
-from rollout.core.clients import Endpoints, user_sim_configured
+from rollout.core.clients import EpisodeClients, user_sim_configured
 from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, described, frames
@@ -97,7 +97,7 @@ def resolve(spec: EpisodeSpec, cfg: RolloutConfig) -> Resolved:
 async def run_episode(
     spec: EpisodeSpec,
     cfg: RolloutConfig,
-    endpoints: Endpoints,
+    endpoints: EpisodeClients,
     session: EnvSession,
     *,
     secrets: list[str],
@@ -148,7 +148,7 @@ async def _play(
     spec: EpisodeSpec,
     resolved: Resolved,
     cfg: RolloutConfig,
-    endpoints: Endpoints,
+    endpoints: EpisodeClients,
     session: EnvSession,
     result: EpisodeResult,
     secrets: list[str],
