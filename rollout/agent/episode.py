@@ -21,7 +21,7 @@ from rollout.agent.model import PolicyModel
 from rollout.agent.policy_route import PolicyRoute
 from rollout.agent.token_in import TokenInCalls
 from rollout.agent.turns import AgentTurns
-from rollout.core.clients import Endpoints, user_sim_configured
+from rollout.core.clients import EpisodeClients, user_sim_configured
 from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, described, frames
@@ -98,7 +98,7 @@ def resolve(spec: EpisodeSpec, cfg: RolloutConfig) -> Resolved:
 async def run_episode(
     spec: EpisodeSpec,
     cfg: RolloutConfig,
-    endpoints: Endpoints,
+    endpoints: EpisodeClients,
     session: EnvSession,
     *,
     secrets: list[str],

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from rollout.core.clients import ChatClient, Endpoints
+from rollout.core.clients import ChatClient, EpisodeClients
 from rollout.core.weights import PolicyWeights
 
 
@@ -29,9 +29,9 @@ class PolicyRoute:
 
     def __init__(
         self,
-        endpoints: Endpoints,
+        endpoints: EpisodeClients,
         weights: Optional[PolicyWeights] = None,
-        open_endpoint: Optional[Callable[[Any], Awaitable[Endpoints]]] = None,
+        open_endpoint: Optional[Callable[[Any], Awaitable[EpisodeClients]]] = None,
         routed: Any = None,
     ):
         self.endpoints = endpoints
@@ -41,7 +41,7 @@ class PolicyRoute:
         self.secrets: list = []
         self.sent_version: Optional[int] = None
 
-    async def next(self) -> Endpoints:
+    async def next(self) -> EpisodeClients:
         """The endpoint of the next policy call, once calls may go (module doc)."""
         if self.weights is None:
             return self.endpoints

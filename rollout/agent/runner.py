@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 from rollout.agent.episode import EpisodeSpec, run_episode
 from rollout.agent.policy_route import PolicyRoute
-from rollout.core.clients import ChatClient, Endpoints, make_client, resolve_model, user_sim_configured
+from rollout.core.clients import ChatClient, EpisodeClients, make_client, resolve_model, user_sim_configured
 from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, FailureClass
@@ -33,7 +33,7 @@ from rollout.core.results import EpisodeResult
 from rollout.core.tokenin.engines import route
 from rollout.core.weights import PolicyWeights
 from rollout.env.backends import session_factory
-from rollout.env.pool import BrokenSession, SessionPool
+from rollout.env.sessions import BrokenSession, SessionPool
 
 # After these failures the session's state is unknown (a dead server, a cut-off step).
 DISCARD_SESSION_ON = {FailureClass.ENV_ERROR, FailureClass.TIMEOUT}
@@ -70,7 +70,7 @@ class EpisodeRunner:
         self._lock: Optional[asyncio.Lock] = None
         self.weights = PolicyWeights()  # the policy's weight state, shared by this runner's episodes
 
-    async def endpoints(self, policy: Optional[PolicyEndpoint] = None) -> Endpoints:
+    async def endpoints(self, policy: Optional[PolicyEndpoint] = None) -> EpisodeClients:
         """The clients for an episode (opened on first use). Raises InvalidInput / EpisodeFailure."""
         policy = policy or PolicyEndpoint()
         self._lock = self._lock or asyncio.Lock()
@@ -109,7 +109,7 @@ class EpisodeRunner:
             if self._pool is None:
                 self._pool = SessionPool(session_factory(self.cfg, self._user[0], self._user[1], self.secrets), self.slots)
         agent, model = self._agents[key]
-        return Endpoints(
+        return EpisodeClients(
             agent_client=agent,
             agent_model=model,
             user_client=self._user[0],

@@ -171,7 +171,7 @@ class ChatClient:
 
 
 @dataclass(frozen=True)
-class Endpoints:
+class EpisodeClients:
     """The clients and model names an episode talks to. The user side is None when the episode
     needs none (solo, or the environment runs its own user simulator). `agent_api_key`, when
     set, is sent with every agent request instead of the client's own key; `agent_headers` and
@@ -242,31 +242,3 @@ async def resolve_model(client: ChatClient, configured: Optional[str], *, role: 
         cls = FailureClass.USER_SIM_ERROR if role == "user_llm" else FailureClass.MODEL_ERROR
         raise EpisodeFailure(cls, redact(f"listing models failed: {e}", secrets)) from None
     return models[0] if models else FALLBACK_MODEL
-
-
-async def open_endpoints(
-    cfg, *, need_user: bool, secrets: list[str], base_url: Optional[str] = None, api_key: Optional[str] = None, http_client=None
-) -> tuple[Endpoints, list[ChatClient]]:
-    """Clients and model names for episodes of `cfg` (a RolloutConfig).
-
-    `base_url` / `api_key` / `http_client` override the agent endpoint. Returns the endpoints
-    and the clients the caller must close. Raises InvalidInput when an endpoint is missing and
-    EpisodeFailure when a model name cannot be resolved.
-    """
-    agent = make_client(
-        cfg.llm, base_url=base_url, api_key=api_key, http_client=http_client, role="llm", max_concurrency=cfg.llm.max_concurrency
-    )
-    user = make_client(cfg.user_llm, role="user_llm", max_concurrency=cfg.user_llm.max_concurrency) if need_user else None
-    owned = [c for c in (agent, user) if c is not None]
-    try:
-        endpoints = Endpoints(
-            agent_client=agent,
-            agent_model=await resolve_model(agent, cfg.llm.model, role="llm", secrets=secrets),
-            user_client=user,
-            user_model=await resolve_model(user, cfg.user_llm.model, role="user_llm", secrets=secrets) if user else None,
-        )
-    except BaseException:
-        for client in owned:
-            await client.close()
-        raise
-    return endpoints, owned

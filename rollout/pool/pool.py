@@ -59,7 +59,7 @@ from rollout.env.task_sets import register_task_sets
 from rollout.pool.checks import check_requests
 from rollout.pool.config import RayConfig, RetryConfig, check_fits, check_pool
 from rollout.pool.dispatch import Dispatcher, NoWorkersLeft
-from rollout.pool.groups import Groups
+from rollout.pool.group_flow import GroupFlow
 from rollout.pool.requests import Endpoint, RolloutRequest
 from rollout.pool.stats import PoolStats
 from rollout.pool.weights import WeightState
@@ -311,20 +311,71 @@ class RolloutPool:
             out[i] = trajectory
         return out
 
-    def stream_groups(self, requests: Iterable[RolloutRequest], *, extra_samples: int = 0) -> Iterator[list[Trajectory]]:
-        """Each complete group as soon as it is (see module doc)."""
-        grouping, ids = Groups(self.check(requests), extra_samples), []
-        with contextlib.closing(self._stream(grouping.requests, ids, checked=True)) as items:
-            for _, trajectory in items:
-                group = grouping.add(trajectory)
+    def stream_groups(
+        self,
+        requests: Iterable[RolloutRequest],
+        *,
+        extra_samples: int = 0,
+        ahead: Optional[int] = None,
+        max_staleness: Optional[int] = None,
+        groups_per_step: Optional[int] = None,
+    ) -> Iterator[list[Trajectory]]:
+        """Each complete group as soon as it is (see module doc and rollout/pool/group_flow.py)."""
+        flow = self._group_flow(requests, extra_samples, ahead, max_staleness, groups_per_step)
+        inbox: queue.Queue = queue.Queue()
+        ids: list[int] = []
+        try:
+            self._feed(flow, ids, lambda i, item: inbox.put((i, item)))
+            received = 0
+            while not flow.done or received < len(ids):  # then the call's cancelled stragglers' ends
+                flow.check_waiting()
+                while True:
+                    try:
+                        position, item = inbox.get(timeout=0.5)  # a timeout keeps Ctrl-C / SIGTERM deliverable
+                        break
+                    except queue.Empty:
+                        continue
+                received += 1
+                group = self._ended(flow, ids, position, item)
                 if group is not None:
-                    self._cancel_stragglers(grouping, trajectory.group_id, ids)
                     yield group
+                    self._feed(flow, ids, lambda i, item: inbox.put((i, item)))  # the trainer may have moved the version
+        finally:
+            self._cancel_unfinished(ids)
 
-    def _cancel_stragglers(self, grouping: Groups, group: str, ids: list[int]) -> None:
-        """Cancel this call's own unfinished jobs of a yielded group (their ends still come back)."""
-        if grouping.stragglers(group) and self.dispatcher is not None:
-            self.dispatcher.cancel_jobs([ids[i] for i in grouping.positions[group]])
+    def _group_flow(self, requests, extra_samples, ahead, max_staleness, groups_per_step) -> GroupFlow:
+        if self._closed:
+            raise RuntimeError("this RolloutPool is closed: create a new one")
+        return GroupFlow(
+            requests,
+            extra_samples=extra_samples,
+            check=lambda rs: check_requests(rs, self.cfg, self.seed),
+            version=lambda: self.weight_version,
+            ahead=ahead,
+            max_staleness=max_staleness,
+            groups_per_step=groups_per_step,
+        )
+
+    def _feed(self, flow: GroupFlow, ids: list[int], deliver: Callable[[int, Any], None]) -> None:
+        """Submit what the call starts now; `deliver(position in the call, item)`."""
+        requests = flow.to_submit()
+        if requests:
+            first = len(ids)
+            ids += self._submit(requests, lambda i, item: deliver(first + i, item))
+
+    def _ended(self, flow: GroupFlow, ids: list[int], position: int, item: Any) -> Optional[list[Trajectory]]:
+        """One end of a stream_groups call: the group it completes (if any), stragglers cancelled,
+        stale groups counted and regenerated."""
+        if isinstance(item, BaseException):
+            raise item
+        stale = flow.stale_groups
+        group = flow.ended(position, item)
+        if flow.stale_groups > stale:
+            self.counters.stale_group()
+        cancel = [ids[p] for p in flow.to_cancel()]
+        if cancel and self.dispatcher is not None:
+            self.dispatcher.cancel_jobs(cancel)
+        return group
 
     def cancel(self, group_id: str) -> None:
         """Cancel a group's queued and running requests (safe from any thread)."""
@@ -430,19 +481,36 @@ class RolloutPool:
         return out
 
     async def astream_groups(
-        self, requests: Iterable[RolloutRequest], *, extra_samples: int = 0
+        self,
+        requests: Iterable[RolloutRequest],
+        *,
+        extra_samples: int = 0,
+        ahead: Optional[int] = None,
+        max_staleness: Optional[int] = None,
+        groups_per_step: Optional[int] = None,
     ) -> AsyncIterator[list[Trajectory]]:
-        grouping, ids = Groups(self.check(requests), extra_samples), []
-        async with contextlib.aclosing(self._astream(grouping.requests, ids, checked=True)) as items:
-            async for _, trajectory in items:
-                group = grouping.add(trajectory)
+        flow = self._group_flow(requests, extra_samples, ahead, max_staleness, groups_per_step)
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue = asyncio.Queue()
+        ids: list[int] = []
+
+        def deliver(i: int, item: Any) -> None:
+            loop.call_soon_threadsafe(inbox.put_nowait, (i, item))
+
+        if self.dispatcher is None:  # in this thread: ray.init wants the main thread (its signal handlers)
+            self.start()
+        try:
+            self._feed(flow, ids, deliver)
+            received = 0
+            while not flow.done or received < len(ids):  # then the call's cancelled stragglers' ends
+                flow.check_waiting()
+                received += 1
+                group = self._ended(flow, ids, *(await inbox.get()))
                 if group is not None:
-                    self._cancel_stragglers(grouping, trajectory.group_id, ids)
                     yield group
-
-
-def _ignore(item: Any) -> None:
-    """Where the end of a job whose caller stopped listening goes."""
+                    self._feed(flow, ids, deliver)
+        finally:
+            self._cancel_unfinished(ids)
 
 
 def _ignore(item: Any) -> None:

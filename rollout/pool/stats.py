@@ -3,7 +3,9 @@
 `snapshot()` gives: requests submitted and ended, scored, failed by class, retries by class,
 episodes per second since the first request, mean reward of the scored, the policy calls the
 engine aborted (a weight swap) that were continued from their tokens (`continued_calls`, token-in)
-or sent again from scratch (`restarted_calls`, chat), what is in flight and queued, workers ready and slots lost, and for token capture the policy calls captured, the
+or sent again from scratch (`restarted_calls`, chat), what is in flight and queued, workers ready
+and slots lost, groups dropped and regenerated for the staleness bound, and for token capture
+the policy calls captured, the
 boundaries between stitched calls that were clean or split, and the trajectories that are one
 clean sequence, overall and per domain. Only counts are kept: memory does not grow with the
 number of episodes.
@@ -74,6 +76,7 @@ class PoolStats:
         self._started: Optional[float] = None
         self._submitted = 0
         self._retries: Counter = Counter()
+        self._stale_groups = 0
         self._all = _Counts()
         self._domains: dict[str, _Counts] = {}
 
@@ -85,6 +88,11 @@ class PoolStats:
     def retried(self, failure: Failure) -> None:
         with self._lock:
             self._retries[failure.failure_class.value] += 1
+
+    def stale_group(self) -> None:
+        """A finished group was older than its call's staleness bound: dropped and regenerated."""
+        with self._lock:
+            self._stale_groups += 1
 
     def ended(self, trajectory) -> None:
         with self._lock:
@@ -98,6 +106,7 @@ class PoolStats:
                 "submitted": self._submitted,
                 **self._all.view(),
                 "retries": dict(sorted(self._retries.items())),
+                "stale_groups": self._stale_groups,
                 "episodes_per_s": self._all.ended / elapsed if elapsed > 0 else None,
                 "domains": {d: c.view() for d, c in sorted(self._domains.items())},
             }

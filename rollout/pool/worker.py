@@ -5,8 +5,8 @@ the policy endpoints its requests name and for the user simulator (with its shar
 endpoint caps), and one environment session per slot, reused across episodes (local backend:
 the domains' tasks and databases loaded once in the actor; aenv backend: one aenv instance per
 slot). `run(job, request)` never raises for an episode's own failure: it returns the
-`Trajectory` as a plain dict (exceptions such as openai's do not unpickle in the driver), both
-views built here, so the driver only collects. `active_s(jobs)` says how long each running
+`Trajectory`, a failure in it as a classified `Failure` (exceptions such as openai's do not
+unpickle in the driver), both views built here, so the driver only collects. `active_s(jobs)` says how long each running
 episode has really run (waits for endpoint caps excluded), for the driver's last-resort cancel.
 `pause()`, `resume()` and `set_weights(version, policy)` act on the runner's weight state: the
 pool calls them on every worker around a trainer's weight swap.
@@ -74,7 +74,7 @@ class RolloutWorker:
         spec = request.spec(self.base_seed)
         clock = self._clocks[job] = EpisodeClock(self.cfg.episode.timeout_s)
         try:
-            policy = request.policy.resolve() if request.policy is not None else None
+            policy = request.policy.with_key() if request.policy is not None else None
             result = await self.runner.run(spec, policy, clock=clock)
         except EpisodeFailure as e:  # the request's endpoint names a key this worker does not have
             result = spec.failed(e.failure)
@@ -101,7 +101,7 @@ class RolloutWorker:
         endpoint's key variable is not set here."""
         named = None
         if policy is not None and policy != self._policy:  # a new endpoint: its key read here, once
-            named, self._policy = policy.resolve(), policy
+            named, self._policy = policy.with_key(), policy
         self.runner.weights.set(version, named)
 
     async def active_s(self, jobs: list[int]) -> dict[int, float]:

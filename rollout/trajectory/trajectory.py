@@ -93,34 +93,3 @@ class Trajectory:
             drift=drift,
             credit=credit,
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "result": self.result.to_dict(),
-            "group_id": self.group_id,
-            "weight_version": self.weight_version,
-            "tags": self.tags,
-            "train_action": self.train_action,
-            "segments": [s.to_dict() for s in self.segments],
-            "drift": self.drift.to_dict(),
-            "credit": self.credit.to_dict() if self.credit else None,
-            "attempts": self.attempts,
-            "earlier_failures": [f.to_dict() for f in self.earlier_failures],
-            "oldest_version": self.oldest_version,  # derived from the turns (not read back)
-            "newest_version": self.newest_version,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Trajectory:
-        return cls(
-            result=EpisodeResult.from_dict(d["result"]),
-            group_id=d["group_id"],
-            weight_version=d.get("weight_version"),
-            tags=d.get("tags") or {},
-            train_action=d.get("train_action", "train"),
-            segments=[Segment.from_dict(s) for s in d.get("segments") or []],
-            drift=Drift(**(d.get("drift") or {})),
-            credit=Credit(**d["credit"]) if d.get("credit") else None,
-            attempts=int(d.get("attempts") or 1),
-            earlier_failures=[Failure.from_dict(f) for f in d.get("earlier_failures") or []],
-        )

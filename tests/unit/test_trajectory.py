@@ -172,7 +172,7 @@ def test_sglang_chat_answers_carry_their_ids_on_the_choice():
 
 def test_per_token_versions_and_call_counts_survive_every_serialisation(tmp_path):
     """A trajectory's oldest / newest version come from its calls' per-token versions, and the
-    versions and counts survive pickling (Ray), the result's dict and the sweep's episode log."""
+    versions and counts survive pickling (Ray), a call's dict and the sweep's episode log."""
     import pickle
 
     from rollout.core.results import EpisodeResult
@@ -187,10 +187,9 @@ def test_per_token_versions_and_call_counts_survive_every_serialisation(tmp_path
     result = EpisodeResult("mock", "1", reward=1.0, turns=turns)
     t = Trajectory.of(result, group_id="g")
     assert (t.oldest_version, t.newest_version) == (4, 6)
-    assert (Trajectory.of(EpisodeResult("mock", "1", reward=1.0), group_id="g").oldest_version) is None
-    for back in (pickle.loads(pickle.dumps(t)).result, EpisodeResult.from_dict(json.loads(json.dumps(result.to_dict())))):
-        assert back.turns == turns
-    assert t.to_dict()["oldest_version"] == 4 and Trajectory.from_dict(t.to_dict()).newest_version == 6
+    assert Trajectory.of(EpisodeResult("mock", "1", reward=1.0), group_id="g").oldest_version is None
+    assert pickle.loads(pickle.dumps(t)).result.turns == turns
+    assert [TurnRecord.from_dict(json.loads(json.dumps(x.to_dict()))) for x in turns[:2]] == turns[:2]
     with EpisodeStore(tmp_path) as store:
         store.append(SweepRecord.from_result(result))
     assert read_records(tmp_path)[0].turns == turns
