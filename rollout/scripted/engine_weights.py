@@ -63,6 +63,7 @@ class EngineWeights:
         self.set_token_latency(token_latency_s)
         self.updates = 0
         self._flights: set = set()
+        self._local = threading.local()  # the flight open in this thread
         self.log: list[dict[str, Any]] = []
 
     def set_token_latency(self, seconds: float) -> None:
@@ -89,14 +90,21 @@ class EngineWeights:
     def flight(self) -> Iterator[Flight]:
         """A request from its arrival to its answer: served under the version current when it
         arrived, aborted by a swap while it is in the engine (with a token latency; without one
-        generations are instant and never aborted)."""
+        generations are instant and never aborted). Re-entrant in a thread: the HTTP layer opens
+        it as soon as a generation request's first line is read, the handler uses the same."""
+        open_ = getattr(self._local, "flight", None)
+        if open_ is not None:
+            yield open_
+            return
         with self._lock:
             flight = Flight(self.version, self.token_latency_s)
             if flight.latency_s > 0:
                 self._flights.add(flight)
+        self._local.flight = flight
         try:
             yield flight
         finally:
+            self._local.flight = None
             with self._lock:
                 self._flights.discard(flight)
 

@@ -56,11 +56,6 @@ def handler_for(server):
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
 
         def do_POST(self):
-            try:
-                body = self._body()
-            except ValueError:
-                self._send(400, {"error": {"message": "body is not JSON"}})
-                return
             path = self.path.rstrip("/")
             endpoint = (
                 "chat"
@@ -71,6 +66,18 @@ def handler_for(server):
                 if path == "/generate"
                 else None
             )
+            if endpoint is None:
+                self._post(None)
+                return
+            with server.weights.flight():  # in the engine from the moment it arrives (engine_weights.py)
+                self._post(endpoint)
+
+        def _post(self, endpoint):
+            try:
+                body = self._body()
+            except ValueError:
+                self._send(400, {"error": {"message": "body is not JSON"}})
+                return
             if endpoint is not None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 try:
