@@ -14,8 +14,9 @@ with the tokens generated so far and answers under the new version afterwards) a
   weights under them: calls cut by the update are continued (token-in), not restarted.
 
 Both run on the same pool (token-in on the Qwen3 template, the same slots), alternately, `reps`
-times; per run: trained episodes per hour, calls aborted and continued, groups dropped for
-staleness and the largest staleness seen. Goal: async >= 2x sync.
+times; per run: trained episodes per hour in the steady state (from the end of the first step,
+where neither mode overlaps anything yet, to the end of the last), calls aborted and continued,
+groups dropped for staleness and the largest staleness seen. Goal: async >= 2x sync.
 """
 
 from __future__ import annotations
@@ -62,6 +63,13 @@ class _Trainer:
         self.version = pool.weight_version or 0
         self.episodes = self.steps = 0
         self.max_staleness = 0
+        self.marks: list[tuple[float, int]] = []  # (time, episodes trained) after each step
+
+    def per_hour(self) -> float:
+        """Episodes trained per hour from the end of the first step to the end of the last: the
+        steady state (in the first step neither mode overlaps anything yet)."""
+        (t0, e0), (t1, e1) = self.marks[0], self.marks[-1]
+        return 3600 * (e1 - e0) / (t1 - t0)
 
     def step(self, groups: list) -> None:
         for g in groups:
@@ -74,6 +82,7 @@ class _Trainer:
         self.version += 1
         with self.pool.weight_update(self.version):
             update_weights(self.url, self.version)
+        self.marks.append((time.perf_counter(), self.episodes))
 
 
 def _sync(pool, url: str, steps: int, group: int, per_step: int, train_s: float) -> _Trainer:
@@ -102,12 +111,10 @@ def _async(pool, url: str, steps: int, group: int, per_step: int, train_s: float
 
 def _run(mode: str, pool, server, **kw) -> dict:
     before = pool.stats()
-    start = time.perf_counter()
     trainer = (_sync if mode == "sync" else _async)(pool, server.url, **kw)
-    elapsed = time.perf_counter() - start
     after = pool.stats()
     return {
-        "episodes_per_hour": 3600 * trainer.episodes / elapsed,
+        "episodes_per_hour": trainer.per_hour(),
         "episodes": trainer.episodes,
         "continued_calls": after.get("continued_calls", 0) - before.get("continued_calls", 0),
         "stale_groups": after["stale_groups"] - before["stale_groups"],
@@ -123,27 +130,31 @@ def bench_p12(
     groups_per_step: int = 8,
     slots: int = 64,
     latency: float = 0.3,
-    train_s: float = 6.0,
-    eta: int = 1,
+    token_latency_ms: float = 5.0,
+    train_s: float = 8.0,
+    eta: int = 2,
     reps: int = 2,
 ) -> dict:
     if quick:  # a smoke run, not a measurement
-        steps, group, groups_per_step, slots, latency, train_s, reps = 2, 2, 2, 4, 0.05, 0.2, 1
+        steps, group, groups_per_step, slots, latency, token_latency_ms, train_s, reps = 3, 2, 2, 4, 0.02, 1.0, 0.2, 1
     from rollout.pool import RolloutPool
     from rollout.scripted.models import model_dir
 
     ahead = 2 * groups_per_step
     runs: dict[str, list[dict]] = {"sync": [], "async": []}
-    with scripted_process(latency, model="qwen3", reasoning_parser="qwen3") as server, _local_ray():
+    server_kw = {"model": "qwen3", "reasoning_parser": "qwen3", "token_latency_ms": token_latency_ms}
+    with scripted_process(latency, **server_kw) as server, _local_ray():
         extra = ["sampling=train", "llm.capture=token_in", f"llm.tokenizer={model_dir('qwen3')}", "llm.reasoning_parser=qwen3"]
         cfg = episode_config(server.url, *extra)
         with RolloutPool(cfg, ray={"num_workers": 2, "slots_per_worker": max(1, slots // 2)}) as pool:
             pool.start(DOMAINS)
             pool.set_weight_version(0)
             kw = {"steps": steps, "group": group, "per_step": groups_per_step, "train_s": train_s}
-            for _ in range(reps):
-                runs["sync"].append(_run("sync", pool, server, **kw))
-                runs["async"].append(_run("async", pool, server, **kw, ahead=ahead, eta=eta))
+            _sync(pool, server.url, **dict(kw, steps=1, train_s=0.0))  # warm: clients, tokenizers, domains
+            for rep in range(reps):  # alternate, and swap which goes first, so drift hits both alike
+                for mode in ("sync", "async") if rep % 2 == 0 else ("async", "sync"):
+                    extra = {"ahead": ahead, "eta": eta} if mode == "async" else {}
+                    runs[mode].append(_run(mode, pool, server, **kw, **extra))
     keys = ("episodes_per_hour", "episodes", "continued_calls", "stale_groups", "max_staleness_seen")
     row: dict = _medians(runs, keys)
     row["ratio"] = round(row["async"]["episodes_per_hour"] / row["sync"]["episodes_per_hour"], 3)
@@ -156,6 +167,7 @@ def bench_p12(
         ahead_groups=ahead,
         max_staleness=eta,
         latency_s=latency,
+        token_latency_ms=token_latency_ms,
         train_s=train_s,
         reps=reps,
     )

@@ -1,4 +1,4 @@
-"""The benchmark's rows (P1-P11: what each measures is in the `bench` command's help and
+"""The benchmark's rows (P1-P12: what each measures is in the `bench` command's help and
 docs/performance.md): `run_rows(rows, quick=..., p6_sizes=..., on_row=...)` runs the selected
 rows, hands each row's figures to `on_row` as it finishes, and returns the whole report with
 the machine it ran on.
@@ -17,6 +17,7 @@ from typing import Optional
 
 from rollout.agent.episode import EpisodeSpec
 from rollout.agent.runner import EpisodeRunner
+from rollout.bench.async_rl import bench_p12
 from rollout.bench.baselines import gold_script, play_in_gym, run_tau2_runner
 from rollout.bench.common import episode_config, scripted_server
 from rollout.bench.cpu import bench_p7
@@ -29,7 +30,7 @@ from rollout.bench.training import bench_p8
 from rollout.env.domains import load_domain
 
 DOMAINS = ("airline", "retail", "telecom")
-ROWS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11")
+ROWS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12")
 QUICK_P6_SIZES = (4, 8)
 
 
@@ -253,6 +254,8 @@ def run_rows(
         done("P10", bench_p10(quick=q))
     if "P11" in rows:
         done("P11", bench_p11(quick=q))
+    if "P12" in rows:
+        done("P12", bench_p12(quick=q))
     return report
 
 

@@ -55,15 +55,19 @@ def scripted_process(
     model: str = "qwen25",
     reasoning_parser: Optional[str] = None,
     reply_style: str = "plain",
+    token_latency_ms: float = 0.0,
 ) -> Iterator[ScriptedProcess]:
     """The scripted model server in its own process (serving `model`'s template, answering with
-    `reply_style`, parsing with `reasoning_parser`), up and answering, until the block ends."""
+    `reply_style`, parsing with `reasoning_parser`; `latency` seconds per completion and, for the
+    policy, `token_latency_ms` per generated token), up and answering, until the block ends."""
     port = free_port()
     flags = [
         "--model",
         model,
         "--reply-style",
         reply_style,
+        "--token-latency-ms",
+        str(token_latency_ms),
         *(["--reasoning-parser", reasoning_parser] if reasoning_parser else []),
     ]
     proc = subprocess.Popen(

@@ -1,6 +1,6 @@
 """`python -m rollout.bench.table [bench.json] [--write DOC]`: the performance table (markdown) of a bench run.
 
-One generator for docs/performance.md: the rows P1–P11 with what each measures, our figure,
+One generator for docs/performance.md: the rows P1–P12 with what each measures, our figure,
 the baseline from the same run, the ratio, the target and where the figure stands against it
 (`render`), then P7's profile by component (`render_profile`). A row missing from the JSON is
 listed as not measured. `tests/unit/test_bench_table.py` checks that docs/performance.md's
@@ -322,6 +322,26 @@ def _p11(d: dict) -> list[list[str]]:
     return rows
 
 
+def _p12(d: dict) -> list[list[str]]:
+    a, s = d["async"], d["sync"]
+    what = (
+        f"asynchronous training vs a synchronous barrier: {d['groups_per_step']} groups of {d['group']} per step, "
+        f"{d['in_flight']} in flight, {d['ahead_groups']} groups ahead, max_staleness {d['max_staleness']}, "
+        f"{d['train_s']:g} s training per step"
+    )
+    return [
+        [
+            "P12",
+            what,
+            f"{a['episodes_per_hour']:,.0f} trained episodes/h; {a['continued_calls']:.0f} calls aborted and continued, "
+            f"{a['stale_groups']:.0f} groups dropped for staleness, staleness ≤ {a['max_staleness_seen']:.0f}",
+            f"sync {s['episodes_per_hour']:,.0f} episodes/h",
+            f"{d['ratio']:.3g}×",
+            *_judged(f"≥ {d['goal']:g}×", d["ratio"] >= d["goal"]),
+        ]
+    ]
+
+
 ROWS = {
     "P1": _p1,
     "P2": _p2,
@@ -334,6 +354,7 @@ ROWS = {
     "P9": _p9,
     "P10": _p10,
     "P11": _p11,
+    "P12": _p12,
 }
 
 

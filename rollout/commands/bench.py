@@ -22,6 +22,8 @@ several repetitions; the scripted model server runs in a separate process.
       of `stream_groups` vs `run` (rollout/bench/pool_training.py)
   P11 token-in vs chat capture through the pool at 64 in flight on Qwen3 (thinking on, off) and
       Qwen2.5 templates: throughput, CPU per completion, split boundaries (rollout/bench/token_in.py)
+  P12 asynchronous training through the pool (weight swaps under running episodes, a staleness
+      bound) vs a synchronous barrier: trained episodes per hour (rollout/bench/async_rl.py)
 
 Keys: `out` (default bench.json), `quick` (true: tiny sizes, a smoke run, not a measurement),
 `rows` (a subset, e.g. `rows=[P1,P3]`; CPU is P7; default: all), `p6_sizes` (P6's sweep sizes

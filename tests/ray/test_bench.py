@@ -50,8 +50,11 @@ def test_bench_quick_writes_its_json(tmp_path):
         assert row["token_in"]["eps_per_s"] > 0 and row["token_ids"]["eps_per_s"] > 0 and row["token_in"]["boundaries"] > 0
         assert row["token_in"]["split_per_1000"] == 0.0  # token-in: every episode one sequence
     assert p11["templates"]["qwen3_thinking"]["token_ids"]["split_per_1000"] > 0  # chat capture splits there
+    p12 = report["P12"]
+    assert p12["async"]["episodes"] > 0 and p12["sync"]["episodes"] > 0 and p12["ratio"] > 0
+    assert p12["async"]["max_staleness_seen"] <= p12["max_staleness"]
     assert {"cpus", "memory_gib", "date"} <= set(report["machine"])
-    for row in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11"):
+    for row in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12"):
         assert f"{row}: " in p.stdout  # printed as it goes
     table = subprocess.run(
         [sys.executable, "-m", "rollout.bench.table", str(out)], capture_output=True, text=True, check=True

@@ -115,3 +115,20 @@ def test_p10_rows_judge_throughput_with_capture_and_stream_groups_cost():
     rows = [cells(r) for r in render({"P10": p10}).splitlines() if r.startswith("| P10 |")]
     assert [r[5:] for r in rows] == [["≥ 0.9× the throughput", MEETS], ["≥ 0.9× the throughput", MISSES], ["≤ 1.25×", MEETS]]
     assert rows[0][4] == "0.95× the throughput, 1.33× the CPU"
+
+
+def test_p12_row_judges_async_over_sync_and_shows_continued_calls_and_stale_groups():
+    def p12(ratio):
+        mode = {"episodes_per_hour": 10000.0, "continued_calls": 104, "stale_groups": 1, "max_staleness_seen": 2}
+        return {
+            "async": dict(mode, episodes_per_hour=10000.0 * ratio),
+            "sync": dict(mode, continued_calls=0, stale_groups=0, max_staleness_seen=0),
+            "ratio": ratio,
+            "goal": 2.0,
+            **{"group": 8, "groups_per_step": 8, "in_flight": 64, "ahead_groups": 16, "max_staleness": 2, "train_s": 8.0},
+        }
+
+    meets, misses = ([cells(r) for r in render({"P12": p12(x)}).splitlines() if r.startswith("| P12 |")][0] for x in (2.17, 1.5))
+    assert meets[5:] == ["≥ 2×", MEETS] and misses[5:] == ["≥ 2×", MISSES]
+    assert "104 calls aborted and continued, 1 groups dropped for staleness" in meets[2]
+    assert meets[3] == "sync 10,000 episodes/h" and meets[4] == "2.17×"
