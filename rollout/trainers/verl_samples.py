@@ -89,12 +89,19 @@ def plan(t: Optional[Trajectory], budget: Budget, *, v1: bool) -> Plan:
 
 
 def served_versions(t: Optional[Trajectory], fallback: Optional[int]) -> tuple[int, int]:
-    """(min, max) weight version of the policy calls that served `t`: each call's engine-reported
-    version where it is an integer (`served_version`), else the version its request carried
-    (`weight_version`); `fallback` (then -1) when no call names one. verl reads both as ints."""
+    """(min, max) weight version of the tokens that served `t`, for verl's `min_global_steps` /
+    `max_global_steps`: the per-token versions where the calls recorded them
+    (`TurnRecord.completion_versions`: the engine's reported version, else the pool's at
+    sending), else each call's engine-reported version where it is an integer
+    (`served_version`), else the version its request carried (`weight_version`); `fallback`
+    (then -1) when nothing names one. verl reads both as ints."""
     versions = []
     for turn in (t.turns if t is not None else []) or []:
         if turn is None:
+            continue
+        per_token = [int(v) for v in turn.completion_versions or [] if v is not None]
+        if per_token:
+            versions += per_token
             continue
         served = _integer(turn.served_version)
         version = served if served is not None else turn.weight_version

@@ -18,3 +18,32 @@ def test_pool_example_runs_as_written(tmp_path):
     groups = [line for line in p.stdout.splitlines() if line.startswith(("airline/", "retail/", "telecom/"))]
     assert len(groups) == 8  # 8 groups of 8, each complete
     assert "'boundaries_clean'" in p.stdout.splitlines()[-1]
+
+
+def test_async_example_runs_as_written_through_ten_weight_updates():
+    """docs/pool.md's asynchronous loop, run in this process so that the scripted server's
+    generation log can be read after it: 10 weight updates, every trained episode scored and
+    within the bound, none restarted from scratch (no stale group, no chat restart), calls cut
+    by the swaps continued, and every completion token's version the one the server generated
+    it under."""
+    code = re.search(r"## Asynchronous training.*?```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    assert "record=False" in code
+    scope: dict = {}
+    exec(compile(code.replace("record=False", "record=True"), "docs/pool.md", "exec"), scope)  # the log needs the requests
+    model, trained, stats = scope["model"], scope["trained"], scope["stats"]
+    assert scope["version"] == 10 and len(trained) == 10 * 4
+    assert stats["stale_groups"] == 0 and stats["restarted_calls"] == 0 and stats["continued_calls"] >= 1
+    episodes = {}
+    for r in model.requests:
+        h = r["headers"]
+        if r["role"] == "agent":
+            episodes[(h["x-rollout-domain"], h["x-rollout-task-id"], h["x-rollout-sample"], h["x-rollout-group"])] = h[
+                "x-rollout-episode"
+            ]
+    log: dict = {}
+    for g in model.generations:
+        log.setdefault(g["episode"], []).append(g)
+    for t in (t for group in trained for t in group):
+        generated = log[episodes[(t.domain, t.task_id, str(t.sample), t.group_id)]]
+        assert [i for g in generated for i in g["completion_ids"]] == [i for x in t.turns for i in x.completion_token_ids]
+        assert [v for x in t.turns for v in x.completion_versions] == [int(v) for g in generated for v in g["versions"]]

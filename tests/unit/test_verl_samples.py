@@ -108,3 +108,12 @@ def test_the_seed_varies_with_the_step_and_reproduces_within_it():
     assert episode_seed(0, 7, "airline", "12", 1) != episode_seed(0, 7, "airline", "12", 2)
     assert episode_seed(0, 7, "airline", "12", 1) != episode_seed(1, 7, "airline", "12", 1)
     assert episode_seed(0, None, "airline", "12", 1) == derive_seed(0, "airline", "12", 1)
+
+
+def test_per_token_versions_span_a_call_continued_across_a_weight_swap():
+    """A call cut by a swap and continued has tokens of two versions: verl gets the span."""
+    cut = turn([1, 2, 3], [4, 5, 6], 1, version=3, served="7")
+    cut.completion_versions = [3, 3, 4]  # the engine swapped from 3 to 4 after two tokens
+    later = turn([1, 2, 3, 4, 5, 6, 7], [8], 3, version=4)
+    later.completion_versions = [4]
+    assert served_versions(trajectory([cut, later]), fallback=9) == (3, 4)  # per-token versions win
