@@ -44,7 +44,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Optional
 
-from rollout.agent.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner
 from rollout.bench.baselines import gold_script, play_in_gym, run_tau2_runner
 from rollout.bench.common import episode_config, scripted_server
@@ -139,10 +139,11 @@ P2_DOMAIN = "telecom"
 
 async def _throughput(cfg, specs, in_flight: int) -> tuple[float, int]:
     """(episodes per second, completions) with at most `in_flight` episodes at once."""
+    episodes = [check_episode(s, cfg) for s in specs]
     async with EpisodeRunner(cfg, slots=in_flight) as runner:
-        await runner.run(specs[0])  # warm up the clients and the domain
+        await runner.run(episodes[0])  # warm up the clients and the domain
         start = time.perf_counter()
-        results = await runner.run_many(specs)
+        results = await runner.run_many(episodes)
         elapsed = time.perf_counter() - start
     assert all(r.reward == 1.0 for r in results), [r.failure for r in results if r.reward != 1.0][:3]
     completions = sum(r.usage["agent"]["requests"] + r.usage["user"].get("requests", 0) for r in results)
@@ -226,10 +227,11 @@ def bench_p3(episodes: int, latency: float, reps: int) -> dict:
             for rep in range(reps):
 
                 async def local():  # noqa: B023
+                    episodes = [check_episode(s, cfg) for s in specs]
                     async with EpisodeRunner(cfg, slots=32) as runner:
-                        await runner.run(specs[0])
+                        await runner.run(episodes[0])
                         start = time.perf_counter()
-                        await runner.run_many(specs)
+                        await runner.run_many(episodes)
                         return time.perf_counter() - start
 
                 local_s.append(asyncio.run(local()))

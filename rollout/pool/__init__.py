@@ -3,6 +3,15 @@
 from rollout.pool.config import RayConfig, RetryConfig
 from rollout.pool.dispatch import NoWorkersLeft
 from rollout.pool.pool import RolloutPool
-from rollout.pool.requests import Endpoint, RolloutRequest
+from rollout.pool.requests import Endpoint, RolloutRequest, ValidRequest, derive_seed
 
-__all__ = ["Endpoint", "NoWorkersLeft", "RayConfig", "RetryConfig", "RolloutPool", "RolloutRequest"]
+__all__ = [
+    "Endpoint",
+    "NoWorkersLeft",
+    "RayConfig",
+    "RetryConfig",
+    "RolloutPool",
+    "RolloutRequest",
+    "ValidRequest",
+    "derive_seed",
+]

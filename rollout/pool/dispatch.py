@@ -34,13 +34,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import Failure, FailureClass, described
 from rollout.pool.config import RetryConfig
-from rollout.pool.requests import RolloutRequest
+from rollout.pool.jobs import Job
+from rollout.pool.requests import ValidRequest
 from rollout.pool.worker import capped_worker_count, start_workers, worker_config
 from rollout.trajectory import Trajectory
 
@@ -54,24 +55,6 @@ STOP_TIMEOUT_S = 30.0
 
 class NoWorkersLeft(RuntimeError):
     """No worker can run: every slot was lost and could not be replaced."""
-
-
-@dataclass
-class Job:
-    id: int
-    request: RolloutRequest
-    base_seed: int = 0
-    attempts: int = 0
-    earlier_failures: list[Failure] = field(default_factory=list)
-
-    def ended(self, failure: Failure) -> Trajectory:
-        """The trajectory of a job that ends without an episode (cancelled, or its worker lost)."""
-        return Trajectory.of(
-            self.request.spec(self.base_seed).failed(failure),
-            group_id=self.request.group,
-            weight_version=self.request.weight_version,
-            tags=self.request.tags,
-        )
 
 
 @dataclass
@@ -110,7 +93,6 @@ class Dispatcher:
         retry: RetryConfig = RetryConfig(),
         warmup_domains: Iterable[str] = (),
         worker_start_timeout_s: float = 300.0,
-        base_seed: int = 0,
         on_retry: Optional[Callable[[Job, Failure], None]] = None,
     ):
         self.cfg = cfg
@@ -120,7 +102,6 @@ class Dispatcher:
         self.retry = retry
         self.warmup_domains = list(warmup_domains)
         self.start_timeout = worker_start_timeout_s
-        self.base_seed = base_seed
         self.on_retry = on_retry
         self.workers: list[Optional[_Worker]] = []  # by slot; None: the slot was given up
         self.replacements = [0] * self.num_workers
@@ -144,10 +125,10 @@ class Dispatcher:
             self.workers = [self._start(i) for i in range(self.num_workers)]
         self._await_starting()
 
-    def submit(self, requests: Iterable[RolloutRequest]) -> list[Job]:
-        """Queue requests (run in the order given, from the next poll); their jobs. Any thread."""
+    def submit(self, requests: Iterable[ValidRequest]) -> list[Job]:
+        """Queue checked requests (run in the order given, from the next poll); their jobs. Any thread."""
         with self._lock:
-            jobs = [Job(next(self._ids), r, self.base_seed) for r in requests]
+            jobs = [Job(next(self._ids), r) for r in requests]
             self._inbox += jobs
         return jobs
 
@@ -227,9 +208,7 @@ class Dispatcher:
     # ---- workers -----------------------------------------------------------------------
     def _start(self, index: int) -> _Worker:
         cfg = worker_config(self.cfg, index, self.num_workers)
-        [actor] = start_workers(
-            1, cfg, slots=self.slots, cpus=self.cpus, first_id=next(self._worker_ids), base_seed=self.base_seed
-        )
+        [actor] = start_workers(1, cfg, slots=self.slots, cpus=self.cpus, first_id=next(self._worker_ids))
         return _Worker(index, actor, actor.ping.remote(), time.monotonic() + self.start_timeout)
 
     def _pending_refs(self) -> list:
@@ -341,7 +320,7 @@ class Dispatcher:
                 break
             job = self._ready.pop()
             try:
-                ref = worker.actor.run.remote(job.id, job.request)
+                ref = worker.actor.run.remote(job)
             except Exception as e:
                 failure = Failure(FailureClass.INVALID_INPUT, f"the request cannot be sent to a worker: {type(e).__name__}")
                 unsent.append((job, job.ended(failure)))
@@ -364,7 +343,7 @@ class Dispatcher:
             return []
 
         def hit(job: Job) -> bool:
-            return job.request.group in groups or job.id in ids
+            return job.group in groups or job.id in ids
 
         cancelled = Failure(FailureClass.CANCELLED, "cancelled by the caller")
         ended = [(job, job.ended(cancelled)) for job in self._ready if hit(job)]
@@ -402,16 +381,13 @@ class Dispatcher:
         return flight.job.ended(Failure(cls, message))
 
     def _finish(self, job: Job, trajectory: Trajectory) -> bool:
-        """Record an attempt; False when it is re-queued for another."""
-        job.attempts += 1
+        """An attempt ended; False when the job is re-queued for another."""
         failure = trajectory.failure
-        if failure is not None and failure.failure_class.retryable and job.attempts < self.retry.max_attempts:
-            job.earlier_failures.append(failure)
-            heapq.heappush(self._delayed, (time.monotonic() + self.retry.delay(job.attempts), job.id, job))
+        if failure is not None and failure.failure_class.retryable and job.attempt < self.retry.max_attempts:
+            heapq.heappush(self._delayed, (time.monotonic() + self.retry.delay(job.attempt), job.id, job.retried(failure)))
             if self.on_retry:
                 self.on_retry(job, failure)
             return False
-        trajectory.attempts, trajectory.earlier_failures = job.attempts, list(job.earlier_failures)
         return True
 
     def _cancel_stuck(self) -> None:

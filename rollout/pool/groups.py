@@ -11,11 +11,10 @@ call cancels them (only its own jobs: other calls over the same tasks are not to
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Optional
 
 from rollout.core.failures import InvalidInput
-from rollout.pool.requests import RolloutRequest
+from rollout.pool.requests import ValidRequest
 from rollout.trajectory import Trajectory
 
 MAX_EXTRA_SAMPLES = 64  # more redundancy than this per group is queue, not protection against stragglers
@@ -29,24 +28,24 @@ def check_extra_samples(extra_samples: Any) -> int:
 
 
 class Groups:
-    """See the module doc. `requests`: the call's requests followed by the extras; `positions[g]`:
-    where group g's requests are in it."""
+    """See the module doc. `requests`: the call's (checked) requests followed by the extras, whose
+    seeds are derived from `base_seed` (the pool's); `positions[g]`: where group g's requests are in it."""
 
-    def __init__(self, requests: list[RolloutRequest], extra_samples: int):
+    def __init__(self, requests: list[ValidRequest], extra_samples: int, base_seed: int = 0):
         self.extra = check_extra_samples(extra_samples)
-        members: dict[str, list[RolloutRequest]] = {}
+        members: dict[str, list[ValidRequest]] = {}
         next_sample: dict[tuple[str, str], int] = {}
         for r in requests:
             members.setdefault(r.group, []).append(r)
-            task = (r.domain, str(r.task_id))
-            next_sample[task] = max(next_sample.get(task, 0), r.sample + 1)
+            task = (r.episode.domain, r.episode.task_id)
+            next_sample[task] = max(next_sample.get(task, 0), r.episode.sample + 1)
         self.wanted = {g: len(rs) for g, rs in members.items()}
         extras = []
         for rs in members.values():  # k more samples of each group, after its own
             for i in range(self.extra):
                 base = rs[i % len(rs)]
-                task = (base.domain, str(base.task_id))
-                extras.append(dataclasses.replace(base, sample=next_sample[task], seed=None))
+                task = (base.episode.domain, base.episode.task_id)
+                extras.append(base.resampled(next_sample[task], base_seed))
                 next_sample[task] += 1
         self.requests = requests + extras
         self.positions: dict[str, list[int]] = {}

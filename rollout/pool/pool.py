@@ -28,8 +28,9 @@ episode). Each call has an async twin for trainers' event loops (`arun`, `astrea
 A call whose caller stops listening (an exception, Ctrl-C, a generator closed early) cancels
 its requests that have not ended; a call's own cancels (that, and `stream_groups`' stragglers)
 touch only its own requests. Requests are checked when submitted (rollout/pool/checks.py, then
-against their domain and the config): a bad one raises InvalidInput naming the field, before
-any of the call's episodes runs. A request's seed is derived from (the pool's seed, domain,
+their episode against its domain and the config, once: `check(requests)` does it ahead of a
+call and returns `ValidRequest`s, which the calls take as they are): a bad one raises
+InvalidInput naming the field, before any of the call's episodes runs. A request's seed is derived from (the pool's seed, domain,
 task id, sample) unless given: requests that repeat all four repeat the seed (a warning says
 so); give each sample of a group its own `sample`. The pool's first call asks its workers
 whether they can read the keys the config names (and each new `Endpoint.api_key_env`), and
@@ -56,12 +57,13 @@ from rollout.pool.checks import check_requests
 from rollout.pool.config import RayConfig, RetryConfig, check_fits, check_pool
 from rollout.pool.dispatch import Dispatcher, NoWorkersLeft
 from rollout.pool.groups import Groups
-from rollout.pool.requests import RolloutRequest
+from rollout.pool.requests import RolloutRequest, ValidRequest
 from rollout.pool.stats import PoolStats
 from rollout.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1
+Requests = Iterable[Union[RolloutRequest, ValidRequest]]  # ValidRequest: checked by this pool's `check` already
 __all__ = ["NoWorkersLeft", "RolloutPool"]
 
 
@@ -157,7 +159,6 @@ class RolloutPool:
                 retry=self.retry,
                 warmup_domains=sorted({*self._warmup, *domains}),
                 worker_start_timeout_s=r.worker_start_timeout_s,
-                base_seed=self.seed,
                 on_retry=self._retried,
             )
             dispatcher.start()
@@ -237,17 +238,19 @@ class RolloutPool:
         self.close()
 
     # ---- calls ---------------------------------------------------------------------------
-    def check(self, requests: Iterable[RolloutRequest]) -> list[RolloutRequest]:
+    def check(self, requests: Requests) -> list[ValidRequest]:
         """The requests, each checked against its domain and this pool's config (before any
-        worker starts). Raises InvalidInput naming the first bad one."""
+        worker starts), as the calls take them without checking them again. Raises InvalidInput
+        naming the first bad one."""
         if self._closed:
             raise RuntimeError("this RolloutPool is closed: create a new one")
         return check_requests(requests, self.cfg, self.seed)
 
-    def _submit(self, requests: list[RolloutRequest], deliver: Callable[[int, Any], None]) -> list[int]:
+    def _submit(self, requests: list[ValidRequest], deliver: Callable[[int, Any], None]) -> list[int]:
         """Submit requests; `deliver(position, trajectory or error)` is called from the pool's thread."""
-        self.start({r.domain for r in requests})
-        variables = sorted({r.policy.api_key_env for r in requests if r.policy and r.policy.api_key_env} - self._keys_read)
+        self.start({r.episode.domain for r in requests})
+        policies = [r.request.policy for r in requests]
+        variables = sorted({p.api_key_env for p in policies if p and p.api_key_env} - self._keys_read)
         if variables:
             self._check_keys(self.dispatcher, variables)
         self.counters.submitted(len(requests))
@@ -267,11 +270,9 @@ class RolloutPool:
         if left and self.dispatcher is not None:
             self.dispatcher.cancel_jobs(left)
 
-    def _stream(
-        self, requests: Iterable[RolloutRequest], ids_out: Optional[list] = None, checked: bool = False
-    ) -> Iterator[tuple[int, Trajectory]]:
+    def _stream(self, requests: Requests, ids_out: Optional[list] = None) -> Iterator[tuple[int, Trajectory]]:
         """(the request's position, its trajectory) as each finishes; `ids_out` gets the jobs' ids."""
-        requests = list(requests) if checked else self.check(requests)
+        requests = self.check(requests)
         inbox: queue.Queue = queue.Queue()
         ids = self._submit(requests, lambda i, item: inbox.put((i, item)))
         if ids_out is not None:
@@ -290,12 +291,12 @@ class RolloutPool:
         finally:
             self._cancel_unfinished(ids)
 
-    def stream(self, requests: Iterable[RolloutRequest]) -> Iterator[Trajectory]:
+    def stream(self, requests: Requests) -> Iterator[Trajectory]:
         """Each request's trajectory as it finishes (see module doc)."""
         for _, trajectory in self._stream(requests):
             yield trajectory
 
-    def run(self, requests: Iterable[RolloutRequest]) -> list[Trajectory]:
+    def run(self, requests: Requests) -> list[Trajectory]:
         """Every request's trajectory, in request order."""
         requests = list(requests)
         out: list[Optional[Trajectory]] = [None] * len(requests)
@@ -303,10 +304,10 @@ class RolloutPool:
             out[i] = trajectory
         return out
 
-    def stream_groups(self, requests: Iterable[RolloutRequest], *, extra_samples: int = 0) -> Iterator[list[Trajectory]]:
+    def stream_groups(self, requests: Requests, *, extra_samples: int = 0) -> Iterator[list[Trajectory]]:
         """Each complete group as soon as it is (see module doc)."""
-        grouping, ids = Groups(self.check(requests), extra_samples), []
-        with contextlib.closing(self._stream(grouping.requests, ids, checked=True)) as items:
+        grouping, ids = Groups(self.check(requests), extra_samples, self.seed), []
+        with contextlib.closing(self._stream(grouping.requests, ids)) as items:
             for _, trajectory in items:
                 group = grouping.add(trajectory)
                 if group is not None:
@@ -328,14 +329,12 @@ class RolloutPool:
         return self.counters.snapshot(self.dispatcher)
 
     # ---- async twins -----------------------------------------------------------------------
-    async def _astream(
-        self, requests: Iterable[RolloutRequest], ids_out: Optional[list] = None, checked: bool = False
-    ) -> AsyncIterator[tuple[int, Trajectory]]:
-        requests = list(requests) if checked else self.check(requests)
+    async def _astream(self, requests: Requests, ids_out: Optional[list] = None) -> AsyncIterator[tuple[int, Trajectory]]:
+        requests = self.check(requests)
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue = asyncio.Queue()
         if self.dispatcher is None:  # in this thread: ray.init wants the main thread (its signal handlers)
-            self.start({r.domain for r in requests})
+            self.start({r.episode.domain for r in requests})
         ids = self._submit(requests, lambda i, item: loop.call_soon_threadsafe(inbox.put_nowait, (i, item)))
         if ids_out is not None:
             ids_out += ids
@@ -348,13 +347,13 @@ class RolloutPool:
         finally:
             self._cancel_unfinished(ids)
 
-    async def astream(self, requests: Iterable[RolloutRequest]) -> AsyncIterator[Trajectory]:
+    async def astream(self, requests: Requests) -> AsyncIterator[Trajectory]:
         """`stream` for an event loop (nothing blocks the loop)."""
         async with contextlib.aclosing(self._astream(requests)) as items:
             async for _, trajectory in items:
                 yield trajectory
 
-    async def arun(self, requests: Iterable[RolloutRequest]) -> list[Trajectory]:
+    async def arun(self, requests: Requests) -> list[Trajectory]:
         requests = list(requests)
         out: list[Optional[Trajectory]] = [None] * len(requests)
         async with contextlib.aclosing(self._astream(requests)) as items:
@@ -362,20 +361,14 @@ class RolloutPool:
                 out[i] = trajectory
         return out
 
-    async def astream_groups(
-        self, requests: Iterable[RolloutRequest], *, extra_samples: int = 0
-    ) -> AsyncIterator[list[Trajectory]]:
-        grouping, ids = Groups(self.check(requests), extra_samples), []
-        async with contextlib.aclosing(self._astream(grouping.requests, ids, checked=True)) as items:
+    async def astream_groups(self, requests: Requests, *, extra_samples: int = 0) -> AsyncIterator[list[Trajectory]]:
+        grouping, ids = Groups(self.check(requests), extra_samples, self.seed), []
+        async with contextlib.aclosing(self._astream(grouping.requests, ids)) as items:
             async for _, trajectory in items:
                 group = grouping.add(trajectory)
                 if group is not None:
                     self._cancel_stragglers(grouping, trajectory.group_id, ids)
                     yield group
-
-
-def _ignore(item: Any) -> None:
-    """Where the end of a job whose caller stopped listening goes."""
 
 
 def _ignore(item: Any) -> None:

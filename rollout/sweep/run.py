@@ -44,13 +44,14 @@ from omegaconf import OmegaConf
 from rollout.core.command import parse_args
 from rollout.core.config import check_key_sources, to_dict
 from rollout.core.process_env import held_signals, rearm_signal_handlers
-from rollout.pool import NoWorkersLeft, RolloutPool, RolloutRequest
+from rollout.pool import NoWorkersLeft, RolloutPool
+from rollout.pool.checks import check_requests
 from rollout.pool.config import check_fits
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL, pointed_at
 from rollout.sweep.config import SweepConfig, check_sweep
 from rollout.sweep.exports import export_sweep
 from rollout.sweep.metrics import format_table, summarize
-from rollout.sweep.plan import key_of, plan_episodes
+from rollout.sweep.plan import key_of, plan_requests
 from rollout.sweep.progress import Progress
 from rollout.sweep.records import EpisodeStore, SweepRecord, iter_records, peek_settled
 from rollout.sweep.report import write_report
@@ -91,7 +92,7 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=None
     out = out or sys.stdout
     check_sweep(cfg)
     check_key_sources(cfg)
-    specs = plan_episodes(cfg)  # InvalidInput before Ray starts
+    specs = check_requests(plan_requests(cfg), cfg.episode_config(), cfg.seed)  # InvalidInput before Ray starts
     output = Path(cfg.output_dir)
     settled = peek_settled(output)  # one pass over the log (not one per planned episode)
     if smoke:
@@ -100,7 +101,7 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=None
             f"first {cfg.max_tasks} tasks per domain (set llm.base_url=... for a real sweep)",
             file=out,
         )
-    needed = any(key_of(s) not in settled for s in specs)
+    needed = any(key_of(s.request) not in settled for s in specs)
     with _RaySession(cfg, needed=needed) as session, EpisodeStore(output, transcripts=cfg.transcripts) as store:
         if store.corrupt_lines:
             print(
@@ -110,8 +111,8 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=None
             )
         _save_config(cfg, output, out)
         settled, failed_before = store.settled_keys(), store.unsettled_keys()
-        todo = [s for s in specs if key_of(s) not in settled]
-        again = sum(key_of(s) in failed_before for s in todo)
+        todo = [s for s in specs if key_of(s.request) not in settled]
+        again = sum(key_of(s.request) in failed_before for s in todo)
         print(
             f"{len(specs)} episodes planned, {len(specs) - len(todo)} already done in {store.path}, {len(todo)} to run"
             + (f" ({again} of them failed on infrastructure before and are run again)" if again else ""),
@@ -122,7 +123,7 @@ def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=None
         ran, episodes_s = session.run(store, todo, len(specs), on_record) if todo else (None, None)
         written = ran.written if ran else 0
         wall = time.monotonic() - started
-    planned = {key_of(s) for s in specs}
+    planned = {key_of(s.request) for s in specs}
 
     def finished():  # the planned episodes' outcomes, streamed from the log (constant memory)
         return (r for r in iter_records(output) if r.key in planned)
@@ -214,12 +215,11 @@ class _RaySession:
         pool = RolloutPool(episode_cfg, ray=ray_cfg, retry=cfg.retry, seed=cfg.seed, on_retry=progress.retry)
         run = SweepRun(pool)
         try:
-            pool.start(sorted({s.domain for s in todo}))  # worker start-up is not episode time
+            pool.start(sorted({s.episode.domain for s in todo}))  # worker start-up is not episode time
             rearm_signal_handlers()
             started = time.monotonic()
             progress.started = started
-            requests = [RolloutRequest(s.domain, s.task_id, s.sample, seed=s.seed, solo=s.solo) for s in todo]
-            for trajectory in pool.stream(requests):
+            for trajectory in pool.stream(todo):
                 record = SweepRecord.from_trajectory(trajectory)
                 store.append(record)
                 run.written += 1

@@ -58,8 +58,9 @@ from rollout.core.command import CommandArgs, parse_args, split_config_files
 from rollout.core.config import check_secrets, key_sections, shown
 from rollout.core.failures import InvalidInput
 from rollout.core.process_env import child_env
+from rollout.pool.checks import check_requests
 from rollout.sweep.config import SweepConfig
-from rollout.sweep.plan import plan_episodes
+from rollout.sweep.plan import plan_requests
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
@@ -121,7 +122,7 @@ def validate(overrides: list[str], *, working_dir: str = ".") -> SweepConfig:
 
     cfg, _ = prepare(["ray.address=auto", *overrides], local=False)
     check_secrets(cfg, remote=True)  # the job goes to the cluster whatever `ray.address` the overrides set
-    plan_episodes(cfg)
+    check_requests(plan_requests(cfg), cfg.episode_config(), cfg.seed)
     root = Path(working_dir).resolve()
     for name, section in key_sections(cfg):
         if section.api_key_file:

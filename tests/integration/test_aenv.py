@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from rollout.agent.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner
 from rollout.env.domains import load_domain
 from rollout.sweep.records import EpisodeStore
@@ -64,13 +64,14 @@ def test_killed_server_is_an_env_error_then_a_fresh_instance_serves(tmp_path):
     async def main(server):
         cfg = scripted_config(server, extra=["env.backend=aenv"])
         async with EpisodeRunner(cfg, slots=1) as runner:
-            first = asyncio.ensure_future(runner.run(EpisodeSpec("airline", "12", solo=False)))
+            episode = check_episode(EpisodeSpec("airline", "12", solo=False), cfg)
+            first = asyncio.ensure_future(runner.run(episode))
             while not runner._pool or not runner._pool._all or server.stats["agent"] < 2:
                 await asyncio.sleep(0.05)
             victim = runner._pool._all[0]._server
             victim.process.kill()
             failed = await first
-            second = await runner.run(EpisodeSpec("airline", "12", solo=False))
+            second = await runner.run(episode)
             replacement = runner._pool._all[0]._server
             return failed, second, victim, replacement
 

@@ -210,7 +210,7 @@ def test_an_unreachable_ray_head_is_a_bounded_error(tmp_path):
 
 def test_aenv_cluster_start_is_bounded_by_startup_timeout(oracle_server):
     """The api-service is down (nothing listens): the SDK would retry for ~17 minutes."""
-    from rollout.agent.episode import EpisodeSpec
+    from rollout.agent.episode import EpisodeSpec, check_episode
     from rollout.agent.runner import EpisodeRunner
     from tests.helpers import scripted_config
 
@@ -221,7 +221,7 @@ def test_aenv_cluster_start_is_bounded_by_startup_timeout(oracle_server):
 
     async def one():
         async with EpisodeRunner(cfg, slots=1) as runner:
-            return await runner.run(EpisodeSpec("mock", "create_task_1", solo=True))
+            return await runner.run(check_episode(EpisodeSpec("mock", "create_task_1", solo=True), cfg))
 
     start = time.monotonic()
     result = asyncio.run(one())

@@ -240,11 +240,11 @@ def test_hangs_time_out_are_retried_then_recorded_failed(ray_cluster, tmp_path):
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path, args, message):
-    from rollout.sweep.plan import plan_episodes
+    from rollout.sweep.plan import plan_requests
 
     with pytest.raises(InvalidInput) as e:
         cfg, _ = prepare([f"output_dir={tmp_path}", *args])
-        plan_episodes(cfg)
+        plan_requests(cfg)
     assert message in str(e.value)
 
 
