@@ -24,8 +24,8 @@ re-queued with exponential backoff while attempts were left. Guarantees:
   end as `cancelled` (a failure class that is not a sample and is never retried).
 
 Endpoint caps (`llm.max_concurrency`, `user_llm.max_concurrency`) hold across the pool: each
-worker gets an exact share (worker.worker_config), and there are never more workers than the
-smallest cap.
+worker gets an exact share (cluster.worker_config), and there are never more workers than the
+smallest cap (cluster.worker_count).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from rollout.pool.config import RetryConfig
 from rollout.pool.jobs import Job, JobQueue, retry_delay
 from rollout.pool.requests import ValidRequest
 from rollout.pool.slots import Slot, WorkerSlots
-from rollout.pool.worker import capped_worker_count
 from rollout.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ class Dispatcher:
         self.cfg = cfg
         self.slots = WorkerSlots(
             cfg,
-            count=capped_worker_count(cfg, num_workers),
+            count=num_workers,
             slots_per_worker=slots_per_worker,
             cpus_per_worker=cpus_per_worker,
             warmup_domains=warmup_domains,

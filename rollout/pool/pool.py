@@ -7,8 +7,10 @@
         train_on(group)
     pool.close()
 
-Created on the Ray this process is connected to (`ray.init` done by the caller, e.g. a trainer)
-or, when none is, on a local Ray it starts (and shuts down on `close`). Its workers start on
+Created on the Ray this process is connected to (the caller's, e.g. a trainer's)
+or, when none is, on the cluster at `ray.address` or a local Ray it starts (and shuts down on
+`close`); the pool is the one place that joins or starts Ray, fits its workers on the cluster's
+CPUs and counts them (rollout/pool/cluster.py). Its workers start on
 the first call and stay warm across calls; one thread of the pool feeds them and collects
 what they return, so calls may overlap (a trainer's concurrent agent loops each asking for one
 episode). Each call has an async twin for trainers' event loops (`arun`, `astream`,
@@ -54,7 +56,8 @@ from rollout.core.config import RolloutConfig, load_config, validate
 from rollout.core.failures import InvalidInput
 from rollout.env.task_sets import register_task_sets
 from rollout.pool.checks import check_requests
-from rollout.pool.config import RayConfig, RetryConfig, check_fits, check_pool
+from rollout.pool.cluster import check_local_fit, cluster_cpus, connect, disconnect, worker_count
+from rollout.pool.config import RayConfig, RetryConfig, check_pool
 from rollout.pool.dispatch import Dispatcher, NoWorkersLeft
 from rollout.pool.groups import Groups
 from rollout.pool.requests import RolloutRequest, ValidRequest
@@ -106,6 +109,7 @@ class RolloutPool:
         problems = check_pool(self.ray_cfg, self.retry)
         if problems:
             raise InvalidInput("; ".join(problems))
+        check_local_fit(self.ray_cfg)
         register_task_sets(self.cfg.task_sets)  # read and checked here, before Ray starts
         self.seed = seed
         self._warmup = list(warmup_domains)
@@ -122,38 +126,24 @@ class RolloutPool:
         self.counters = PoolStats()
 
     # ---- lifecycle ---------------------------------------------------------------------
-    def start(self, domains: Iterable[str] = ()) -> None:
-        """Start Ray (if none is connected), the workers (warming `domains`) and the pool's thread.
-        The first call does it anyway; calling it first keeps worker start-up out of its time."""
+    def start(self, domains: Iterable[str] = (), *, episodes: Optional[int] = None) -> None:
+        """Join or start Ray (rollout/pool/cluster.py: none connected yet), start the workers
+        (warming `domains`) and the pool's thread. The first call does it anyway; calling it first
+        keeps worker start-up out of its time. `episodes`: how many episodes the pool is started
+        for, when that is known (a sweep's): with `ray.num_workers` null, no more workers than
+        they fill. Raises RayUnreachable, InvalidInput (the workers do not fit the cluster)."""
         with self._start_lock:
             if self._closed:
                 raise RuntimeError("this RolloutPool is closed: create a new one")
             if self.dispatcher is not None:
                 return
-            import ray
-
-            from rollout.core.process_env import child_env, held_signals
+            from rollout.core.process_env import rearm_signal_handlers
 
             r = self.ray_cfg
-            if not ray.is_initialized():
-                with held_signals():  # Ray's threads start with INT and TERM blocked: they reach the main thread
-                    if r.address:
-                        ray.init(address=r.address)
-                    else:
-                        ray.init(
-                            address="local",
-                            num_cpus=r.num_cpus,
-                            include_dashboard=False,
-                            object_store_memory=r.object_store_mb * 2**20,
-                            runtime_env={"env_vars": child_env()},
-                        )
-                self._started_ray = True
-            cpus = ray.cluster_resources().get("CPU", 0)
-            check_fits(r, cpus, f"the Ray cluster has {cpus:g} CPUs in total")
-            workers = r.num_workers or max(1, int(cpus // r.cpus_per_worker))
+            self._started_ray = connect(r) or self._started_ray
             dispatcher = Dispatcher(
                 self.cfg,
-                num_workers=workers,
+                num_workers=worker_count(self.cfg, r, cluster_cpus(), episodes),
                 slots_per_worker=r.slots_per_worker,
                 cpus_per_worker=r.cpus_per_worker,
                 retry=self.retry,
@@ -162,6 +152,7 @@ class RolloutPool:
                 on_retry=self._retried,
             )
             dispatcher.start()
+            rearm_signal_handlers()  # Ray's native code may have reset the handlers underneath (core/process_env.py)
             try:
                 self._check_keys(dispatcher, [])
             except InvalidInput:
@@ -226,9 +217,7 @@ class RolloutPool:
             self.dispatcher.stop()
             self.dispatcher = None
         if self._started_ray:
-            from rollout.core.process_env import ray_shutdown
-
-            ray_shutdown()
+            disconnect()
             self._started_ray = False
 
     def __enter__(self) -> RolloutPool:
@@ -333,7 +322,7 @@ class RolloutPool:
         requests = self.check(requests)
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue = asyncio.Queue()
-        if self.dispatcher is None:  # in this thread: ray.init wants the main thread (its signal handlers)
+        if self.dispatcher is None:  # in this thread: starting Ray wants the main thread (its signal handlers)
             self.start({r.episode.domain for r in requests})
         ids = self._submit(requests, lambda i, item: loop.call_soon_threadsafe(inbox.put_nowait, (i, item)))
         if ids_out is not None:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import described
-from rollout.pool.worker import start_workers, worker_config
+from rollout.pool.cluster import worker_config
+from rollout.pool.worker import start_workers
 
 log = logging.getLogger(__name__)
 MAX_REPLACEMENTS_PER_SLOT = 3  # then the slot is given up

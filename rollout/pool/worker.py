@@ -13,7 +13,6 @@ episode has really run (waits for endpoint caps excluded), for the driver's last
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import socket
@@ -115,27 +114,3 @@ def start_workers(count: int, cfg: RolloutConfig, *, slots: int, cpus: float, fi
         )
         for i in range(count)
     ]
-
-
-def _caps(cfg: RolloutConfig) -> list[int]:
-    return [c for c in (cfg.llm.max_concurrency, cfg.user_llm.max_concurrency) if c > 0]
-
-
-def capped_worker_count(cfg: RolloutConfig, workers: int) -> int:
-    """How many workers to start so that every endpoint cap is a whole share (at least one
-    request) per worker: never more workers than the smallest cap."""
-    return max(1, min([workers, *_caps(cfg)]))
-
-
-def worker_config(cfg: RolloutConfig, index: int, workers: int) -> RolloutConfig:
-    """Worker `index`'s config: each pool-wide endpoint cap split exactly among `workers`
-    (the shares sum to the cap, so the cap holds across the pool; 0 stays no cap)."""
-
-    def share(total: int) -> int:
-        return 0 if total <= 0 else total // workers + (1 if index < total % workers else 0)
-
-    return dataclasses.replace(
-        cfg,
-        llm=dataclasses.replace(cfg.llm, max_concurrency=share(cfg.llm.max_concurrency)),
-        user_llm=dataclasses.replace(cfg.user_llm, max_concurrency=share(cfg.user_llm.max_concurrency)),
-    )

@@ -58,7 +58,6 @@ from rollout.core.command import CommandArgs, parse_args, split_config_files
 from rollout.core.config import check_secrets, key_sections, shown
 from rollout.core.failures import InvalidInput
 from rollout.core.process_env import child_env
-from rollout.pool.checks import check_requests
 from rollout.sweep.config import SweepConfig
 from rollout.sweep.plan import plan_requests
 
@@ -118,11 +117,12 @@ def validate(overrides: list[str], *, working_dir: str = ".") -> SweepConfig:
     """The sweep config the job will run, validated here as `tau2-rollout sweep` would (for a
     cluster: a literal key is refused), its plan checked, and no key file inside the working
     directory. Raises InvalidInput."""
-    from rollout.sweep.run import prepare
+    from rollout.sweep.run import prepare, sweep_pool
 
     cfg, _ = prepare(["ray.address=auto", *overrides], local=False)
     check_secrets(cfg, remote=True)  # the job goes to the cluster whatever `ray.address` the overrides set
-    check_requests(plan_requests(cfg), cfg.episode_config(), cfg.seed)
+    with sweep_pool(cfg) as pool:  # the pool's settings and every episode, as the job's pool checks them
+        pool.check(plan_requests(cfg))
     root = Path(working_dir).resolve()
     for name, section in key_sections(cfg):
         if section.api_key_file:

@@ -1,7 +1,6 @@
 """The aenv backend: this project's env module under aenv's MCP server, through the aenv SDK."""
 
 import asyncio
-import io
 import json
 import subprocess
 
@@ -99,7 +98,7 @@ def test_ray_sweep_on_aenv_backend(ray_cluster, oracle_server, tmp_path):
             "ray.slots_per_worker=1",
         ]
     )
-    run_sweep(cfg, out=io.StringIO())
+    run_sweep(cfg)
     with EpisodeStore(tmp_path) as store:
         recs = list(store.records())
     keys = [(r.domain, r.task_id) for r in recs]

@@ -9,7 +9,6 @@ corrupt records accepted on resume, a partial tau2 Results file, an unbounded ae
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
 
@@ -245,13 +244,18 @@ def test_the_env_modules_reward_is_no_number_after_a_user_simulator_failure(serv
     assert reward["total_reward"] is None and reward["failure"]["class"] == "user_sim_error"
 
 
-def test_the_results_line_lists_only_what_was_written(tmp_path):
-    from rollout.sweep.run import prepare, run_sweep
+def test_the_results_line_lists_only_what_was_written(tmp_path, capsys):
+    from rollout.cli import main
 
-    cfg, _ = prepare(
-        ["domains=[mock]", "max_tasks=1", f"output_dir={tmp_path}", "progress=false", "transcripts=false", "llm.scripted=oracle"]
-    )
-    out = io.StringIO()
-    run_sweep(cfg, out=out)
-    line = next(x for x in out.getvalue().splitlines() if x.startswith("results:"))
-    assert ", ," not in line and "tau2_results" not in line and "no tau2 Results file" in out.getvalue()
+    args = [
+        "domains=[mock]",
+        "max_tasks=1",
+        f"output_dir={tmp_path}",
+        "progress=false",
+        "transcripts=false",
+        "llm.scripted=oracle",
+    ]
+    assert main(["sweep", *args]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("results:"))
+    assert ", ," not in line and "tau2_results" not in line and "no tau2 Results file" in out

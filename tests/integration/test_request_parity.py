@@ -11,7 +11,6 @@ no X-Rollout-* headers (episode.tag_requests=false, no hints) from tau2's prompt
 from __future__ import annotations
 
 import asyncio
-import io
 
 import pytest
 
@@ -109,7 +108,7 @@ def sweep(server, tmp_path, *overrides: str) -> list:
             *overrides,
         ]
     )
-    run_sweep(cfg, out=io.StringIO())
+    run_sweep(cfg)
     with EpisodeStore(tmp_path) as store:
         return list(store.records())
 

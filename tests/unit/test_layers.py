@@ -22,9 +22,10 @@ ALLOWED: dict[str, set[str]] = {
     "trajectory": {"core"},
     "areal": {"core", "env", "agent"},
     "pool": {"core", "env", "agent", "trajectory"},
-    "sweep": {"core", "env", "scripted", "agent", "trajectory", "pool"},
+    "sweep": {"core", "env", "agent", "trajectory", "pool"},
     "trainers": {"core", "trajectory", "pool"},
     "bench": {"core", "env", "scripted", "agent", "trajectory", "areal", "pool", "sweep"},
+    "commands": {"core", "env", "scripted", "agent", "trajectory", "areal", "pool", "sweep", "trainers", "bench"},
 }
 ENTRY_POINTS = {"__init__", "__main__", "cli"}  # top-level modules; cli.py may import any package
 RESOURCES = {"defaults"}  # package data, no code
