@@ -26,23 +26,22 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
-from rollout.core.command import EXIT_BAD_INPUT, configure_logging
+from rollout.core.command import EXIT_BAD_INPUT, EXIT_INTERRUPTED, configure_logging
 from rollout.core.failures import InvalidInput
 from rollout.core.process_env import apply_defaults
 
 COMMANDS = {
     "sweep": "rollout.commands.sweep",
-    "episode": "rollout.agent.command",
-    "submit": "rollout.sweep.submit",
-    "report": "rollout.sweep.report",
-    "dataset": "rollout.areal.dataset",
-    "sft": "rollout.sweep.sft",
-    "bench": "rollout.bench.bench",
-    "capture-check": "rollout.pool.capture_check",
-    "validate-tasks": "rollout.scripted.validate",
+    "episode": "rollout.commands.episode",
+    "submit": "rollout.commands.submit",
+    "report": "rollout.commands.report",
+    "dataset": "rollout.commands.dataset",
+    "sft": "rollout.commands.sft",
+    "bench": "rollout.commands.bench",
+    "capture-check": "rollout.commands.capture_check",
+    "validate-tasks": "rollout.commands.validate_tasks",
 }
 HELP_FLAGS = ("-h", "--help")
-EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def main(argv):
             with PPOTrainer(config, train_dataset=rows, valid_dataset=rows):
                 print("5. PPOTrainer constructed (unexpected without a GPU)")
         except BaseException as e:  # noqa: BLE001
-            print(f"5. PPOTrainer(config, ...) stops on this machine: {type(e).__name__}: {str(e)[:300]}")
+            print(f"5. PPOTrainer(config, ...) stops without a GPU: {type(e).__name__}: {str(e)[:300]}")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 from rollout.agent.model import PolicyModel
+from rollout.agent.policy_route import PolicyRoute
 from rollout.agent.token_in import TokenInCalls
 from rollout.agent.turns import AgentTurns
-from rollout.core.clients import Endpoints, user_sim_configured
+from rollout.core.clients import EpisodeClients, user_sim_configured
 from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, described, frames
@@ -120,27 +121,32 @@ def check_episode(spec: EpisodeSpec, cfg: RolloutConfig) -> ValidEpisode:
 async def run_episode(
     episode: ValidEpisode,
     cfg: RolloutConfig,
-    endpoints: Endpoints,
+    endpoints: EpisodeClients,
     session: EnvSession,
     *,
     secrets: list[str],
     requested: Optional[float] = None,
     clock: Optional[EpisodeClock] = None,
+    route: Optional[PolicyRoute] = None,
 ) -> EpisodeResult:
     """Run one checked episode on `session` (a free environment slot); see the module docstring.
     `secrets` are the config's keys (`cfg.secrets()`), redacted from every message.
     `requested` (perf_counter) is when the episode was asked for: `durations["start_s"]` is
     the time from then until its environment was reset (waiting for a slot included).
     `clock` (default: a new one) holds the `episode.timeout_s` budget, which does not run while
-    a request waits for an endpoint cap (rollout/core/clock.py)."""
+    a request waits for an endpoint cap (rollout/core/clock.py). `route` (default: `endpoints`,
+    never held) says where each policy call goes: the runner's weight state holds and re-routes
+    it (rollout/agent/policy_route.py)."""
     started = time.perf_counter()
     clock = clock or EpisodeClock(cfg.episode.timeout_s)
     requested = started if requested is None else requested
     secrets = [*secrets, endpoints.agent_api_key]
+    route = route or PolicyRoute(endpoints)
+    route.secrets = secrets
     result = episode.result()
     try:
         async with clock.limit():
-            await _play(episode, cfg, endpoints, session, result, secrets, requested)
+            await _play(episode, cfg, route, session, result, secrets, requested)
     except TimeoutError:
         result.failure = Failure(
             FailureClass.TIMEOUT,
@@ -168,7 +174,7 @@ async def run_episode(
 async def _play(
     episode: ValidEpisode,
     cfg: RolloutConfig,
-    endpoints: Endpoints,
+    route: PolicyRoute,
     session: EnvSession,
     result: EpisodeResult,
     secrets: list[str],
@@ -195,24 +201,19 @@ async def _play(
         token_in = None
         if cfg.llm.capture == "token_in":
             token_in = TokenInCalls(
-                endpoints.agent_client,
                 load_chat_format(cfg.llm.tokenizer, cfg.llm.chat_template_kwargs),
                 cfg.llm,
-                model=endpoints.agent_model,
                 secrets=secrets,
                 weight_version=episode.weight_version,
                 max_prompt_tokens=ep.max_prompt_tokens,
                 max_response_tokens=ep.max_response_tokens,
             )
         policy = PolicyModel(
-            client=endpoints.agent_client,
-            model=endpoints.agent_model,
+            route=route,
             opening=opening,
             session=session,
             secrets=secrets,
             empty_retries=ep.empty_reply_retries,
-            api_key=endpoints.agent_api_key,
-            extra_body=endpoints.agent_extra_body,
             capture=cfg.llm.capture,
             weight_version=episode.weight_version,
             token_in=token_in,
@@ -222,7 +223,7 @@ async def _play(
             solo=episode.solo,
             sampling=cfg.sampling,
             seed=episode.seed,
-            headers={**request_headers(request, "agent"), **endpoints.agent_headers},
+            headers=request_headers(request, "agent"),  # the endpoint's own go with each request (the route's)
         )
         try:
             while True:
@@ -230,7 +231,7 @@ async def _play(
         except StopEpisode:
             pass
         finally:
-            agent_usage = vars(policy.usage).copy()
+            agent_usage = {**vars(policy.usage), "continued": policy.continued, "restarted": policy.restarted}
             result.turns, result.capture_errors = policy.turns, policy.capture_errors
             result.budget_reached = policy.budget_reached
     scored = await session.finish()

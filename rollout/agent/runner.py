@@ -8,6 +8,11 @@ rollout pool do: one client per `(base_url, http_client)`, the episode's API key
 own requests), and runs episodes on environment sessions from a pool of `slots`, reused
 across episodes (`SessionPool`; a shared pool may be passed in, which the runner then does not
 close). Episodes never raise for their own failures: they come back classified.
+
+`weights` is the policy's weight state as this runner's episodes see it (rollout/core/weights.py):
+a trainer pauses it while it swaps the engine's weights, names the new version, and may name a
+new policy endpoint, which every policy call sent from then on goes to (running episodes
+included: rollout/agent/policy_route.py).
 """
 
 from __future__ import annotations
@@ -19,14 +24,16 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from rollout.agent.episode import ValidEpisode, run_episode
-from rollout.core.clients import ChatClient, Endpoints, make_client, resolve_model, user_sim_configured
+from rollout.agent.policy_route import PolicyRoute
+from rollout.core.clients import ChatClient, EpisodeClients, make_client, resolve_model, user_sim_configured
 from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, FailureClass
 from rollout.core.results import EpisodeResult
 from rollout.core.tokenin.engines import route
+from rollout.core.weights import PolicyWeights
 from rollout.env.backends import session_factory
-from rollout.env.pool import BrokenSession, SessionPool
+from rollout.env.sessions import BrokenSession, SessionPool
 from rollout.env.task_sets import register_task_sets
 
 # After these failures the session's state is unknown (a dead server, a cut-off step).
@@ -62,8 +69,9 @@ class EpisodeRunner:
         self._agents: dict[tuple, tuple[ChatClient, str]] = {}
         self._owned: list[ChatClient] = []
         self._lock: Optional[asyncio.Lock] = None
+        self.weights = PolicyWeights()  # the policy's weight state, shared by this runner's episodes
 
-    async def endpoints(self, policy: Optional[PolicyEndpoint] = None) -> Endpoints:
+    async def endpoints(self, policy: Optional[PolicyEndpoint] = None) -> EpisodeClients:
         """The clients for an episode (opened on first use). Raises InvalidInput / EpisodeFailure."""
         policy = policy or PolicyEndpoint()
         self._lock = self._lock or asyncio.Lock()
@@ -103,7 +111,7 @@ class EpisodeRunner:
                 register_task_sets(self.cfg.task_sets)  # the sessions load the episodes' domains by name
                 self._pool = SessionPool(session_factory(self.cfg, self._user[0], self._user[1], self.secrets), self.slots)
         agent, model = self._agents[key]
-        return Endpoints(
+        return EpisodeClients(
             agent_client=agent,
             agent_model=model,
             user_client=self._user[0],
@@ -118,17 +126,20 @@ class EpisodeRunner:
     ) -> EpisodeResult:
         """One checked episode (`check_episode` against this runner's config); failures (including
         unreachable endpoints) come back classified. `clock`: its timeout budget (run_episode),
-        for a caller that watches how long it has run."""
+        for a caller that watches how long it has run. While `weights` names a policy endpoint,
+        the episode's calls go there instead of `policy`."""
         requested = time.perf_counter()
+        named = self.weights.policy
         try:
-            endpoints = await self.endpoints(policy)
+            endpoints = await self.endpoints(named or policy)
         except EpisodeFailure as e:
             return episode.result(e.failure)
+        route = PolicyRoute(endpoints, self.weights, self.endpoints, routed=named)
         result = None
         try:
             async with self._pool.slot() as session:
                 result = await run_episode(
-                    episode, self.cfg, endpoints, session, secrets=self.secrets, requested=requested, clock=clock
+                    episode, self.cfg, endpoints, session, secrets=self.secrets, requested=requested, clock=clock, route=route
                 )
                 if result.failure is not None and result.failure.failure_class in DISCARD_SESSION_ON:
                     raise BrokenSession()

@@ -34,7 +34,7 @@ from typing import Any, Optional
 from rollout.agent.runner import EpisodeRunner
 from rollout.core.config import CONFIG_ENV_VARS, RolloutConfig, api_key_of, load_config
 from rollout.env.backends import session_factory
-from rollout.env.pool import SessionPool
+from rollout.env.sessions import SessionPool
 from rollout.env.threaded import LoopThread, ThreadedSession
 
 log = logging.getLogger(__name__)
@@ -141,4 +141,4 @@ class ProcessRuntimes:
                 log.warning("releasing aenv instances at exit failed", exc_info=True)
 
 
-PROCESS = ProcessRuntimes()  # the one registry of this process (see module doc)
+RUNTIMES = ProcessRuntimes()  # this process's runtimes, by configuration (see module doc)

@@ -21,7 +21,7 @@ from typing import Any, Optional
 from rollout.agent.episode import check_episode
 from rollout.agent.runner import PolicyEndpoint
 from rollout.areal.rows import spec_from_data
-from rollout.areal.runtime import PROCESS
+from rollout.areal.runtime import RUNTIMES
 from rollout.core.config import RolloutConfig, api_key_of
 from rollout.core.failures import InvalidInput
 from rollout.core.results import EpisodeResult
@@ -44,11 +44,11 @@ class Tau2Agent:
 
     def __init__(self, **workflow_kwargs: Any):
         self._overrides = dict(workflow_kwargs)
-        PROCESS.config(self._overrides)  # validate now: a typo fails at construction, not mid-training
+        RUNTIMES.config(self._overrides)  # validate now: a typo fails at construction, not mid-training
 
     def config(self, row_overrides: Optional[dict] = None) -> RolloutConfig:
         """The config of a run with these row overrides (resolved once per process, see runtime.py)."""
-        return PROCESS.config(_deep_merge(self._overrides, row_overrides or {}))[1]
+        return RUNTIMES.config(_deep_merge(self._overrides, row_overrides or {}))[1]
 
     async def run(self, data: dict[str, Any], **extra_kwargs: Any) -> float:
         result = await self.run_episode(data, **extra_kwargs)
@@ -65,7 +65,7 @@ class Tau2Agent:
     ) -> EpisodeResult:
         """Run one episode and return the full result (the `run` contract minus the float)."""
         spec = spec_from_data(data)
-        runtime = PROCESS.runtime(_deep_merge(self._overrides, data.get("overrides") or {}))
+        runtime = RUNTIMES.runtime(_deep_merge(self._overrides, data.get("overrides") or {}))
         cfg = runtime.cfg
         episode = check_episode(spec, cfg)  # InvalidInput before any client or model call; not checked again
         if data.get("split") is not None and episode.task_id not in load_domain(episode.domain).task_ids(str(data["split"])):

@@ -1,34 +1,7 @@
-"""`tau2-rollout bench [out=bench.json] [quick=true] [rows=[P1,P7]] [p6_sizes=[1000,5000]]`: the rollout system against its baselines.
-
-Each row runs the baseline side by side in the same run and reports the median of
-several repetitions; the scripted model server runs in a separate process.
-
-  P1  environment-side cost per episode (gold actions, zero-latency model): ours
-      (LocalSession) vs tau2's AgentGymEnv driven with the same actions
-  P2  LLM-bound throughput (200 ms per completion; 8/32/64 episodes in flight): ours (one
-      process, and on Ray with 2 workers) vs the ideal N / (completions per episode x
-      latency) and vs `tau2 run --max-concurrency N`
-  P3  Ray fan-out (2 workers) vs the same episodes in one process with plain asyncio
-  P4  memory per in-flight airline episode vs the airline DB's in-memory size (rollout/bench/memory.py)
-  P5  aenv backend: starting an episode on a reused instance vs on a fresh server
-  P6  a sweep's cost as it grows (rollout/bench/scale.py): time, driver memory, bytes,
-      resume, summary and report at 1,000 / 5,000 / 20,000 episodes (`p6_sizes`)
-  P7  rollout CPU per model completion per domain and in-flight level, the scripted server's
-      CPU apart, and a profile split by component (rollout/bench/cpu.py)
-  P8  the training path: CPU per completion through `Tau2Agent.run` (as AReaL calls it) beside
-      the sweep path, and episode start on aenv through it vs a fresh server (rollout/bench/training.py)
-  P9  HTTP client CPU per chat request: fast_http vs httpx, aiohttp and openai (rollout/bench/http_ab.py)
-  P10 the rollout pool with token capture on vs off at 64 / 256 in flight, and the driver's cost
-      of `stream_groups` vs `run` (rollout/bench/pool_training.py)
-  P11 token-in vs chat capture through the pool at 64 in flight on Qwen3 (thinking on, off) and
-      Qwen2.5 templates: throughput, CPU per completion, split boundaries (rollout/bench/token_in.py)
-
-Keys: `out` (default bench.json), `quick` (true: tiny sizes, a smoke run, not a measurement),
-`rows` (a subset, e.g. `rows=[P1,P3]`; CPU is P7; default: all), `p6_sizes` (P6's sweep sizes
-in episodes; default [1000,5000,20000], quick: [4,8]).
-
-`python -m rollout.bench.table bench.json` prints the performance table of docs/performance.md.
-Exit status: 0 written; 2 bad input.
+"""The benchmark's rows (P1-P11: what each measures is in the `bench` command's help and
+docs/performance.md): `run_rows(rows, quick=..., p6_sizes=..., on_row=...)` runs the selected
+rows, hands each row's figures to `on_row` as it finishes, and returns the whole report with
+the machine it ran on.
 """
 
 from __future__ import annotations
@@ -39,9 +12,7 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import Optional
 
 from rollout.agent.episode import EpisodeSpec, check_episode
@@ -55,35 +26,11 @@ from rollout.bench.pool_training import bench_p10
 from rollout.bench.scale import DEFAULT_SIZES, bench_p6
 from rollout.bench.token_in import bench_p11
 from rollout.bench.training import bench_p8
-from rollout.core.command import CommandArgs, parse_args
-from rollout.core.failures import InvalidInput
 from rollout.env.domains import load_domain
 
 DOMAINS = ("airline", "retail", "telecom")
 ROWS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11")
-ROW_ALIASES = MappingProxyType({"CPU": "P7"})
 QUICK_P6_SIZES = (4, 8)
-
-
-@dataclass
-class BenchArgs(CommandArgs):
-    """The command's arguments (see module doc)."""
-
-    out: str = "bench.json"
-    quick: bool = False
-    rows: list[str] = field(default_factory=lambda: list(ROWS))
-    p6_sizes: Optional[list[int]] = None
-
-
-def selected_rows(args: BenchArgs) -> set[str]:
-    """The rows to run (aliases resolved). Raises InvalidInput for an unknown row or a bad size."""
-    rows = {ROW_ALIASES.get(r.upper(), r.upper()) for r in args.rows}
-    unknown = sorted(rows - set(ROWS))
-    if unknown or not rows:
-        raise InvalidInput(f"rows={args.rows}: valid rows: {', '.join(ROWS)} (CPU = P7), at least one")
-    if args.p6_sizes is not None and (not args.p6_sizes or min(args.p6_sizes) < 1):
-        raise InvalidInput(f"p6_sizes={args.p6_sizes}: valid: a list of integers >= 1")
-    return rows
 
 
 # ---- P1 -------------------------------------------------------------------------------------
@@ -259,50 +206,47 @@ def bench_p5(reps: int) -> dict:
 
 
 # ---- driver -----------------------------------------------------------------------------------
-def run(argv: list[str]) -> int:
-    """The command (see module doc): its exit status; bad input raises InvalidInput."""
-    args = parse_args(argv, BenchArgs)
-    rows = selected_rows(args)
-    q = args.quick
+def run_rows(
+    rows: set[str],
+    *,
+    quick: bool = False,
+    p6_sizes: Optional[list[int]] = None,
+    on_row: Optional[Callable[[str, dict], None]] = None,
+) -> dict:
+    """The report of the selected rows (`ROWS`), with `machine()`; `quick`: tiny sizes, a smoke
+    run. `on_row(row, figures)` is called as each row finishes."""
+    q = quick
     report: dict = {"machine": machine(), "quick": q}
+
+    def done(row: str, figures: dict) -> None:
+        report[row] = figures
+        if on_row is not None:
+            on_row(row, figures)
+
     with scripted_server() as url:
         if "P1" in rows:
-            report["P1"] = bench_p1(url, tasks=1 if q else 4, reps=1 if q else 3)
-            _print("P1", report["P1"])
+            done("P1", bench_p1(url, tasks=1 if q else 4, reps=1 if q else 3))
     if "P2" in rows:
-        report["P2"] = bench_p2([2] if q else [8, 32, 64], latency=0.2, episodes_per_slot=1 if q else 3, with_tau2=True)
-        _print("P2", report["P2"])
+        done("P2", bench_p2([2] if q else [8, 32, 64], latency=0.2, episodes_per_slot=1 if q else 3, with_tau2=True))
     if "P3" in rows:
-        report["P3"] = bench_p3(episodes=8 if q else 128, latency=0.05, reps=1 if q else 3)
-        _print("P3", report["P3"])
+        done("P3", bench_p3(episodes=8 if q else 128, latency=0.05, reps=1 if q else 3))
     if "P4" in rows:
-        report["P4"] = bench_p4(in_flight=4 if q else 32)
-        _print("P4", report["P4"])
+        done("P4", bench_p4(in_flight=4 if q else 32))
     if "P5" in rows:
-        report["P5"] = bench_p5(reps=1 if q else 3)
-        _print("P5", report["P5"])
+        done("P5", bench_p5(reps=1 if q else 3))
     if "P6" in rows:
-        sizes = args.p6_sizes or list(QUICK_P6_SIZES if q else DEFAULT_SIZES)
-        report["P6"] = bench_p6(sizes, tasks=4 if q else 50)
-        _print("P6", report["P6"])
+        done("P6", bench_p6(p6_sizes or list(QUICK_P6_SIZES if q else DEFAULT_SIZES), tasks=4 if q else 50))
     if "P7" in rows:
-        report["P7"] = bench_p7(in_flight=(2,), min_episodes=2, profile_in_flight=2, profile_episodes=2) if q else bench_p7()
-        _print("P7", report["P7"])
+        done("P7", bench_p7(in_flight=(2,), min_episodes=2, profile_in_flight=2, profile_episodes=2) if q else bench_p7())
     if "P8" in rows:
-        report["P8"] = bench_p8(quick=q)
-        _print("P8", report["P8"])
+        done("P8", bench_p8(quick=q))
     if "P9" in rows:
-        report["P9"] = bench_http_ab(requests=32, reps=1) if q else bench_http_ab()
-        _print("P9", report["P9"])
+        done("P9", bench_http_ab(requests=32, reps=1) if q else bench_http_ab())
     if "P10" in rows:
-        report["P10"] = bench_p10(quick=q)
-        _print("P10", report["P10"])
+        done("P10", bench_p10(quick=q))
     if "P11" in rows:
-        report["P11"] = bench_p11(quick=q)
-        _print("P11", report["P11"])
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return 0
+        done("P11", bench_p11(quick=q))
+    return report
 
 
 def machine() -> dict:
@@ -316,7 +260,3 @@ def machine() -> dict:
     except OSError:
         pass
     return info
-
-
-def _print(row: str, data: dict) -> None:
-    print(f"{row}: {json.dumps(data)}", flush=True)

@@ -47,7 +47,7 @@ COMPONENTS = {
     "tau2_env": "tau2 tools and environment steps (rollout.env.local and the tau2 code it calls)",
     "user_sim": "user simulator request/response conversion (rollout.env.user_sim, rollout.env.messages)",
     "evaluation": "evaluation (rollout.env.evaluation, tau2's evaluator and what they call)",
-    "episode_glue": "our episode loop (rollout.agent.turns, rollout.agent.episode, rollout.agent.runner, rollout.env.pool)",
+    "episode_glue": "our episode loop (rollout.agent.turns, rollout.agent.episode, rollout.agent.runner, rollout.env.sessions)",
     "asyncio": "the asyncio event loop itself",
     "other": "not attributable (profiler roots)",
 }
@@ -73,9 +73,9 @@ _FILE_RULES = (  # (path fragment, component): first match wins; files matching 
     ("/rollout/env/user_sim.py", "user_sim"),
     ("/rollout/env/messages.py", "user_sim"),
     ("/rollout/env/local.py", "tau2_env"),
-    ("/rollout/env/trajectory.py", "tau2_env"),
+    ("/rollout/env/recorder.py", "tau2_env"),
     ("/rollout/agent/", "episode_glue"),
-    ("/rollout/env/pool.py", "episode_glue"),
+    ("/rollout/env/sessions.py", "episode_glue"),
     ("/lib/python3.11/asyncio/", "asyncio"),
     ("/lib/python3.11/selectors.py", "asyncio"),
 )

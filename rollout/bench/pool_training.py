@@ -4,7 +4,7 @@
   in groups of 8 samples), the same batch through a pool with `llm.capture=token_ids` and through
   one with capture off, alternately, `reps` times. The scripted server (its own process) answers
   after a fixed latency per completion, in vLLM's token mode when asked; the latency is set so
-  that both levels ask for ~128 completions/s, within what this machine's 2 cores serve. Per run:
+  that both levels ask for ~128 completions/s, within what two cores serve. Per run:
   episodes per second, the rollout system's CPU per completion (every process on the machine
   but the model server's: the driver, the Ray workers, Ray's own daemons), the driver's CPU per
   episode and the model server's CPU per completion (what the double costs, apart). Goal:

@@ -68,7 +68,7 @@ def bench_custom_db(tasks: int, reps: int, files: dict[str, Path]) -> dict:
 def bench_validate(directory: Path) -> dict:
     from tau2.registry import registry
 
-    from rollout.scripted.validate import validate_tasks
+    from rollout.env.task_validation import validate_tasks
 
     out = {}
     for domain in ("airline", "retail", "telecom"):

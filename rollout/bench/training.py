@@ -111,7 +111,7 @@ def bench_cpu(domains=DOMAINS, in_flight: int = 8, episodes: int = 24, reps: int
 
 def bench_aenv_start(episodes: int = 8, fresh_reps: int = 3) -> dict:
     """Episode start on aenv through Tau2Agent.run (after the first) vs a fresh server per episode."""
-    from rollout.areal.runtime import PROCESS
+    from rollout.areal.runtime import RUNTIMES
     from rollout.env.aenv.session import open_aenv_session
     from rollout.env.protocol import ResetRequest
 
@@ -126,7 +126,7 @@ def bench_aenv_start(episodes: int = 8, fresh_reps: int = 3) -> dict:
             return [r.durations["start_s"] for r in results]
 
         starts = asyncio.run(reused())
-        PROCESS.close_all()
+        RUNTIMES.close_all()
 
         async def fresh():
             cfg = episode_config(server.url, "env.backend=aenv")

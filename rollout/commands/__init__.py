@@ -1,5 +1,4 @@
-"""The CLI's commands (`tau2-rollout <command>`), each a module with its help and `run(argv) -> int`.
-
-The top floor: a command may use every layer below it; no product layer imports a command.
-Commands print; the library functions they call return values.
-"""
+"""The CLI's commands, one module each (`rollout/core/command.py` has the convention they follow;
+`rollout/cli.py` dispatches to them). The top floor: a command may import any layer, none
+imports a command. Each turns its arguments into calls of the library below it and prints what
+those return."""

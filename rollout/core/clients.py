@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -72,10 +73,17 @@ class _HttpxTransport:
         self._timeout_error, self._transport_error = library.TimeoutException, library.TransportError
 
     async def post_json(
-        self, path: str, body: dict, headers: Optional[dict[str, str]] = None, timeout_s: Optional[float] = None
+        self,
+        path: str,
+        body: dict,
+        headers: Optional[dict[str, str]] = None,
+        timeout_s: Optional[float] = None,
+        gate: Optional[Callable[[], Awaitable[None]]] = None,
     ) -> Any:
         content = json.dumps(body, separators=(",", ":")).encode()
         head = {**self._headers, **(headers or {}), "Content-Type": "application/json"}
+        if gate is not None:
+            await gate()
         return await self._send("POST", path, head, content, timeout_s)
 
     async def get_json(self, path: str, timeout_s: Optional[float] = None) -> Any:
@@ -124,9 +132,11 @@ class ChatClient:
         headers: Optional[dict[str, str]] = None,
         api_key: Optional[str] = None,
         timeout_s: Optional[float] = None,
+        gate: Optional[Callable[[], Awaitable[None]]] = None,
     ) -> dict:
-        """POST the body to /chat/completions; the decoded answer. Raises EndpointError."""
-        data = await self.post("/chat/completions", body, headers=headers, api_key=api_key, timeout_s=timeout_s)
+        """POST the body to /chat/completions; the decoded answer. Raises EndpointError. `gate`:
+        awaited just before the request is sent (after any wait for the endpoint's cap)."""
+        data = await self.post("/chat/completions", body, headers=headers, api_key=api_key, timeout_s=timeout_s, gate=gate)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
             raise EndpointError(f"not a chat completion (no choices): {json.dumps(data)[:200]}")
         return data
@@ -139,12 +149,13 @@ class ChatClient:
         headers: Optional[dict[str, str]] = None,
         api_key: Optional[str] = None,
         timeout_s: Optional[float] = None,
+        gate: Optional[Callable[[], Awaitable[None]]] = None,
     ) -> Any:
         """POST the body to base_url + path (a token route: /completions, /generate); the decoded
-        answer. Raises EndpointError."""
+        answer. Raises EndpointError. `gate`: as for `complete`."""
         if api_key:
             headers = {**(headers or {}), **bearer(api_key)}
-        return await self._http.post_json(path, body, headers, timeout_s)
+        return await self._http.post_json(path, body, headers, timeout_s, gate)
 
     async def get(self, path: str) -> Any:
         """GET base_url + path; the decoded answer. Raises EndpointError."""
@@ -160,7 +171,7 @@ class ChatClient:
 
 
 @dataclass(frozen=True)
-class Endpoints:
+class EpisodeClients:
     """The clients and model names an episode talks to. The user side is None when the episode
     needs none (solo, or the environment runs its own user simulator). `agent_api_key`, when
     set, is sent with every agent request instead of the client's own key; `agent_headers` and
@@ -231,31 +242,3 @@ async def resolve_model(client: ChatClient, configured: Optional[str], *, role: 
         cls = FailureClass.USER_SIM_ERROR if role == "user_llm" else FailureClass.MODEL_ERROR
         raise EpisodeFailure(cls, redact(f"listing models failed: {e}", secrets)) from None
     return models[0] if models else FALLBACK_MODEL
-
-
-async def open_endpoints(
-    cfg, *, need_user: bool, secrets: list[str], base_url: Optional[str] = None, api_key: Optional[str] = None, http_client=None
-) -> tuple[Endpoints, list[ChatClient]]:
-    """Clients and model names for episodes of `cfg` (a RolloutConfig).
-
-    `base_url` / `api_key` / `http_client` override the agent endpoint. Returns the endpoints
-    and the clients the caller must close. Raises InvalidInput when an endpoint is missing and
-    EpisodeFailure when a model name cannot be resolved.
-    """
-    agent = make_client(
-        cfg.llm, base_url=base_url, api_key=api_key, http_client=http_client, role="llm", max_concurrency=cfg.llm.max_concurrency
-    )
-    user = make_client(cfg.user_llm, role="user_llm", max_concurrency=cfg.user_llm.max_concurrency) if need_user else None
-    owned = [c for c in (agent, user) if c is not None]
-    try:
-        endpoints = Endpoints(
-            agent_client=agent,
-            agent_model=await resolve_model(agent, cfg.llm.model, role="llm", secrets=secrets),
-            user_client=user,
-            user_model=await resolve_model(user, cfg.user_llm.model, role="user_llm", secrets=secrets) if user else None,
-        )
-    except BaseException:
-        for client in owned:
-            await client.close()
-        raise
-    return endpoints, owned

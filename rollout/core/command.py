@@ -3,8 +3,10 @@
 A command is a module with its help text (the module docstring) and `run(argv) -> int`.
 `rollout/cli.py` is the one entry point: it prints a command's help on `-h` / `--help`, sets
 the logging level from `-v` / `-vv` (`configure_logging`), and turns an `InvalidInput` raised
-by `run` into one line `error: ...` on stderr and exit status 2 (`EXIT_BAD_INPUT`); a
-command's other outcomes are documented in its help.
+by `run` into one line `error: ...` on stderr and exit status 2 (`EXIT_BAD_INPUT`), a Ctrl-C
+into 130 (`EXIT_INTERRUPTED`); a command's other outcomes are documented in its help. The
+commands live in `rollout/commands/`, one module each; a command prints what the library
+functions it calls return.
 
 A command's arguments are `key=value` items of its typed dataclass (nested keys with dots,
 values parsed as YAML: `domains=[airline,retail]`, `episode.max_steps=50`), read by
@@ -24,6 +26,7 @@ from typing import ClassVar, TypeVar
 from rollout.core.failures import InvalidInput
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # by the count of -v
 _HANDLER_NAME = "tau2-rollout"

@@ -70,14 +70,6 @@ class EpisodeResult:
         d["failure"] = self.failure.to_dict() if self.failure else None
         return d
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> EpisodeResult:
-        d = dict(d)
-        d["failure"] = Failure.from_dict(d["failure"]) if d.get("failure") else None
-        d["turns"] = [TurnRecord.from_dict(t) if t else None for t in d.get("turns") or []]
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in d.items() if k in known})
-
     def transcript(self, width: int = 160) -> str:
         """A short human-readable transcript: one line per message."""
         lines = []

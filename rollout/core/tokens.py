@@ -89,7 +89,12 @@ class TurnRecord:
     `message_index` is the index, in the episode's tau2 messages, of the assistant message this
     completion became (None: an empty reply that was regenerated, as tau2 does, and so never
     became a message). `weight_version` is the trainer's tag of the request; `served_version`
-    is the weight version the engine reported for the answer, where it reports one (SGLang)."""
+    is the weight version the engine reported for the answer, where it reports one (SGLang; for a
+    continued call, its last answer's). `completion_versions` holds, one per completion id, the
+    weight version that produced the token (rollout/core/weights.py `token_version`; None, or a
+    None entry: no version is known). `continued` counts the times the engine aborted this call and the rest
+    was generated from the tokens so far (token-in); `restarted` the times an aborted call was
+    sent again from scratch (chat capture and no capture)."""
 
     prompt_token_ids: Optional[list[int]]
     completion_token_ids: list[int]
@@ -99,10 +104,13 @@ class TurnRecord:
     message_index: Optional[int] = None
     latency_s: float = 0.0
     served_version: Optional[str] = None
+    completion_versions: Optional[list[Optional[int]]] = None
+    continued: int = 0
+    restarted: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        for name in ("prompt_token_ids", "completion_token_ids", "completion_logprobs"):
+        for name in ("prompt_token_ids", "completion_token_ids", "completion_logprobs", "completion_versions"):
             if d[name] is not None:
                 d[name] = list(d[name])
         return d

@@ -22,7 +22,7 @@ from rollout.env.agent_view import agent_view
 from rollout.env.domains import load_domain
 from rollout.env.evaluation import score_async, simulation_run
 from rollout.env.protocol import Opening, RawToolCall, ResetRequest, Scored, StepOutcome, StopEpisode, request_headers
-from rollout.env.trajectory import EpisodeRecorder
+from rollout.env.recorder import EpisodeRecorder
 from rollout.env.user_sim import Tau2UserSimulator, UserSimulator
 
 

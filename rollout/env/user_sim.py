@@ -25,7 +25,7 @@ from rollout.core.results import Usage
 from rollout.env.domains import load_domain
 from rollout.env.messages import to_chat_messages
 from rollout.env.protocol import RawToolCall, is_empty_reply
-from rollout.env.trajectory import EpisodeRecorder, InvalidArguments
+from rollout.env.recorder import EpisodeRecorder, InvalidArguments
 
 LITELLM_PREFIXES = ("openai/", "hosted_vllm/", "litellm_proxy/")
 

@@ -1,8 +1,9 @@
 """Typed settings of the rollout pool's Ray side: workers, slots, retries (the `ray` and `retry` sections).
 
-`check_pool(ray, retry)` rejects settings no pool can run with; `check_fits(ray, cpus, where)`
-whether the workers can ever be placed on a cluster's CPUs. Both raise `InvalidInput` with one
-line naming the key, the value and what is valid.
+Each field's bounds are in its `setting`; `check_pool(ray, retry)` lists the settings no pool
+can run with (the bounds again, for the sections a trainer passes as dicts);
+`check_fits(ray, cpus, where)` raises `InvalidInput` when the workers can never be placed on a
+cluster's CPUs. Each problem is one line naming the key, the value and what is valid.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from rollout.core.config import setting
+from rollout.core.config import field_problems, setting
 from rollout.core.failures import InvalidInput
 
 MIN_OBJECT_STORE_MB = 75  # Ray's minimum
@@ -23,15 +24,17 @@ class RayConfig:
     address: Optional[str] = setting(
         None, help="null: start a local Ray; auto: join the cluster (inside `ray job submit`); or host:port"
     )
-    num_workers: Optional[int] = setting(None, help="rollout actors; null: one per CPU of the cluster")
-    slots_per_worker: int = setting(16, help="episodes in flight per actor (each with its own environment session)")
-    cpus_per_worker: float = setting(1.0, help="CPUs Ray reserves for each actor")
-    num_cpus: Optional[int] = setting(None, help="CPUs of a local Ray (null: all)")
+    num_workers: Optional[int] = setting(None, minimum=1, help="rollout actors; null: one per CPU of the cluster")
+    slots_per_worker: int = setting(16, minimum=1, help="episodes in flight per actor (each with its own environment session)")
+    cpus_per_worker: float = setting(1.0, above=0, help="CPUs Ray reserves for each actor")
+    num_cpus: Optional[int] = setting(None, minimum=1, help="CPUs of a local Ray (null: all)")
     object_store_mb: int = setting(
-        512, help=f"a local Ray's object store in MB (results are small; Ray's minimum: {MIN_OBJECT_STORE_MB})"
+        512,
+        minimum=MIN_OBJECT_STORE_MB,
+        help=f"a local Ray's object store in MB (results are small; Ray's minimum: {MIN_OBJECT_STORE_MB})",
     )
     worker_start_timeout_s: float = setting(
-        300.0, help="a worker not placed and warm by then is given up (the sweep carries on without it)"
+        300.0, above=0, help="a worker not placed and warm by then is given up (the sweep carries on without it)"
     )
 
 
@@ -39,9 +42,11 @@ class RayConfig:
 class RetryConfig:
     """Retries of episodes that failed on infrastructure."""
 
-    max_attempts: int = setting(3, help="attempts per episode for infrastructure failures (invalid input: 1)")
-    backoff_s: float = setting(1.0, help="first retry delay in seconds, doubled per attempt")
-    backoff_max_s: float = setting(30.0, help="longest retry delay in seconds")
+    max_attempts: int = setting(
+        3, minimum=1, help="attempts per episode for infrastructure failures (1: no retries; invalid input: 1)"
+    )
+    backoff_s: float = setting(1.0, minimum=0, help="first retry delay in seconds, doubled per attempt")
+    backoff_max_s: float = setting(30.0, minimum=0, help="longest retry delay in seconds")
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt number `attempt + 1` (attempt >= 1)."""
@@ -50,24 +55,7 @@ class RetryConfig:
 
 def check_pool(r: RayConfig, retry: RetryConfig) -> list[str]:
     """The problems of these settings (one line each; empty: none)."""
-    problems = []
-    if r.num_workers is not None and r.num_workers < 1:
-        problems.append(f"ray.num_workers={r.num_workers}: valid: an integer >= 1, or null (one per CPU)")
-    if r.slots_per_worker < 1:
-        problems.append(f"ray.slots_per_worker={r.slots_per_worker}: valid: an integer >= 1")
-    if not r.cpus_per_worker > 0:
-        problems.append(f"ray.cpus_per_worker={r.cpus_per_worker}: valid: a number > 0")
-    if r.num_cpus is not None and r.num_cpus < 1:
-        problems.append(f"ray.num_cpus={r.num_cpus}: valid: an integer >= 1, or null (all CPUs)")
-    if r.object_store_mb < MIN_OBJECT_STORE_MB:
-        problems.append(f"ray.object_store_mb={r.object_store_mb}: valid: >= {MIN_OBJECT_STORE_MB}")
-    if not r.worker_start_timeout_s > 0:
-        problems.append(f"ray.worker_start_timeout_s={r.worker_start_timeout_s}: valid: a number > 0")
-    if retry.max_attempts < 1:
-        problems.append(f"retry.max_attempts={retry.max_attempts}: valid: an integer >= 1 (1: no retries)")
-    if retry.backoff_s < 0 or retry.backoff_max_s < 0:
-        problems.append(f"retry.backoff_s={retry.backoff_s}, retry.backoff_max_s={retry.backoff_max_s}: valid: >= 0")
-    return problems
+    return field_problems(r, "ray.") + field_problems(retry, "retry.")
 
 
 def check_fits(r: RayConfig, cpus: float, where: str) -> None:

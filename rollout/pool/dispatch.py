@@ -111,6 +111,11 @@ class Dispatcher:
         """End these jobs as `cancel_group` does (a caller that stopped listening). Any thread."""
         self.queue.cancel_jobs(ids)
 
+    def broadcast(self, calls: list[tuple[str, tuple]], timeout_s: float = 60.0) -> None:
+        """Put every worker, and every worker started from now on, in the state `calls` make
+        (WorkerSlots.broadcast). Any thread."""
+        self.slots.broadcast(calls, timeout_s)
+
     @property
     def pending(self) -> int:
         """Jobs not ended yet (submitted, queued, waiting for a retry, or running)."""

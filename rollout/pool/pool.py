@@ -25,7 +25,11 @@ episode). Each call has an async twin for trainers' event loops (`arun`, `astrea
 - `cancel(group_id)`: the group's queued requests (in every call) end at once, its running
   ones are cancelled (they end as `cancelled`, never as samples);
 - `stats()`: live counters (ended, failures by class, retries, in flight, workers, the
-  token-capture clean/split rates).
+  token-capture clean/split rates, aborted calls continued or restarted);
+- `weight_update(version)` (a context manager: `pause()`, the body swaps the engine's weights,
+  `set_weight_version(version)`, `resume()`): episodes run on through a trainer's weight swap;
+  calls the engine aborts are continued (token-in) or sent again (chat), and each completion
+  token records the weight version that produced it.
 
 A call whose caller stops listening (an exception, Ctrl-C, a generator closed early) cancels
 its requests that have not ended; a call's own cancels (that, and `stream_groups`' stragglers)
@@ -59,9 +63,10 @@ from rollout.pool.checks import check_requests
 from rollout.pool.cluster import check_local_fit, cluster_cpus, connect, disconnect, worker_count
 from rollout.pool.config import RayConfig, RetryConfig, check_pool
 from rollout.pool.dispatch import Dispatcher, NoWorkersLeft
-from rollout.pool.groups import Groups
-from rollout.pool.requests import RolloutRequest, ValidRequest
+from rollout.pool.group_flow import GroupFlow
+from rollout.pool.requests import Endpoint, RolloutRequest, ValidRequest
 from rollout.pool.stats import PoolStats
+from rollout.pool.weights import WeightState
 from rollout.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
@@ -124,6 +129,7 @@ class RolloutPool:
         self._closed = False
         self._keys_read: set[str] = set()  # Endpoint.api_key_env names every worker can read
         self.counters = PoolStats()
+        self._weights = WeightState()  # the policy's weights as the workers are told (weight_update)
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self, domains: Iterable[str] = (), *, episodes: Optional[int] = None) -> None:
@@ -151,10 +157,12 @@ class RolloutPool:
                 worker_start_timeout_s=r.worker_start_timeout_s,
                 on_retry=self._retried,
             )
+            dispatcher.broadcast(self._weights.calls(started=False))  # the weight state the workers start in
             dispatcher.start()
             rearm_signal_handlers()  # Ray's native code may have reset the handlers underneath (core/process_env.py)
+            named = self._weights.policy
             try:
-                self._check_keys(dispatcher, [])
+                self._check_keys(dispatcher, [named.api_key_env] if named and named.api_key_env else [])
             except InvalidInput:
                 dispatcher.stop()
                 raise
@@ -293,20 +301,72 @@ class RolloutPool:
             out[i] = trajectory
         return out
 
-    def stream_groups(self, requests: Requests, *, extra_samples: int = 0) -> Iterator[list[Trajectory]]:
-        """Each complete group as soon as it is (see module doc)."""
-        grouping, ids = Groups(self.check(requests), extra_samples, self.seed), []
-        with contextlib.closing(self._stream(grouping.requests, ids)) as items:
-            for _, trajectory in items:
-                group = grouping.add(trajectory)
+    def stream_groups(
+        self,
+        requests: Requests,
+        *,
+        extra_samples: int = 0,
+        ahead: Optional[int] = None,
+        max_staleness: Optional[int] = None,
+        groups_per_step: Optional[int] = None,
+    ) -> Iterator[list[Trajectory]]:
+        """Each complete group as soon as it is (see module doc and rollout/pool/group_flow.py)."""
+        flow = self._group_flow(requests, extra_samples, ahead, max_staleness, groups_per_step)
+        inbox: queue.Queue = queue.Queue()
+        ids: list[int] = []
+        try:
+            self._feed(flow, ids, lambda i, item: inbox.put((i, item)))
+            received = 0
+            while not flow.done or received < len(ids):  # then the call's cancelled stragglers' ends
+                flow.check_waiting()
+                while True:
+                    try:
+                        position, item = inbox.get(timeout=0.5)  # a timeout keeps Ctrl-C / SIGTERM deliverable
+                        break
+                    except queue.Empty:
+                        continue
+                received += 1
+                group = self._ended(flow, ids, position, item)
                 if group is not None:
-                    self._cancel_stragglers(grouping, trajectory.group_id, ids)
                     yield group
+                    self._feed(flow, ids, lambda i, item: inbox.put((i, item)))  # the trainer may have moved the version
+        finally:
+            self._cancel_unfinished(ids)
 
-    def _cancel_stragglers(self, grouping: Groups, group: str, ids: list[int]) -> None:
-        """Cancel this call's own unfinished jobs of a yielded group (their ends still come back)."""
-        if grouping.stragglers(group) and self.dispatcher is not None:
-            self.dispatcher.cancel_jobs([ids[i] for i in grouping.positions[group]])
+    def _group_flow(self, requests, extra_samples, ahead, max_staleness, groups_per_step) -> GroupFlow:
+        if self._closed:
+            raise RuntimeError("this RolloutPool is closed: create a new one")
+        return GroupFlow(
+            requests,
+            extra_samples=extra_samples,
+            check=lambda rs: check_requests(rs, self.cfg, self.seed),
+            version=lambda: self.weight_version,
+            base_seed=self.seed,
+            ahead=ahead,
+            max_staleness=max_staleness,
+            groups_per_step=groups_per_step,
+        )
+
+    def _feed(self, flow: GroupFlow, ids: list[int], deliver: Callable[[int, Any], None]) -> None:
+        """Submit what the call starts now; `deliver(position in the call, item)`."""
+        requests = flow.to_submit()
+        if requests:
+            first = len(ids)
+            ids += self._submit(requests, lambda i, item: deliver(first + i, item))
+
+    def _ended(self, flow: GroupFlow, ids: list[int], position: int, item: Any) -> Optional[list[Trajectory]]:
+        """One end of a stream_groups call: the group it completes (if any), stragglers cancelled,
+        stale groups counted and regenerated."""
+        if isinstance(item, BaseException):
+            raise item
+        stale = flow.stale_groups
+        group = flow.ended(position, item)
+        if flow.stale_groups > stale:
+            self.counters.stale_group()
+        cancel = [ids[p] for p in flow.to_cancel()]
+        if cancel and self.dispatcher is not None:
+            self.dispatcher.cancel_jobs(cancel)
+        return group
 
     def cancel(self, group_id: str) -> None:
         """Cancel a group's queued and running requests (safe from any thread)."""
@@ -314,8 +374,67 @@ class RolloutPool:
             self.dispatcher.cancel_group(group_id)
 
     def stats(self) -> dict[str, Any]:
-        """Live counters (see PoolStats)."""
-        return self.counters.snapshot(self.dispatcher)
+        """Live counters (see PoolStats), and the weight state (`weight_version`, `paused`)."""
+        state = {"weight_version": self._weights.version, "paused": self._weights.paused}
+        return {**self.counters.snapshot(self.dispatcher), **state}
+
+    # ---- the policy's weights ----------------------------------------------------------------
+    @property
+    def weight_version(self) -> Optional[int]:
+        """The weight version the workers were last told is served (None until one is set)."""
+        return self._weights.version
+
+    def pause(self) -> None:
+        """Hold every policy call not yet sent, in every worker, until `resume` (see
+        `weight_update`); returns once every placed worker holds them. Calls in flight run on."""
+        self._weights_changed(paused=True)
+
+    def resume(self) -> None:
+        """Let held and new policy calls go again."""
+        self._weights_changed(paused=False)
+
+    def set_weight_version(self, version: int, *, policy: Optional[Endpoint] = None) -> None:
+        """The weight version served from now on: tokens of policy calls sent from now on are
+        recorded with it (where the engine reports none). `policy`: the endpoint every policy call
+        sent from now on goes to, in running and new episodes (None keeps the one in force).
+        Raises InvalidInput naming a bad `version` (an integer, not below the current one) or
+        `policy` (an Endpoint)."""
+        self._check_weights(version, policy)
+        self._weights_changed(version=version, policy=policy)
+
+    @contextlib.contextmanager
+    def weight_update(self, version: int, *, policy: Optional[Endpoint] = None) -> Iterator[None]:
+        """`with pool.weight_update(v): <swap the engine's weights>`: pause, the body, then
+        `set_weight_version(v, policy=policy)` and resume. An exception in the body resumes
+        without setting the version. Bad input raises InvalidInput before anything is paused."""
+        self._check_weights(version, policy)
+        self.pause()
+        try:
+            yield
+            self.set_weight_version(version, policy=policy)
+        finally:
+            self.resume()
+
+    def _check_weights(self, version: Any, policy: Any) -> None:
+        if self._closed:
+            raise RuntimeError("this RolloutPool is closed: create a new one")
+        self._weights.check(version, policy)
+
+    def _weights_changed(self, *, paused: Optional[bool] = None, version: Optional[int] = None, policy=None) -> None:
+        """Record the weight state and tell the workers (once started; those started later are
+        told when they start)."""
+        if self._closed:
+            raise RuntimeError("this RolloutPool is closed: create a new one")
+        with self._start_lock:  # not while workers start: they are told the state the pool has then
+            if policy is not None and self.dispatcher is not None and policy.api_key_env not in (None, *self._keys_read):
+                self._check_keys(self.dispatcher, [policy.api_key_env])
+            if paused is not None:
+                self._weights.paused = paused
+            if version is not None:
+                self._weights.version = version
+                self._weights.policy = policy or self._weights.policy
+            if self.dispatcher is not None:
+                self.dispatcher.broadcast(self._weights.calls(started=True))
 
     # ---- async twins -----------------------------------------------------------------------
     async def _astream(self, requests: Requests, ids_out: Optional[list] = None) -> AsyncIterator[tuple[int, Trajectory]]:
@@ -350,14 +469,37 @@ class RolloutPool:
                 out[i] = trajectory
         return out
 
-    async def astream_groups(self, requests: Requests, *, extra_samples: int = 0) -> AsyncIterator[list[Trajectory]]:
-        grouping, ids = Groups(self.check(requests), extra_samples, self.seed), []
-        async with contextlib.aclosing(self._astream(grouping.requests, ids)) as items:
-            async for _, trajectory in items:
-                group = grouping.add(trajectory)
+    async def astream_groups(
+        self,
+        requests: Requests,
+        *,
+        extra_samples: int = 0,
+        ahead: Optional[int] = None,
+        max_staleness: Optional[int] = None,
+        groups_per_step: Optional[int] = None,
+    ) -> AsyncIterator[list[Trajectory]]:
+        flow = self._group_flow(requests, extra_samples, ahead, max_staleness, groups_per_step)
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue = asyncio.Queue()
+        ids: list[int] = []
+
+        def deliver(i: int, item: Any) -> None:
+            loop.call_soon_threadsafe(inbox.put_nowait, (i, item))
+
+        if self.dispatcher is None:  # in this thread: starting Ray wants the main thread (its signal handlers)
+            self.start()
+        try:
+            self._feed(flow, ids, deliver)
+            received = 0
+            while not flow.done or received < len(ids):  # then the call's cancelled stragglers' ends
+                flow.check_waiting()
+                received += 1
+                group = self._ended(flow, ids, *(await inbox.get()))
                 if group is not None:
-                    self._cancel_stragglers(grouping, trajectory.group_id, ids)
                     yield group
+                    self._feed(flow, ids, deliver)
+        finally:
+            self._cancel_unfinished(ids)
 
 
 def _ignore(item: Any) -> None:

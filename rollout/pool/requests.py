@@ -47,8 +47,9 @@ class Endpoint:
         if problem:
             raise InvalidInput(problem)
 
-    def resolve(self) -> PolicyEndpoint:
-        """The endpoint with its key read from this process's environment. Raises InvalidInput."""
+    def with_key(self) -> PolicyEndpoint:
+        """The endpoint an episode uses: its key read from this process's environment (the
+        worker's). Raises InvalidInput."""
         key = None
         if self.api_key_env:
             key = key_from_variable(

@@ -9,6 +9,9 @@ phase has that bound), when it dies while starting, and when a replacement could
 the cluster's CPUs now (they went with a lost node). A given-up slot's actor is killed and the
 pool carries on with the slots it has; `live` tells whether any is left.
 
+The pool puts its workers in a state (the weights they serve) with `broadcast(calls)`: every
+live worker is called with them, and every worker started later (a replacement) right after it
+is created, before its first job. `broadcast` is safe from any thread; the rest of
 `WorkerSlots` is used from the dispatcher's thread only.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -80,6 +84,8 @@ class WorkerSlots:
         self.lost_slots = 0
         self.last_loss = "none"
         self._worker_ids = itertools.count()
+        self._lock = threading.Lock()  # broadcast against _start: a worker is in `slots`, or gets the calls there
+        self._state_calls: list[tuple[str, tuple]] = []  # what a new worker is called with first
 
     # ---- views ---------------------------------------------------------------------------
     @property
@@ -143,6 +149,28 @@ class WorkerSlots:
                 what = "placed" if slot.state is SlotState.STARTING else "warm"
                 self._give_up(slot, f"not {what} within ray.worker_start_timeout_s={self.start_timeout:g}")
 
+    def broadcast(self, calls: list[tuple[str, tuple]], timeout_s: float = 60.0) -> None:
+        """Call every live worker with `calls` ((method, args), in order) and wait for those that
+        are placed; every worker started from now on is called with them right after it is
+        created, long before its first job. `calls` is the whole state workers must be in (each
+        broadcast replaces the last). A worker that died meanwhile is skipped (its replacement
+        gets them). Raises TimeoutError naming the slot that did not answer. Any thread."""
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        with self._lock:
+            self._state_calls = list(calls)
+            sent = [(s, [getattr(s.actor, m).remote(*a) for m, a in calls]) for s in self.live]
+        for slot, refs in sent:
+            if slot.state is SlotState.STARTING:  # not placed yet (it may wait for resources): not waited for
+                continue
+            try:
+                ray.get(refs, timeout=timeout_s)
+            except RayActorError:
+                log.info("worker slot %s died before it took the pool's state; its replacement will", slot.index)
+            except GetTimeoutError:
+                raise TimeoutError(f"worker slot {slot.index} did not answer {calls[0][0]} within {timeout_s:g}s") from None
+
     def died(self, slot: Slot) -> None:
         """The actor of `slot` died: start a new one there (bounded), or give the slot up. A
         slot whose actor was already replaced (another episode of it reported first) is left alone."""
@@ -163,7 +191,7 @@ class WorkerSlots:
             return
         self.replacements[slot.index] += 1
         self.replaced_workers += 1
-        self.slots[slot.index] = self._start(slot.index)
+        self._start(slot.index)
         log.info("worker slot %s replaced (its actor died)", slot.index)
 
     def stop(self) -> None:
@@ -189,9 +217,17 @@ class WorkerSlots:
 
     # ---- internals -----------------------------------------------------------------------
     def _start(self, index: int) -> Slot:
+        """A new actor in slot `index` (in `slots` once the slot list exists), called with the
+        broadcast state first."""
         cfg = worker_config(self.cfg, index, self.count)
-        [actor] = start_workers(1, cfg, slots=self.episodes_per_worker, cpus=self.cpus, first_id=next(self._worker_ids))
-        return Slot(index, actor, actor.ping.remote(), time.monotonic() + self.start_timeout)
+        with self._lock:
+            [actor] = start_workers(1, cfg, slots=self.episodes_per_worker, cpus=self.cpus, first_id=next(self._worker_ids))
+            slot = Slot(index, actor, actor.ping.remote(), time.monotonic() + self.start_timeout)
+            for method, args in self._state_calls:
+                getattr(actor, method).remote(*args)
+            if index < len(self.slots):
+                self.slots[index] = slot  # seen by a broadcast from now on
+        return slot
 
     def _give_up(self, slot: Slot, why: str) -> None:
         _kill(slot)

@@ -1,8 +1,11 @@
 """Live counters of a rollout pool, and of the token capture (safe from any thread).
 
 `snapshot()` gives: requests submitted and ended, scored, failed by class, retries by class,
-episodes per second since the first request, mean reward of the scored, what is in flight and
-queued, workers ready and slots lost, and for token capture the policy calls captured, the
+episodes per second since the first request, mean reward of the scored, the policy calls the
+engine aborted (a weight swap) that were continued from their tokens (`continued_calls`, token-in)
+or sent again from scratch (`restarted_calls`, chat), what is in flight and queued, workers ready
+and slots lost, groups dropped and regenerated for the staleness bound, and for token capture
+the policy calls captured, the
 boundaries between stitched calls that were clean or split, and the trajectories that are one
 clean sequence, overall and per domain. Only counts are kept: memory does not grow with the
 number of episodes.
@@ -25,6 +28,7 @@ class _Counts:
         self.failed: Counter = Counter()
         self.calls = self.captured = self.clean = self.split = 0
         self.with_tokens = self.clean_trajectories = 0
+        self.continued = self.restarted = 0
 
     def add(self, t) -> None:
         self.ended += 1
@@ -33,6 +37,9 @@ class _Counts:
             self.reward += float(t.reward)
         else:
             self.failed[t.failure.failure_class.value] += 1
+        agent = t.result.usage.get("agent") or {}
+        self.continued += int(agent.get("continued") or 0)
+        self.restarted += int(agent.get("restarted") or 0)
         turns = t.result.turns
         if turns:
             self.calls += len(turns)
@@ -49,6 +56,8 @@ class _Counts:
             "scored": self.scored,
             "failed": dict(sorted(self.failed.items())),
             "mean_reward": self.reward / self.scored if self.scored else None,
+            "continued_calls": self.continued,
+            "restarted_calls": self.restarted,
             "capture": {
                 "calls": self.calls,
                 "captured": self.captured,
@@ -67,6 +76,7 @@ class PoolStats:
         self._started: Optional[float] = None
         self._submitted = 0
         self._retries: Counter = Counter()
+        self._stale_groups = 0
         self._all = _Counts()
         self._domains: dict[str, _Counts] = {}
 
@@ -78,6 +88,11 @@ class PoolStats:
     def retried(self, failure: Failure) -> None:
         with self._lock:
             self._retries[failure.failure_class.value] += 1
+
+    def stale_group(self) -> None:
+        """A finished group was older than its call's staleness bound: dropped and regenerated."""
+        with self._lock:
+            self._stale_groups += 1
 
     def ended(self, trajectory) -> None:
         with self._lock:
@@ -91,6 +106,7 @@ class PoolStats:
                 "submitted": self._submitted,
                 **self._all.view(),
                 "retries": dict(sorted(self._retries.items())),
+                "stale_groups": self._stale_groups,
                 "episodes_per_s": self._all.ended / elapsed if elapsed > 0 else None,
                 "domains": {d: c.view() for d, c in sorted(self._domains.items())},
             }

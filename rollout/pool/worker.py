@@ -5,9 +5,12 @@ the policy endpoints its requests name and for the user simulator (with its shar
 endpoint caps), and one environment session per slot, reused across episodes (local backend:
 the domains' tasks and databases loaded once in the actor; aenv backend: one aenv instance per
 slot). `run(job)` runs the episode the driver checked and never raises for an episode's own
-failure: it returns the `Trajectory` (a failure classified inside it: exceptions such as
-openai's do not unpickle in the driver), both views built here, so the driver only collects. `active_s(jobs)` says how long each running
+failure: it returns the `Trajectory`, a failure in it as a classified `Failure` (exceptions
+such as openai's do not unpickle in the driver), both views built here, so the driver only
+collects. `active_s(jobs)` says how long each running
 episode has really run (waits for endpoint caps excluded), for the driver's last-resort cancel.
+`pause()`, `resume()` and `set_weights(version, policy)` act on the runner's weight state: the
+pool calls them on every worker around a trainer's weight swap.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, described, frames
 from rollout.core.process_env import apply_defaults, child_env
 from rollout.pool.jobs import Job
+from rollout.pool.requests import Endpoint
 from rollout.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,7 @@ class RolloutWorker:
         self.worker_id = worker_id
         self.runner = EpisodeRunner(cfg, slots=slots)
         self._clocks: dict[int, EpisodeClock] = {}
+        self._policy: Optional[Endpoint] = None  # the endpoint the pool named last (set_weights)
 
     async def ping(self) -> int:
         """Answers once the actor is placed and constructed; returns its pid."""
@@ -70,7 +75,7 @@ class RolloutWorker:
         request, episode = job.valid.request, job.valid.episode
         clock = self._clocks[job.id] = EpisodeClock(self.cfg.episode.timeout_s)
         try:
-            policy = request.policy.resolve() if request.policy is not None else None
+            policy = request.policy.with_key() if request.policy is not None else None
             result = await self.runner.run(episode, policy, clock=clock)
         except EpisodeFailure as e:  # the request's endpoint names a key this worker does not have
             result = episode.result(e.failure)
@@ -80,6 +85,23 @@ class RolloutWorker:
         finally:
             self._clocks.pop(job.id, None)
         return job.trajectory(result, worker=self.worker_id)
+
+    async def pause(self) -> None:
+        """Hold this worker's policy calls not yet sent (rollout/core/weights.py)."""
+        self.runner.weights.pause()
+
+    async def resume(self) -> None:
+        """Let this worker's held and new policy calls go."""
+        self.runner.weights.resume()
+
+    async def set_weights(self, version: Optional[int], policy: Optional[Endpoint] = None) -> None:
+        """The weight version served from now on, and the policy endpoint every policy call sent
+        from now on goes to (None keeps the one in force). Raises InvalidInput when the
+        endpoint's key variable is not set here."""
+        named = None
+        if policy is not None and policy != self._policy:  # a new endpoint: its key read here, once
+            named, self._policy = policy.with_key(), policy
+        self.runner.weights.set(version, named)
 
     async def active_s(self, jobs: list[int]) -> dict[int, float]:
         """Seconds each of these running jobs has run, waits for caps excluded (absent: not running)."""

@@ -1,5 +1,5 @@
-"""`python -m rollout.scripted [--port 8000] [--policy oracle] [--latency 0.2] [--model qwen3] [--reasoning-parser qwen3]
-[--reply-style text_with_calls] [--config FILE]`: serve until Ctrl-C.
+"""`python -m rollout.scripted [--port 8000] [--policy oracle] [--latency 0.2] [--token-latency-ms 5] [--model qwen3]
+[--reasoning-parser qwen3] [--weight-version 0] [--reply-style text_with_calls] [--config FILE]`: serve until Ctrl-C.
 
 `--config FILE` (repeatable): config files whose `task_sets` the oracle plays too (docs/tasks.md)."""
 
@@ -20,6 +20,13 @@ def main(argv=None) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--policy", choices=SCRIPTED_POLICIES, default="oracle")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every completion")
+    p.add_argument(
+        "--token-latency-ms",
+        type=float,
+        default=0.0,
+        help="milliseconds each token of a policy generation takes (a weight swap aborts generations in flight)",
+    )
+    p.add_argument("--weight-version", default="default", help="the weight version served until POST /update_weights")
     p.add_argument("--model", choices=MODELS, default="qwen25", help="the model directory whose tokenizer and template it serves")
     p.add_argument(
         "--reasoning-parser", choices=REASONING_PARSERS, default=None, help="vLLM's --reasoning-parser (default: none)"
@@ -43,6 +50,8 @@ def main(argv=None) -> None:
         model=args.model,
         reasoning_parser=args.reasoning_parser,
         reply_style=args.reply_style,
+        weight_version=args.weight_version,
+        token_latency_s=args.token_latency_ms / 1000.0,
     )
     server.start()
     print(f"scripted {args.policy} server ({args.model}) at {server.url}", flush=True)

@@ -74,6 +74,7 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any, Optional
 
 from rollout.scripted.chat_template import (  # noqa: F401  (re-exported: the prompt side of the protocol)
@@ -308,11 +309,14 @@ def vllm_response(
     old_server: bool = False,
     model: str = DEFAULT_MODEL,
     reasoning_parser: Optional[str] = None,
+    spend: Optional[Callable[[int], Optional[int]]] = None,
 ) -> tuple[int, dict]:
     """(HTTP status, JSON body) of vLLM's answer to chat request `body` when its model writes
     `message` (module doc, 7). `drift` (one of DRIFT_MODES) changes how the model writes it;
     `old_server` answers as a vLLM older than 0.10.2, which ignores return_token_ids; `model`
-    names the model directory, `reasoning_parser` vLLM's --reasoning-parser (None or "qwen3")."""
+    names the model directory, `reasoning_parser` vLLM's --reasoning-parser (None or "qwen3").
+    `spend(n)` generates the n completion tokens in time and says how many there were when a
+    weight swap aborted them (None: all): the answer is then those, finish reason "abort"."""
     tools = body.get("tools")
     tool_choice = body.get("tool_choice", "auto" if tools else "none")
     kwargs = body.get("chat_template_kwargs") or {}
@@ -332,6 +336,9 @@ def vllm_response(
     truncated = cap is not None and len(ids) > cap
     if truncated:
         ids = ids[:cap]
+    aborted = spend(len(ids)) if spend is not None else None
+    if aborted is not None:
+        ids, truncated = ids[:aborted], True  # no EOS: the text is every id
     text = decode(ids[:-1] if not truncated else ids, model=model)
     parse_choice = tool_choice if calls_wanted or tool_choice in ("auto", None) else "none"
     reply = parse_completion(
@@ -342,7 +349,9 @@ def vllm_response(
         reasoning_parser=reasoning_parser,
         think=think,
     )
-    if isinstance(tool_choice, dict):
+    if aborted is not None:
+        finish = "abort"
+    elif isinstance(tool_choice, dict):
         finish = "length" if truncated else "stop"
     elif reply["tool_calls"] and parse_choice in ("auto", None) or (parse_choice == "required" and not truncated):
         finish = "tool_calls"

@@ -1,8 +1,9 @@
-"""A task's scripted play, in one place: its gold actions in order, then the closing.
+"""A task's scripted play as the oracle plays it: moves in the replay-script format.
 
-The oracle agent (policies.agent_reply, which follows the play from the messages it is
-sent) and replay scripts (`gold_script`, used by the parity tests and the benchmark) both
-come from here. A play is a list of moves in the replay-script format:
+The play itself (gold actions in order, then the closing that says the communicate_info) is
+the environment's (rollout/env/gold.py); here it becomes moves. The oracle agent
+(policies.agent_reply, which follows the play from the messages it is sent) and replay scripts
+(`gold_script`, used by the parity tests and the benchmark) both come from here. A move is:
 
 - `{"tool": name, "arguments": {...}}`: the agent calls a tool (assistant-side gold actions,
   and in solo mode every gold action);
@@ -16,35 +17,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any, Optional
 
-from tau2.orchestrator.orchestrator import DEFAULT_FIRST_AGENT_MESSAGE
-from tau2.user.base import STOP  # noqa: F401  (re-exported: the scripted user's stop signal)
+from rollout.env.gold import CLOSING, GREETING, STOP, GoldAction, closing_text, communicate_info, gold_actions  # noqa: F401 (CLOSING, GREETING, STOP: re-exported for the players)
 
 ACTION_REQUEST = "Please perform this action on your device: "
-CLOSING = "Is there anything else I can help you with?"
-GREETING = DEFAULT_FIRST_AGENT_MESSAGE.content  # tau2's fixed first agent message
 DONE = {"tool": "done", "arguments": {}}  # tau2's solo stop tool
 _ACTION_RE = re.compile(re.escape(ACTION_REQUEST) + r"(\{.*\})", re.S)
-
-
-@dataclass(frozen=True)
-class GoldAction:
-    name: str
-    arguments: dict
-    requestor: str  # assistant | user
-
-
-def gold_actions(task) -> list[GoldAction]:
-    """The task's gold actions (tau2's evaluation_criteria.actions), in order."""
-    criteria = task.evaluation_criteria
-    return [GoldAction(a.name, a.arguments, a.requestor) for a in (criteria.actions or [])] if criteria else []
-
-
-def communicate_info(task) -> list[str]:
-    criteria = task.evaluation_criteria
-    return list(criteria.communicate_info or []) if criteria else []
 
 
 def move(action: GoldAction, solo: bool) -> dict:
@@ -56,11 +35,7 @@ def move(action: GoldAction, solo: bool) -> dict:
 
 def closing(task, solo: bool) -> dict:
     """The last move: `done` (solo), else the communicate_info (if any) and CLOSING."""
-    if solo:
-        return dict(DONE)
-    info = communicate_info(task)
-    said = f"Here is the information you need: {'; '.join(info)}. " if info else ""
-    return {"text": f"{said}{CLOSING}"}
+    return dict(DONE) if solo else {"text": closing_text(task)}
 
 
 def gold_script(task, solo: bool) -> list[dict]:

@@ -1,7 +1,9 @@
 """The scripted model's logprobs, and the three layouts the engines return them in.
 
 One rule for every endpoint: the sampled token's logprob is pseudo-random but fixed by (prompt
-ids, position, token), finite and in [-4, -1e-6]; the alternatives at a position are
+ids, position, token), finite and in [-4, -1e-6] (a continuation's prompt is the generation
+prompt it continues: a completion continued after an abort has the numbers it would have had
+whole; the weight version does not change them); the alternatives at a position are
 pseudo-random ids whose probabilities share what the sampled token leaves, halving by rank.
 So the same prompt ids and completion ids give the same numbers on vLLM's chat and completions
 endpoints and on SGLang's /generate.
@@ -85,10 +87,12 @@ def decoded(ids: list[int], prev: Optional[int], model: str = DEFAULT_MODEL) -> 
     return [fixed.get(i, t) for i, t in enumerate(out)]
 
 
-def _positions(prompt_ids: list[int], ids: list[int], k: int, model: str):
-    """Per completion position: [(id, logprob, decoded text), ...], sampled first."""
+def _positions(prompt_ids: list[int], ids: list[int], k: int, model: str, start: int = 0):
+    """Per completion position from `start` on: [(id, logprob, decoded text), ...], sampled first."""
     seed_, vocab = seed(prompt_ids), tokenizer(model).get_vocab_size()
     for pos, tid in enumerate(ids):
+        if pos < start:
+            continue
         entries = ranked(seed_, pos, tid, token_logprob(prompt_ids, pos, tid, seed_=seed_), k, vocab)
         texts = decoded([t for t, _ in entries], ids[pos - 1] if pos else None, model)
         yield [(t, lp, s) for (t, lp), s in zip(entries, texts)]
@@ -125,14 +129,21 @@ def chat_content(
 
 
 def completions_logprobs(
-    prompt_ids: list[int], ids: list[int], *, logprobs: int, as_token_ids: bool = False, model: str = DEFAULT_MODEL
+    prompt_ids: list[int],
+    ids: list[int],
+    *,
+    logprobs: int,
+    as_token_ids: bool = False,
+    model: str = DEFAULT_MODEL,
+    start: int = 0,
 ) -> dict:
     """vLLM completions' `choices[i].logprobs` for `logprobs` = k (module doc); -1 is answered
-    with 20 alternatives."""
+    with 20 alternatives. `start`: the answer is `ids[start:]`, the rest of a completion whose
+    first `start` ids the request's prompt ended with (a continuation)."""
     k = 20 if logprobs == -1 else max(logprobs, 0)
     out: dict[str, list] = {"text_offset": [], "token_logprobs": [], "tokens": [], "top_logprobs": []}
     offset = 0
-    for entries in _positions(prompt_ids, ids, k, model):
+    for entries in _positions(prompt_ids, ids, k, model, start):
         names = [f"token_id:{t}" if as_token_ids else s for t, _, s in entries]
         out["text_offset"].append(offset)
         out["token_logprobs"].append(entries[0][1])
@@ -150,14 +161,17 @@ def sglang_logprobs(
     top_logprobs_num: int = 0,
     with_text: bool = False,
     model: str = DEFAULT_MODEL,
+    start: int = 0,
 ) -> dict:
-    """The logprob keys of SGLang's /generate `meta_info` (module doc)."""
+    """The logprob keys of SGLang's /generate `meta_info` (module doc); `start` as for
+    `completions_logprobs` (the request's prompt is `prompt_ids + ids[:start]`)."""
     k = max(top_logprobs_num or 0, 0)
 
     def triple(t: int, lp: Optional[float], s: str) -> list:
         return [lp, t, s if with_text else None]
 
-    outputs = list(_positions(prompt_ids, ids, k, model))
+    outputs = list(_positions(prompt_ids, ids, k, model, start))
+    prompt_ids = list(prompt_ids) + list(ids[:start])
     meta: dict = {}
     start = logprob_start_len if logprob_start_len is not None and logprob_start_len >= 0 else len(prompt_ids)
     prompt_part = prompt_ids[start:]

@@ -135,11 +135,6 @@ def scenario_text(body: dict) -> Optional[str]:
     return match.group(1) if match else None
 
 
-def is_user_request(body: dict) -> bool:
-    """A request of tau2's user simulator (its system prompt ends with the scenario)."""
-    return _SCENARIO_RE.search(system_prompt(body)) is not None
-
-
 def recognize(body: dict, headers: Optional[dict[str, str]] = None, hints: Iterable[Key] = ()) -> Recognition:
     """The task of one request (see module doc). `headers` are lower-cased HTTP headers."""
     headers = headers or {}

@@ -50,15 +50,12 @@ def handler_for(server):
             elif self.path == "/admin/stats":
                 with server._lock:
                     self._send(200, {**server.stats, "faults_config": asdict(server.faults)})
+            elif self.path == "/weights":
+                self._send(200, {"version": server.weights.version, "updates": server.weights.updates})
             else:
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
 
         def do_POST(self):
-            try:
-                body = self._body()
-            except ValueError:
-                self._send(400, {"error": {"message": "body is not JSON"}})
-                return
             path = self.path.rstrip("/")
             endpoint = (
                 "chat"
@@ -69,6 +66,18 @@ def handler_for(server):
                 if path == "/generate"
                 else None
             )
+            if endpoint is None:
+                self._post(None)
+                return
+            with server.weights.flight():  # in the engine from the moment it arrives (engine_weights.py)
+                self._post(endpoint)
+
+        def _post(self, endpoint):
+            try:
+                body = self._body()
+            except ValueError:
+                self._send(400, {"error": {"message": "body is not JSON"}})
+                return
             if endpoint is not None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 try:
@@ -79,6 +88,21 @@ def handler_for(server):
                 except Exception as e:  # a bug of the double must fail the request, not hang the client
                     status, payload = 500, {"error": {"message": f"scripted server error: {type(e).__name__}: {e}"}}
                 self._send(status, payload)
+            elif self.path == "/update_weights":  # {"version": int}
+                try:
+                    server.update_weights(body.get("version"))
+                except ValueError as e:
+                    self._send(400, {"error": {"message": str(e)}})
+                    return
+                self._send(200, {"ok": True, "version": server.weights.version})
+            elif self.path == "/admin/token_latency":  # {"ms": float}
+                try:
+                    ms = body.get("ms")
+                    server.set_token_latency(ms / 1000.0 if isinstance(ms, (int, float)) and not isinstance(ms, bool) else ms)
+                except ValueError as e:
+                    self._send(400, {"error": {"message": str(e)}})
+                    return
+                self._send(200, {"ok": True})
             elif self.path == "/admin/scripts":
                 server.set_script(body["domain"], body["task_id"], body["actions"])
                 self._send(200, {"ok": True})

@@ -20,7 +20,16 @@ prompts are identical. Run-time switches:
   (text beside the calls, `""` content; see policies.styled);
 - `POST /admin/tokens` (`set_tokens`): token mode's drift mode, and whether to answer as a vLLM
   older than 0.10.2 (no `prompt_token_ids` / `token_ids`);
-- `GET /admin/stats`: completions by role.
+- `GET /admin/stats`: completions by role;
+- `POST /update_weights` {"version": int} (`update_weights`) and `GET /weights`: the policy's
+  weights are swapped as vLLM and SGLang swap them: the version is bumped, every policy
+  generation in flight ends at once with finish reason `abort` and the tokens generated so far,
+  later ones run under the new version; `POST /admin/token_latency` {"ms": float}
+  (`weights.set_token_latency`, `token_latency_s=`, `--token-latency-ms`) makes each generated
+  token take that long, so that generations are in flight long enough to be aborted
+  (engine_weights.py). A token prompt that ends with a partial completion of the model's own
+  reply is continued exactly (continuation.py). `generations` logs every policy generation
+  (ids, logprobs, the version of each token, finish reason).
 
 The model (`model`: rollout.scripted.models, "qwen25" or "qwen3") and vLLM's reasoning parser
 (`reasoning_parser`: None or "qwen3") are fixed per server, as `vllm serve` fixes them.
@@ -50,6 +59,8 @@ from typing import Optional
 from rollout.core.config import SCRIPTED_POLICIES
 from rollout.scripted import chat_tokens, token_endpoints
 from rollout.scripted.chat_template import thinking
+from rollout.scripted.continuation import NotAContinuation, continue_generation, split_partial
+from rollout.scripted.engine_weights import EngineWeights, Flight
 from rollout.scripted.faults import FAULT_MODES, Faults, duplicate_ids, fixed_ids
 from rollout.scripted.models import MODELS
 from rollout.scripted.policies import REPLY_STYLES, agent_reply, replay_reply, styled, tool_call, user_reply
@@ -75,6 +86,7 @@ class ScriptedServer:
         model: str = "qwen25",
         reasoning_parser: Optional[str] = None,
         weight_version: str = "default",
+        token_latency_s: float = 0.0,
     ):
         self.max_model_len = 32768  # the context length /v1/models reports (the models' max_position_embeddings)
         if agent_policy not in SCRIPTED_POLICIES:
@@ -88,7 +100,7 @@ class ScriptedServer:
         self.agent_policy = agent_policy
         self.model = model
         self.reasoning_parser = reasoning_parser
-        self.weight_version = weight_version  # SGLang's meta_info.weight_version
+        self.weights = EngineWeights(str(weight_version), token_latency_s)  # the policy's: versions, swaps, the log
         self._lock = threading.Lock()
         self.reply_style = "plain"
         self.set_reply_style(reply_style)
@@ -253,9 +265,18 @@ class ScriptedServer:
 
     def complete(self, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
         """(HTTP status, JSON body) for one chat-completions request (headers lower-cased)."""
+        with self.weights.flight() as flight:  # in the engine from its arrival: a weight swap aborts it
+            return self._complete(body, headers, flight)
+
+    def _complete(self, body: dict, headers: dict[str, str], flight: Flight) -> tuple[int, dict]:
         entry, message, error = self._turn(body, headers, "chat")
         if error is not None:
             return error
+        policy = entry["role"] == "agent"
+
+        def spend(n: int) -> Optional[int]:  # the policy's generation takes its time; a weight swap aborts it
+            return flight.run(n) if policy else None
+
         if chat_tokens.wants_tokens(body):  # vLLM's token protocol (see the module doc)
             with self._lock:
                 drift, old = self.token_drift, self.old_vllm
@@ -268,18 +289,31 @@ class ScriptedServer:
                 old_server=old,
                 model=self.model,
                 reasoning_parser=self.reasoning_parser,
+                spend=spend,
             )
             if status == 200:
                 choice = payload["choices"][0]
                 entry["reply"] = choice["message"]
-                entry["sent_tokens"] = {  # what the server sent, for tests comparing captures with it
+                entry["sent_tokens"] = sent = {  # what the server sent, for tests comparing captures with it
                     "prompt_token_ids": payload.get("prompt_token_ids"),
                     "token_ids": choice.get("token_ids"),
                     "logprobs": [c["logprob"] for c in (choice["logprobs"] or {}).get("content") or []],
                 }
+                if policy:
+                    ids, prompt = sent["token_ids"] or [], sent["prompt_token_ids"]
+                    self.weights.record(
+                        "chat", headers, prompt, 0, ids, sent["logprobs"], flight.version, choice["finish_reason"]
+                    )
             return status, payload
-        entry["reply"] = message
         finish = "tool_calls" if message.get("tool_calls") else "stop"
+        if policy and flight.latency_s > 0:  # generated in time: a weight swap aborts it
+            _, ids = chat_tokens.completion(message, model=self.model)
+            generated = spend(len(ids))
+            if generated is not None:
+                ids, finish = ids[:generated], "abort"
+                message = {"role": "assistant", "content": chat_tokens.decode(ids, model=self.model)}
+            self.weights.record("chat", headers, None, 0, ids, None, flight.version, finish)
+        entry["reply"] = message
         return 200, {
             "id": self._response_id("chatcmpl"),
             "object": "chat.completion",
@@ -289,9 +323,38 @@ class ScriptedServer:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
 
+    def _spend(self, entry: dict, gen: token_endpoints.Generation, flight: Flight) -> token_endpoints.Generation:
+        """The generation as the engine ends it: the policy's generations take their time and a
+        weight swap aborts them (engine_weights.py)."""
+        generated = flight.run(len(gen.ids)) if entry["role"] == "agent" else None
+        return gen if generated is None else gen.aborted(generated, self.model)
+
+    def update_weights(self, version: int) -> None:
+        """Swap the policy's weights: serve `version` from now on and abort the generations in
+        flight (engine_weights.py). ValueError names a version that is not an integer."""
+        self.weights.update(version)
+
+    @property
+    def weight_version(self) -> str:
+        """The weight version served now, as SGLang reports it (a string)."""
+        return self.weights.version
+
+    def set_token_latency(self, seconds: float) -> None:
+        """How long each token of a policy generation takes (engine_weights.py)."""
+        self.weights.set_token_latency(seconds)
+
+    @property
+    def generations(self) -> list[dict]:
+        """The log of the policy's generations (engine_weights.py)."""
+        return self.weights.log
+
     def complete_tokens(self, endpoint: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
         """(HTTP status, JSON body) for vLLM's /v1/completions (`endpoint` "completions") or
         SGLang's /generate ("generate") request (headers lower-cased)."""
+        with self.weights.flight() as flight:  # in the engine from its arrival: a weight swap aborts it
+            return self._complete_tokens(endpoint, body, headers, flight)
+
+    def _complete_tokens(self, endpoint: str, body: dict, headers: dict[str, str], flight: Flight) -> tuple[int, dict]:
         started = time.monotonic()
         try:
             prompts, batched = token_endpoints.prompts(endpoint, body, self.model)
@@ -301,10 +364,11 @@ class ScriptedServer:
         cap = sp.get("max_new_tokens", 128) if endpoint == "generate" else sp.get("max_tokens", 16)
         with self._lock:
             drift = self.token_drift
-        generations, answers, entries = [], [], []
+        generations, answers, entries, logged = [], [], [], []
         for prompt_ids in prompts:
+            head, partial = split_partial(prompt_ids, self.model)
             try:
-                chat = parse_prompt(chat_tokens.decode(prompt_ids, skip_special_tokens=False, model=self.model))
+                chat = parse_prompt(chat_tokens.decode(head, skip_special_tokens=False, model=self.model))
             except (PromptError, ValueError) as e:
                 return 400, {
                     "error": {"message": f"prompt is not a chat template render: {e}", "type": "BadRequestError", "code": 400}
@@ -314,9 +378,12 @@ class ScriptedServer:
             if error is not None:
                 return error
             think = thinking(self.model, chat["chat_template_kwargs"])
-            gen = token_endpoints.generate(
-                message, model=self.model, think=think, drift=drift, max_tokens=cap, stop=sp.get("stop")
-            )
+            cut = {"model": self.model, "think": think, "drift": drift, "max_tokens": cap, "stop": sp.get("stop")}
+            try:
+                gen = continue_generation(message, partial, **cut) if partial else token_endpoints.generate(message, **cut)
+            except NotAContinuation as e:
+                return 400, {"error": {"message": str(e), "type": "BadRequestError", "code": 400}}
+            gen, version = self._spend(entry, gen, flight), flight.version
             generations.append(gen)
             if endpoint == "generate":
                 rid = body.get("rid") or self._response_id("sglang")
@@ -327,7 +394,7 @@ class ScriptedServer:
                         gen,
                         model=self.model,
                         rid=rid,
-                        weight_version=self.weight_version,
+                        weight_version=version,
                         seconds=time.monotonic() - started,
                     )
                 )
@@ -339,14 +406,24 @@ class ScriptedServer:
             )
             entries.append(entry)
             entry["sent_tokens"] = {"prompt_token_ids": list(prompt_ids), "token_ids": list(gen.ids), "logprobs": sampled}
+            logged.append((entry, prompt_ids, len(partial), version))
         if endpoint == "generate":
+            self._log_tokens(endpoint, headers, logged, generations)
             return 200, (answers if batched else answers[0])
         payload = token_endpoints.completions_response(
             body, prompts, generations, model=self.model, response_id=self._response_id("cmpl"), created=int(time.time())
         )
         for e, choice in zip(entries, payload["choices"]):
             e["sent_tokens"]["logprobs"] = (choice["logprobs"] or {}).get("token_logprobs") or []
+        self._log_tokens(endpoint, headers, logged, generations)
         return 200, payload
+
+    def _log_tokens(self, endpoint: str, headers: dict, logged: list, generations: list) -> None:
+        """The policy generations of one token request into the engine's log."""
+        for (entry, prompt_ids, partial, version), gen in zip(logged, generations):
+            if entry["role"] == "agent":
+                logprobs = entry["sent_tokens"]["logprobs"]
+                self.weights.record(endpoint, headers, prompt_ids, partial, gen.ids, logprobs, version, gen.finish)
 
 
 def _key_fingerprint(headers: dict[str, str]) -> Optional[str]:

@@ -28,14 +28,19 @@ managers/tokenizer_manager.py, detokenizer_manager.py): {"text", "output_ids", "
 token from the text only); `meta_info` {id, finish_reason, prompt_tokens, weight_version,
 num_retractions, [logprob keys: logprobs.py `sglang_logprobs`], reasoning_tokens,
 completion_tokens, cached_tokens, e2e_latency}; finish_reason {"type": "stop", "matched": <EOS id
-or stop string>} | {"type": "length", "length": max_new_tokens}; `weight_version` is the
-server's `--weight-version` ("default" unless set). `sampling_params.max_new_tokens` defaults to
-128.
+or stop string>} | {"type": "length", "length": max_new_tokens} | {"type": "abort", "message"};
+`weight_version` is the server's `--weight-version` ("default" unless set; the version of the
+last weight swap after one). `sampling_params.max_new_tokens` defaults to 128.
+
+A weight swap (engine_weights.py) ends a generation in flight with finish reason `abort` (vLLM's
+choice.finish_reason "abort", stop_reason None) and the ids generated so far (`Generation.aborted`).
+A prompt that ends with a partial completion (continuation.py) is answered with the rest of the
+completion only (`Generation.partial`); its logprobs are those the whole completion has.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from rollout.scripted.chat_tokens import completion, decode, encode, eos_id, tokenizer
@@ -71,8 +76,14 @@ class Generation:
 
     ids: list[int]  # the completion ids the engine returns (EOS last when it stopped on it)
     text: str  # the returned text: no EOS, no stop string
-    finish: str  # stop | length
-    matched: Union[int, str, None]  # the EOS id or the stop string that stopped it; None for length
+    finish: str  # stop | length | abort
+    matched: Union[int, str, None]  # the EOS id or the stop string that stopped it; None for length and abort
+    partial: list[int] = field(default_factory=list)  # the completion's first ids, ending the prompt (a continuation)
+
+    def aborted(self, generated: int, model: str) -> Generation:
+        """This generation cut by a weight swap after `generated` tokens (finish reason abort)."""
+        kept = self.ids[:generated]
+        return Generation(kept, decode(kept, model=model), "abort", None, self.partial)
 
 
 def generate(
@@ -116,11 +127,12 @@ def completions_response(
         logprobs = None
         if body.get("logprobs") is not None:
             logprobs = completions_logprobs(
-                prompt_ids,
-                gen.ids,
+                prompt_ids[: len(prompt_ids) - len(gen.partial)],
+                gen.partial + gen.ids,
                 logprobs=int(body["logprobs"]),
                 as_token_ids=bool(body.get("return_tokens_as_token_ids")),
                 model=model,
+                start=len(gen.partial),
             )
         choices.append(
             {
@@ -165,6 +177,8 @@ def generate_response(
     sp = body.get("sampling_params") or {}
     if gen.finish == "length":
         finish = {"type": "length", "length": int(sp.get("max_new_tokens", 128))}
+    elif gen.finish == "abort":
+        finish = {"type": "abort", "message": "Abort before weight update."}
     else:
         finish = {"type": "stop", "matched": gen.matched}
     meta: dict = {
@@ -177,12 +191,13 @@ def generate_response(
     if body.get("return_logprob"):
         meta.update(
             sglang_logprobs(
-                prompt_ids,
-                gen.ids,
+                prompt_ids[: len(prompt_ids) - len(gen.partial)],
+                gen.partial + gen.ids,
                 logprob_start_len=body.get("logprob_start_len", -1),
                 top_logprobs_num=body.get("top_logprobs_num") or 0,
                 with_text=bool(body.get("return_text_in_logprobs")),
                 model=model,
+                start=len(gen.partial),
             )
         )
     meta.update({"reasoning_tokens": 0, "completion_tokens": len(gen.ids), "cached_tokens": 0, "e2e_latency": seconds})

@@ -1,2 +1,2 @@
 """Sweeps on Ray: config, plan, workers, driver, episode records, metrics, progress and outputs
-(tau2 Results export, report, AReaL dataset rows, SFT export)."""
+(tau2 Results export, report, SFT export, job submission)."""

@@ -31,8 +31,8 @@ class SweepConfig(RolloutConfig):
     )
     task_ids: Optional[list[str]] = setting(None, help="explicit task ids (needs exactly one domain); null: the split's tasks")
     split: str = setting("base", help="the tasks' split: base, train, test (telecom also: small, full)")
-    max_tasks: Optional[int] = setting(None, help="first N tasks per domain; null: all (the offline smoke sweep: 3)")
-    num_samples: int = setting(1, help="samples per task (pass^k is reported for k = 1..num_samples)")
+    max_tasks: Optional[int] = setting(None, minimum=1, help="first N tasks per domain; null: all (the offline smoke sweep: 3)")
+    num_samples: int = setting(1, minimum=1, help="samples per task (pass^k is reported for k = 1..num_samples)")
     seed: int = setting(300, help="base seed; each episode's seed is derived from (seed, domain, task, sample)")
     output_dir: Optional[str] = setting(
         None, help="where results go; null: runs/sweep-<timestamp>; rerun with the same dir to resume"

@@ -26,10 +26,6 @@ def plan_requests(cfg: SweepConfig) -> list[RolloutRequest]:
     register_task_sets(cfg.task_sets)
     if not cfg.domains:
         raise InvalidInput(f"domains is empty; valid domains: {', '.join(known_domains())}")
-    if cfg.num_samples < 1:
-        raise InvalidInput(f"num_samples must be >= 1, got {cfg.num_samples}")
-    if cfg.max_tasks is not None and cfg.max_tasks < 1:
-        raise InvalidInput(f"max_tasks must be >= 1, got {cfg.max_tasks}")
     domains = list(dict.fromkeys(check_domain(d) for d in cfg.domains))
     if cfg.task_ids is not None and len(domains) != 1:
         raise InvalidInput(f"task_ids needs exactly one domain, got domains={domains}")

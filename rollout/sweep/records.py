@@ -7,8 +7,9 @@ object per line with the field names users rely on: `key{domain,task_id,sample}`
 ok|failed, `reward` (null when failed), `failure{class,message}`, `termination`, `reward_info`,
 `messages`, `invalid_tool_calls`, `steps`, `tool_errors`, `usage`, `durations`, `attempts`,
 `earlier_failures`, `seed`, `worker`, `solo`, `tau2_domain` (the tau2 domain a task set runs in), and with token capture `turns` and `capture_errors`.
-A line is checked field by field when read: a record with a field of the wrong type (a reward
-that is not a number from 0 to 1, as tau2's rewards are, messages that are not a list of objects, ...) is not a record.
+A line is validated when read (pydantic, `_Line`): a record with a field of the wrong type (a
+reward that is not a number from 0 to 1, as tau2's rewards are, messages that are not a list of
+objects, ...) is not a record, and the error names the field.
 
 `EpisodeStore` appends and flushes one record per finished episode (scored or finally failed).
 Nothing written is ever rewritten: a rerun on the same directory runs the planned episodes that
@@ -26,14 +27,15 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
-from rollout.core.failures import Failure, InvalidInput
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
+
+from rollout.core.failures import Failure, FailureClass, InvalidInput
 from rollout.core.results import EpisodeResult
 from rollout.core.tokens import TurnRecord
 from rollout.sweep.plan import Key
@@ -97,43 +99,36 @@ class SweepRecord(EpisodeResult):
 
     @classmethod
     def from_json(cls, d: Any) -> SweepRecord:
-        """Parse one line's object; raises ValueError if it is not a record (see module doc)."""
+        """Parse one line's object; raises ValueError naming the first field that is not a
+        record's (see module doc)."""
         try:
-            k = d["key"]
-            failure = Failure.from_dict(d["failure"]) if d.get("failure") else None
-            reward = d.get("reward")
-            if reward is not None and not (_number(reward) and 0.0 <= reward <= 1.0):
-                raise ValueError(f"reward {reward!r} is not a number from 0 to 1 (tau2's rewards are)")
-            if (failure is None) == (reward is None):
-                raise ValueError("exactly one of reward and failure must be set")
-            messages = _typed(d.get("messages"), list, "messages") or []
-            if not all(isinstance(m, dict) for m in messages):
-                raise ValueError("messages must be a list of objects")
-            return cls(
-                domain=_typed(k["domain"], str, "key.domain"),
-                task_id=str(k["task_id"]),
-                sample=_typed(k["sample"], int, "key.sample"),
-                reward=None if reward is None else float(reward),
-                failure=failure,
-                seed=_typed(d.get("seed"), int, "seed"),
-                solo=bool(d.get("solo")),
-                tau2_domain=_typed(d.get("tau2_domain"), str, "tau2_domain"),
-                termination=_typed(d.get("termination"), str, "termination"),
-                reward_info=_typed(d.get("reward_info"), dict, "reward_info"),
-                messages=messages,
-                invalid_tool_calls=_typed(d.get("invalid_tool_calls"), list, "invalid_tool_calls") or [],
-                steps=_typed(d.get("steps"), int, "steps") or 0,
-                tool_errors=_typed(d.get("tool_errors"), int, "tool_errors") or 0,
-                usage=_typed(d.get("usage"), dict, "usage") or {},
-                durations=_typed(d.get("durations"), dict, "durations") or {},
-                turns=[TurnRecord.from_dict(t) if t else None for t in _typed(d.get("turns"), list, "turns") or []],
-                capture_errors=_typed(d.get("capture_errors"), list, "capture_errors") or [],
-                attempts=_typed(d.get("attempts"), int, "attempts") or 1,
-                earlier_failures=[Failure.from_dict(f) for f in d.get("earlier_failures") or []],
-                worker=_typed(d.get("worker"), int, "worker"),
-            )
-        except (KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"not an episode record: {type(e).__name__}: {e}") from None
+            line = _Line.model_validate(d)
+        except ValidationError as e:
+            raise ValueError(_first_error(e)) from None
+        return cls(
+            domain=line.key.domain,
+            task_id=line.key.task_id,
+            sample=line.key.sample,
+            reward=line.reward,
+            failure=line.failure.failure() if line.failure else None,
+            seed=line.seed,
+            solo=bool(line.solo),
+            tau2_domain=line.tau2_domain,
+            termination=line.termination,
+            reward_info=line.reward_info,
+            messages=line.messages or [],
+            invalid_tool_calls=line.invalid_tool_calls or [],
+            steps=line.steps or 0,
+            tool_errors=line.tool_errors or 0,
+            usage=line.usage or {},
+            durations=line.durations or {},
+            turns=[TurnRecord.from_dict(t) if t else None for t in line.turns or []],
+            capture_errors=line.capture_errors or [],
+            budget_reached=line.budget_reached,
+            attempts=line.attempts or 1,
+            earlier_failures=[f.failure() for f in line.earlier_failures or []],
+            worker=line.worker,
+        )
 
     @property
     def settled(self) -> bool:
@@ -141,15 +136,64 @@ class SweepRecord(EpisodeResult):
         return self.failure is None or not self.failure.failure_class.retryable
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+class _Key(BaseModel):
+    model_config = ConfigDict(coerce_numbers_to_str=True)  # a task id written as a number is its text
+
+    domain: StrictStr
+    task_id: str
+    sample: StrictInt
 
 
-def _typed(v: Any, kind: type, name: str) -> Any:
-    """`v` if it is None or of `kind` (ints are not booleans); else ValueError naming the field."""
-    if v is None or (isinstance(v, kind) and not (kind is int and isinstance(v, bool))):
-        return v
-    raise ValueError(f"{name} is {type(v).__name__}, not {kind.__name__}")
+class _Failure(BaseModel):
+    failure_class: FailureClass = Field(alias="class")
+    message: str
+
+    def failure(self) -> Failure:
+        return Failure(self.failure_class, self.message)
+
+
+Reward = Annotated[float, Field(ge=0.0, le=1.0, strict=True, allow_inf_nan=False)]  # tau2's rewards
+
+
+class _Line(BaseModel):
+    """One line of episodes.jsonl as `SweepRecord.to_json` writes it; unknown fields are ignored,
+    null stands for a field's empty value."""
+
+    key: _Key
+    reward: Optional[Reward] = None
+    failure: Optional[_Failure] = None
+    seed: Optional[StrictInt] = None
+    solo: Optional[StrictBool] = None
+    tau2_domain: Optional[StrictStr] = None
+    termination: Optional[StrictStr] = None
+    reward_info: Optional[dict] = None
+    messages: Optional[list[dict]] = None
+    invalid_tool_calls: Optional[list] = None
+    steps: Optional[StrictInt] = None
+    tool_errors: Optional[StrictInt] = None
+    usage: Optional[dict] = None
+    durations: Optional[dict] = None
+    turns: Optional[list[Optional[dict]]] = None  # token lists as written (TurnRecord.from_dict)
+    capture_errors: Optional[list] = None
+    budget_reached: Optional[StrictStr] = None
+    attempts: Optional[StrictInt] = None
+    earlier_failures: Optional[list[_Failure]] = None
+    worker: Optional[StrictInt] = None
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> _Line:
+        if (self.failure is None) == (self.reward is None):
+            raise ValueError("exactly one of reward and failure must be set")
+        return self
+
+
+def _first_error(e: ValidationError) -> str:
+    """The first problem as one line: the field's dotted path, what is wrong, the value (short)."""
+    err = e.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in err["loc"]) or "record"
+    message = err["msg"].removeprefix("Value error, ")
+    shown = repr(err["input"]) if err["loc"] else ""
+    return f"{where}: {message}" + (f" (got {shown[:60]})" if shown else "")
 
 
 class LogScan:

@@ -1,14 +1,8 @@
-"""`tau2-rollout report dirs=[OUTPUT_DIR,...] [out=DIR]`: a sweep report.
-
-Writes `report.md`, a self-contained `report.html` (plots embedded) and the PNG plots:
-mean reward per domain with standard-error bars, pass^k curves, the distribution of
-per-task success rates, failure causes, episode duration and token usage. Several output
-dirs are drawn side by side (one colour per run). Sweeps write their own report at the end.
-
-Keys: `dirs` (required: the output_dir of one or more sweeps, e.g. `dirs=[runs/a,runs/b]`),
-`out` (default `<first dir>/report`).
-
-Exit status: 0 written; 2 bad input (a dir without a sweep's episodes.jsonl), nothing written.
+"""A sweep report: `write_report(output_dirs, out)` writes `report.md`, a self-contained
+`report.html` (plots embedded) and the PNG plots: mean reward per domain with standard-error
+bars, pass^k curves, the distribution of per-task success rates, failure causes, episode
+duration and token usage. Several output dirs are drawn side by side (one colour per run).
+Raises InvalidInput for a dir without a sweep's episodes.jsonl.
 """
 
 from __future__ import annotations
@@ -16,24 +10,13 @@ from __future__ import annotations
 import base64
 import html
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-from rollout.core.command import CommandArgs, parse_args
-from rollout.core.failures import InvalidInput
 from rollout.sweep.metrics import summarize, table_rows
 from rollout.sweep.records import iter_records
 
 PLOTS = ("mean_reward", "pass_hat_k", "task_success", "failures", "durations", "tokens")
-
-
-@dataclass
-class ReportArgs(CommandArgs):
-    """The command's arguments (see module doc)."""
-
-    dirs: list[str] = field(default_factory=list)
-    out: Optional[str] = None
 
 
 class _Row(NamedTuple):
@@ -245,13 +228,3 @@ def _html(runs: list[dict], images: dict[str, Path]) -> str:
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Sweep report</title><style>{style}</style>"
         f"</head><body><h1>Sweep report</h1><p>Runs: {runs_list}</p>{table}{figures}</body></html>"
     )
-
-
-def run(argv: list[str]) -> int:
-    """The command (see module doc): its exit status; bad input raises InvalidInput."""
-    args = parse_args(argv, ReportArgs)
-    if not args.dirs:
-        raise InvalidInput("dirs=[...] is required: the output_dir of one or more sweeps, e.g. dirs=[runs/a,runs/b]")
-    page = write_report([Path(d) for d in args.dirs], Path(args.out) if args.out else None)
-    print(f"report: {page} (and report.md, *.png beside it)")
-    return 0

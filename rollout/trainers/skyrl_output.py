@@ -43,9 +43,9 @@ from typing import Any, Optional
 
 from rollout.trajectory import Trajectory
 
-# SkyRL's built-in estimators (ppo_utils.py:405-410) by what they read of a row's rewards
-OUTCOME_ESTIMATORS = ("grpo", "rloo", "maxrl")  # one score per row: the sum of its token rewards
-TOKEN_ESTIMATORS = ("gae", "reinforce++")  # the token rewards themselves (returns to go)
+# SkyRL's built-in estimators (ppo_utils.py:405-410) that read a row's token rewards themselves
+# (returns to go); the others (grpo, rloo, maxrl) read one score per row, the sum of its token rewards
+TOKEN_ESTIMATORS = ("gae", "reinforce++")
 STOP_REASONS = {"stop": "stop", "tool_calls": "stop", "length": "length", "abort": "abort"}
 PLACEHOLDER = {"prompt": [0], "response": [0], "mask": [0], "logprobs": [0.0]}
 ROW_KEYS = (

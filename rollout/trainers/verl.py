@@ -118,21 +118,6 @@ def shared_pool(
         return _POOLS[key]
 
 
-EXTRA_KEYS = (
-    "tau2_domain",
-    "tau2_task_id",
-    "tau2_sample",
-    "tau2_reward",
-    "tau2_train_action",
-    "tau2_drop_reason",
-    "tau2_segments",
-    "tau2_boundaries_split",
-    "min_global_steps",
-    "max_global_steps",
-    "reward_extra_info",
-)
-
-
 def uses_v1(config) -> bool:
     """Whether verl's v1 trainer runs the loop (`trainer.use_v1`, verl's own switch)."""
     return bool(OmegaConf.select(config, "trainer.use_v1", default=False))

@@ -35,10 +35,6 @@ class Segment:
     def to_dict(self) -> dict:
         return {name: list(getattr(self, name)) for name in self.__dataclass_fields__}
 
-    @classmethod
-    def from_dict(cls, d: dict) -> Segment:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
     def _extend(self, gap: list[int], turn: TurnRecord, index: int) -> None:
         self.response_ids += gap + turn.completion_token_ids
         self.response_mask += [0] * len(gap) + [1] * len(turn.completion_token_ids)

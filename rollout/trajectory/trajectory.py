@@ -10,7 +10,9 @@ server sent it) plus what a trainer needs on top:
   `drift`: how many call boundaries were clean and how many split; stitch.py);
 - `train_action` (train, train_zero, mask, retry, drop: outcome.py) and the optional per-turn
   `credit` derived from tau2's checks (credit.py);
-- how the pool got it: `attempts` and the failures of earlier attempts.
+- how the pool got it: `attempts` and the failures of earlier attempts;
+- `oldest_version` / `newest_version`: the weight versions that produced its completion tokens
+  (from each call's `completion_versions`), for a trainer's staleness rules.
 
 Per-turn view: `turns` (None where the server's answer lacked the tokens; `capture_errors` says
 why). Both views are built in the worker that ran the episode.
@@ -53,6 +55,22 @@ class Trajectory:
     ok = property(lambda self: self.result.ok)
 
     @property
+    def oldest_version(self) -> Optional[int]:
+        """The oldest weight version that produced a completion token of this episode (None: no
+        version is known); each call's `completion_versions` say which produced which."""
+        versions = self._versions()
+        return min(versions) if versions else None
+
+    @property
+    def newest_version(self) -> Optional[int]:
+        """The newest weight version that produced a completion token (None: none is known)."""
+        versions = self._versions()
+        return max(versions) if versions else None
+
+    def _versions(self) -> set[int]:
+        return {v for t in self.result.turns if t is not None for v in t.completion_versions or () if v is not None}
+
+    @property
     def clean(self) -> bool:
         """Every call's tokens captured and the whole episode one stitched sequence."""
         return bool(self.result.turns) and not self.result.capture_errors and len(self.segments) == 1 and self.drift.split == 0
@@ -85,33 +103,4 @@ class Trajectory:
             credit=credit,
             attempts=attempts,
             earlier_failures=list(earlier_failures),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "result": self.result.to_dict(),
-            "group_id": self.group_id,
-            "weight_version": self.weight_version,
-            "tags": self.tags,
-            "train_action": self.train_action,
-            "segments": [s.to_dict() for s in self.segments],
-            "drift": self.drift.to_dict(),
-            "credit": self.credit.to_dict() if self.credit else None,
-            "attempts": self.attempts,
-            "earlier_failures": [f.to_dict() for f in self.earlier_failures],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Trajectory:
-        return cls(
-            result=EpisodeResult.from_dict(d["result"]),
-            group_id=d["group_id"],
-            weight_version=d.get("weight_version"),
-            tags=d.get("tags") or {},
-            train_action=d.get("train_action", "train"),
-            segments=[Segment.from_dict(s) for s in d.get("segments") or []],
-            drift=Drift(**(d.get("drift") or {})),
-            credit=Credit(**d["credit"]) if d.get("credit") else None,
-            attempts=int(d.get("attempts") or 1),
-            earlier_failures=[Failure.from_dict(f) for f in d.get("earlier_failures") or []],
         )

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from rollout.areal import Tau2Agent
-from rollout.areal.runtime import PROCESS
+from rollout.areal.runtime import RUNTIMES
 from rollout.env.domains import load_domain
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
 from tests.aenv_api_double import wait_until
@@ -78,7 +78,7 @@ class ServerWatch:
 def released():
     """Whatever the test left in this process's runtimes is released after it."""
     yield
-    PROCESS.close_all()
+    RUNTIMES.close_all()
     assert wait_until(lambda: not _children(), 20), _children()
 
 
@@ -137,11 +137,11 @@ def test_each_episode_sends_its_own_key_over_one_client(server, caller_client):
 
 def test_config_is_resolved_once_per_overrides_and_environment(monkeypatch):
     overrides = {"episode": {"max_steps": 17}}
-    _, first = PROCESS.config(overrides)
-    _, again = PROCESS.config({"episode": {"max_steps": 17}})
+    _, first = RUNTIMES.config(overrides)
+    _, again = RUNTIMES.config({"episode": {"max_steps": 17}})
     assert again is first
     monkeypatch.setenv("OPENAI_MODEL", "another-model")  # a variable the defaults read
-    _, changed = PROCESS.config(overrides)
+    _, changed = RUNTIMES.config(overrides)
     assert changed is not first and changed.llm.model == "another-model"
 
 

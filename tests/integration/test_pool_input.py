@@ -89,8 +89,10 @@ def test_pool_settings_are_checked_when_the_pool_is_built():
         RolloutPool(CONFIG, ray={"bogus": 1})
     with pytest.raises(InvalidInput, match=r"retry= is str"):
         RolloutPool(CONFIG, retry="3")
+    with pytest.raises(InvalidInput, match=r"ray.slots_per_worker=0: valid: an integer >= 1"):
+        RolloutPool(CONFIG, ray={"slots_per_worker": 0})
     for cap in ("llm", "user_llm"):
-        with pytest.raises(InvalidInput, match=rf"{cap}.max_concurrency=-1: valid: 0 \(no cap\) or an integer >= 1"):
+        with pytest.raises(InvalidInput, match=rf"{cap}.max_concurrency=-1: valid: an integer >= 0"):
             RolloutPool([*CONFIG, f"{cap}.max_concurrency=-1"])
 
 

@@ -266,3 +266,45 @@ def test_token_requests_honour_x_rollout_headers(qwen3):
         entry = qwen3.requests[-1]
         assert entry["endpoint"] == "completions" and entry["role"] == role and entry["recognition"]["role"] == role
         assert entry["headers"].get("x-rollout-role") == headers.get("X-Rollout-Role")
+
+
+def test_a_partial_completion_is_continued_exactly_or_refused(qwen3):
+    """A prompt that ends with the first ids of the model's reply gets the rest of it, with the
+    logprobs the whole reply has, on both routes; max_tokens counts the rest only. A tail that
+    is not how the reply begins is refused, naming the first id that differs."""
+    base, prompt = qwen3.url.removesuffix("/v1"), _prompt("qwen3")
+    ids = ct.completion(CALL, model="qwen3", think=True)[1]
+
+    def completions(prompt_ids, max_tokens=200):
+        qwen3.inject("any", CALL)
+        body = {"prompt": prompt_ids, "max_tokens": max_tokens, "logprobs": 0, "return_token_ids": True}
+        return httpx.post(qwen3.url + "/completions", json=body, timeout=120)
+
+    whole = completions(prompt).json()["choices"][0]
+    rest = completions(prompt + ids[:7]).json()["choices"][0]
+    assert whole["token_ids"] == ids and rest["token_ids"] == ids[7:] and rest["prompt_token_ids"] == prompt + ids[:7]
+    assert rest["logprobs"]["token_logprobs"] == whole["logprobs"]["token_logprobs"][7:]
+    assert (rest["finish_reason"], rest["text"]) == ("stop", ct.decode(ids[7:-1], model="qwen3"))
+    cut = completions(prompt + ids[:7], max_tokens=3).json()["choices"][0]
+    assert (cut["finish_reason"], cut["token_ids"]) == ("length", ids[7:10])
+    qwen3.inject("any", CALL)
+    body = {"input_ids": prompt + ids[:7], "sampling_params": {"max_new_tokens": 200}, "return_logprob": True}
+    meta = httpx.post(base + "/generate", json=body, timeout=120).json()["meta_info"]
+    assert [t[:2] for t in meta["output_token_logprobs"]] == [
+        list(x) for x in zip(whole["logprobs"]["token_logprobs"][7:], ids[7:])
+    ]
+    refused = completions(prompt + ids[:3] + [ids[5]])
+    assert refused.status_code == 400 and "(id 3 differs)" in refused.json()["error"]["message"]
+
+
+def test_weight_swaps_over_http(qwen3):
+    base = qwen3.url.removesuffix("/v1")
+    before = httpx.get(base + "/weights", timeout=30).json()
+    assert httpx.post(base + "/update_weights", json={"version": 9}, timeout=30).json() == {"ok": True, "version": "9"}
+    assert httpx.get(base + "/weights", timeout=30).json() == {"version": "9", "updates": before["updates"] + 1}
+    bad = httpx.post(base + "/update_weights", json={"version": "10"}, timeout=30)
+    assert bad.status_code == 400 and "version '10': valid: an integer" in bad.json()["error"]["message"]
+    qwen3.inject("any", TEXT)
+    body = {"input_ids": _prompt("qwen3"), "sampling_params": {"max_new_tokens": 64}}
+    assert httpx.post(base + "/generate", json=body, timeout=30).json()["meta_info"]["weight_version"] == "9"
+    qwen3.weights.version = before["version"]  # the module's other tests expect SGLang's "default"

@@ -18,7 +18,7 @@ from rollout.core.config import load_config
 from rollout.core.failures import InvalidInput
 from rollout.env.domains import check_domain, known_domains, load_domain
 from rollout.env.task_sets import register_task_sets
-from rollout.scripted.validate import validate_tasks
+from rollout.env.task_validation import validate_tasks
 from tests import task_set_data as data
 from tests import tau2_direct
 from tests.helpers import command, describe, run_specs, scripted_config

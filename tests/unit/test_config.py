@@ -34,7 +34,9 @@ def test_environment_variables_fill_endpoints(monkeypatch):
         (["sampling=hot"], "unknown sampling preset 'hot'; valid presets: eval, train"),
         (["llm.scripted=gpt"], "llm.scripted='gpt' is not one of oracle, noop"),
         (["env.backend=docker"], "env.backend='docker' is not one of local, aenv"),
-        (["episode.timeout_s=-1"], "episode.timeout_s must be > 0"),
+        (["episode.timeout_s=-1"], "episode.timeout_s=-1.0: valid: a number > 0"),
+        (["episode.max_steps=0"], "episode.max_steps=0: valid: an integer >= 1"),
+        (["env.max_sessions=0"], "env.max_sessions=0: valid: an integer >= 1, or null"),
         (["--domain"], "not of the form key=value"),
     ],
 )
@@ -147,15 +149,32 @@ def test_a_request_endpoints_key_is_read_and_checked_as_config_keys_are(monkeypa
     from rollout.pool.requests import Endpoint
 
     monkeypatch.setenv("ROLLOUT_TEST_ENDPOINT_KEY", " sk-one-line \n")
-    assert Endpoint("http://127.0.0.1:1/v1", api_key_env="ROLLOUT_TEST_ENDPOINT_KEY").resolve().api_key == "sk-one-line"
+    assert Endpoint("http://127.0.0.1:1/v1", api_key_env="ROLLOUT_TEST_ENDPOINT_KEY").with_key().api_key == "sk-one-line"
     monkeypatch.setenv("ROLLOUT_TEST_ENDPOINT_KEY", "sk-first\nX-Injected: 1")
     with pytest.raises(InvalidInput, match="whitespace or control characters") as e:
-        Endpoint("http://127.0.0.1:1/v1", api_key_env="ROLLOUT_TEST_ENDPOINT_KEY").resolve()
+        Endpoint("http://127.0.0.1:1/v1", api_key_env="ROLLOUT_TEST_ENDPOINT_KEY").with_key()
     assert "sk-first" not in str(e.value)
     monkeypatch.delenv("ROLLOUT_TEST_ENDPOINT_KEY")
     with pytest.raises(
         InvalidInput, match="Endpoint.api_key_env names ROLLOUT_TEST_ENDPOINT_KEY, which is not set in the worker's"
     ):
-        Endpoint("http://127.0.0.1:1/v1", api_key_env="ROLLOUT_TEST_ENDPOINT_KEY").resolve()
+        Endpoint("http://127.0.0.1:1/v1", api_key_env="ROLLOUT_TEST_ENDPOINT_KEY").with_key()
     with pytest.raises(InvalidInput, match="NAME of an environment variable"):
         Endpoint("http://127.0.0.1:1/v1", api_key_env="sk-a key")
+
+
+def test_bounds_live_in_the_schema_and_check_any_section():
+    from rollout.core.config import field_problems
+    from rollout.core.config.schema import Bounds
+    from rollout.pool.config import RayConfig, RetryConfig, check_pool
+
+    assert [Bounds(minimum=1).text(), Bounds(above=0).text(), Bounds(0, maximum=64).text()] == [">= 1", "> 0", "0 to 64"]
+    assert not Bounds(minimum=1).allows(True) and not Bounds(above=0).allows(float("nan")) and Bounds(above=0).allows(0.5)
+    ray = RayConfig(num_workers=0, slots_per_worker="many", cpus_per_worker=0)  # as a trainer's dict would give them
+    assert field_problems(ray, "ray.") == [
+        "ray.num_workers=0: valid: an integer >= 1, or null",
+        "ray.slots_per_worker='many': valid: an integer >= 1",
+        "ray.cpus_per_worker=0: valid: a number > 0",
+    ]
+    assert check_pool(RayConfig(), RetryConfig(backoff_max_s=-1)) == ["retry.backoff_max_s=-1: valid: a number >= 0"]
+    assert check_pool(RayConfig(), RetryConfig()) == []

@@ -972,3 +972,27 @@ def test_httpx_transport_4xx_not_retried_timeouts_and_refusals_named():
             await via_httpx(lambda http: expect(http, "connection error: ConnectError"))(url, max_retries=1)
 
     run(main())
+
+
+def test_a_gate_holds_the_request_until_it_opens():
+    """`gate` is awaited just before the request is written: nothing reaches the server while it
+    holds, and a pooled connection the server closed meanwhile is replaced."""
+
+    async def main():
+        opened = asyncio.Event()
+
+        async def gate():
+            await opened.wait()
+
+        async with Server(lambda r: (echo(r), True)) as server:  # closes each connection after answering
+            http = client(server.url())
+            await http.post_json("/x", {"n": 1})
+            held = asyncio.ensure_future(http.post_json("/x", {"n": 2}, gate=gate))
+            await asyncio.sleep(0.2)
+            assert len(server.requests) == 1 and not held.done()
+            opened.set()
+            out = await held
+            await http.aclose()
+        assert out["body"] == {"n": 2} and out["conn"] == 1
+
+    run(main())

@@ -87,3 +87,59 @@ def test_transcripts_false_leaves_messages_out_of_the_log(tmp_path):
     without, with_ = read_records(tmp_path / "without")[0], read_records(tmp_path / "with")[0]
     assert without.messages == [] and with_.messages == rec.messages
     assert without.reward == 1.0 and without.reward_info == {"reward": 1.0}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"reward": 5.0}, "reward: Input should be less than or equal to 1 (got 5.0)"),
+        ({"reward": True}, "reward: Input should be a valid number"),
+        ({"key": {"domain": "airline", "task_id": "1", "sample": "0"}}, "key.sample: Input should be a valid integer"),
+        ({"messages": ["hi"]}, "messages.0: Input should be a valid dictionary"),
+        ({"failure": {"class": "timeout", "message": "x"}}, "record: exactly one of reward and failure must be set"),
+        ({"reward": None, "failure": {"class": "gone", "message": "x"}}, "failure.class: Input should be"),
+        ({"steps": 2.5}, "steps: Input should be a valid integer"),
+    ],
+)
+def test_a_line_that_is_not_a_record_is_refused_naming_the_field(change, message):
+    line = {**ok("1").to_json(), **change}
+    with pytest.raises(ValueError) as e:
+        SweepRecord.from_json(line)
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_every_field_of_a_record_survives_the_log(tmp_path):
+    from dataclasses import fields
+
+    from rollout.core.tokens import TurnRecord
+
+    rec = SweepRecord(
+        "mock",
+        "7",
+        2,
+        seed=5,
+        solo=True,
+        tau2_domain="mock",
+        reward=0.5,
+        reward_info={"reward": 0.5},
+        termination="max_steps",
+        messages=[{"role": "user", "content": "hi"}],
+        invalid_tool_calls=[{"name": "x"}],
+        steps=3,
+        tool_errors=1,
+        usage={"agent": {"requests": 1}},
+        durations={"total_s": 1.5},
+        turns=[TurnRecord([1, 2], [3], [-0.5], "stop", weight_version=4, message_index=1), None],
+        capture_errors=["call 1: no tokens"],
+        budget_reached="max_prompt_tokens",
+        attempts=2,
+        earlier_failures=[Failure(FailureClass.ENV_ERROR, "gone")],
+        worker=3,
+    )
+    blank = SweepRecord("airline", "0")
+    assert [f.name for f in fields(SweepRecord) if getattr(rec, f.name) == getattr(blank, f.name)] == [
+        "failure"
+    ]  # all set but one: scored, so no failure
+    with EpisodeStore(tmp_path) as store:
+        store.append(rec)
+    assert read_records(tmp_path) == [rec]

@@ -168,3 +168,28 @@ def test_sglang_chat_answers_carry_their_ids_on_the_choice():
               "prompt_token_ids": [1, 2, 3], "response_token_ids": [7, 9]}  # fmt: skip
     turn = turn_record({"choices": [choice]}, "token_ids")
     assert (turn.prompt_token_ids, turn.completion_token_ids, turn.completion_logprobs) == ([1, 2, 3], [7, 9], [-0.5, -0.25])
+
+
+def test_per_token_versions_and_call_counts_survive_every_serialisation(tmp_path):
+    """A trajectory's oldest / newest version come from its calls' per-token versions, and the
+    versions and counts survive pickling (Ray), a call's dict and the sweep's episode log."""
+    import pickle
+
+    from rollout.core.results import EpisodeResult
+    from rollout.sweep.records import EpisodeStore, SweepRecord, read_records
+    from rollout.trajectory import Trajectory
+
+    turns = [
+        TurnRecord([1, 2], [3, 4, 5], [-0.1, -0.2, -0.3], "stop", completion_versions=[4, 4, 5], continued=1),
+        TurnRecord([1, 2, 3], [6], [-0.5], "tool_calls", completion_versions=[6], restarted=2),
+        None,
+    ]
+    result = EpisodeResult("mock", "1", reward=1.0, turns=turns)
+    t = Trajectory.of(result, group_id="g")
+    assert (t.oldest_version, t.newest_version) == (4, 6)
+    assert Trajectory.of(EpisodeResult("mock", "1", reward=1.0), group_id="g").oldest_version is None
+    assert pickle.loads(pickle.dumps(t)).result.turns == turns
+    assert [TurnRecord.from_dict(json.loads(json.dumps(x.to_dict()))) for x in turns[:2]] == turns[:2]
+    with EpisodeStore(tmp_path) as store:
+        store.append(SweepRecord.from_result(result))
+    assert read_records(tmp_path)[0].turns == turns

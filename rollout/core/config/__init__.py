@@ -1,17 +1,17 @@
 """Typed configuration: dataclass schema, YAML defaults, presets, overrides, validation and API keys.
 
 - `schema`: the dataclasses (`RolloutConfig` and its sections); each field carries its help text
-  and valid choices (`setting`);
+  and its valid choices or bounds (`setting`);
 - `load`: `load_config` merges the schema, the package's YAML defaults (rollout/defaults/),
   `--config` files, the sampling preset and `key=value` overrides (`parse_overrides`);
-- `check`: `validate`, the values against the schema's choices and ranges;
+- `check`: `validate`, the values against the schema's choices and bounds (`field_problems`);
 - `keys`: API key sources (`api_key_of`), redaction's list of keys, the refusal of literal
   keys Ray would record (`check_secrets`);
 - `reference`: `python -m rollout.core.config.reference` prints the reference of every key
   (docs/config.md) from the schema and the YAML defaults.
 """
 
-from rollout.core.config.check import choice_problems, validate
+from rollout.core.config.check import field_problems, validate
 from rollout.core.config.keys import (
     KeySource,
     api_key_of,
@@ -71,8 +71,8 @@ __all__ = [
     "check_key_sources",
     "check_keys",
     "check_secrets",
-    "choice_problems",
     "choices_of",
+    "field_problems",
     "key_sections",
     "load_config",
     "merged_config",

@@ -3,7 +3,7 @@
     python -m rollout.core.config.reference [MODULE:CLASS] [--write FILE]
 
 prints markdown: for the schema (default `rollout.core.config:RolloutConfig`) and, first, the
-config schemas it extends, one table per section (key, type, default, choices, help). A
+config schemas it extends, one table per section (key, type, default, valid: the choices or bounds, help). A
 default is what a user gets with no overrides: the YAML value where the packaged YAML sets
 one (`${oc.env:VAR,default}` shown as "env VAR, else default"), else the schema's; where a
 later schema's YAML changes a default, the cell says so. `--write FILE` replaces the part of
@@ -107,12 +107,14 @@ def _sentence(text: str) -> str:
 def _table(schema: type, rows_of: list[tuple[str, Field, Any]], chain: list[type], defaults: dict[type, dict[str, Any]]) -> str:
     """The table of `rows_of` (key, field, type) under `schema`; a later schema of `chain` whose
     YAML changes a default is named in the default's cell."""
-    rows = ["| key | type | default | choices | help |", "|---|---|---|---|---|"]
+    rows = ["| key | type | default | valid | help |", "|---|---|---|---|---|"]
     for key, f, type_hint in rows_of:
         value = defaults[schema][key]
         later = [c for c in chain[chain.index(schema) + 1 :] if defaults[c].get(key, value) != value]
         default = _shown_default(value) + "".join(f" (`{c.__name__}`: {_shown_default(defaults[c][key])})" for c in later)
         choices = ", ".join(f"`{c}`" for c in f.metadata.get("choices", ()))
+        if "bounds" in f.metadata:
+            choices = f.metadata["bounds"].text()
         if choices and is_optional(type_hint):
             choices += ", `null`"
         rows.append(f"| `{key}` | {_type_name(type_hint)} | {default} | {choices} | {_cell(f.metadata.get('help', ''))} |")

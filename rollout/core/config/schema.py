@@ -1,8 +1,9 @@
-"""The configuration schema: typed dataclasses whose fields carry their help text and valid choices.
+"""The configuration schema: typed dataclasses whose fields carry their help text and valid values.
 
-Every field is declared with `setting(default, help=..., choices=...)`: the help is one line,
-and `choices` (if any) are the only values the field accepts besides null for an optional
-field. Validation (check.py) and the reference (reference.py, docs/config.md) read both from
+Every field is declared with `setting(default, help=..., choices=..., minimum=..., above=...,
+maximum=...)`: the help is one line; `choices` (if any) are the only values the field accepts,
+and a numeric field's bounds (`Bounds`) the range it accepts, besides null for an optional
+field. Validation (check.py) and the reference (reference.py, docs/config.md) read them from
 here; values stay plain strings in YAML and in the loaded config. The defaults a user gets
 are the packaged YAML files' (rollout/defaults/), where they set a value.
 """
@@ -19,15 +20,55 @@ from rollout.core.config.keys import KeySource, secrets_of
 from rollout.core.tokens import CAPTURE_MODES
 
 
-def setting(default: Any = MISSING, *, help: str, choices: tuple[str, ...] = (), default_factory: Any = MISSING) -> Any:
+@dataclass(frozen=True)
+class Bounds:
+    """A numeric field's range: at least `minimum`, more than `above`, at most `maximum` (None: no such bound)."""
+
+    minimum: Optional[float] = None
+    above: Optional[float] = None
+    maximum: Optional[float] = None
+
+    def allows(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN
+            return False
+        return (
+            (self.minimum is None or value >= self.minimum)
+            and (self.above is None or value > self.above)
+            and (self.maximum is None or value <= self.maximum)
+        )
+
+    def text(self) -> str:
+        """The range as the reference and error messages show it: `>= 1`, `> 0`, `0 to 64`."""
+        low = f">= {self.minimum:g}" if self.minimum is not None else f"> {self.above:g}" if self.above is not None else ""
+        if self.maximum is None:
+            return low
+        if self.minimum is not None:
+            return f"{self.minimum:g} to {self.maximum:g}"
+        return f"{low}, <= {self.maximum:g}" if low else f"<= {self.maximum:g}"
+
+
+def setting(
+    default: Any = MISSING,
+    *,
+    help: str,
+    choices: tuple[str, ...] = (),
+    minimum: Optional[float] = None,
+    above: Optional[float] = None,
+    maximum: Optional[float] = None,
+    default_factory: Any = MISSING,
+) -> Any:
     """A dataclass field with its one-line `help` and, for a field with a fixed set of values, its
-    `choices`, in the field's metadata."""
-    metadata = {"help": help, **({"choices": tuple(choices)} if choices else {})}
+    `choices`, for a numeric field its bounds (`Bounds`), in the field's metadata."""
+    metadata: dict[str, Any] = {"help": help}
+    if choices:
+        metadata["choices"] = tuple(choices)
+    if (minimum, above, maximum) != (None, None, None):
+        metadata["bounds"] = Bounds(minimum, above, maximum)
     return field(default=default, default_factory=default_factory, metadata=metadata)
 
 
 def same_as(owner: type, name: str, default: Any) -> Any:
-    """A field that redeclares `owner`'s field `name` with another default (same help and choices)."""
+    """A field that redeclares `owner`'s field `name` with another default (same help, choices and bounds)."""
     return field(default=default, metadata=owner.__dataclass_fields__[name].metadata)
 
 
@@ -65,9 +106,11 @@ class EndpointConfig(KeySource):
     api_key_env: Optional[str] = setting(None, help=_API_KEY_ENV)
     api_key_file: Optional[str] = setting(None, help=_API_KEY_FILE)
     model: Optional[str] = setting(None, help="the model name; null: ask the server (GET /v1/models) and use its first model")
-    max_retries: int = setting(1, help="client-side retries per request (openai's backoff)")
-    request_timeout_s: float = setting(300.0, help="seconds a request may take before it is cut (then retried, see max_retries)")
-    max_concurrency: int = setting(0, help="requests in flight to this endpoint across the whole sweep; 0: no cap")
+    max_retries: int = setting(1, minimum=0, help="client-side retries per request (openai's backoff)")
+    request_timeout_s: float = setting(
+        300.0, above=0, help="seconds a request may take before it is cut (then retried, see max_retries)"
+    )
+    max_concurrency: int = setting(0, minimum=0, help="requests in flight to this endpoint across the whole sweep; 0: no cap")
 
 
 @dataclass
@@ -145,10 +188,11 @@ class SamplingConfig:
 
 @dataclass
 class EpisodeConfig:
-    max_steps: int = setting(200, help="orchestrator steps per episode, every message counts (tau2 run's default)")
-    max_errors: int = setting(10, help="tool errors before termination (tau2's default)")
+    max_steps: int = setting(200, minimum=1, help="orchestrator steps per episode, every message counts (tau2 run's default)")
+    max_errors: int = setting(10, minimum=1, help="tool errors before termination (tau2's default)")
     timeout_s: float = setting(
         3600.0,
+        above=0,
         help="wall clock per episode, exceeded: classified failure 'timeout' (sized for ~200 completions at ~18 s "
         "each; a hung request is cut much earlier by llm/user_llm.request_timeout_s)",
     )
@@ -165,15 +209,17 @@ class EpisodeConfig:
         "(RL: the model is shown the JSON error; counts as a tool error)",
     )
     empty_reply_retries: int = setting(
-        3, help="an empty reply (no text, no tool call) is regenerated this many times, as tau2's generate"
+        3, minimum=0, help="an empty reply (no text, no tool call) is regenerated this many times, as tau2's generate"
     )
     max_prompt_tokens: Optional[int] = setting(
         None,
+        minimum=1,
         help="token_in: a policy call whose prompt would be longer ends the episode there, as tau2 ends one out of steps "
         "(max_steps; tau2 scores what happened); null: no bound (a trainer's budget: SkyRL's max_input_length)",
     )
     max_response_tokens: Optional[int] = setting(
         None,
+        minimum=1,
         help="token_in: the tokens an episode may add after its first prompt (completions and what comes between them); "
         "each completion is bounded by what is left, and the episode ends when nothing is (verl's response_length)",
     )
@@ -191,8 +237,10 @@ class AenvConfig(KeySource):
     api_key_env: Optional[str] = setting(None, help=_API_KEY_ENV)
     api_key_file: Optional[str] = setting(None, help=_API_KEY_FILE)
     ttl: str = setting("30m", help="cluster instances' time to live (released explicitly anyway)")
-    startup_timeout_s: float = setting(180.0, help="seconds an environment instance (or local server) may take to be ready")
-    request_timeout_s: float = setting(300.0, help="seconds a request to the environment's server may take")
+    startup_timeout_s: float = setting(
+        180.0, above=0, help="seconds an environment instance (or local server) may take to be ready"
+    )
+    request_timeout_s: float = setting(300.0, above=0, help="seconds a request to the environment's server may take")
 
 
 @dataclass
@@ -204,6 +252,7 @@ class EnvConfig:
     )
     max_sessions: Optional[int] = setting(
         None,
+        minimum=1,
         help=f"AReaL workflow: environment sessions kept open per process, reused across episodes (episodes beyond "
         f"it wait for one); null: local no bound, aenv {AENV_MAX_SESSIONS} (sweeps: ray.slots_per_worker)",
     )

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any, Optional, Union
 from urllib.parse import quote, urlsplit
 
@@ -64,17 +65,24 @@ class JsonHttpClient:
         self._sem = asyncio.Semaphore(max_concurrency) if max_concurrency > 0 else None
 
     async def post_json(
-        self, path: str, body: Any, headers: Optional[dict[str, str]] = None, timeout_s: Optional[float] = None
+        self,
+        path: str,
+        body: Any,
+        headers: Optional[dict[str, str]] = None,
+        timeout_s: Optional[float] = None,
+        gate: Optional[Callable[[], Awaitable[None]]] = None,
     ) -> Any:
         """POST `body` as JSON to base_url + path; the decoded JSON answer. Raises EndpointError
-        (ValueError/TypeError for an unsendable header, before anything is sent)."""
+        (ValueError/TypeError for an unsendable header, before anything is sent). `gate`, when
+        given, is awaited once the request holds its slot under the cap, just before it is sent
+        (a caller that holds requests while something changes)."""
         data = json.dumps(body, separators=(",", ":")).encode()
         if headers:
             head = head_bytes(merge_headers(self._headers, headers), {"content-type": ("Content-Type", "application/json")})
         else:
             head = self._post_head
         request = b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (self._request_target(path), head, len(data))
-        return await self._send(request + data, timeout_s)
+        return await self._send(request + data, timeout_s, gate)
 
     async def get_json(self, path: str, timeout_s: Optional[float] = None) -> Any:
         """GET base_url + path; the decoded JSON answer. Raises EndpointError."""
@@ -84,16 +92,22 @@ class JsonHttpClient:
     def _request_target(self, path: str) -> bytes:
         return (self._target + quoted_path(path)).encode("ascii")
 
-    async def _send(self, payload: bytes, timeout_s: Optional[float]) -> Any:
+    async def _send(
+        self, payload: bytes, timeout_s: Optional[float], gate: Optional[Callable[[], Awaitable[None]]] = None
+    ) -> Any:
         if self._loop is not asyncio.get_running_loop():
             self._bind_loop()
         timeout = timeout_s or self._timeout_s  # None (or 0): the client's
         if self._sem is None:
+            if gate is not None:
+                await gate()
             return await self._with_retries(payload, timeout)
         clock = episode_clock()
         with clock.waiting() if clock is not None else contextlib.nullcontext():  # a cap wait is not the episode's time
             await self._sem.acquire()
         try:
+            if gate is not None:
+                await gate()
             return await self._with_retries(payload, timeout)
         finally:
             self._sem.release()

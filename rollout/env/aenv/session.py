@@ -23,7 +23,7 @@ from dataclasses import asdict
 from typing import Optional
 
 from rollout.core.config import RolloutConfig, api_key_of
-from rollout.core.failures import EpisodeFailure, FailureClass, described, redact
+from rollout.core.failures import EpisodeFailure, Failure, FailureClass, described, redact
 from rollout.env.protocol import Opening, RawToolCall, ResetRequest, Scored, StepOutcome, from_wire
 from rollout.env.user_sim import strip_provider_prefix
 
@@ -81,8 +81,8 @@ class AenvSession:
                 FailureClass.ENV_ERROR, described(e, self._secrets, prefix=f"aenv {function} failed{where}: ")
             ) from None
         if isinstance(data, dict) and data.get("failure"):
-            f = data["failure"]
-            raise EpisodeFailure(FailureClass(f["class"]), f["message"])
+            failure = Failure.from_dict(data["failure"])  # as the env module's state.py wrote it
+            raise EpisodeFailure(failure.failure_class, failure.message)
         return data
 
     async def reset(self, request: ResetRequest) -> Opening:

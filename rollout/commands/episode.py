@@ -31,6 +31,8 @@ from rollout.core.failures import FailureClass, InvalidInput
 from rollout.core.results import EpisodeResult
 from rollout.env.domains import DEFAULT_SPLIT, check_domain, load_domain
 from rollout.env.task_sets import register_task_sets
+from rollout.scripted import ScriptedServer
+from rollout.scripted.endpoints import pointed_at
 
 
 @dataclass
@@ -74,9 +76,6 @@ async def play(cfg: EpisodeCommandConfig) -> EpisodeResult:
     spec = EpisodeSpec(cfg.domain, str(cfg.task_id), seed=cfg.seed, solo=cfg.solo)
     server = None
     if cfg.llm.scripted:
-        from rollout.scripted import ScriptedServer
-        from rollout.scripted.endpoints import pointed_at
-
         server = ScriptedServer(cfg.llm.scripted, record=False).start()
         cfg = pointed_at(cfg, server.url)
     try:

@@ -9,7 +9,7 @@ The pool is safe across threads and event loops: its state is guarded by a threa
 waiter is woken on its own loop, so one pool can serve episodes of several loops in turn
 (the AReaL workflow's subprocess mode runs each episode in a fresh loop and keeps its aenv
 instances across them). The sessions themselves must then not be bound to a loop.
-`resize(size)` closes idle sessions above the new bound; `close()` closes them all.
+`close()` closes them all.
 """
 
 from __future__ import annotations
@@ -45,16 +45,6 @@ class SessionPool:
         self._all: list[EnvSession] = []
         self._opening = 0  # sessions being created
         self._waiters: collections.deque[asyncio.Future] = collections.deque()
-
-    @property
-    def size(self) -> Optional[int]:
-        return self._size
-
-    @property
-    def open_sessions(self) -> int:
-        """Sessions created and not closed (idle or in use)."""
-        with self._lock:
-            return len(self._all)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[EnvSession]:
@@ -115,15 +105,8 @@ class SessionPool:
 
     def _release(self, session: EnvSession) -> None:
         with self._lock:
-            if self._size is not None and len(self._all) > self._size:  # shrunk while it was in use
-                self._all.remove(session)
-                surplus = session
-            else:
-                self._idle.append(session)
-                surplus = None
+            self._idle.append(session)
             self._wake_one()
-        if surplus is not None:
-            asyncio.get_running_loop().create_task(_close_quietly(surplus))
 
     async def _discard(self, session: EnvSession) -> None:
         try:
@@ -133,20 +116,6 @@ class SessionPool:
                 if session in self._all:
                     self._all.remove(session)
                 self._wake_one()
-
-    async def resize(self, size: Optional[int]) -> None:
-        """Set the bound; idle sessions above it are closed now, busy ones when released."""
-        with self._lock:
-            self._size = size
-            extra = max(0, len(self._all) - size) if size is not None else 0
-            surplus = self._idle[:extra]
-            del self._idle[:extra]
-            for session in surplus:
-                self._all.remove(session)
-            for _ in range(len(self._waiters)):
-                self._wake_one()
-        for session in surplus:
-            await _close_quietly(session)
 
     async def close(self) -> None:
         """Close every session (idle or not)."""

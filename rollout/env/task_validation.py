@@ -1,28 +1,23 @@
-"""`tau2-rollout validate-tasks domain=D tasks=FILE [db=FILE] [splits=FILE] [solo=false] [out=REPORT]`
+"""A file of tau2 tasks checked with no LLM: `validate_tasks(domain, tasks_file, ...) -> Report`.
 
-Checks a file of tau2 tasks before anything trains on it, with no LLM. For every task:
+For every task, in file order, a `TaskVerdict` whose `status` is the first check it fails:
 
-1. tau2's `Task` model accepts it (else `schema_error`, the field named), its id is not one
-   an earlier task of the file took (`duplicate_id`), every tool and function it names exists
-   in the domain (`unknown_tool`, the field named);
-2. its gold actions are replayed through the domain's environment, over `db` when given
-   (the oracle's play: assistant actions as agent tool calls, user actions as the user's tool
-   calls, then the communicate_info and the user's stop; solo: every action by the agent, then
-   `done`); a write action (or a user's device action) the environment answers with an error
-   is `gold_action_failed` (which action, the tool's error). A read action that finds nothing
-   is a legitimate step of a dialogue (tau2's retail has such lookups): it is noted in the
-   task's message, not a failure;
+1. tau2's `Task` model accepts it (else `schema_error`, the field named), its id is not one an
+   earlier task of the file took (`duplicate_id`), every tool and function it names exists in
+   the domain (`unknown_tool`, the field named): task_sets.check_tasks;
+2. its gold play (gold.py) is replayed through the domain's environment, over `db` when given:
+   assistant actions as agent tool calls, user actions as the user's tool calls, then the
+   closing and the user's stop (solo: every action by the agent, then `done`); a write action
+   (or a user's device action) the environment answers with an error is `gold_action_failed`
+   (which action, the tool's error). A read action that finds nothing is a legitimate step of
+   a dialogue (tau2's retail has such lookups): noted in the verdict's message, not a failure;
 3. tau2's own evaluator scores the replay; a reward below 1 is `gold_reward_below_1` (which
    check failed: DB, an env assertion, an action, a communicate_info), an evaluator that raises
    `evaluation_error`.
 
-The others are `valid`. Prints a report (one line per task that is not valid, then the counts
-and the rate in tasks per second) and, with `out=FILE`, writes the JSON report there
-(`{"domain", "tasks_file", "db", "total", "counts", "seconds", "tasks_per_second", "tasks":
-[{"index", "id", "status", "field", "message"}]}`).
-
-Exit status: 0 every task valid; 1 some task is not; 2 bad input (an unreadable or non-JSON
-file, a file that is not a list, an unknown domain, a database of the wrong shape).
+The others are `valid`. Bad input (an unreadable or non-JSON file, a file that is not a list,
+an unknown domain, a database of the wrong shape, solo on a domain without solo mode) raises
+InvalidInput.
 """
 
 from __future__ import annotations
@@ -34,8 +29,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from rollout.core.command import CommandArgs, parse_args
+from tau2.data_model.message import AssistantMessage
+from tau2.data_model.simulation import TerminationReason
+from tau2.environment.toolkit import ToolType
+from tau2.utils.utils import get_now
+
+from rollout.core.config.schema import TaskSetConfig
 from rollout.core.failures import EpisodeFailure, InvalidInput
+from rollout.env.domains import load_domain
+from rollout.env.evaluation import score, simulation_run
+from rollout.env.gold import GREETING, STOP, closing_text, communicate_info, gold_actions
+from rollout.env.local import start_environment
+from rollout.env.protocol import RawToolCall, StopEpisode
+from rollout.env.recorder import EpisodeRecorder
+from rollout.env.task_sets import LoadedTaskSet, base_constructor, check_tasks, install, load_db, read_json, read_splits
 
 VALID = "valid"
 SCHEMA_ERROR = "schema_error"  # also what task_sets.check_tasks reports
@@ -43,18 +50,6 @@ GOLD_ACTION_FAILED = "gold_action_failed"
 GOLD_REWARD_BELOW_1 = "gold_reward_below_1"
 EVALUATION_ERROR = "evaluation_error"
 STUB_USER_REQUEST = "I need help."  # the user's first message in a replay (the evaluator does not read it)
-
-
-@dataclass
-class ValidateArgs(CommandArgs):
-    """The command's arguments (see module doc)."""
-
-    domain: Optional[str] = None
-    tasks: Optional[str] = None
-    db: Optional[str] = None
-    splits: Optional[str] = None
-    solo: bool = False
-    out: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -130,11 +125,7 @@ class Report:
 def validate_tasks(
     domain: str, tasks_file: str, *, db: Optional[str] = None, splits: Optional[str] = None, solo: bool = False
 ) -> Report:
-    """The report of a task file (module doc). Raises InvalidInput for bad input (exit status 2)."""
-    from rollout.core.config.schema import TaskSetConfig
-    from rollout.env.domains import load_domain
-    from rollout.env.task_sets import LoadedTaskSet, base_constructor, check_tasks, install, load_db, read_json, read_splits
-
+    """The report of a task file (module doc). Raises InvalidInput for bad input."""
     started = time.perf_counter()
     env = base_constructor(domain)()
     if solo:
@@ -184,8 +175,6 @@ def _fingerprint(tasks_file: str, db: Optional[str]) -> str:
 
 def check_gold(assets, task, index: int, solo: bool) -> TaskVerdict:
     """Replay a task's gold actions and score the replay with tau2's evaluator (module doc)."""
-    from rollout.env.evaluation import score
-
     if solo:
         try:
             assets.check_solo(task)
@@ -222,18 +211,8 @@ class GoldError:
 
 
 def replay_gold(assets, task, solo: bool):
-    """(tau2's SimulationRun of the task's gold play, the gold actions that failed). The play is
-    the scripted oracle's (gold.py), recorded by the episode's own recorder on a fresh
-    environment of the domain."""
-    from tau2.data_model.message import AssistantMessage
-    from tau2.data_model.simulation import TerminationReason
-    from tau2.utils.utils import get_now
-
-    from rollout.env.evaluation import simulation_run
-    from rollout.env.local import start_environment
-    from rollout.env.protocol import RawToolCall, StopEpisode
-    from rollout.env.trajectory import EpisodeRecorder
-    from rollout.scripted.gold import GREETING, STOP, closing, communicate_info, gold_actions
+    """(tau2's SimulationRun of the task's gold play (gold.py), the gold actions that failed),
+    recorded by the episode's own recorder on a fresh environment of the domain."""
 
     start = get_now()
     env, history = start_environment(assets, task, solo)
@@ -260,7 +239,7 @@ def replay_gold(assets, task, solo: bool):
             termination = stop.reason
     else:
         if communicate_info(task):
-            rec.record_agent_response(closing(task, solo)["text"], [])
+            rec.record_agent_response(closing_text(task), [])
         rec.record_user_message(STOP, [])
         termination = TerminationReason.USER_STOP
     simulation = simulation_run(
@@ -277,8 +256,6 @@ def replay_gold(assets, task, solo: bool):
 
 def _writes(env, name: str, by_user: bool) -> bool:
     """Whether a tool changes state: tau2's WRITE tools, and every user-device action."""
-    from tau2.environment.toolkit import ToolType
-
     if by_user or (env.tools is None or not env.tools.has_tool(name)):
         return True
     return env.tools.tool_type(name) == ToolType.WRITE
@@ -319,15 +296,3 @@ def _why(component: str, info) -> str:
             or "failed"
         )
     return f"reward {info.reward}"
-
-
-def run(argv: list[str]) -> int:
-    """The command (see module doc): its exit status; bad input raises InvalidInput."""
-    args = parse_args(argv, ValidateArgs)
-    if not args.domain or not args.tasks:
-        raise InvalidInput("validate-tasks needs domain=D tasks=FILE (e.g. domain=airline tasks=my_tasks.json)")
-    report = validate_tasks(args.domain, args.tasks, db=args.db, splits=args.splits, solo=args.solo)
-    if args.out:
-        Path(args.out).write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    print(report.text())
-    return 0 if report.all_valid else 1
