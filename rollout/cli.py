@@ -31,7 +31,7 @@ from rollout.core.failures import InvalidInput
 from rollout.core.process_env import apply_defaults
 
 COMMANDS = {
-    "sweep": "rollout.sweep.run",
+    "sweep": "rollout.commands.sweep",
     "episode": "rollout.commands.episode",
     "submit": "rollout.commands.submit",
     "report": "rollout.commands.report",

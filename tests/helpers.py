@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from rollout.agent.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner
 from rollout.core.config import load_config
 from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL
@@ -40,11 +40,13 @@ def sweep_args(server, out, *extra) -> list[str]:
 
 
 def run_specs(cfg, specs, concurrency: int = 16):
-    """Run episodes concurrently in one event loop; results in the order of `specs`."""
+    """Check episodes (InvalidInput for a bad one) and run them concurrently in one event loop;
+    results in the order of `specs`."""
+    episodes = [check_episode(s, cfg) for s in specs]
 
     async def main():
         async with EpisodeRunner(cfg) as runner:
-            return await runner.run_many(specs, concurrency)
+            return await runner.run_many(episodes, concurrency)
 
     return asyncio.run(main())
 

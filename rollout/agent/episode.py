@@ -1,6 +1,8 @@
 """The async episode core: one TAU2 episode of an Agents SDK agent, scored by tau2.
 
-`run_episode(spec, cfg, endpoints, session)` resets an environment session (any backend)
+`check_episode(spec, cfg)` checks an `EpisodeSpec` against its domain and the config once,
+into a `ValidEpisode`; `run_episode(episode, cfg, endpoints, session)` resets an environment
+session (any backend)
 to a fresh episode of (domain, task_id), runs the agent turn by turn against the tau2
 user simulator (or solo, from the ticket) until the episode ends the way tau2's
 orchestrator ends it, has the session score it once with tau2's evaluator and returns an
@@ -27,7 +29,7 @@ from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, described, frames
 from rollout.core.results import EpisodeResult
 from rollout.core.tokenin.chat_format import load_chat_format
-from rollout.env.domains import DomainAssets, check_domain, load_domain
+from rollout.env.domains import check_domain, load_domain
 from rollout.env.protocol import EnvSession, ResetRequest, StopEpisode, request_headers
 from rollout.env.task_sets import register_task_sets
 
@@ -36,7 +38,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EpisodeSpec:
-    """Which episode to run. `solo` None means: decide from the config (see `resolve`)."""
+    """Which episode to run, as asked for. `solo` None means: decide from the config (see
+    `check_episode`, which turns a spec into the `ValidEpisode` that is run)."""
 
     domain: str
     task_id: str
@@ -45,27 +48,39 @@ class EpisodeSpec:
     solo: Optional[bool] = None
     weight_version: Optional[int] = None  # the trainer's tag of the policy's weights (recorded with captured tokens)
 
-    def failed(self, failure: Failure) -> EpisodeResult:
-        """The result of this episode when it could not be played or scored."""
+
+@dataclass(frozen=True)
+class ValidEpisode:
+    """An episode checked against its domain and a config, ready to run: made by `check_episode`
+    only, and run as it is (`run_episode` does not check it again). Small and plain, so that it
+    can be checked in one process (a pool's driver) and run in another (its worker): `solo` is
+    decided, `tau2_domain` is the tau2 domain its environment runs in (a task set's domain)."""
+
+    domain: str
+    task_id: str
+    sample: int
+    seed: Optional[int]
+    solo: bool
+    tau2_domain: str
+    weight_version: Optional[int] = None
+
+    def result(self, failure: Optional[Failure] = None) -> EpisodeResult:
+        """This episode's result: its identity with `failure` (it could not be played or scored),
+        or with no outcome yet (`run_episode` fills one in)."""
         return EpisodeResult(
             domain=self.domain,
-            task_id=str(self.task_id),
+            task_id=self.task_id,
             sample=self.sample,
             seed=self.seed,
-            solo=bool(self.solo),
+            solo=self.solo,
+            tau2_domain=self.tau2_domain,
             failure=failure,
         )
 
 
-@dataclass(frozen=True)
-class Resolved:
-    assets: DomainAssets
-    task: object
-    solo: bool
-
-
-def resolve(spec: EpisodeSpec, cfg: RolloutConfig) -> Resolved:
-    """Validate an episode before any model call. Raises InvalidInput naming what is valid.
+def check_episode(spec: EpisodeSpec, cfg: RolloutConfig) -> ValidEpisode:
+    """The episode of `spec` under `cfg`, checked before any model call. Raises InvalidInput
+    naming what is valid.
 
     `spec.domain` is any name tau2's registry knows or a task set of `cfg.task_sets` (registered
     here, once per process). Solo mode: `spec.solo`, else `cfg.episode.solo`, else solo exactly
@@ -92,11 +107,19 @@ def resolve(spec: EpisodeSpec, cfg: RolloutConfig) -> Resolved:
         assets.check_solo(task)
     elif not user_sim_configured(cfg.user_llm):
         raise InvalidInput("solo=false needs a user simulator endpoint (user_llm.base_url / user_llm.model)")
-    return Resolved(assets, task, solo)
+    return ValidEpisode(
+        domain=spec.domain,
+        task_id=str(spec.task_id),
+        sample=spec.sample,
+        seed=spec.seed,
+        solo=bool(solo),
+        tau2_domain=assets.domain,
+        weight_version=spec.weight_version,
+    )
 
 
 async def run_episode(
-    spec: EpisodeSpec,
+    episode: ValidEpisode,
     cfg: RolloutConfig,
     endpoints: EpisodeClients,
     session: EnvSession,
@@ -106,7 +129,7 @@ async def run_episode(
     clock: Optional[EpisodeClock] = None,
     route: Optional[PolicyRoute] = None,
 ) -> EpisodeResult:
-    """Run one episode on `session` (a free environment slot); see the module docstring.
+    """Run one checked episode on `session` (a free environment slot); see the module docstring.
     `secrets` are the config's keys (`cfg.secrets()`), redacted from every message.
     `requested` (perf_counter) is when the episode was asked for: `durations["start_s"]` is
     the time from then until its environment was reset (waiting for a slot included).
@@ -120,12 +143,10 @@ async def run_episode(
     secrets = [*secrets, endpoints.agent_api_key]
     route = route or PolicyRoute(endpoints)
     route.secrets = secrets
-    result = EpisodeResult(domain=spec.domain, task_id=str(spec.task_id), sample=spec.sample, seed=spec.seed)
+    result = episode.result()
     try:
-        resolved = resolve(spec, cfg)
-        result.solo, result.tau2_domain = resolved.solo, resolved.assets.domain
         async with clock.limit():
-            await _play(spec, resolved, cfg, route, session, result, secrets, requested)
+            await _play(episode, cfg, route, session, result, secrets, requested)
     except TimeoutError:
         result.failure = Failure(
             FailureClass.TIMEOUT,
@@ -137,9 +158,9 @@ async def run_episode(
         result.failure = Failure(FailureClass.ENV_ERROR, described(e, secrets))
         log.warning(
             "episode %s/%s/%s: unexpected error, classified env_error: %s\n%s",
-            spec.domain,
-            spec.task_id,
-            spec.sample,
+            episode.domain,
+            episode.task_id,
+            episode.sample,
             result.failure.message,
             frames(e),
         )
@@ -151,8 +172,7 @@ async def run_episode(
 
 
 async def _play(
-    spec: EpisodeSpec,
-    resolved: Resolved,
+    episode: ValidEpisode,
     cfg: RolloutConfig,
     route: PolicyRoute,
     session: EnvSession,
@@ -162,11 +182,11 @@ async def _play(
 ) -> None:
     ep = cfg.episode
     request = ResetRequest(
-        domain=spec.domain,
-        task_id=str(spec.task_id),
-        solo=resolved.solo,
-        sample=spec.sample,
-        seed=spec.seed,
+        domain=episode.domain,
+        task_id=str(episode.task_id),
+        solo=episode.solo,
+        sample=episode.sample,
+        seed=episode.seed,
         episode_id=uuid.uuid4().hex,
         max_steps=ep.max_steps,
         max_errors=ep.max_errors,
@@ -184,7 +204,7 @@ async def _play(
                 load_chat_format(cfg.llm.tokenizer, cfg.llm.chat_template_kwargs),
                 cfg.llm,
                 secrets=secrets,
-                weight_version=spec.weight_version,
+                weight_version=episode.weight_version,
                 max_prompt_tokens=ep.max_prompt_tokens,
                 max_response_tokens=ep.max_response_tokens,
             )
@@ -195,14 +215,14 @@ async def _play(
             secrets=secrets,
             empty_retries=ep.empty_reply_retries,
             capture=cfg.llm.capture,
-            weight_version=spec.weight_version,
+            weight_version=episode.weight_version,
             token_in=token_in,
         )
         agent = AgentTurns(
             policy,
-            solo=resolved.solo,
+            solo=episode.solo,
             sampling=cfg.sampling,
-            seed=spec.seed,
+            seed=episode.seed,
             headers=request_headers(request, "agent"),  # the endpoint's own go with each request (the route's)
         )
         try:

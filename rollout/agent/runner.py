@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from rollout.agent.episode import EpisodeSpec, run_episode
+from rollout.agent.episode import ValidEpisode, run_episode
 from rollout.agent.policy_route import PolicyRoute
 from rollout.core.clients import ChatClient, EpisodeClients, make_client, resolve_model, user_sim_configured
 from rollout.core.clock import EpisodeClock
@@ -34,6 +34,7 @@ from rollout.core.tokenin.engines import route
 from rollout.core.weights import PolicyWeights
 from rollout.env.backends import session_factory
 from rollout.env.sessions import BrokenSession, SessionPool
+from rollout.env.task_sets import register_task_sets
 
 # After these failures the session's state is unknown (a dead server, a cut-off step).
 DISCARD_SESSION_ON = {FailureClass.ENV_ERROR, FailureClass.TIMEOUT}
@@ -107,6 +108,7 @@ class EpisodeRunner:
                 )
                 self._agents[key] = (client, model)
             if self._pool is None:
+                register_task_sets(self.cfg.task_sets)  # the sessions load the episodes' domains by name
                 self._pool = SessionPool(session_factory(self.cfg, self._user[0], self._user[1], self.secrets), self.slots)
         agent, model = self._agents[key]
         return EpisodeClients(
@@ -120,41 +122,42 @@ class EpisodeRunner:
         )
 
     async def run(
-        self, spec: EpisodeSpec, policy: Optional[PolicyEndpoint] = None, *, clock: Optional[EpisodeClock] = None
+        self, episode: ValidEpisode, policy: Optional[PolicyEndpoint] = None, *, clock: Optional[EpisodeClock] = None
     ) -> EpisodeResult:
-        """One episode; failures (including unreachable endpoints) come back classified. `clock`:
-        its timeout budget (run_episode), for a caller that watches how long it has run. While
-        `weights` names a policy endpoint, the episode's calls go there instead of `policy`."""
+        """One checked episode (`check_episode` against this runner's config); failures (including
+        unreachable endpoints) come back classified. `clock`: its timeout budget (run_episode),
+        for a caller that watches how long it has run. While `weights` names a policy endpoint,
+        the episode's calls go there instead of `policy`."""
         requested = time.perf_counter()
         named = self.weights.policy
         try:
             endpoints = await self.endpoints(named or policy)
         except EpisodeFailure as e:
-            return spec.failed(e.failure)
+            return episode.result(e.failure)
         route = PolicyRoute(endpoints, self.weights, self.endpoints, routed=named)
         result = None
         try:
             async with self._pool.slot() as session:
                 result = await run_episode(
-                    spec, self.cfg, endpoints, session, secrets=self.secrets, requested=requested, clock=clock, route=route
+                    episode, self.cfg, endpoints, session, secrets=self.secrets, requested=requested, clock=clock, route=route
                 )
                 if result.failure is not None and result.failure.failure_class in DISCARD_SESSION_ON:
                     raise BrokenSession()
         except BrokenSession:
             pass
         except EpisodeFailure as e:  # the slot itself could not be opened (e.g. env server start)
-            result = spec.failed(e.failure)
+            result = episode.result(e.failure)
         return result
 
-    async def run_many(self, specs: list[EpisodeSpec], concurrency: Optional[int] = None) -> list[EpisodeResult]:
-        """Run `specs` with at most `concurrency` (default: `slots`) in flight; results in order."""
-        sem = asyncio.Semaphore(concurrency or self.slots or len(specs) or 1)
+    async def run_many(self, episodes: list[ValidEpisode], concurrency: Optional[int] = None) -> list[EpisodeResult]:
+        """Run `episodes` with at most `concurrency` (default: `slots`) in flight; results in order."""
+        sem = asyncio.Semaphore(concurrency or self.slots or len(episodes) or 1)
 
-        async def one(spec: EpisodeSpec) -> EpisodeResult:
+        async def one(episode: ValidEpisode) -> EpisodeResult:
             async with sem:
-                return await self.run(spec)
+                return await self.run(episode)
 
-        return list(await asyncio.gather(*[one(s) for s in specs]))
+        return list(await asyncio.gather(*[one(e) for e in episodes]))
 
     async def close(self) -> None:
         if self._pool is not None and self._pool is not self._shared_sessions:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from rollout.agent.episode import resolve
+from rollout.agent.episode import check_episode
 from rollout.agent.runner import PolicyEndpoint
 from rollout.areal.rows import spec_from_data
 from rollout.areal.runtime import RUNTIMES
 from rollout.core.config import RolloutConfig, api_key_of
 from rollout.core.failures import InvalidInput
 from rollout.core.results import EpisodeResult
+from rollout.env.domains import load_domain
 
 
 def _deep_merge(base: dict, extra: dict) -> dict:
@@ -66,8 +67,8 @@ class Tau2Agent:
         spec = spec_from_data(data)
         runtime = RUNTIMES.runtime(_deep_merge(self._overrides, data.get("overrides") or {}))
         cfg = runtime.cfg
-        resolved = resolve(spec, cfg)  # InvalidInput before any client or model call
-        if data.get("split") is not None and spec.task_id not in resolved.assets.task_ids(str(data["split"])):
+        episode = check_episode(spec, cfg)  # InvalidInput before any client or model call; not checked again
+        if data.get("split") is not None and episode.task_id not in load_domain(episode.domain).task_ids(str(data["split"])):
             raise InvalidInput(f"task_id '{spec.task_id}' is not in split '{data['split']}' of domain '{spec.domain}'")
         policy = PolicyEndpoint(
             base_url=base_url,
@@ -75,7 +76,7 @@ class Tau2Agent:
             http_client=http_client if cfg.llm.caller_http_client else None,
         )
         runner = await runtime.runner()
-        return await runner.run(spec, policy)
+        return await runner.run(episode, policy)
 
 
 async def run_agent_return_reward(data: dict[str, Any]) -> float:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Optional
 
-from rollout.agent.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner
 from rollout.bench.async_rl import bench_p12
 from rollout.bench.baselines import gold_script, play_in_gym, run_tau2_runner
@@ -87,10 +87,11 @@ P2_DOMAIN = "telecom"
 
 async def _throughput(cfg, specs, in_flight: int) -> tuple[float, int]:
     """(episodes per second, completions) with at most `in_flight` episodes at once."""
+    episodes = [check_episode(s, cfg) for s in specs]
     async with EpisodeRunner(cfg, slots=in_flight) as runner:
-        await runner.run(specs[0])  # warm up the clients and the domain
+        await runner.run(episodes[0])  # warm up the clients and the domain
         start = time.perf_counter()
-        results = await runner.run_many(specs)
+        results = await runner.run_many(episodes)
         elapsed = time.perf_counter() - start
     assert all(r.reward == 1.0 for r in results), [r.failure for r in results if r.reward != 1.0][:3]
     completions = sum(r.usage["agent"]["requests"] + r.usage["user"].get("requests", 0) for r in results)
@@ -98,23 +99,19 @@ async def _throughput(cfg, specs, in_flight: int) -> tuple[float, int]:
 
 
 def _ray_throughput(cfg, specs, in_flight: int, workers: int = 2) -> float:
-    """Episodes per second of the same episodes on Ray (the rollout pool, `workers` actors)."""
-    import ray
-
+    """Episodes per second of the same episodes on Ray (the rollout pool, `workers` actors on a
+    local Ray of `workers` CPUs, which the pool starts and stops)."""
     from rollout.pool import RolloutPool
 
-    ray.init(address="local", num_cpus=workers, include_dashboard=False, object_store_memory=256 * 2**20)
-    try:
-        with RolloutPool(cfg, ray={"num_workers": workers, "slots_per_worker": max(1, in_flight // workers)}) as pool:
-            pool.start([P2_DOMAIN])
-            pool.run(_requests(specs[:workers]))  # warm: clients, caches
-            start = time.perf_counter()
-            out = pool.run(_requests(specs))
-            elapsed = time.perf_counter() - start
-        assert all(t.reward == 1.0 for t in out), [t.failure for t in out if t.reward != 1.0][:3]
-        return len(specs) / elapsed
-    finally:
-        ray.shutdown()
+    ray = {"num_workers": workers, "slots_per_worker": max(1, in_flight // workers), "num_cpus": workers, "object_store_mb": 256}
+    with RolloutPool(cfg, ray=ray) as pool:
+        pool.start([P2_DOMAIN])
+        pool.run(_requests(specs[:workers]))  # warm: clients, caches
+        start = time.perf_counter()
+        out = pool.run(_requests(specs))
+        elapsed = time.perf_counter() - start
+    assert all(t.reward == 1.0 for t in out), [t.failure for t in out if t.reward != 1.0][:3]
+    return len(specs) / elapsed
 
 
 def _requests(specs):
@@ -153,8 +150,6 @@ def bench_p2(sizes: list[int], latency: float, episodes_per_slot: int, with_tau2
 
 # ---- P3 -------------------------------------------------------------------------------------
 def bench_p3(episodes: int, latency: float, reps: int) -> dict:
-    import ray
-
     from rollout.pool import RolloutPool
 
     ids = load_domain("telecom").task_ids()
@@ -162,27 +157,25 @@ def bench_p3(episodes: int, latency: float, reps: int) -> dict:
     ray_s, local_s = [], []
     with scripted_server(latency) as url:
         cfg = episode_config(url)
-        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20)
-        try:
-            with RolloutPool(cfg, ray={"num_workers": 2, "slots_per_worker": 16}) as pool:
-                pool.start(["telecom"])
-                pool.run(_requests(specs[:8]))  # warm-up, as the in-process runs warm up too
-                for _ in range(reps):
+        ray = {"num_workers": 2, "slots_per_worker": 16, "num_cpus": 2, "object_store_mb": 256}
+        with RolloutPool(cfg, ray=ray) as pool:  # a local Ray the pool starts and stops
+            pool.start(["telecom"])
+            pool.run(_requests(specs[:8]))  # warm-up, as the in-process runs warm up too
+            for _ in range(reps):
+                start = time.perf_counter()
+                pool.run(_requests(specs))
+                ray_s.append(time.perf_counter() - start)
+        for rep in range(reps):
+
+            async def local():  # noqa: B023
+                episodes = [check_episode(s, cfg) for s in specs]
+                async with EpisodeRunner(cfg, slots=32) as runner:
+                    await runner.run(episodes[0])
                     start = time.perf_counter()
-                    pool.run(_requests(specs))
-                    ray_s.append(time.perf_counter() - start)
-            for rep in range(reps):
+                    await runner.run_many(episodes)
+                    return time.perf_counter() - start
 
-                async def local():  # noqa: B023
-                    async with EpisodeRunner(cfg, slots=32) as runner:
-                        await runner.run(specs[0])
-                        start = time.perf_counter()
-                        await runner.run_many(specs)
-                        return time.perf_counter() - start
-
-                local_s.append(asyncio.run(local()))
-        finally:
-            ray.shutdown()
+            local_s.append(asyncio.run(local()))
     ray_med, local_med = statistics.median(ray_s), statistics.median(local_s)
     return {"ray_s": round(ray_med, 3), "inprocess_s": round(local_med, 3), "overhead": round(ray_med / local_med - 1, 3)}
 

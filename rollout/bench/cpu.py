@@ -31,7 +31,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
-from rollout.agent.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner
 from rollout.bench.common import episode_config, scripted_process
 from rollout.env.domains import BENCHMARK_DOMAINS, load_domain
@@ -167,12 +167,13 @@ async def _measure(
 ) -> dict:
     if executor is not None:
         asyncio.get_running_loop().set_default_executor(executor)
+    episodes = [check_episode(s, cfg) for s in specs]
     async with EpisodeRunner(cfg, slots=in_flight) as runner:
-        await runner.run(specs[0])  # warm: clients, domain, caches
+        await runner.run(episodes[0])  # warm: clients, domain, caches
         served0, server0, cpu0 = server.completions(), server.cpu_s(), time.process_time()
         if profile:
             profile.enable()
-        results = await runner.run_many(specs)
+        results = await runner.run_many(episodes)
         if profile:
             profile.disable()
         cpu, server_cpu = time.process_time() - cpu0, server.cpu_s() - server0

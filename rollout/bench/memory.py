@@ -27,7 +27,7 @@ def bench_p4(in_flight: int) -> dict:
 def measure(in_flight: int) -> dict:
     """The P4 row, measured in this process: RSS growth per episode with `in_flight` episodes held
     in flight by a slow model, and the RSS growth of one more copy of the airline DB."""
-    from rollout.agent.episode import EpisodeSpec
+    from rollout.agent.episode import EpisodeSpec, check_episode
     from rollout.agent.runner import EpisodeRunner
     from rollout.bench.common import episode_config, rss_mib, scripted_server
     from rollout.env.domains import load_domain
@@ -45,12 +45,12 @@ def measure(in_flight: int) -> dict:
 
         async def main():
             async with EpisodeRunner(cfg, slots=in_flight) as runner:
-                await runner.run(EpisodeSpec("airline", ids[0]))
+                await runner.run(check_episode(EpisodeSpec("airline", ids[0]), cfg))
                 gc.collect()
                 base = rss_mib()
                 peak = base
                 tasks = [
-                    asyncio.ensure_future(runner.run(EpisodeSpec("airline", ids[i % len(ids)], sample=i)))
+                    asyncio.ensure_future(runner.run(check_episode(EpisodeSpec("airline", ids[i % len(ids)], sample=i), cfg)))
                     for i in range(in_flight)
                 ]
                 while not all(t.done() for t in tasks):

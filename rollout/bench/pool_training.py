@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
 import time
@@ -25,6 +24,7 @@ from rollout.env.domains import BENCHMARK_DOMAINS, load_domain
 
 DOMAINS = BENCHMARK_DOMAINS
 GROUP = 8
+LOCAL_RAY = {"num_cpus": 2, "object_store_mb": 512}  # the local Ray each measured pool starts (and stops on close)
 THROUGHPUT_GOAL_RATIO = 0.90  # capture on / off, episodes per second
 LEVELS = ((64, 0.5), (256, 2.0))  # (episodes in flight, seconds per completion): ~128 completions/s each
 
@@ -54,7 +54,7 @@ def _pool(url: str, capture: bool, in_flight: int):
     from rollout.pool import RolloutPool
 
     cfg = episode_config(url, "sampling=train", *(["llm.capture=token_ids"] if capture else []))
-    pool = RolloutPool(cfg, ray={"num_workers": 2, "slots_per_worker": in_flight // 2}, retry={"max_attempts": 1})
+    pool = RolloutPool(cfg, ray={"num_workers": 2, "slots_per_worker": in_flight // 2, **LOCAL_RAY}, retry={"max_attempts": 1})
     pool.start(DOMAINS)
     pool.run(batch(GROUP * 2))  # warm: clients, caches, the tokenizer on the server side
     return pool
@@ -89,18 +89,6 @@ def _medians(runs: dict[str, list[dict]], keys: tuple[str, ...]) -> dict[str, di
     return {mode: {k: round(statistics.median(r[k] for r in rs), 3) for k in keys} for mode, rs in runs.items()}
 
 
-@contextlib.contextmanager
-def _local_ray():
-    """A local Ray of 2 CPUs for the block, shut down after it."""
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=512 * 2**20)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 def bench_capture(levels=LEVELS, waves: int = 2, reps: int = 2) -> dict:
     out = {}
     for in_flight, latency in levels:
@@ -109,7 +97,7 @@ def bench_capture(levels=LEVELS, waves: int = 2, reps: int = 2) -> dict:
         with scripted_process(latency) as server:
             for _ in range(reps):  # alternate, so drift in the machine's speed hits both alike
                 for mode in ("off", "on"):
-                    with _local_ray(), _pool(server.url, mode == "on", in_flight) as pool:
+                    with _pool(server.url, mode == "on", in_flight) as pool:
                         runs[mode].append(_timed(server, pool, requests))
                         if mode == "on":
                             capture = pool.stats()["capture"]
@@ -134,7 +122,7 @@ def bench_stream_groups(in_flight: int = 64, latency: float = 0.2, waves: int = 
     requests = batch(in_flight * waves)
     runs: dict[str, list[dict]] = {"run": [], "stream_groups": []}
     with scripted_process(latency) as server:
-        with _local_ray(), _pool(server.url, True, in_flight) as pool:
+        with _pool(server.url, True, in_flight) as pool:
             for _ in range(reps):
                 for call in runs:
                     runs[call].append(_timed(server, pool, requests, call))

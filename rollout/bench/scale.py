@@ -145,19 +145,14 @@ def _sweep_config(a):
 
 
 class _Stamp:
-    """A text sink for run_sweep's output that notes when the "N to run" line is written."""
+    """An `on_start` for run_sweep that notes when the sweep's plan is checked and its log read."""
 
     def __init__(self):
         self.at = None
-        self.lines: list[str] = []
+        self.start = None
 
-    def write(self, text: str) -> None:
-        if self.at is None and " to run" in text:
-            self.at = time.perf_counter()
-        self.lines.append(text)
-
-    def flush(self) -> None:
-        pass
+    def __call__(self, start) -> None:
+        self.at, self.start = time.perf_counter(), start
 
 
 def _run(a) -> dict:
@@ -170,7 +165,7 @@ def _run(a) -> dict:
         peak[0] = max(peak[0], rss_mib())
 
     start = time.perf_counter()
-    summary = run_sweep(cfg, on_record=on_record, out=_Stamp())
+    summary = run_sweep(cfg, on_record=on_record).summary
     wall = time.perf_counter() - start
     out_dir = Path(a.out_dir)
     episodes = summary["all"]["episodes"]
@@ -195,9 +190,9 @@ def _resume(a) -> dict:
     cfg = _sweep_config(a)
     stamp = _Stamp()
     begin = time.perf_counter()
-    summary = run_sweep(cfg, out=stamp)
+    summary = run_sweep(cfg, on_start=stamp).summary
     total = time.perf_counter() - begin
-    assert summary["run"]["episodes_run"] == 0, "".join(stamp.lines)
+    assert summary["run"]["episodes_run"] == 0, stamp.start
     peak = peak_rss_mib()
     start = time.perf_counter()
     summarize(iter_records(a.out_dir), num_samples=cfg.num_samples)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from rollout.bench.common import episode_config, scripted_process
-from rollout.bench.pool_training import _local_ray, _medians, batch, machine_busy_s
+from rollout.bench.pool_training import LOCAL_RAY, _medians, batch, machine_busy_s
 
 TEMPLATES = {  # name: (scripted model, server reasoning parser, chat_template_kwargs, reply style)
     "qwen3_thinking": ("qwen3", "qwen3", "{}", "text_with_calls"),
@@ -35,7 +35,7 @@ def _pool(url: str, mode: str, template: tuple, in_flight: int):
     extra = ["sampling=train", f"llm.capture={mode}", f"llm.chat_template_kwargs={kwargs}"]
     if mode == "token_in":
         extra += [f"llm.tokenizer={model_dir(model)}", *([f"llm.reasoning_parser={parser}"] if parser else [])]
-    pool = RolloutPool(episode_config(url, *extra), ray={"num_workers": 2, "slots_per_worker": in_flight // 2})
+    pool = RolloutPool(episode_config(url, *extra), ray={"num_workers": 2, "slots_per_worker": in_flight // 2, **LOCAL_RAY})
     pool.start()
     pool.run(batch(16))  # warm: clients, the tokenizer on both sides
     return pool
@@ -71,7 +71,7 @@ def bench_p11(quick: bool = False, in_flight: int = 64, latency: float = 0.5, re
         with scripted_process(latency, model=model, reasoning_parser=parser, reply_style=style) as server:
             for _ in range(reps):  # alternate, so drift in the machine's speed hits both alike
                 for mode in runs:
-                    with _local_ray(), _pool(server.url, mode, template, in_flight) as pool:
+                    with _pool(server.url, mode, template, in_flight) as pool:
                         runs[mode].append(_timed(server, pool, requests))
         row: dict = _medians(runs, ("eps_per_s", "rollout_ms_per_completion", "split_per_1000", "boundaries"))
         row["throughput_ratio"] = round(row["token_in"]["eps_per_s"] / row["token_ids"]["eps_per_s"], 3)

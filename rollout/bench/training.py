@@ -18,7 +18,7 @@ import asyncio
 import statistics
 import time
 
-from rollout.agent.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner
 from rollout.bench.common import episode_config, scripted_process
 from rollout.env.domains import BENCHMARK_DOMAINS, load_domain
@@ -60,11 +60,13 @@ async def _training(url: str, rows: list[dict], in_flight: int):
 
 
 async def _sweep(url: str, rows: list[dict], in_flight: int):
+    cfg = episode_config(url, "sampling=train")
     specs = [EpisodeSpec(r["domain"], r["task_id"], sample=r["sample"], seed=r["seed"]) for r in rows]
-    async with EpisodeRunner(episode_config(url, "sampling=train"), slots=in_flight) as runner:
-        await runner.run(specs[0])
+    episodes = [check_episode(s, cfg) for s in specs]
+    async with EpisodeRunner(cfg, slots=in_flight) as runner:
+        await runner.run(episodes[0])
         cpu0 = time.process_time()
-        results = await runner.run_many(specs)
+        results = await runner.run_many(episodes)
         return time.process_time() - cpu0, results
 
 

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
-from rollout.agent.episode import EpisodeSpec, resolve
+from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner
 from rollout.core.command import parse_args
 from rollout.core.config import RolloutConfig
@@ -79,9 +79,9 @@ async def play(cfg: EpisodeCommandConfig) -> EpisodeResult:
         server = ScriptedServer(cfg.llm.scripted, record=False).start()
         cfg = pointed_at(cfg, server.url)
     try:
-        resolve(spec, cfg)  # bad input before any model call
+        episode = check_episode(spec, cfg)  # bad input before any model call
         async with EpisodeRunner(cfg, slots=1) as runner:
-            return await runner.run(spec)
+            return await runner.run(episode)
     finally:
         if server is not None:
             server.stop()

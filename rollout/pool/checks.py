@@ -119,23 +119,28 @@ def request_problem(r: Any) -> Optional[str]:
 
 
 def check_requests(requests: Iterable[Any], cfg: Any, base_seed: int) -> list:
-    """The requests, each checked (`request_problem`, then against its domain and `cfg`);
+    """The requests as `ValidRequest`s: each `RolloutRequest` checked (`request_problem`, then its
+    episode against its domain and `cfg`: `check_episode`, once), each `ValidRequest` as it is.
     InvalidInput naming the first bad one. Warns when requests repeat one seed (see pool.py)."""
-    from rollout.agent.episode import resolve
-    from rollout.pool.requests import RolloutRequest
+    from rollout.agent.episode import check_episode
+    from rollout.pool.requests import RolloutRequest, ValidRequest
 
-    out = list(requests)
-    for i, r in enumerate(out):
+    out, checked = [], []
+    for i, r in enumerate(requests):
+        if isinstance(r, ValidRequest):
+            out.append(r)
+            continue
         if not isinstance(r, RolloutRequest):
             raise InvalidInput(f"requests must be RolloutRequest objects, got {type(r).__name__}")
         problem = request_problem(r)
         if problem:
             raise InvalidInput(f"request {i}: {problem}")
         try:
-            resolve(r.spec(base_seed), cfg)
+            out.append(ValidRequest(r, check_episode(r.spec(base_seed), cfg)))
         except InvalidInput as e:
             raise InvalidInput(f"request {i}: {e.failure.message}") from None
-    repeated = Counter((r.domain, str(r.task_id), r.sample) for r in out if r.seed is None)
+        checked.append(r)
+    repeated = Counter((r.domain, str(r.task_id), r.sample) for r in checked if r.seed is None)
     repeated = {k: n for k, n in repeated.items() if n > 1}
     if repeated:
         (domain, task_id, sample), n = next(iter(repeated.items()))

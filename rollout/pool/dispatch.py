@@ -1,6 +1,8 @@
-"""The pool's dispatcher: fans requests out to worker actors, retries, survives lost workers.
+"""The pool's dispatcher: fans jobs out to worker actors, retries, survives lost workers.
 
-`Dispatcher.poll()` keeps every ready worker's slots full (direct submission plus a `ray.wait`
+It joins the worker slots (slots.py: start, warm, replace, give up) and the job queue (jobs.py:
+order, backoff, the retry rule) with what happens on Ray: episodes in flight, their cancels, and
+Ray's errors turned into failure classes. `Dispatcher.poll()` keeps every ready worker's slots full (direct submission plus a `ray.wait`
 loop — never ActorPool, which gives an async actor one task at a time) and returns the jobs
 that ended: each with its final `Trajectory`, after a retryable infrastructure failure was
 re-queued with exponential backoff while attempts were left. Guarantees:
@@ -22,34 +24,31 @@ re-queued with exponential backoff while attempts were left. Guarantees:
   end as `cancelled` (a failure class that is not a sample and is never retried).
 
 Endpoint caps (`llm.max_concurrency`, `user_llm.max_concurrency`) hold across the pool: each
-worker gets an exact share (workers.worker_config), and there are never more workers than the
-smallest cap.
+worker gets an exact share (cluster.worker_config), and there are never more workers than the
+smallest cap (cluster.worker_count).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import Failure, FailureClass, described
 from rollout.pool.config import RetryConfig
-from rollout.pool.requests import RolloutRequest
-from rollout.pool.worker import capped_worker_count, start_workers, worker_config
+from rollout.pool.jobs import Job, JobQueue, retry_delay
+from rollout.pool.requests import ValidRequest
+from rollout.pool.slots import Slot, WorkerSlots
 from rollout.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
 CANCEL_GRACE_S = 30.0  # the worker's own episode timeout should fire first
 ASK_EVERY_S = 10.0  # how often a suspect episode's worker is asked how long it has run
 ASK_TIMEOUT_S = 5.0  # a worker that does not answer within this has its stuck episodes cancelled
-MAX_REPLACEMENTS_PER_SLOT = 3  # then the slot is given up
-STOP_TIMEOUT_S = 30.0
+CANCELLED = Failure(FailureClass.CANCELLED, "cancelled by the caller")
 
 
 class NoWorkersLeft(RuntimeError):
@@ -57,41 +56,9 @@ class NoWorkersLeft(RuntimeError):
 
 
 @dataclass
-class Job:
-    id: int
-    request: RolloutRequest
-    base_seed: int = 0
-    attempts: int = 0
-    earlier_failures: list[Failure] = field(default_factory=list)
-
-    def ended(self, failure: Failure) -> Trajectory:
-        """The trajectory of a job that ends without an episode (cancelled, or its worker lost)."""
-        return Trajectory.of(
-            self.request.spec(self.base_seed).failed(failure),
-            group_id=self.request.group,
-            weight_version=self.request.weight_version,
-            tags=self.request.tags,
-        )
-
-
-@dataclass
-class _Worker:
-    """One actor in slot `index`: starting (until it answers a ping: placed and constructed),
-    warming (until its warm-up returns), ready, or lost. Each of the first two phases is
-    bounded by `worker_start_timeout_s`."""
-
-    index: int
-    actor: object
-    ref: object  # the ping, then the warm-up
-    deadline: float
-    state: str = "starting"
-    load: int = 0
-
-
-@dataclass
 class _Flight:
     job: Job
-    worker: _Worker
+    slot: Slot
     started: float
     asked: float = 0.0
     cancelled: Optional[str] = None  # why the driver cancelled it: "stuck" | "caller"
@@ -110,93 +77,84 @@ class Dispatcher:
         retry: RetryConfig = RetryConfig(),
         warmup_domains: Iterable[str] = (),
         worker_start_timeout_s: float = 300.0,
-        base_seed: int = 0,
         on_retry: Optional[Callable[[Job, Failure], None]] = None,
     ):
         self.cfg = cfg
-        self.num_workers = capped_worker_count(cfg, num_workers)
-        self.slots = slots_per_worker
-        self.cpus = cpus_per_worker
+        self.slots = WorkerSlots(
+            cfg,
+            count=num_workers,
+            slots_per_worker=slots_per_worker,
+            cpus_per_worker=cpus_per_worker,
+            warmup_domains=warmup_domains,
+            start_timeout_s=worker_start_timeout_s,
+        )
+        self.episodes_per_worker = slots_per_worker
         self.retry = retry
-        self.warmup_domains = list(warmup_domains)
-        self.start_timeout = worker_start_timeout_s
-        self.base_seed = base_seed
         self.on_retry = on_retry
-        self.workers: list[Optional[_Worker]] = []  # by slot; None: the slot was given up
-        self.replacements = [0] * self.num_workers
-        self.replaced_workers = 0
-        self.lost_slots = 0
-        self.last_loss = "none"
-        self._ids = itertools.count()
-        self._worker_ids = itertools.count()
-        self._ready: list[Job] = []  # popped from the end
-        self._delayed: list[tuple[float, int, Job]] = []  # (not_before, job id, job)
+        self.queue = JobQueue()
         self._inflight: dict = {}  # ref -> _Flight
-        self._inbox: list[Job] = []  # submitted from any thread, queued at the next poll
-        self._cancel_groups: set[str] = set()
-        self._cancel_jobs: set[int] = set()
-        self._lock = threading.Lock()
-        self._state_calls: list[tuple[str, tuple]] = []  # what a new worker is called with first (broadcast)
 
     # ---- public ------------------------------------------------------------------------
     def start(self) -> None:
         """Start the workers (once) and wait until each is ready or given up."""
-        if not self.workers:
-            self.workers = [self._start(i) for i in range(self.num_workers)]
-        self._await_starting()
+        self.slots.start()
 
-    def submit(self, requests: Iterable[RolloutRequest]) -> list[Job]:
-        """Queue requests (run in the order given, from the next poll); their jobs. Any thread."""
-        with self._lock:
-            jobs = [Job(next(self._ids), r, self.base_seed) for r in requests]
-            self._inbox += jobs
-        return jobs
+    def submit(self, requests: Iterable[ValidRequest]) -> list[Job]:
+        """Queue checked requests (run in the order given, from the next poll); their jobs. Any thread."""
+        return self.queue.submit(requests)
 
     def cancel_group(self, group: str) -> None:
         """End a group's jobs: queued ones at the next poll, running ones when their cancel lands. Any thread."""
-        with self._lock:
-            self._cancel_groups.add(group)
+        self.queue.cancel_group(group)
 
     def cancel_jobs(self, ids: Iterable[int]) -> None:
         """End these jobs as `cancel_group` does (a caller that stopped listening). Any thread."""
-        with self._lock:
-            self._cancel_jobs.update(ids)
+        self.queue.cancel_jobs(ids)
 
     def broadcast(self, calls: list[tuple[str, tuple]], timeout_s: float = 60.0) -> None:
-        """Call every live worker with `calls` ((method, args), in order) and wait for those that
-        are placed; every worker started from now on (a replacement) is called with them right
-        after it is created, long before its first job. `calls` is the whole state workers must
-        be in (each broadcast replaces the last). A worker that died meanwhile is skipped (its
-        replacement gets them). Any thread."""
-        import ray
-        from ray.exceptions import GetTimeoutError, RayActorError
-
-        with self._lock:  # against _start: a worker either is in the list here or gets the calls there
-            self._state_calls = list(calls)
-            sent = [(w, [getattr(w.actor, m).remote(*a) for m, a in calls]) for w in self.workers if w is not None]
-        for w, refs in sent:
-            if w.state == "starting":  # not placed yet (it may wait for resources): not waited for
-                continue
-            try:
-                ray.get(refs, timeout=timeout_s)
-            except RayActorError:
-                log.info("worker slot %s died before it took the pool's state; its replacement will", w.index)
-            except GetTimeoutError:
-                raise TimeoutError(f"worker slot {w.index} did not answer {calls[0][0]} within {timeout_s:g}s") from None
+        """Put every worker, and every worker started from now on, in the state `calls` make
+        (WorkerSlots.broadcast). Any thread."""
+        self.slots.broadcast(calls, timeout_s)
 
     @property
     def pending(self) -> int:
         """Jobs not ended yet (submitted, queued, waiting for a retry, or running)."""
-        return len(self._inbox) + len(self._ready) + len(self._delayed) + len(self._inflight)
+        return len(self.queue) + len(self._inflight)
 
     @property
-    def ready_workers(self) -> list[_Worker]:
-        return [w for w in self.workers if w is not None and w.state == "ready"]
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    @property
+    def queued(self) -> int:
+        """Jobs queued or waiting for a retry."""
+        return self.queue.ready + self.queue.delayed
+
+    @property
+    def num_workers(self) -> int:
+        return self.slots.count
+
+    @property
+    def workers(self) -> list[Slot]:
+        """The worker slots, in order (a given-up slot's state is GIVEN_UP)."""
+        return self.slots.slots
+
+    @property
+    def ready_workers(self) -> list[Slot]:
+        return self.slots.ready
 
     @property
     def actors(self) -> list:
         """The actors of the live slots (ready or starting)."""
-        return [w.actor for w in self.workers if w is not None]
+        return [s.actor for s in self.slots.live]
+
+    @property
+    def replaced_workers(self) -> int:
+        return self.slots.replaced_workers
+
+    @property
+    def lost_slots(self) -> int:
+        return self.slots.lost_slots
 
     def poll(self, timeout_s: float = 0.25) -> list[tuple[Job, Trajectory]]:
         """Dispatch, wait up to `timeout_s` for results, and return the jobs that ended."""
@@ -204,26 +162,26 @@ class Dispatcher:
 
         ended: list[tuple[Job, Trajectory]] = self._apply_cancels()
         now = time.monotonic()
-        while self._delayed and self._delayed[0][0] <= now:
-            self._ready.append(heapq.heappop(self._delayed)[2])
-        self._check_starting()
-        if self._ready and not any(w is not None for w in self.workers):
-            raise NoWorkersLeft(self._no_workers_message(self.pending))
+        self.queue.release_due(now)
+        self.slots.check_starting()
+        if self.queue.ready and not self.slots.live:
+            raise NoWorkersLeft(self.slots.no_workers_message(self.pending))
         ended += self._dispatch()
-        starting = self._pending_refs()
+        starting = self.slots.starting_refs()
         if not self._inflight:
-            wait_s = max(0.0, min(timeout_s, self._delayed[0][0] - now)) if self._delayed else timeout_s
+            due = self.queue.next_due()
+            wait_s = max(0.0, min(timeout_s, due - now)) if due is not None else timeout_s
             if starting:
                 ray.wait(starting, num_returns=1, timeout=wait_s)
-            elif self._ready or self._delayed:
-                time.sleep(min(wait_s, 0.01) if self._ready else wait_s)
+            elif self.queue.ready or due is not None:
+                time.sleep(min(wait_s, 0.01) if self.queue.ready else wait_s)
             return ended
         done, _ = ray.wait([*self._inflight, *starting], num_returns=1, timeout=timeout_s)
         for ref in done:
             flight = self._inflight.pop(ref, None)
             if flight is None:
-                continue  # a starting worker's warm-up: handled by _check_starting
-            flight.worker.load -= 1
+                continue  # a starting worker's warm-up: handled by check_starting
+            flight.slot.load -= 1
             trajectory = self._collect(ref, flight)
             if self._finish(flight.job, trajectory):
                 ended.append((flight.job, trajectory))
@@ -232,180 +190,42 @@ class Dispatcher:
 
     def stop(self) -> None:
         """Let each ready worker release its sessions (cluster instances, servers), then kill every actor."""
-        import ray
-
-        live = [w for w in self.workers if w is not None]
-        try:
-            ray.get([w.actor.close.remote() for w in live if w.state == "ready"], timeout=STOP_TIMEOUT_S)
-        except Exception:
-            log.warning("workers did not all close their sessions within %ss", STOP_TIMEOUT_S, exc_info=True)
-        for w in live:
-            try:
-                ray.kill(w.actor)
-            except Exception:
-                log.warning("ray.kill of worker slot %s failed", w.index, exc_info=True)
-        self.workers = []
-        self.replacements = [0] * self.num_workers
-
-    # ---- workers -----------------------------------------------------------------------
-    def _start(self, index: int) -> _Worker:
-        cfg = worker_config(self.cfg, index, self.num_workers)
-        with self._lock:  # a broadcast that did not see this worker: its state calls go first
-            [actor] = start_workers(
-                1, cfg, slots=self.slots, cpus=self.cpus, first_id=next(self._worker_ids), base_seed=self.base_seed
-            )
-            worker = _Worker(index, actor, actor.ping.remote(), time.monotonic() + self.start_timeout)
-            for method, args in self._state_calls:
-                getattr(actor, method).remote(*args)
-            if index < len(self.workers):
-                self.workers[index] = worker  # seen by a broadcast from now on
-        return worker
-
-    def _pending_refs(self) -> list:
-        """The refs of the workers that are starting or warming."""
-        return [w.ref for w in self.workers if w is not None and w.state in ("starting", "warming")]
-
-    def _await_starting(self) -> None:
-        import ray
-
-        while True:
-            pending = self._pending_refs()
-            if not pending:
-                return
-            ray.wait(pending, num_returns=len(pending), timeout=1.0)
-            self._check_starting()
-
-    def _check_starting(self) -> None:
-        """Promote warm workers to ready; give up the ones past their deadline or dead at start."""
-        import ray
-        from ray.exceptions import RayActorError
-
-        now = time.monotonic()
-        for w in list(self.workers):
-            if w is None or w.state not in ("starting", "warming"):
-                continue
-            done, _ = ray.wait([w.ref], timeout=0)
-            if done:
-                try:
-                    ray.get(w.ref)
-                except RayActorError:
-                    self._give_up(w, f"died while {w.state}")
-                    continue
-                except Exception:
-                    log.warning(
-                        "worker slot %s failed to %s; its episodes will fail and be retried",
-                        w.index,
-                        "start" if w.state == "starting" else "warm up",
-                        exc_info=True,
-                    )
-                if w.state == "starting":
-                    w.state, w.ref = "warming", w.actor.warmup.remote(self.warmup_domains)
-                    w.deadline = time.monotonic() + self.start_timeout
-                else:
-                    w.state = "ready"
-            elif now > w.deadline:
-                what = "placed" if w.state == "starting" else "warm"
-                self._give_up(w, f"not {what} within ray.worker_start_timeout_s={self.start_timeout:g}")
-
-    def _give_up(self, w: _Worker, why: str) -> None:
-        import ray
-
-        try:
-            ray.kill(w.actor)
-        except Exception:
-            log.warning("ray.kill of worker slot %s failed", w.index, exc_info=True)
-        self.workers[w.index] = None
-        self.lost_slots += 1
-        self.last_loss = why
-        log.warning("worker slot %s given up: %s", w.index, why)
-
-    def _replace(self, w: _Worker) -> None:
-        """The actor of slot `w.index` died: start a new one there (bounded), or give the slot up."""
-        if self.workers[w.index] is not w:
-            return  # already replaced (another episode of the same actor reported first)
-        w.state = "lost"
-        if self.replacements[w.index] >= MAX_REPLACEMENTS_PER_SLOT:
-            self._give_up(w, f"replaced {MAX_REPLACEMENTS_PER_SLOT} times already")
-            return
-        total = self._cluster_cpus()
-        held = sum(self.cpus for x in self.workers if x is not None and x is not w)
-        if held + self.cpus > total + 1e-9:  # e.g. its node is gone: a replacement would wait forever
-            self._give_up(
-                w,
-                f"no room for a replacement: the cluster has {total:g} CPUs, the other workers hold "
-                f"{held:g}, a worker needs ray.cpus_per_worker={self.cpus:g}",
-            )
-            return
-        self.replacements[w.index] += 1
-        self.replaced_workers += 1
-        self.workers[w.index] = self._start(w.index)
-        log.info("worker slot %s replaced (its actor died)", w.index)
-
-    @staticmethod
-    def _cluster_cpus() -> float:
-        import ray
-
-        try:
-            return float(ray.cluster_resources().get("CPU", 0))
-        except Exception as e:
-            log.debug("Ray's cluster resources unknown (%s): trying anyway", described(e))
-            return float("inf")  # unknown: try, the start deadline bounds the wait
-
-    def _no_workers_message(self, left: int) -> str:
-        return (
-            f"no Ray worker can run: all {self.num_workers} worker slots were lost and could not be replaced "
-            f"(last: {self.last_loss}); {left} episodes not run. Check the cluster's "
-            f"resources (ray.cpus_per_worker={self.cpus:g} each)"
-        )
+        self.slots.stop()
 
     # ---- jobs --------------------------------------------------------------------------
     def _dispatch(self) -> list[tuple[Job, Trajectory]]:
         """Fill the ready workers' free slots; the jobs that could not be sent (ended as bad input:
         the message names the exception's type only, the request may hold keys)."""
-        live = self.ready_workers
+        live = self.slots.ready
         unsent = []
-        while self._ready and live:
-            worker = min(live, key=lambda w: w.load)
-            if worker.load >= self.slots:
+        while self.queue.ready and live:
+            slot = min(live, key=lambda s: s.load)
+            if slot.load >= self.episodes_per_worker:
                 break
-            job = self._ready.pop()
+            job = self.queue.pop()
             try:
-                ref = worker.actor.run.remote(job.id, job.request)
+                ref = slot.actor.run.remote(job)
             except Exception as e:
                 failure = Failure(FailureClass.INVALID_INPUT, f"the request cannot be sent to a worker: {type(e).__name__}")
                 unsent.append((job, job.ended(failure)))
-                self._finish(job, unsent[-1][1])
                 continue
-            self._inflight[ref] = _Flight(job, worker, time.monotonic())
-            worker.load += 1
+            self._inflight[ref] = _Flight(job, slot, time.monotonic())
+            slot.load += 1
         return unsent
 
     def _apply_cancels(self) -> list[tuple[Job, Trajectory]]:
-        """Take in the submitted jobs and apply the cancels asked for since the last poll."""
+        """Take in the submitted jobs and apply the cancels asked for since the last poll: queued
+        jobs end now, running ones are cancelled on their worker (they end when that lands)."""
         import ray
 
-        with self._lock:
-            inbox, self._inbox = self._inbox, []
-            groups, self._cancel_groups = self._cancel_groups, set()
-            ids, self._cancel_jobs = self._cancel_jobs, set()
-        self._ready[:0] = list(reversed(inbox))
-        if not groups and not ids:
+        hit = self.queue.take_in()
+        if hit is None:
             return []
-
-        def hit(job: Job) -> bool:
-            return job.request.group in groups or job.id in ids
-
-        cancelled = Failure(FailureClass.CANCELLED, "cancelled by the caller")
-        ended = [(job, job.ended(cancelled)) for job in self._ready if hit(job)]
-        ended += [(d[2], d[2].ended(cancelled)) for d in self._delayed if hit(d[2])]
-        self._ready = [job for job in self._ready if not hit(job)]
-        self._delayed = [d for d in self._delayed if not hit(d[2])]
-        heapq.heapify(self._delayed)
         for ref, flight in self._inflight.items():
             if hit(flight.job) and flight.cancelled is None:
                 flight.cancelled = "caller"
                 ray.cancel(ref)
-        return ended
+        return [(job, job.ended(CANCELLED)) for job in self.queue.cancel(hit)]
 
     def _collect(self, ref, flight: _Flight) -> Trajectory:
         """The worker's trajectory, or one for the failure if the worker died or the job was cancelled."""
@@ -417,11 +237,11 @@ class Dispatcher:
                 ray.get(ref)
             except Exception as e:  # cancelled as asked: whatever it did is not a sample
                 log.debug("job %s cancelled by the caller ended with %s", flight.job.id, described(e))
-            return flight.job.ended(Failure(FailureClass.CANCELLED, "cancelled by the caller"))
+            return flight.job.ended(CANCELLED)
         try:
             return ray.get(ref)
         except RayActorError as e:
-            self._replace(flight.worker)
+            self.slots.died(flight.slot)
             cls, message = FailureClass.WORKER_DIED, f"worker died: {type(e).__name__}"
         except TaskCancelledError:
             cls, message = FailureClass.TIMEOUT, f"cancelled by the driver after episode.timeout_s + {CANCEL_GRACE_S:.0f}s"
@@ -431,17 +251,14 @@ class Dispatcher:
         return flight.job.ended(Failure(cls, message))
 
     def _finish(self, job: Job, trajectory: Trajectory) -> bool:
-        """Record an attempt; False when it is re-queued for another."""
-        job.attempts += 1
-        failure = trajectory.failure
-        if failure is not None and failure.failure_class.retryable and job.attempts < self.retry.max_attempts:
-            job.earlier_failures.append(failure)
-            heapq.heappush(self._delayed, (time.monotonic() + self.retry.delay(job.attempts), job.id, job))
-            if self.on_retry:
-                self.on_retry(job, failure)
-            return False
-        trajectory.attempts, trajectory.earlier_failures = job.attempts, list(job.earlier_failures)
-        return True
+        """An attempt ended; False when the job is re-queued for another (`retry_delay`)."""
+        delay = retry_delay(job, trajectory.failure, self.retry)
+        if delay is None:
+            return True
+        self.queue.retry_later(job.retried(trajectory.failure), delay)
+        if self.on_retry:
+            self.on_retry(job, trajectory.failure)
+        return False
 
     def _cancel_stuck(self) -> None:
         """Cancel episodes that have run past their budget (see module doc)."""
@@ -449,18 +266,18 @@ class Dispatcher:
 
         limit = self.cfg.episode.timeout_s + CANCEL_GRACE_S
         now = time.monotonic()
-        suspects: dict[int, list[tuple[object, _Flight]]] = {}
+        suspects: dict[int, list[tuple[object, _Flight]]] = {}  # by slot (its current actor)
         for ref, flight in self._inflight.items():
             if flight.cancelled is None and now - flight.started > limit and now - flight.asked > ASK_EVERY_S:
-                suspects.setdefault(flight.worker.index, []).append((ref, flight))
+                suspects.setdefault(id(flight.slot), []).append((ref, flight))
         for flights in suspects.values():
-            worker = flights[0][1].worker
-            answer = worker.actor.active_s.remote([f.job.id for _, f in flights])
+            slot = flights[0][1].slot
+            answer = slot.actor.active_s.remote([f.job.id for _, f in flights])
             done, _ = ray.wait([answer], timeout=ASK_TIMEOUT_S)
             try:
                 active = ray.get(done[0]) if done else None
             except Exception as e:
-                log.debug("worker slot %s did not say how long its jobs ran: %s", worker.index, described(e))
+                log.debug("worker slot %s did not say how long its jobs ran: %s", slot.index, described(e))
                 active = None
             for ref, flight in flights:
                 flight.asked = time.monotonic()

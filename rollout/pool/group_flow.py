@@ -23,7 +23,7 @@ from typing import Optional
 
 from rollout.core.failures import InvalidInput
 from rollout.pool.groups import Groups
-from rollout.pool.requests import RolloutRequest
+from rollout.pool.requests import RolloutRequest, ValidRequest
 from rollout.pool.staleness import StalenessBound
 from rollout.trajectory import Trajectory
 
@@ -37,29 +37,31 @@ def _check_ahead(ahead) -> Optional[int]:
 
 
 class GroupFlow:
-    """See the module doc. `check(requests)` returns them checked (or raises InvalidInput);
-    `version()` is the pool's current weight version."""
+    """See the module doc. `check(requests)` returns them checked (`ValidRequest`s, or raises
+    InvalidInput); `version()` is the pool's current weight version; `base_seed` (the pool's)
+    derives the seeds of the extra samples."""
 
     def __init__(
         self,
-        requests: Iterable[RolloutRequest],
+        requests: Iterable[RolloutRequest | ValidRequest],
         *,
         extra_samples: int,
-        check: Callable[[list[RolloutRequest]], list[RolloutRequest]],
+        check: Callable[[list], list[ValidRequest]],
         version: Callable[[], Optional[int]],
+        base_seed: int = 0,
         ahead: Optional[int] = None,
         max_staleness: Optional[int] = None,
         groups_per_step: Optional[int] = None,
     ):
         self.ahead = _check_ahead(ahead)
         self.bound = StalenessBound.of(max_staleness, groups_per_step)
-        self.groups = Groups([], extra_samples)
+        self.groups = Groups([], extra_samples, base_seed)
         self._check, self._version = check, version
         self._first_version = version()
         if isinstance(requests, Sequence) or (self.ahead is None and self.bound is None):
             requests = check(list(requests))
             self._check = list  # checked whole, before anything starts
-        self._source: Optional[Iterator[list[RolloutRequest]]] = (list(g) for _, g in groupby(requests, key=lambda r: r.group))
+        self._source: Optional[Iterator[list]] = (list(g) for _, g in groupby(requests, key=lambda r: r.group))
         self._eager = self.ahead is None and self.bound is None
         self._regenerate: list[str] = []
         self._cancel: list[int] = []
@@ -71,9 +73,9 @@ class GroupFlow:
     def done(self) -> bool:
         return self._source is None and self.open == 0
 
-    def to_submit(self) -> list[RolloutRequest]:
+    def to_submit(self) -> list[ValidRequest]:
         """The requests to start now, in position order after those already started."""
-        out: list[RolloutRequest] = []
+        out: list[ValidRequest] = []
         for g in self._regenerate:
             out += self.groups.restart(g)
         self._regenerate = []

@@ -15,11 +15,10 @@ call, and ends of a group's earlier run are ignored.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Optional
 
 from rollout.core.failures import InvalidInput
-from rollout.pool.requests import RolloutRequest
+from rollout.pool.requests import ValidRequest
 from rollout.trajectory import Trajectory
 
 MAX_EXTRA_SAMPLES = 64  # more redundancy than this per group is queue, not protection against stragglers
@@ -33,32 +32,34 @@ def check_extra_samples(extra_samples: Any) -> int:
 
 
 class Groups:
-    """See the module doc. `requests`: every request the call has started, in position order
-    (each group's own, then its extras); `positions[g]`: where group g's current run is in it."""
+    """See the module doc. `requests`: every (checked) request the call has started, in position
+    order (each group's own, then its extras, whose seeds are derived from `base_seed`, the
+    pool's); `positions[g]`: where group g's current run is in it."""
 
-    def __init__(self, requests: list[RolloutRequest], extra_samples: int):
+    def __init__(self, requests: list[ValidRequest], extra_samples: int, base_seed: int = 0):
         self.extra = check_extra_samples(extra_samples)
-        self.requests: list[RolloutRequest] = []
+        self.base_seed = base_seed
+        self.requests: list[ValidRequest] = []
         self.positions: dict[str, list[int]] = {}
         self.wanted: dict[str, int] = {}
         self.finished: dict[str, list[Trajectory]] = {}
         self.closed: set[str] = set()
-        self._own: dict[str, list[RolloutRequest]] = {}  # a group's requests as given (for a restart)
+        self._own: dict[str, list[ValidRequest]] = {}  # a group's requests as given (for a restart)
         self._next_sample: dict[tuple[str, str], int] = {}
         self.extend(requests)
 
-    def extend(self, requests: list[RolloutRequest]) -> list[RolloutRequest]:
+    def extend(self, requests: list[ValidRequest]) -> list[ValidRequest]:
         """Add groups (whole: every request of a group at once; InvalidInput for a group id
         already added) and return their requests with the extras, as they are to be started."""
-        members: dict[str, list[RolloutRequest]] = {}
+        members: dict[str, list[ValidRequest]] = {}
         for r in requests:
             if r.group in self.wanted:
                 raise InvalidInput(
                     f"group_id '{r.group}' comes back after its group was started: give a group's requests together"
                 )
             members.setdefault(r.group, []).append(r)
-            task = (r.domain, str(r.task_id))
-            self._next_sample[task] = max(self._next_sample.get(task, 0), r.sample + 1)
+            task = (r.episode.domain, r.episode.task_id)
+            self._next_sample[task] = max(self._next_sample.get(task, 0), r.episode.sample + 1)
         for g, rs in members.items():
             self._own[g] = rs
             self.wanted[g] = len(rs)
@@ -66,7 +67,7 @@ class Groups:
         extras = [r for g in members for r in self._extras(g)]
         return self._place(list(requests) + extras)
 
-    def restart(self, group: str) -> list[RolloutRequest]:
+    def restart(self, group: str) -> list[ValidRequest]:
         """Run a closed group again from the start (new positions; its earlier run's ends are ignored)."""
         self.closed.discard(group)
         self._reset(group)
@@ -76,17 +77,17 @@ class Groups:
         self.positions[group] = []
         self.finished[group] = []
 
-    def _extras(self, group: str) -> list[RolloutRequest]:
+    def _extras(self, group: str) -> list[ValidRequest]:
         """k more samples of the group, after its own."""
         rs, out = self._own[group], []
         for i in range(self.extra):
             base = rs[i % len(rs)]
-            task = (base.domain, str(base.task_id))
-            out.append(dataclasses.replace(base, sample=self._next_sample[task], seed=None))
+            task = (base.episode.domain, base.episode.task_id)
+            out.append(base.resampled(self._next_sample[task], self.base_seed))
             self._next_sample[task] += 1
         return out
 
-    def _place(self, requests: list[RolloutRequest]) -> list[RolloutRequest]:
+    def _place(self, requests: list[ValidRequest]) -> list[ValidRequest]:
         for r in requests:
             self.positions[r.group].append(len(self.requests))
             self.requests.append(r)

@@ -7,8 +7,10 @@
         train_on(group)
     pool.close()
 
-Created on the Ray this process is connected to (`ray.init` done by the caller, e.g. a trainer)
-or, when none is, on a local Ray it starts (and shuts down on `close`). Its workers start on
+Created on the Ray this process is connected to (the caller's, e.g. a trainer's)
+or, when none is, on the cluster at `ray.address` or a local Ray it starts (and shuts down on
+`close`); the pool is the one place that joins or starts Ray, fits its workers on the cluster's
+CPUs and counts them (rollout/pool/cluster.py). Its workers start on
 the first call and stay warm across calls; one thread of the pool feeds them and collects
 what they return, so calls may overlap (a trainer's concurrent agent loops each asking for one
 episode). Each call has an async twin for trainers' event loops (`arun`, `astream`,
@@ -32,8 +34,9 @@ episode). Each call has an async twin for trainers' event loops (`arun`, `astrea
 A call whose caller stops listening (an exception, Ctrl-C, a generator closed early) cancels
 its requests that have not ended; a call's own cancels (that, and `stream_groups`' stragglers)
 touch only its own requests. Requests are checked when submitted (rollout/pool/checks.py, then
-against their domain and the config): a bad one raises InvalidInput naming the field, before
-any of the call's episodes runs. A request's seed is derived from (the pool's seed, domain,
+their episode against its domain and the config, once: `check(requests)` does it ahead of a
+call and returns `ValidRequest`s, which the calls take as they are): a bad one raises
+InvalidInput naming the field, before any of the call's episodes runs. A request's seed is derived from (the pool's seed, domain,
 task id, sample) unless given: requests that repeat all four repeat the seed (a warning says
 so); give each sample of a group its own `sample`. The pool's first call asks its workers
 whether they can read the keys the config names (and each new `Endpoint.api_key_env`), and
@@ -57,16 +60,18 @@ from rollout.core.config import RolloutConfig, load_config, validate
 from rollout.core.failures import InvalidInput
 from rollout.env.task_sets import register_task_sets
 from rollout.pool.checks import check_requests
-from rollout.pool.config import RayConfig, RetryConfig, check_fits, check_pool
+from rollout.pool.cluster import check_local_fit, cluster_cpus, connect, disconnect, worker_count
+from rollout.pool.config import RayConfig, RetryConfig, check_pool
 from rollout.pool.dispatch import Dispatcher, NoWorkersLeft
 from rollout.pool.group_flow import GroupFlow
-from rollout.pool.requests import Endpoint, RolloutRequest
+from rollout.pool.requests import Endpoint, RolloutRequest, ValidRequest
 from rollout.pool.stats import PoolStats
 from rollout.pool.weights import WeightState
 from rollout.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1
+Requests = Iterable[Union[RolloutRequest, ValidRequest]]  # ValidRequest: checked by this pool's `check` already
 __all__ = ["NoWorkersLeft", "RolloutPool"]
 
 
@@ -109,6 +114,7 @@ class RolloutPool:
         problems = check_pool(self.ray_cfg, self.retry)
         if problems:
             raise InvalidInput("; ".join(problems))
+        check_local_fit(self.ray_cfg)
         register_task_sets(self.cfg.task_sets)  # read and checked here, before Ray starts
         self.seed = seed
         self._warmup = list(warmup_domains)
@@ -126,48 +132,34 @@ class RolloutPool:
         self._weights = WeightState()  # the policy's weights as the workers are told (weight_update)
 
     # ---- lifecycle ---------------------------------------------------------------------
-    def start(self, domains: Iterable[str] = ()) -> None:
-        """Start Ray (if none is connected), the workers (warming `domains`) and the pool's thread.
-        The first call does it anyway; calling it first keeps worker start-up out of its time."""
+    def start(self, domains: Iterable[str] = (), *, episodes: Optional[int] = None) -> None:
+        """Join or start Ray (rollout/pool/cluster.py: none connected yet), start the workers
+        (warming `domains`) and the pool's thread. The first call does it anyway; calling it first
+        keeps worker start-up out of its time. `episodes`: how many episodes the pool is started
+        for, when that is known (a sweep's): with `ray.num_workers` null, no more workers than
+        they fill. Raises RayUnreachable, InvalidInput (the workers do not fit the cluster)."""
         with self._start_lock:
             if self._closed:
                 raise RuntimeError("this RolloutPool is closed: create a new one")
             if self.dispatcher is not None:
                 return
-            import ray
-
-            from rollout.core.process_env import child_env, held_signals
+            from rollout.core.process_env import rearm_signal_handlers
 
             r = self.ray_cfg
-            if not ray.is_initialized():
-                with held_signals():  # Ray's threads start with INT and TERM blocked: they reach the main thread
-                    if r.address:
-                        ray.init(address=r.address)
-                    else:
-                        ray.init(
-                            address="local",
-                            num_cpus=r.num_cpus,
-                            include_dashboard=False,
-                            object_store_memory=r.object_store_mb * 2**20,
-                            runtime_env={"env_vars": child_env()},
-                        )
-                self._started_ray = True
-            cpus = ray.cluster_resources().get("CPU", 0)
-            check_fits(r, cpus, f"the Ray cluster has {cpus:g} CPUs in total")
-            workers = r.num_workers or max(1, int(cpus // r.cpus_per_worker))
+            self._started_ray = connect(r) or self._started_ray
             dispatcher = Dispatcher(
                 self.cfg,
-                num_workers=workers,
+                num_workers=worker_count(self.cfg, r, cluster_cpus(), episodes),
                 slots_per_worker=r.slots_per_worker,
                 cpus_per_worker=r.cpus_per_worker,
                 retry=self.retry,
                 warmup_domains=sorted({*self._warmup, *domains}),
                 worker_start_timeout_s=r.worker_start_timeout_s,
-                base_seed=self.seed,
                 on_retry=self._retried,
             )
             dispatcher.broadcast(self._weights.calls(started=False))  # the weight state the workers start in
             dispatcher.start()
+            rearm_signal_handlers()  # Ray's native code may have reset the handlers underneath (core/process_env.py)
             named = self._weights.policy
             try:
                 self._check_keys(dispatcher, [named.api_key_env] if named and named.api_key_env else [])
@@ -233,9 +225,7 @@ class RolloutPool:
             self.dispatcher.stop()
             self.dispatcher = None
         if self._started_ray:
-            from rollout.core.process_env import ray_shutdown
-
-            ray_shutdown()
+            disconnect()
             self._started_ray = False
 
     def __enter__(self) -> RolloutPool:
@@ -245,17 +235,19 @@ class RolloutPool:
         self.close()
 
     # ---- calls ---------------------------------------------------------------------------
-    def check(self, requests: Iterable[RolloutRequest]) -> list[RolloutRequest]:
+    def check(self, requests: Requests) -> list[ValidRequest]:
         """The requests, each checked against its domain and this pool's config (before any
-        worker starts). Raises InvalidInput naming the first bad one."""
+        worker starts), as the calls take them without checking them again. Raises InvalidInput
+        naming the first bad one."""
         if self._closed:
             raise RuntimeError("this RolloutPool is closed: create a new one")
         return check_requests(requests, self.cfg, self.seed)
 
-    def _submit(self, requests: list[RolloutRequest], deliver: Callable[[int, Any], None]) -> list[int]:
+    def _submit(self, requests: list[ValidRequest], deliver: Callable[[int, Any], None]) -> list[int]:
         """Submit requests; `deliver(position, trajectory or error)` is called from the pool's thread."""
-        self.start({r.domain for r in requests})
-        variables = sorted({r.policy.api_key_env for r in requests if r.policy and r.policy.api_key_env} - self._keys_read)
+        self.start({r.episode.domain for r in requests})
+        policies = [r.request.policy for r in requests]
+        variables = sorted({p.api_key_env for p in policies if p and p.api_key_env} - self._keys_read)
         if variables:
             self._check_keys(self.dispatcher, variables)
         self.counters.submitted(len(requests))
@@ -275,11 +267,9 @@ class RolloutPool:
         if left and self.dispatcher is not None:
             self.dispatcher.cancel_jobs(left)
 
-    def _stream(
-        self, requests: Iterable[RolloutRequest], ids_out: Optional[list] = None, checked: bool = False
-    ) -> Iterator[tuple[int, Trajectory]]:
+    def _stream(self, requests: Requests, ids_out: Optional[list] = None) -> Iterator[tuple[int, Trajectory]]:
         """(the request's position, its trajectory) as each finishes; `ids_out` gets the jobs' ids."""
-        requests = list(requests) if checked else self.check(requests)
+        requests = self.check(requests)
         inbox: queue.Queue = queue.Queue()
         ids = self._submit(requests, lambda i, item: inbox.put((i, item)))
         if ids_out is not None:
@@ -298,12 +288,12 @@ class RolloutPool:
         finally:
             self._cancel_unfinished(ids)
 
-    def stream(self, requests: Iterable[RolloutRequest]) -> Iterator[Trajectory]:
+    def stream(self, requests: Requests) -> Iterator[Trajectory]:
         """Each request's trajectory as it finishes (see module doc)."""
         for _, trajectory in self._stream(requests):
             yield trajectory
 
-    def run(self, requests: Iterable[RolloutRequest]) -> list[Trajectory]:
+    def run(self, requests: Requests) -> list[Trajectory]:
         """Every request's trajectory, in request order."""
         requests = list(requests)
         out: list[Optional[Trajectory]] = [None] * len(requests)
@@ -313,7 +303,7 @@ class RolloutPool:
 
     def stream_groups(
         self,
-        requests: Iterable[RolloutRequest],
+        requests: Requests,
         *,
         extra_samples: int = 0,
         ahead: Optional[int] = None,
@@ -351,6 +341,7 @@ class RolloutPool:
             extra_samples=extra_samples,
             check=lambda rs: check_requests(rs, self.cfg, self.seed),
             version=lambda: self.weight_version,
+            base_seed=self.seed,
             ahead=ahead,
             max_staleness=max_staleness,
             groups_per_step=groups_per_step,
@@ -446,14 +437,12 @@ class RolloutPool:
                 self.dispatcher.broadcast(self._weights.calls(started=True))
 
     # ---- async twins -----------------------------------------------------------------------
-    async def _astream(
-        self, requests: Iterable[RolloutRequest], ids_out: Optional[list] = None, checked: bool = False
-    ) -> AsyncIterator[tuple[int, Trajectory]]:
-        requests = list(requests) if checked else self.check(requests)
+    async def _astream(self, requests: Requests, ids_out: Optional[list] = None) -> AsyncIterator[tuple[int, Trajectory]]:
+        requests = self.check(requests)
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue = asyncio.Queue()
-        if self.dispatcher is None:  # in this thread: ray.init wants the main thread (its signal handlers)
-            self.start({r.domain for r in requests})
+        if self.dispatcher is None:  # in this thread: starting Ray wants the main thread (its signal handlers)
+            self.start({r.episode.domain for r in requests})
         ids = self._submit(requests, lambda i, item: loop.call_soon_threadsafe(inbox.put_nowait, (i, item)))
         if ids_out is not None:
             ids_out += ids
@@ -466,13 +455,13 @@ class RolloutPool:
         finally:
             self._cancel_unfinished(ids)
 
-    async def astream(self, requests: Iterable[RolloutRequest]) -> AsyncIterator[Trajectory]:
+    async def astream(self, requests: Requests) -> AsyncIterator[Trajectory]:
         """`stream` for an event loop (nothing blocks the loop)."""
         async with contextlib.aclosing(self._astream(requests)) as items:
             async for _, trajectory in items:
                 yield trajectory
 
-    async def arun(self, requests: Iterable[RolloutRequest]) -> list[Trajectory]:
+    async def arun(self, requests: Requests) -> list[Trajectory]:
         requests = list(requests)
         out: list[Optional[Trajectory]] = [None] * len(requests)
         async with contextlib.aclosing(self._astream(requests)) as items:
@@ -482,7 +471,7 @@ class RolloutPool:
 
     async def astream_groups(
         self,
-        requests: Iterable[RolloutRequest],
+        requests: Requests,
         *,
         extra_samples: int = 0,
         ahead: Optional[int] = None,
@@ -497,7 +486,7 @@ class RolloutPool:
         def deliver(i: int, item: Any) -> None:
             loop.call_soon_threadsafe(inbox.put_nowait, (i, item))
 
-        if self.dispatcher is None:  # in this thread: ray.init wants the main thread (its signal handlers)
+        if self.dispatcher is None:  # in this thread: starting Ray wants the main thread (its signal handlers)
             self.start()
         try:
             self._feed(flow, ids, deliver)

@@ -12,11 +12,12 @@ data.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from rollout.agent.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec, ValidEpisode
 from rollout.agent.runner import PolicyEndpoint
 from rollout.core.config.keys import is_variable_name, key_from_variable
 from rollout.core.failures import InvalidInput
@@ -80,12 +81,33 @@ class RolloutRequest:
         return self.group_id or f"{self.domain}/{self.task_id}"
 
     def spec(self, base_seed: int = 0) -> EpisodeSpec:
+        """The episode this request asks for, its seed derived if not given (see class doc)."""
         seed = self.seed
         if seed is None:
             seed = derive_seed(base_seed, self.domain, self.task_id, self.sample, self.weight_version)
         return EpisodeSpec(
             self.domain, str(self.task_id), self.sample, seed=seed, solo=self.solo, weight_version=self.weight_version
         )
+
+
+@dataclass(frozen=True)
+class ValidRequest:
+    """A request checked against its domain and a pool's config (`RolloutPool.check`), with the
+    episode it runs (checked once, in the driver): what the pool queues and sends to a worker."""
+
+    request: RolloutRequest
+    episode: ValidEpisode
+
+    @property
+    def group(self) -> str:
+        return self.request.group
+
+    def resampled(self, sample: int, base_seed: int) -> ValidRequest:
+        """Another sample of the same episode (a group's extra): sample number `sample`, its seed
+        derived as a request without one gets it. Domain, task and solo mode are the checked ones."""
+        request = dataclasses.replace(self.request, sample=sample, seed=None)
+        seed = request.spec(base_seed).seed
+        return ValidRequest(request, dataclasses.replace(self.episode, sample=sample, seed=seed))
 
 
 def derive_seed(base_seed: int, domain: str, task_id: str, sample: int, version: Optional[int] = None) -> int:

@@ -112,9 +112,9 @@ class PoolStats:
             }
         if dispatcher is not None:
             out.update(
-                in_flight=len(dispatcher._inflight),
-                queued=len(dispatcher._ready) + len(dispatcher._delayed),
-                workers_ready=sum(w is not None and w.state == "ready" for w in dispatcher.workers),
+                in_flight=dispatcher.in_flight,
+                queued=dispatcher.queued,
+                workers_ready=len(dispatcher.ready_workers),
                 slots_lost=dispatcher.lost_slots,
                 workers_replaced=dispatcher.replaced_workers,
             )

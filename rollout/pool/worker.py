@@ -4,9 +4,10 @@ Each `RolloutWorker` owns one `EpisodeRunner` (rollout/agent/runner.py): long-li
 the policy endpoints its requests name and for the user simulator (with its share of the
 endpoint caps), and one environment session per slot, reused across episodes (local backend:
 the domains' tasks and databases loaded once in the actor; aenv backend: one aenv instance per
-slot). `run(job, request)` never raises for an episode's own failure: it returns the
-`Trajectory`, a failure in it as a classified `Failure` (exceptions such as openai's do not
-unpickle in the driver), both views built here, so the driver only collects. `active_s(jobs)` says how long each running
+slot). `run(job)` runs the episode the driver checked and never raises for an episode's own
+failure: it returns the `Trajectory`, a failure in it as a classified `Failure` (exceptions
+such as openai's do not unpickle in the driver), both views built here, so the driver only
+collects. `active_s(jobs)` says how long each running
 episode has really run (waits for endpoint caps excluded), for the driver's last-resort cancel.
 `pause()`, `resume()` and `set_weights(version, policy)` act on the runner's weight state: the
 pool calls them on every worker around a trainer's weight swap.
@@ -15,7 +16,6 @@ pool calls them on every worker around a trainer's weight swap.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import socket
@@ -28,7 +28,8 @@ from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, described, frames
 from rollout.core.process_env import apply_defaults, child_env
-from rollout.pool.requests import Endpoint, RolloutRequest
+from rollout.pool.jobs import Job
+from rollout.pool.requests import Endpoint
 from rollout.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,13 @@ WORKER_ENV: Mapping[str, str] = MappingProxyType({"LOGURU_AUTOINIT": "False"})
 class RolloutWorker:
     """Actor body (wrapped with `ray.remote` by `start_workers`)."""
 
-    def __init__(self, cfg: RolloutConfig, worker_id: int, slots: int, base_seed: int = 0):
+    def __init__(self, cfg: RolloutConfig, worker_id: int, slots: int):
         from agents import set_tracing_disabled
 
         apply_defaults()  # the actor's process is an entry point (see WORKER_ENV for what precedes this)
         set_tracing_disabled(True)
         self.cfg = cfg
         self.worker_id = worker_id
-        self.base_seed = base_seed
         self.runner = EpisodeRunner(cfg, slots=slots)
         self._clocks: dict[int, EpisodeClock] = {}
         self._policy: Optional[Endpoint] = None  # the endpoint the pool named last (set_weights)
@@ -68,24 +68,23 @@ class RolloutWorker:
             await asyncio.to_thread(load_domain, domain)
         return os.getpid()
 
-    async def run(self, job: int, request: RolloutRequest) -> Trajectory:
-        """Run one request's episode; its Trajectory (the worker's id in its tags). Ray pickles
-        it as it is: token lists cross as lists, not rebuilt element by element."""
-        spec = request.spec(self.base_seed)
-        clock = self._clocks[job] = EpisodeClock(self.cfg.episode.timeout_s)
+    async def run(self, job: Job) -> Trajectory:
+        """Run one attempt of a checked request (its episode is not checked again here); its
+        Trajectory (this worker's id in its tags). Ray pickles it as it is: token lists cross as
+        lists, not rebuilt element by element."""
+        request, episode = job.valid.request, job.valid.episode
+        clock = self._clocks[job.id] = EpisodeClock(self.cfg.episode.timeout_s)
         try:
             policy = request.policy.with_key() if request.policy is not None else None
-            result = await self.runner.run(spec, policy, clock=clock)
+            result = await self.runner.run(episode, policy, clock=clock)
         except EpisodeFailure as e:  # the request's endpoint names a key this worker does not have
-            result = spec.failed(e.failure)
+            result = episode.result(e.failure)
         except Exception as e:  # the runner classifies; this is a last guard for bugs
-            result = spec.failed(Failure(FailureClass.ENV_ERROR, described(e, self.runner.secrets)))
-            log.warning("job %s: unexpected error, classified env_error: %s\n%s", job, result.failure.message, frames(e))
+            result = episode.result(Failure(FailureClass.ENV_ERROR, described(e, self.runner.secrets)))
+            log.warning("job %s: unexpected error, classified env_error: %s\n%s", job.id, result.failure.message, frames(e))
         finally:
-            self._clocks.pop(job, None)
-        trajectory = Trajectory.of(result, group_id=request.group, weight_version=request.weight_version, tags=request.tags)
-        trajectory.tags.setdefault("worker", self.worker_id)
-        return trajectory
+            self._clocks.pop(job.id, None)
+        return job.trajectory(result, worker=self.worker_id)
 
     async def pause(self) -> None:
         """Hold this worker's policy calls not yet sent (rollout/core/weights.py)."""
@@ -126,38 +125,14 @@ class RolloutWorker:
         await self.runner.close()
 
 
-def start_workers(count: int, cfg: RolloutConfig, *, slots: int, cpus: float, first_id: int = 0, base_seed: int = 0) -> list:
+def start_workers(count: int, cfg: RolloutConfig, *, slots: int, cpus: float, first_id: int = 0) -> list:
     """Create `count` worker actors, each with `slots` episodes in flight."""
     import ray
 
     actor = ray.remote(RolloutWorker)
     return [
         actor.options(max_concurrency=slots + 4, num_cpus=cpus, runtime_env={"env_vars": child_env(WORKER_ENV)}).remote(
-            cfg, first_id + i, slots, base_seed
+            cfg, first_id + i, slots
         )
         for i in range(count)
     ]
-
-
-def _caps(cfg: RolloutConfig) -> list[int]:
-    return [c for c in (cfg.llm.max_concurrency, cfg.user_llm.max_concurrency) if c > 0]
-
-
-def capped_worker_count(cfg: RolloutConfig, workers: int) -> int:
-    """How many workers to start so that every endpoint cap is a whole share (at least one
-    request) per worker: never more workers than the smallest cap."""
-    return max(1, min([workers, *_caps(cfg)]))
-
-
-def worker_config(cfg: RolloutConfig, index: int, workers: int) -> RolloutConfig:
-    """Worker `index`'s config: each pool-wide endpoint cap split exactly among `workers`
-    (the shares sum to the cap, so the cap holds across the pool; 0 stays no cap)."""
-
-    def share(total: int) -> int:
-        return 0 if total <= 0 else total // workers + (1 if index < total % workers else 0)
-
-    return dataclasses.replace(
-        cfg,
-        llm=dataclasses.replace(cfg.llm, max_concurrency=share(cfg.llm.max_concurrency)),
-        user_llm=dataclasses.replace(cfg.user_llm, max_concurrency=share(cfg.user_llm.max_concurrency)),
-    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-AGENT_MODEL = "scripted-agent"
-USER_MODEL = "scripted-user"
+from rollout.core.config.schema import SCRIPTED_AGENT_MODEL as AGENT_MODEL
+from rollout.core.config.schema import SCRIPTED_USER_MODEL as USER_MODEL
+
+__all__ = ["AGENT_MODEL", "USER_MODEL", "overrides", "pointed_at"]
 
 
 def pointed_at(cfg, url: str, model: str = "qwen25"):

@@ -1,15 +1,14 @@
 """Typed settings of a sweep (defaults/sweep.yaml): which episodes, where results go, Ray, retries.
 
-`check_sweep(cfg)` validates everything that can be checked before Ray starts and before
-anything is written: sizes, retries (rollout/pool/config.py), whether `output_dir` can be a
-sweep's directory (it is created and removed again to find out), and whether the local Ray's
-CPUs can ever hold the workers. It raises `InvalidInput` with one line naming the key, the
-value and what is valid.
+`check_sweep(cfg)` checks what is the sweep's own before anything is written: whether
+`output_dir` can be a sweep's directory (it is created and removed again to find out). The
+`ray` and `retry` sections are the rollout pool's: the pool checks them (rollout/pool/config.py),
+and whether the local Ray's CPUs can ever hold the workers, when the sweep creates it. Errors
+are `InvalidInput` with one line naming the key, the value and what is valid.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Optional
@@ -17,7 +16,7 @@ from typing import ClassVar, Optional
 from rollout.core.config import RolloutConfig, setting, shown
 from rollout.core.failures import InvalidInput
 from rollout.env.domains import DOMAINS
-from rollout.pool.config import RayConfig, RetryConfig, check_fits, check_pool
+from rollout.pool.config import RayConfig, RetryConfig
 
 
 @dataclass
@@ -60,17 +59,11 @@ class SweepConfig(RolloutConfig):
 
 def check_sweep(cfg: SweepConfig, *, local: bool = True) -> None:
     """Reject settings no sweep can run with (see module doc). Raises InvalidInput. `local`
-    False: the sweep runs elsewhere, output_dir and CPUs are that machine's to check."""
-    problems = check_pool(cfg.ray, cfg.retry)
+    False: the sweep runs elsewhere, its output_dir is that machine's to check."""
     if cfg.output_dir is not None and local:
         problem = _output_dir_problem(cfg.output_dir)
         if problem:
-            problems.append(problem)
-    if problems:
-        raise InvalidInput("; ".join(problems))
-    if not cfg.ray.address and local:
-        cpus = cfg.ray.num_cpus if cfg.ray.num_cpus is not None else (os.cpu_count() or 1)
-        check_fits(cfg.ray, cpus, f"the local Ray has {cpus} CPUs (ray.num_cpus={cfg.ray.num_cpus})")
+            raise InvalidInput(problem)
 
 
 def _output_dir_problem(output_dir: str) -> Optional[str]:

@@ -1,26 +1,27 @@
-"""The episode list of a sweep: (domain x task x sample), stable keys and derived seeds.
+"""The episode list of a sweep: (domain x task x sample) as the rollout pool's requests, with stable keys.
 
-Everything is validated here, before Ray starts: domains and task sets (read and checked), split, task ids (known, each
-once, in the split), solo feasibility, sizes. A plan never holds the same key twice. Errors are `InvalidInput` naming what is valid.
+The selection is checked here, before Ray starts: domains and task sets (read and checked), split, task ids
+(known, each once, in the split), sizes. Each episode is then checked once, by the pool (`RolloutPool.check`:
+solo feasibility, the user simulator), which also derives its seed from (`seed`, domain, task, sample). A plan
+never holds the same key twice. Errors are `InvalidInput` naming what is valid.
 """
 
 from __future__ import annotations
 
-from rollout.agent.episode import EpisodeSpec, resolve
 from rollout.core.failures import InvalidInput
 from rollout.env.domains import check_domain, known_domains, load_domain
 from rollout.env.task_sets import register_task_sets
-from rollout.pool.requests import derive_seed
+from rollout.pool import RolloutRequest
 from rollout.sweep.config import SweepConfig
 
 Key = tuple[str, str, int]  # (domain, task_id, sample)
 
 
-def key_of(spec: EpisodeSpec) -> Key:
-    return (spec.domain, str(spec.task_id), spec.sample)
+def key_of(request: RolloutRequest) -> Key:
+    return (request.domain, str(request.task_id), request.sample)
 
 
-def plan_episodes(cfg: SweepConfig) -> list[EpisodeSpec]:
+def plan_requests(cfg: SweepConfig) -> list[RolloutRequest]:
     """Every episode of the sweep, in a stable order. Raises InvalidInput."""
     register_task_sets(cfg.task_sets)
     if not cfg.domains:
@@ -30,7 +31,7 @@ def plan_episodes(cfg: SweepConfig) -> list[EpisodeSpec]:
         raise InvalidInput(f"task_ids needs exactly one domain, got domains={domains}")
     if cfg.task_ids is not None and not cfg.task_ids:
         raise InvalidInput("task_ids=[] selects no episode; valid: null (every task of the split) or a list of task ids")
-    specs = []
+    requests = []
     for domain in domains:
         assets = load_domain(domain)
         if cfg.task_ids is not None:
@@ -39,11 +40,8 @@ def plan_episodes(cfg: SweepConfig) -> list[EpisodeSpec]:
             ids = assets.task_ids(cfg.split)
         if cfg.max_tasks is not None:
             ids = ids[: cfg.max_tasks]
-        for task_id in ids:
-            solo = resolve(EpisodeSpec(domain, task_id), cfg).solo  # solo / user-simulator feasibility
-            for sample in range(cfg.num_samples):
-                specs.append(EpisodeSpec(domain, task_id, sample, seed=derive_seed(cfg.seed, domain, task_id, sample), solo=solo))
-    return specs
+        requests += [RolloutRequest(domain, task_id, sample) for task_id in ids for sample in range(cfg.num_samples)]
+    return requests
 
 
 def _explicit_ids(cfg: SweepConfig, assets) -> list[str]:

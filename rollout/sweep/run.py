@@ -1,235 +1,170 @@
-"""`tau2-rollout sweep [--config FILE ...] [key=value ...]`: run a sweep of TAU2 episodes on Ray.
+"""Running a sweep on the rollout pool: `prepare(argv)` the config, then `run_sweep(cfg)` it.
 
-With no agent endpoint configured this is the offline smoke sweep (local Ray, tau2
-in-process, the built-in scripted oracle, the first 3 tasks of every domain). With
-`llm.base_url=...` (and a user simulator endpoint) it is a real sweep. The episodes run on the
-rollout pool (rollout/pool/); each finished one goes to `<output_dir>/episodes.jsonl` at once.
-A rerun with the same output_dir runs what has no record yet and what finally failed on
-infrastructure (endpoint, user simulator, environment, timeout, lost worker) the last time;
+The episodes run on the rollout pool (rollout/pool/), which starts or joins Ray, fits the
+workers on its CPUs and counts them; each finished episode goes to `<output_dir>/episodes.jsonl`
+at once. A rerun with the same output_dir runs what has no record yet and what finally failed
+on infrastructure (endpoint, user simulator, environment, timeout, lost worker) the last time;
 scored episodes and bad-input failures are kept. At the end: `summary.json`, the resolved
 config (`config.yaml`, keys redacted), tau2 Results files (`tau2_results*.json`, see
-rollout/sweep/exports.py), a report (`report/`) and a table.
-
-Keys: every key of rollout/defaults/defaults.yaml and sweep.yaml (`domains`, `split`,
-`task_ids`, `max_tasks`, `num_samples`, `seed`, `output_dir`, `transcripts`, `progress`,
-`llm.*`, `user_llm.*`, `sampling`, `episode.*`, `env.*`, `ray.*`, `retry.*`); `--config FILE`
-(repeatable) merges YAML files over the package defaults, under the key=value items (e.g.
-conf/sweep.yaml).
-
-Exit status:
-  0    every planned episode is scored;
-  1    no Ray worker could run, or the Ray cluster cannot be reached (finished episodes kept);
-  2    bad input: one line naming the key, the value and what is valid; nothing started,
-       nothing written;
-  3    the sweep ran, but some planned episodes are not scored (finally failed: rerun with the
-       same output_dir to retry the infrastructure failures; bad-input failures stay);
-  130  interrupted by Ctrl-C or SIGTERM (finished episodes kept, in-flight ones cancelled).
+rollout/sweep/exports.py) and a report (`report/`). Nothing here prints but the live progress
+line: `run_sweep` returns what happened (`SweepStart` to `on_start` before any episode runs,
+then a `SweepResult`), and the `sweep` command (rollout/commands/sweep.py) prints it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-import signal
-import socket
-import sys
-import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
 from rollout.core.command import parse_args
-from rollout.core.config import check_key_sources, to_dict
-from rollout.core.process_env import held_signals, rearm_signal_handlers
-from rollout.pool import NoWorkersLeft, RolloutPool, RolloutRequest
-from rollout.pool.config import check_fits
-from rollout.scripted.endpoints import AGENT_MODEL, USER_MODEL, pointed_at
+from rollout.core.config import RolloutConfig, check_key_sources, to_dict
+from rollout.core.config.schema import SCRIPTED_AGENT_MODEL, SCRIPTED_USER_MODEL
+from rollout.core.failures import InvalidInput
+from rollout.pool import RolloutPool, ValidRequest
 from rollout.sweep.config import SweepConfig, check_sweep
 from rollout.sweep.exports import export_sweep
-from rollout.sweep.metrics import format_table, summarize
-from rollout.sweep.plan import key_of, plan_episodes
+from rollout.sweep.metrics import summarize
+from rollout.sweep.plan import key_of, plan_requests
 from rollout.sweep.progress import Progress
-from rollout.sweep.records import EpisodeStore, SweepRecord, iter_records, peek_settled
+from rollout.sweep.records import EPISODES_FILE, EpisodeStore, SweepRecord, iter_records, latest
 from rollout.sweep.report import write_report
 
 SMOKE_MAX_TASKS = 3
 
 
 def prepare(argv: list[str], *, local: bool = True) -> tuple[SweepConfig, bool]:
-    """The validated sweep config and whether it is the offline smoke run.
+    """The checked sweep config and whether it is the offline smoke run (no agent endpoint: the
+    scripted oracle plays both endpoints, the first `SMOKE_MAX_TASKS` tasks of every domain).
 
     `argv` is `key=value` overrides, optionally with `--config FILE` (repeatable): YAML files
     merged over the package defaults, before the overrides (e.g. conf/sweep.yaml). `local`
     False (a sweep to be run elsewhere, `submit`): what only the running machine can tell
-    (output_dir, its CPUs) is not checked here."""
+    (output_dir) is not checked here. The settings of the pool (`ray`,
+    `retry`) and each episode are checked by the pool, in `run_sweep`. Raises InvalidInput."""
     cfg = parse_args(argv, SweepConfig, config_files=True)
     smoke = cfg.llm.scripted is None and not cfg.llm.base_url
     if smoke:
         cfg.llm.scripted = "oracle"
         if cfg.max_tasks is None:
             cfg.max_tasks = SMOKE_MAX_TASKS
-    if cfg.llm.scripted:  # both endpoints are the scripted server; its address is filled in once it is up
-        cfg.llm.model = cfg.llm.model or AGENT_MODEL
-        cfg.user_llm.model = USER_MODEL
+    if cfg.llm.scripted:  # both endpoints are the scripted server; its address is the run's (see run_sweep)
+        cfg.llm.model = cfg.llm.model or SCRIPTED_AGENT_MODEL
+        cfg.user_llm.model = SCRIPTED_USER_MODEL
     if cfg.output_dir is None:
         cfg.output_dir = str(Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S"))
     check_sweep(cfg, local=local)
     return cfg, smoke
 
 
-def run_sweep(cfg: SweepConfig, *, smoke: bool = False, on_record=None, out=None) -> dict:
-    """Plan, resume, run and summarize a sweep. Returns the summary (also written to disk);
-    `summary["run"]["all_scored"]` says whether every planned episode is scored.
+@dataclass(frozen=True)
+class SweepStart:
+    """What a sweep is about to do, its plan checked and its log read, before any episode runs."""
 
-    Every configuration error (InvalidInput) is raised before Ray starts and before anything
-    is written, the key sources included (read here, where the sweep's requests are made from:
-    this process, or the job's driver on a cluster); a cluster's resources are checked right
-    after connecting, still before anything is written."""
-    out = out or sys.stdout
-    check_sweep(cfg)
-    check_key_sources(cfg)
-    specs = plan_episodes(cfg)  # InvalidInput before Ray starts
-    output = Path(cfg.output_dir)
-    settled = peek_settled(output)  # one pass over the log (not one per planned episode)
-    if smoke:
-        print(
-            f"smoke sweep: no llm.base_url set -> built-in scripted {cfg.llm.scripted} model, "
-            f"first {cfg.max_tasks} tasks per domain (set llm.base_url=... for a real sweep)",
-            file=out,
-        )
-    needed = any(key_of(s) not in settled for s in specs)
-    with _RaySession(cfg, needed=needed) as session, EpisodeStore(output, transcripts=cfg.transcripts) as store:
-        if store.corrupt_lines:
-            print(
-                f"warning: skipped {store.corrupt_lines} corrupt line(s) in {store.path} (not a JSON episode "
-                f"record); their episodes are run again",
-                file=out,
+    planned: int
+    done: int  # settled in the log already
+    to_run: int
+    run_again: int  # of `to_run`: failed on infrastructure the last time
+    log: Path
+    corrupt_lines: int  # lines of the log that are not a record (their episodes run again)
+    changed_settings: list[str]  # resuming with different settings for these keys
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """A finished sweep: `summary` (as in summary.json, `summary["run"]` included), the files
+    written under `output`, and why no tau2 Results file was written (None: one was)."""
+
+    summary: dict[str, Any]
+    output: Path
+    files: list[str]
+    no_results_file: Optional[str]
+
+    @property
+    def planned(self) -> int:
+        return self.summary["run"]["episodes_planned"]
+
+    @property
+    def scored(self) -> int:
+        return self.summary["run"]["episodes_scored"]
+
+    @property
+    def all_scored(self) -> bool:
+        return self.summary["run"]["all_scored"]
+
+
+def run_sweep(
+    cfg: SweepConfig,
+    *,
+    episode_config: Optional[RolloutConfig] = None,
+    on_start: Optional[Callable[[SweepStart], None]] = None,
+    on_record: Optional[Callable[[SweepRun, SweepRecord], None]] = None,
+) -> SweepResult:
+    """Plan, resume, run and summarize a sweep of `cfg` (as `prepare` returns it).
+
+    `episode_config`: the config the episodes run with, when it is not `cfg.episode_config()`
+    (the scripted server's address is only known once it runs: `llm.scripted` needs it);
+    `config.yaml` keeps `cfg`. Every episode is checked once, by the pool, and every
+    configuration error (InvalidInput) is raised before anything is written and before Ray
+    starts, the key sources included (read here, where the sweep's requests are made from: this
+    process, or the job's driver on a cluster); the cluster's CPUs are checked once Ray is joined, still before anything is
+    written. `on_start(SweepStart)` is called once the log is read; `on_record(run, record)`
+    after each episode is written. Raises NoWorkersLeft, RayUnreachable, KeyboardInterrupt."""
+    if episode_config is None:
+        if cfg.llm.scripted:
+            raise InvalidInput(
+                f"llm.scripted={cfg.llm.scripted} runs against the scripted server: the sweep command starts it "
+                f"(tau2-rollout sweep); a caller of run_sweep passes episode_config pointed at a running one"
             )
-        _save_config(cfg, output, out)
-        settled, failed_before = store.settled_keys(), store.unsettled_keys()
-        todo = [s for s in specs if key_of(s) not in settled]
-        again = sum(key_of(s) in failed_before for s in todo)
-        print(
-            f"{len(specs)} episodes planned, {len(specs) - len(todo)} already done in {store.path}, {len(todo)} to run"
-            + (f" ({again} of them failed on infrastructure before and are run again)" if again else ""),
-            file=out,
-            flush=True,
-        )
-        started = time.monotonic()
-        ran, episodes_s = session.run(store, todo, len(specs), on_record) if todo else (None, None)
-        written = ran.written if ran else 0
+        episode_config = cfg.episode_config()
+    check_key_sources(cfg)  # read where the sweep's requests are made from: here, or the job's driver
+    progress: Optional[Progress] = None
+    pool = sweep_pool(cfg, episode_config, on_retry=lambda: progress and progress.retry())
+    run = SweepRun(pool)
+    try:
+        planned = pool.check(plan_requests(cfg))  # InvalidInput before Ray starts and before anything is written
+        output = Path(cfg.output_dir)
+        last, corrupt = latest(output / EPISODES_FILE)  # read-only, one pass (not one per planned episode)
+        todo = [v for v in planned if not last.get(key_of(v.request), (0, False))[1]]
+        again = sum(key_of(v.request) in last for v in todo)
+        if on_start is not None:
+            start = SweepStart(
+                len(planned),
+                len(planned) - len(todo),
+                len(todo),
+                again,
+                output / EPISODES_FILE,
+                corrupt,
+                _changed_settings(cfg, output),
+            )
+            on_start(start)
+        started, episodes_s = time.monotonic(), None
+        if todo:  # Ray joined and the workers fitted on its CPUs before anything is written
+            pool.start(sorted({v.episode.domain for v in todo}), episodes=len(todo))
+        with EpisodeStore(output, transcripts=cfg.transcripts) as store:
+            _save_config(cfg, output)
+            if todo:
+                progress = Progress(len(planned), done=len(planned) - len(todo), enabled=cfg.progress)
+                try:
+                    _run(pool, store, todo, progress, run, on_record)
+                finally:
+                    progress.close()
+                episodes_s = time.monotonic() - progress.started
         wall = time.monotonic() - started
-    planned = {key_of(s) for s in specs}
-
-    def finished():  # the planned episodes' outcomes, streamed from the log (constant memory)
-        return (r for r in iter_records(output) if r.key in planned)
-
-    summary = summarize(finished(), num_samples=cfg.num_samples)
-    scored = summary["all"]["scored"]
-    summary["run"] = {
-        "episodes_planned": len(specs),
-        "episodes_run": written,
-        "episodes_run_again": again,
-        "episodes_scored": scored,
-        "all_scored": scored == len(specs),
-        "wall_s": round(wall, 3),
-        "episodes_s": round(episodes_s, 3) if episodes_s else None,
-        "episodes_per_s": round(written / episodes_s, 4) if written and episodes_s else None,
-        "corrupt_lines_skipped": store.corrupt_lines,
-        "workers_replaced": ran.replaced_workers if ran else 0,
-        "slots_lost": ran.lost_slots if ran else 0,
-    }
-    (output / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(format_table(summary, episodes_per_s=summary["run"]["episodes_per_s"]), file=out)
-    exported, why_not = export_sweep(output, finished(), to_dict(cfg))
-    if why_not:
-        print(f"no tau2 Results file: {why_not}", file=out)
-    page = write_report([output]) if summary["all"]["episodes"] else None
-    files = ["episodes.jsonl", "summary.json", *(p.name for p in exported), *([f"report/{page.name}"] if page else [])]
-    print(f"results: {output}/ {', '.join(files)}", file=out, flush=True)
-    if not summary["run"]["all_scored"]:
-        failures = ", ".join(f"{c}={n}" for c, n in summary["all"]["failures"].items())
-        print(
-            f"{len(specs) - scored} of {len(specs)} planned episodes are not scored ({failures}); rerun with the same "
-            f"output_dir to retry the infrastructure failures",
-            file=out,
-            flush=True,
-        )
-    return summary
+        run.close()
+    finally:
+        pool.close()
+    return _finish(cfg, output, planned, run, again, wall, episodes_s, corrupt)
 
 
-class RayUnreachable(RuntimeError):
-    """`ray.address` names a head this process cannot reach."""
-
-
-class _RaySession:
-    """The scripted server (if any) and Ray, for one sweep; a cluster's CPUs are checked on entry."""
-
-    def __init__(self, cfg: SweepConfig, needed: bool):
-        self.cfg, self.needed = cfg, needed
-        self.server, self.started_ray = None, False
-
-    def __enter__(self) -> _RaySession:
-        if not self.needed:
-            return self
-        import ray
-
-        cfg = self.cfg
-        try:
-            if cfg.llm.scripted:
-                from rollout.scripted import ScriptedServer
-
-                self.server = ScriptedServer(cfg.llm.scripted, record=False).start()
-            if not ray.is_initialized():
-                _init_ray(cfg)
-                self.started_ray = True
-            cpus = ray.cluster_resources().get("CPU", 0)
-            check_fits(cfg.ray, cpus, f"the Ray cluster has {cpus:g} CPUs in total")
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.started_ray:
-            from rollout.core.process_env import ray_shutdown
-
-            ray_shutdown()
-            self.started_ray = False
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-
-    def run(self, store: EpisodeStore, todo, total: int, on_record) -> tuple[SweepRun, Optional[float]]:
-        """Run `todo` on the rollout pool; (the run, seconds from the first dispatch to the end)."""
-        cfg = self.cfg
-        progress = Progress(total, done=total - len(todo), enabled=cfg.progress)
-        episode_cfg = cfg.episode_config()
-        if self.server is not None:  # the scripted server's address is this run's, not the saved config's
-            episode_cfg = pointed_at(episode_cfg, self.server.url)
-        ray_cfg = dataclasses.replace(cfg.ray, num_workers=_num_workers(cfg, len(todo)))
-        pool = RolloutPool(episode_cfg, ray=ray_cfg, retry=cfg.retry, seed=cfg.seed, on_retry=progress.retry)
-        run = SweepRun(pool)
-        try:
-            pool.start(sorted({s.domain for s in todo}))  # worker start-up is not episode time
-            rearm_signal_handlers()
-            started = time.monotonic()
-            progress.started = started
-            requests = [RolloutRequest(s.domain, s.task_id, s.sample, seed=s.seed, solo=s.solo) for s in todo]
-            for trajectory in pool.stream(requests):
-                record = SweepRecord.from_trajectory(trajectory)
-                store.append(record)
-                run.written += 1
-                progress.record(record)
-                if on_record:
-                    on_record(run, record)
-            return run, time.monotonic() - started
-        finally:
-            progress.close()
-            run.close()
+def sweep_pool(cfg: SweepConfig, episode_config: Optional[RolloutConfig] = None, on_retry=None) -> RolloutPool:
+    """The rollout pool of a sweep (not started: no Ray yet), its `ray` and `retry` settings checked."""
+    return RolloutPool(episode_config or cfg.episode_config(), ray=cfg.ray, retry=cfg.retry, seed=cfg.seed, on_retry=on_retry)
 
 
 class SweepRun:
@@ -245,10 +180,9 @@ class SweepRun:
         self.ended_with: dict = {}
 
     def close(self) -> None:
-        """Keep the worker counts, then close the pool."""
+        """Keep the worker counts (the pool is closed by its owner)."""
         if self.pool.dispatcher is not None:
             self.ended_with = {name: getattr(self.pool.dispatcher, name) for name in self.WORKER_COUNTS}
-        self.pool.close()
 
     def __getattr__(self, name):
         if name in SweepRun.WORKER_COUNTS:
@@ -257,96 +191,67 @@ class SweepRun:
         raise AttributeError(name)
 
 
-def _init_ray(cfg: SweepConfig) -> None:
-    import ray
-
-    # The workers' environment comes with each actor (pool/worker.py start_workers), which
-    # also works inside a Ray job, whose own runtime env a driver-level one may not override.
-    if cfg.ray.address:
-        _check_reachable(cfg.ray.address)
-    with held_signals():  # Ray's threads start with INT and TERM blocked: they reach the main thread
-        if cfg.ray.address:
-            ray.init(address=cfg.ray.address)
-        else:
-            ray.init(
-                address="local",
-                num_cpus=cfg.ray.num_cpus,
-                include_dashboard=False,
-                object_store_memory=cfg.ray.object_store_mb * 2**20,
-            )
-    _install_stop_handlers()  # ray.init installs its own SIGTERM handler (sys.exit)
+def _run(pool: RolloutPool, store: EpisodeStore, todo: list[ValidRequest], progress: Progress, run: SweepRun, on_record) -> None:
+    """Run `todo` on the pool, each finished episode written, counted and shown."""
+    progress.started = time.monotonic()
+    for trajectory in pool.stream(todo):
+        record = SweepRecord.from_trajectory(trajectory)
+        store.append(record)
+        run.written += 1
+        progress.record(record)
+        if on_record:
+            on_record(run, record)
 
 
-def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
-    """A `host:port` head must answer a TCP connect within `timeout_s` (Ray itself retries for
-    minutes). `auto` and `ray://` addresses are left to Ray."""
-    host, sep, port = address.rpartition(":")
-    if not sep or "://" in address or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
-    except OSError as e:
-        raise RayUnreachable(f"the Ray head at ray.address={address} cannot be reached: {type(e).__name__}: {e}") from None
+def _finish(
+    cfg, output: Path, planned: list[ValidRequest], run: SweepRun, again: int, wall: float, episodes_s, corrupt
+) -> SweepResult:
+    """Summarize the planned episodes' outcomes (streamed from the log) and write the summary,
+    the tau2 Results files and the report."""
+    keys = {key_of(v.request) for v in planned}
+
+    def finished():  # constant memory: one pass over the log per reader
+        return (r for r in iter_records(output) if r.key in keys)
+
+    summary = summarize(finished(), num_samples=cfg.num_samples)
+    scored, written = summary["all"]["scored"], run.written
+    summary["run"] = {
+        "episodes_planned": len(planned),
+        "episodes_run": written,
+        "episodes_run_again": again,
+        "episodes_scored": scored,
+        "all_scored": scored == len(planned),
+        "wall_s": round(wall, 3),
+        "episodes_s": round(episodes_s, 3) if episodes_s else None,
+        "episodes_per_s": round(written / episodes_s, 4) if written and episodes_s else None,
+        "corrupt_lines_skipped": corrupt,
+        "workers_replaced": run.replaced_workers or 0,
+        "slots_lost": run.lost_slots or 0,
+    }
+    (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    exported, why_not = export_sweep(output, finished(), to_dict(cfg))
+    page = write_report([output]) if summary["all"]["episodes"] else None
+    files = ["episodes.jsonl", "summary.json", *(p.name for p in exported), *([f"report/{page.name}"] if page else [])]
+    return SweepResult(summary, output, files, why_not)
 
 
-def _num_workers(cfg: SweepConfig, episodes: int) -> int:
-    import ray
-
-    if cfg.ray.num_workers is not None:
-        return cfg.ray.num_workers
-    cpus = ray.cluster_resources().get("CPU", 1)
-    by_cpu = max(1, int(cpus // cfg.ray.cpus_per_worker))
-    return max(1, min(by_cpu, math.ceil(episodes / cfg.ray.slots_per_worker)))
-
-
-def _install_stop_handlers() -> None:
-    """SIGINT and SIGTERM (`ray job stop`) both raise KeyboardInterrupt once; a second
-    signal during the clean stop is ignored, so the stop completes without a traceback.
-    Both are armed again once the workers started and on each signal (`rearm_signal_handlers`)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    stopping = []
-
-    def handler(signum, frame):
-        rearm_signal_handlers()
-        if stopping:
-            return
-        stopping.append(signum)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-
-
-def _save_config(cfg: SweepConfig, output: Path, out) -> None:
-    """Write the resolved config (keys redacted); warn when resuming with different settings."""
+def _save_config(cfg: SweepConfig, output: Path) -> None:
+    """Write the resolved config (keys redacted), unless a sweep of this directory wrote one."""
     path = output / "config.yaml"
+    if not path.exists():
+        path.write_text(OmegaConf.to_yaml(_saved(cfg)))
+
+
+def _changed_settings(cfg: SweepConfig, output: Path) -> list[str]:
+    """Resuming: the keys whose settings differ from the saved config's (read-only; [] for a new sweep)."""
+    path = output / "config.yaml"
+    if not path.exists():
+        return []
+    previous, current = OmegaConf.to_container(OmegaConf.load(path)), _saved(cfg)
+    return sorted(k for k in set(previous) | set(current) if k not in ("ray", "progress") and previous.get(k) != current.get(k))
+
+
+def _saved(cfg: SweepConfig) -> dict:
     current = to_dict(cfg)
     current.pop("output_dir", None)
-    if path.exists():
-        previous = OmegaConf.to_container(OmegaConf.load(path))
-        differ = sorted(
-            k for k in set(previous) | set(current) if k not in ("ray", "progress") and previous.get(k) != current.get(k)
-        )
-        if differ:
-            print(f"warning: resuming {output} with different settings for: {', '.join(differ)}", file=out)
-        return
-    path.write_text(OmegaConf.to_yaml(current))
-
-
-EXIT_NOT_ALL_SCORED = 3
-
-
-def run(argv: list[str]) -> int:
-    """The command (see module doc): its exit status; bad input raises InvalidInput."""
-    _install_stop_handlers()
-    try:
-        cfg, smoke = prepare(argv)
-        summary = run_sweep(cfg, smoke=smoke)
-    except (NoWorkersLeft, RayUnreachable) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished episodes are in episodes.jsonl; rerun with the same output_dir to resume", file=sys.stderr)
-        return 130
-    return 0 if summary["run"]["all_scored"] else EXIT_NOT_ALL_SCORED
+    return current

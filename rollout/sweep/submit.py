@@ -21,7 +21,7 @@ from rollout.core.config import check_secrets, key_sections, shown
 from rollout.core.failures import InvalidInput
 from rollout.core.process_env import child_env
 from rollout.sweep.config import SweepConfig
-from rollout.sweep.plan import plan_episodes
+from rollout.sweep.plan import plan_requests
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -51,11 +51,12 @@ def validate(overrides: list[str], *, working_dir: str = ".") -> SweepConfig:
     """The sweep config the job will run, validated here as `tau2-rollout sweep` would (for a
     cluster: a literal key is refused), its plan checked, and no key file inside the working
     directory. Raises InvalidInput."""
-    from rollout.sweep.run import prepare
+    from rollout.sweep.run import prepare, sweep_pool
 
     cfg, _ = prepare(["ray.address=auto", *overrides], local=False)
     check_secrets(cfg, remote=True)  # the job goes to the cluster whatever `ray.address` the overrides set
-    plan_episodes(cfg)
+    with sweep_pool(cfg) as pool:  # the pool's settings and every episode, as the job's pool checks them
+        pool.check(plan_requests(cfg))
     root = Path(working_dir).resolve()
     for name, section in key_sections(cfg):
         if section.api_key_file:

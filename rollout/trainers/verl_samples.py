@@ -34,7 +34,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from rollout.pool.requests import derive_seed
+from rollout.pool import derive_seed
 from rollout.trajectory import Segment, Trajectory
 
 

@@ -20,6 +20,7 @@ why). Both views are built in the worker that ran the episode.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -76,9 +77,17 @@ class Trajectory:
 
     @classmethod
     def of(
-        cls, result: EpisodeResult, *, group_id: str, weight_version: Optional[int] = None, tags: Optional[dict] = None
+        cls,
+        result: EpisodeResult,
+        *,
+        group_id: str,
+        weight_version: Optional[int] = None,
+        tags: Optional[dict] = None,
+        attempts: int = 1,
+        earlier_failures: Sequence[Failure] = (),
     ) -> Trajectory:
-        """The trajectory of an episode's result: both views, train action and credit."""
+        """The trajectory of an episode's result, a failed one included: both views, train action
+        and credit (the one constructor: a trajectory is not edited once built)."""
         segments, drift = stitch(result.turns)
         credit = None
         if result.ok and result.reward_info and result.turns:
@@ -92,4 +101,6 @@ class Trajectory:
             segments=segments,
             drift=drift,
             credit=credit,
+            attempts=attempts,
+            earlier_failures=list(earlier_failures),
         )

@@ -1,13 +1,12 @@
 """The aenv backend: this project's env module under aenv's MCP server, through the aenv SDK."""
 
 import asyncio
-import io
 import json
 import subprocess
 
 import pytest
 
-from rollout.agent.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner
 from rollout.env.domains import load_domain
 from rollout.sweep.records import EpisodeStore
@@ -64,13 +63,14 @@ def test_killed_server_is_an_env_error_then_a_fresh_instance_serves(tmp_path):
     async def main(server):
         cfg = scripted_config(server, extra=["env.backend=aenv"])
         async with EpisodeRunner(cfg, slots=1) as runner:
-            first = asyncio.ensure_future(runner.run(EpisodeSpec("airline", "12", solo=False)))
+            episode = check_episode(EpisodeSpec("airline", "12", solo=False), cfg)
+            first = asyncio.ensure_future(runner.run(episode))
             while not runner._pool or not runner._pool._all or server.stats["agent"] < 2:
                 await asyncio.sleep(0.05)
             victim = runner._pool._all[0]._server
             victim.process.kill()
             failed = await first
-            second = await runner.run(EpisodeSpec("airline", "12", solo=False))
+            second = await runner.run(episode)
             replacement = runner._pool._all[0]._server
             return failed, second, victim, replacement
 
@@ -98,7 +98,7 @@ def test_ray_sweep_on_aenv_backend(ray_cluster, oracle_server, tmp_path):
             "ray.slots_per_worker=1",
         ]
     )
-    run_sweep(cfg, out=io.StringIO())
+    run_sweep(cfg)
     with EpisodeStore(tmp_path) as store:
         recs = list(store.records())
     keys = [(r.domain, r.task_id) for r in recs]

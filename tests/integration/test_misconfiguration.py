@@ -9,7 +9,6 @@ corrupt records accepted on resume, a partial tau2 Results file, an unbounded ae
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
 
@@ -210,7 +209,7 @@ def test_an_unreachable_ray_head_is_a_bounded_error(tmp_path):
 
 def test_aenv_cluster_start_is_bounded_by_startup_timeout(oracle_server):
     """The api-service is down (nothing listens): the SDK would retry for ~17 minutes."""
-    from rollout.agent.episode import EpisodeSpec
+    from rollout.agent.episode import EpisodeSpec, check_episode
     from rollout.agent.runner import EpisodeRunner
     from tests.helpers import scripted_config
 
@@ -221,7 +220,7 @@ def test_aenv_cluster_start_is_bounded_by_startup_timeout(oracle_server):
 
     async def one():
         async with EpisodeRunner(cfg, slots=1) as runner:
-            return await runner.run(EpisodeSpec("mock", "create_task_1", solo=True))
+            return await runner.run(check_episode(EpisodeSpec("mock", "create_task_1", solo=True), cfg))
 
     start = time.monotonic()
     result = asyncio.run(one())
@@ -245,13 +244,18 @@ def test_the_env_modules_reward_is_no_number_after_a_user_simulator_failure(serv
     assert reward["total_reward"] is None and reward["failure"]["class"] == "user_sim_error"
 
 
-def test_the_results_line_lists_only_what_was_written(tmp_path):
-    from rollout.sweep.run import prepare, run_sweep
+def test_the_results_line_lists_only_what_was_written(tmp_path, capsys):
+    from rollout.cli import main
 
-    cfg, _ = prepare(
-        ["domains=[mock]", "max_tasks=1", f"output_dir={tmp_path}", "progress=false", "transcripts=false", "llm.scripted=oracle"]
-    )
-    out = io.StringIO()
-    run_sweep(cfg, out=out)
-    line = next(x for x in out.getvalue().splitlines() if x.startswith("results:"))
-    assert ", ," not in line and "tau2_results" not in line and "no tau2 Results file" in out.getvalue()
+    args = [
+        "domains=[mock]",
+        "max_tasks=1",
+        f"output_dir={tmp_path}",
+        "progress=false",
+        "transcripts=false",
+        "llm.scripted=oracle",
+    ]
+    assert main(["sweep", *args]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("results:"))
+    assert ", ," not in line and "tau2_results" not in line and "no tau2 Results file" in out

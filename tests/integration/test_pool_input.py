@@ -102,14 +102,14 @@ def test_extra_samples_must_be_a_bounded_integer(pool, extra):
         next(pool.stream_groups([RolloutRequest("mock", "create_task_1")], extra_samples=extra))
 
 
-def test_a_custom_group_over_two_tasks_gets_extras_of_each_task_with_fresh_samples():
+def test_a_custom_group_over_two_tasks_gets_extras_of_each_task_with_fresh_samples(pool):
     requests = [
         RolloutRequest("mock", "create_task_1", sample=0, group_id="g"),
         RolloutRequest("mock", "update_task_with_message_history", sample=3, group_id="g"),
         RolloutRequest("mock", "create_task_1", sample=7),
     ]
-    groups = Groups(requests, extra_samples=3)
-    extras = groups.requests[3:]
+    groups = Groups(pool.check(requests), extra_samples=3)
+    extras = [r.request for r in groups.requests[3:]]
     assert [(r.group, r.task_id, r.sample) for r in extras] == [
         ("g", "create_task_1", 8),
         ("g", "update_task_with_message_history", 4),
@@ -118,7 +118,8 @@ def test_a_custom_group_over_two_tasks_gets_extras_of_each_task_with_fresh_sampl
         ("mock/create_task_1", "create_task_1", 11),
         ("mock/create_task_1", "create_task_1", 12),
     ]
-    assert len({(r.domain, r.task_id, r.sample) for r in groups.requests}) == len(groups.requests)
+    episodes = [r.episode for r in groups.requests]
+    assert len({(e.domain, e.task_id, e.sample) for e in episodes}) == len({e.seed for e in episodes}) == len(episodes)
     assert groups.positions["g"] == [0, 1, 3, 4, 5] and groups.wanted == {"g": 2, "mock/create_task_1": 1}
 
 

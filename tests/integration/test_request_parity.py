@@ -11,14 +11,13 @@ no X-Rollout-* headers (episode.tag_requests=false, no hints) from tau2's prompt
 from __future__ import annotations
 
 import asyncio
-import io
 
 import pytest
 
-from rollout.agent.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner
+from rollout.pool import derive_seed
 from rollout.scripted import ScriptedServer
-from rollout.sweep.plan import derive_seed
 from rollout.sweep.records import EpisodeStore
 from rollout.sweep.run import prepare, run_sweep
 from tests.helpers import scripted_config
@@ -88,7 +87,7 @@ def test_aenv_backend_sends_tau2s_requests():
 
 async def _run_in_one_slot(cfg, specs):
     async with EpisodeRunner(cfg, slots=1) as runner:
-        return [await runner.run(spec) for spec in specs]
+        return [await runner.run(check_episode(spec, cfg)) for spec in specs]
 
 
 def sweep(server, tmp_path, *overrides: str) -> list:
@@ -109,7 +108,7 @@ def sweep(server, tmp_path, *overrides: str) -> list:
             *overrides,
         ]
     )
-    run_sweep(cfg, out=io.StringIO())
+    run_sweep(cfg)
     with EpisodeStore(tmp_path) as store:
         return list(store.records())
 

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from rollout.agent.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.core.config import api_key_of, check_secrets, load_config, to_dict
 from rollout.core.failures import InvalidInput
 from rollout.scripted import ScriptedServer
@@ -180,4 +180,4 @@ async def _one(cfg):
     from rollout.agent.runner import EpisodeRunner
 
     async with EpisodeRunner(cfg) as runner:
-        return [await runner.run(EpisodeSpec("telecom", load_ids("telecom")[0], solo=True))]
+        return [await runner.run(check_episode(EpisodeSpec("telecom", load_ids("telecom")[0], solo=True), cfg))]

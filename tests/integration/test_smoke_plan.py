@@ -8,13 +8,14 @@ pytestmark = pytest.mark.integration
 
 
 def test_nothing_configured_is_the_scripted_smoke_sweep_of_every_domain(monkeypatch, tmp_path):
-    from rollout.sweep.plan import plan_episodes
+    from rollout.pool import RolloutPool
+    from rollout.sweep.plan import plan_requests
     from rollout.sweep.run import SMOKE_MAX_TASKS, prepare
 
     for var in (*CONFIG_ENV_VARS, "OPENAI_API_KEY", "TAU2_USER_LLM_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     cfg, smoke = prepare([f"output_dir={tmp_path / 'run'}"])
-    specs = plan_episodes(cfg)
+    episodes = [v.episode for v in RolloutPool(cfg.episode_config(), seed=cfg.seed).check(plan_requests(cfg))]
     assert smoke and cfg.llm.scripted == "oracle"
-    assert {s.domain for s in specs} == {"airline", "retail", "telecom", "mock"}
-    assert len(specs) == 4 * SMOKE_MAX_TASKS and not any(s.solo for s in specs if s.domain in ("airline", "retail"))
+    assert {e.domain for e in episodes} == {"airline", "retail", "telecom", "mock"}
+    assert len(episodes) == 4 * SMOKE_MAX_TASKS and not any(e.solo for e in episodes if e.domain in ("airline", "retail"))

@@ -161,8 +161,10 @@ def test_oracle_scores_one_on_the_set_and_tau2_agrees_over_the_sets_database(set
 
 
 def test_unknown_task_of_a_set_names_the_set(set_config):
-    [result] = run_specs(set_config, [EpisodeSpec(data.SET_NAME, "5", solo=False)])
-    assert result.failure is not None and "unknown task_id '5' for domain 'my_airline'" in result.failure.message
+    from rollout.agent.episode import check_episode
+
+    with pytest.raises(InvalidInput, match="unknown task_id '5' for domain 'my_airline'"):
+        check_episode(EpisodeSpec(data.SET_NAME, "5", solo=False), set_config)
 
 
 @pytest.mark.parametrize("name, solo", [("telecom_small", True), ("telecom-workflow", True), ("telecom_full", True)])
@@ -213,11 +215,11 @@ def test_areal_workflow_and_dataset_rows_run_the_set(files, oracle_server, tmp_p
 def test_a_task_set_on_the_aenv_backend_is_refused_before_any_call(set_config):
     from dataclasses import replace
 
-    from rollout.agent.episode import resolve
+    from rollout.agent.episode import check_episode
 
     cfg = replace(set_config, env=replace(set_config.env, backend="aenv"))
     with pytest.raises(InvalidInput, match="task set 'my_airline' runs on env.backend=local only"):
-        resolve(EpisodeSpec(data.SET_NAME, "set-5", solo=False), cfg)
+        check_episode(EpisodeSpec(data.SET_NAME, "set-5", solo=False), cfg)
 
 
 def test_a_pool_with_a_broken_task_set_refuses_before_ray_starts(files):

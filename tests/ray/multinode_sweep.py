@@ -14,7 +14,6 @@ Prints one JSON line: what was removed and what the driver did.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -94,7 +93,7 @@ def main(out: str, scenario: str, episodes: int) -> None:
                 drivers.append(driver)
             remove_a_node(driver, record)
 
-        summary = run_sweep(cfg, on_record=on_record, out=io.StringIO())
+        summary = run_sweep(cfg, on_record=on_record).summary
     driver = drivers[0]
     print(
         json.dumps(

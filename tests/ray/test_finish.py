@@ -6,7 +6,6 @@ ran nothing, and cap waits counted as episode time.
 
 from __future__ import annotations
 
-import io
 import json
 
 from rollout.scripted import Faults, ScriptedServer
@@ -82,6 +81,6 @@ def test_waiting_for_a_cap_is_not_episode_time(ray_cluster, tmp_path):
                 "ray.slots_per_worker=16",
             )
         )
-        summary = run_sweep(cfg, out=io.StringIO())
+        summary = run_sweep(cfg).summary
     assert summary["all"]["failures"] == {} and summary["all"]["scored"] == 25
     assert summary["run"]["wall_s"] > 2 * 4  # the cap made the sweep far longer than one episode's budget

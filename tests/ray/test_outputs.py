@@ -1,6 +1,5 @@
 """Results people can use: tau2 Results export, report, AReaL dataset rows, SFT export."""
 
-import io
 import json
 import os
 import shutil
@@ -35,7 +34,7 @@ def noop_sweep(ray_cluster, tmp_path_factory):
                 "ray.num_workers=1",
             ]
         )
-        run_sweep(cfg, out=io.StringIO())
+        run_sweep(cfg)
     return out
 
 
@@ -96,7 +95,7 @@ def test_failed_episodes_are_exported_as_tau2_records_skipped_samples(ray_cluste
                 "retry.max_attempts=1",
             ]
         )
-        summary = run_sweep(cfg, out=io.StringIO())
+        summary = run_sweep(cfg).summary
     counted = summary["all"]["tau2_counting"]
     assert summary["all"]["failed"] == 2 and summary["all"]["mean_reward"] == 1.0 != counted["mean_reward"]
     results = Results.load(tmp_path / "tau2_results.json")

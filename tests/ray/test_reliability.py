@@ -1,6 +1,5 @@
 """A sweep always finishes and never lies: lost nodes, signals, endpoint caps (real Ray)."""
 
-import io
 import json
 import os
 import signal
@@ -125,7 +124,7 @@ def test_agent_cap_holds_across_workers(ray_cluster, tmp_path):
         cfg, _ = prepare(
             sweep_args(server, tmp_path, "domains=[mock]", "ray.num_workers=2", "ray.slots_per_worker=4", "llm.max_concurrency=3")
         )
-        run_sweep(cfg, out=io.StringIO())
+        run_sweep(cfg)
     recs = read_records(tmp_path)
     assert len(recs) == 9 and all(r.ok for r in recs) and {r.worker for r in recs} == {0, 1}
     assert 1 <= peak["agent"] <= 3, peak

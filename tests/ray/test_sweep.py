@@ -1,6 +1,5 @@
 """Sweeps on Ray: workers, driver, resume, failures, metrics (real local Ray, one per session)."""
 
-import io
 import json
 import os
 import signal
@@ -40,7 +39,7 @@ def test_sweep_over_two_actors_writes_every_episode_once(ray_cluster, oracle_ser
         )
     )
     assert not smoke
-    summary = run_sweep(cfg, out=io.StringIO())
+    summary = run_sweep(cfg).summary
     got = keys(tmp_path)
     assert len(got) == len(set(got)) == 3 * 2 * 2
     recs = records(tmp_path)
@@ -56,7 +55,7 @@ def test_sweep_with_token_capture_writes_turns_and_the_capture_summary_and_resum
     """A sweep with `llm.capture=token_ids` records each policy call's tokens, summarises the
     capture per domain, and a rerun reads those records back and runs only the new samples."""
     args = sweep_args(oracle_server, tmp_path, "domains=[mock]", "max_tasks=2", "llm.capture=token_ids", "ray.num_workers=1")
-    summary = run_sweep(prepare(args + ["num_samples=1"])[0], out=io.StringIO())
+    summary = run_sweep(prepare(args + ["num_samples=1"])[0]).summary
     first = records(tmp_path)
     assert len(first) == 2 and all(r.ok and r.turns and all(t is not None for t in r.turns) for r in first)
     assert all(
@@ -66,7 +65,7 @@ def test_sweep_with_token_capture_writes_turns_and_the_capture_summary_and_resum
     assert line["turns"][0]["completion_token_ids"] == first[0].turns[0].completion_token_ids
     capture = summary["capture"]["mock"]
     assert capture["calls"] == capture["captured"] == sum(len(r.turns) for r in first) > 0
-    summary = run_sweep(prepare(args + ["num_samples=2"])[0], out=io.StringIO())
+    summary = run_sweep(prepare(args + ["num_samples=2"])[0]).summary
     second = records(tmp_path)
     assert len(second) == 4 and summary["run"]["episodes_run"] == 2
     assert [r.turns for r in second if r.sample == 0] == [r.turns for r in first]
@@ -128,7 +127,7 @@ def test_killed_actor_is_replaced_and_its_episodes_rerun(ray_cluster, tmp_path):
                 "retry.backoff_s=0.1",
             )
         )
-        run_sweep(cfg, on_record=kill_first_worker, out=io.StringIO())
+        run_sweep(cfg, on_record=kill_first_worker)
     got = keys(tmp_path)
     assert killed and len(got) == len(set(got)) == 12
     recs = records(tmp_path)
@@ -168,7 +167,7 @@ def test_killed_driver_resumes_without_duplicates(ray_cluster, tmp_path):
         before = [json.loads(line) for line in first.splitlines() if line.strip()]
         assert 4 <= len(before) < 20
         cfg, _ = prepare(args[:-3] + ["ray.num_workers=2"])
-        summary = run_sweep(cfg, out=io.StringIO())
+        summary = run_sweep(cfg).summary
     got = keys(out)
     assert len(got) == len(set(got)) == 20
     text = (out / "episodes.jsonl").read_text()
@@ -193,7 +192,7 @@ def test_500s_are_retried_until_the_sweep_completes(ray_cluster, tmp_path):
                 "retry.max_attempts=6",
             )
         )
-        run_sweep(cfg, out=io.StringIO())
+        run_sweep(cfg)
         assert server.stats["faults"] == 4
     recs = records(tmp_path)
     assert len(recs) == 3 and all(r.status == "ok" for r in recs)
@@ -218,7 +217,7 @@ def test_hangs_time_out_are_retried_then_recorded_failed(ray_cluster, tmp_path):
                 "retry.backoff_s=0.05",
             )
         )
-        summary = run_sweep(cfg, out=io.StringIO())
+        summary = run_sweep(cfg).summary
     recs = records(tmp_path)
     assert len(recs) == 2
     for r in recs:
@@ -240,11 +239,11 @@ def test_hangs_time_out_are_retried_then_recorded_failed(ray_cluster, tmp_path):
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path, args, message):
-    from rollout.sweep.plan import plan_episodes
+    from rollout.sweep.plan import plan_requests
 
     with pytest.raises(InvalidInput) as e:
         cfg, _ = prepare([f"output_dir={tmp_path}", *args])
-        plan_episodes(cfg)
+        plan_requests(cfg)
     assert message in str(e.value)
 
 

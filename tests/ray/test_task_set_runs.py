@@ -7,7 +7,6 @@ evaluate-trajs` runs) with the set registered in tau2's registry, and must equal
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -47,7 +46,7 @@ def test_sweep_over_a_domain_and_a_task_set_exports_what_tau2_rescores_equal(ray
                 *data.task_set_overrides(files, SET),
             )
         )
-        summary = run_sweep(cfg, out=io.StringIO())
+        summary = run_sweep(cfg).summary
     with EpisodeStore(tmp_path) as store:
         records = list(store.records())
     assert sorted((r.domain, r.tau2_domain, r.task_id) for r in records) == sorted(

@@ -5,9 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from rollout.agent.episode import ValidEpisode
 from rollout.core.failures import InvalidInput
 from rollout.pool.group_flow import GroupFlow
-from rollout.pool.requests import RolloutRequest
+from rollout.pool.requests import RolloutRequest, ValidRequest
 from rollout.pool.staleness import StalenessBound
 
 pytestmark = pytest.mark.unit
@@ -17,7 +18,16 @@ def group(task: str, n: int = 2) -> list[RolloutRequest]:
     return [RolloutRequest("mock", task, sample=k) for k in range(n)]
 
 
-def ended(r: RolloutRequest, *, oldest=None, ok=True):
+def checked(requests: list[RolloutRequest]) -> list[ValidRequest]:
+    """The requests with the episodes the pool's check would give them (no tau2 here)."""
+    out = []
+    for r in requests:
+        spec = r.spec()
+        out.append(ValidRequest(r, ValidEpisode(spec.domain, spec.task_id, spec.sample, spec.seed, True, spec.domain)))
+    return out
+
+
+def ended(r: ValidRequest, *, oldest=None, ok=True):
     """A finished trajectory as the flow reads it."""
     return SimpleNamespace(group_id=r.group, ok=ok, oldest_version=oldest)
 
@@ -33,7 +43,7 @@ class Clock:
 
 
 def flow_of(source, version=None, **kw) -> GroupFlow:
-    return GroupFlow(source, extra_samples=kw.pop("extra_samples", 0), check=list, version=version or Clock(), **kw)
+    return GroupFlow(source, extra_samples=kw.pop("extra_samples", 0), check=checked, version=version or Clock(), **kw)
 
 
 def finish(flow: GroupFlow, started: list[RolloutRequest], first: int, oldest=None):
@@ -63,12 +73,12 @@ def test_the_buffer_keeps_k_groups_ahead_reading_an_endless_generator_lazily():
 
     flow = flow_of(endless(), ahead=3)
     started = flow.to_submit()
-    assert [r.task_id for r in started] == ["t0", "t0", "t1", "t1", "t2", "t2"]
+    assert [r.request.task_id for r in started] == ["t0", "t0", "t1", "t1", "t2", "t2"]
     assert len(read) <= 4  # the generator is read a group at a time, not drained
     assert flow.to_submit() == []  # three ahead: nothing more until one is handed back
     handed = finish(flow, started[:2], 0)
     assert [t.group_id for t in handed[0]] == ["mock/t0", "mock/t0"]
-    assert [r.task_id for r in flow.to_submit()] == ["t3", "t3"]
+    assert [r.request.task_id for r in flow.to_submit()] == ["t3", "t3"]
 
 
 def test_admission_starts_no_group_the_bound_could_not_hand_over_in_time():
@@ -81,7 +91,7 @@ def test_admission_starts_no_group_the_bound_could_not_hand_over_in_time():
     finish(flow, first, 0, oldest=5)
     assert flow.to_submit() == []  # the version has not moved
     version.v = 6
-    assert [r.task_id for r in flow.to_submit()] == ["e", "e"]
+    assert [r.request.task_id for r in flow.to_submit()] == ["e", "e"]
 
 
 def test_a_group_older_than_the_bound_is_dropped_whole_and_regenerated():
@@ -92,7 +102,7 @@ def test_a_group_older_than_the_bound_is_dropped_whole_and_regenerated():
     assert finish(flow, started, 0, oldest=0) == []
     assert flow.stale_groups == 1 and not flow.done
     again = flow.to_submit()
-    assert [(r.task_id, r.sample) for r in again] == [("a", 0), ("a", 1)]
+    assert [(r.request.task_id, r.request.sample) for r in again] == [("a", 0), ("a", 1)]
     assert flow.ended(1, ended(started[1], oldest=0)) is None  # a straggler of the earlier run: ignored
     assert flow.ended(2, ended(again[0], oldest=2)) is None
     handed = flow.ended(3, ended(again[1], oldest=2))

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "agent": {"core", "env"},
     "areal": {"core", "env", "agent"},
     "pool": {"core", "env", "agent", "trajectory"},
-    "sweep": {"core", "env", "scripted", "agent", "trajectory", "pool"},
+    "sweep": {"core", "env", "agent", "trajectory", "pool"},
     "trainers": {"core", "trajectory", "pool"},
     "bench": {"core", "env", "trajectory", "scripted", "agent", "areal", "pool", "sweep"},
 }

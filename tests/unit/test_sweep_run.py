@@ -1,5 +1,5 @@
 """rollout.sweep.run before Ray: misconfiguration is exit 2 with nothing written; a finished log is not rerun.
-(Worker caps: rollout.pool.worker's split of them.)"""
+(Worker caps: rollout.pool.cluster's split of them.)"""
 
 import pytest
 
@@ -56,12 +56,14 @@ def test_output_dir_that_is_a_file_is_exit_2(tmp_path, capsys):
 
 def test_caps_are_split_exactly_and_bound_the_worker_count():
     from rollout.core.config import load_config
-    from rollout.pool.worker import capped_worker_count, worker_config
+    from rollout.pool.cluster import worker_config, worker_count
+    from rollout.pool.config import RayConfig
 
     cfg = load_config(["llm.max_concurrency=5", "user_llm.max_concurrency=1"])
-    assert capped_worker_count(cfg, 4) == 1
+    assert worker_count(cfg, RayConfig(num_workers=4), cpus=8) == 1
     cfg = load_config(["llm.max_concurrency=5"])
-    assert capped_worker_count(cfg, 2) == 2 and capped_worker_count(cfg, 8) == 5
+    assert worker_count(cfg, RayConfig(num_workers=2), cpus=8) == 2
+    assert worker_count(cfg, RayConfig(num_workers=8), cpus=8) == 5
     assert [worker_config(cfg, i, 2).llm.max_concurrency for i in range(2)] == [3, 2]
     assert worker_config(cfg, 0, 2).user_llm.max_concurrency == 0
 
@@ -71,7 +73,9 @@ def test_resume_of_a_complete_log_reads_it_once_and_starts_nothing(tmp_path, mon
     that was quadratic) and writes the summary without starting Ray."""
     import io
 
+    import rollout.pool.pool
     import rollout.sweep.run as run
+    from rollout.commands.sweep import print_start
     from rollout.env.domains import load_domain
 
     ids = load_domain("mock").task_ids()
@@ -80,9 +84,9 @@ def test_resume_of_a_complete_log_reads_it_once_and_starts_nothing(tmp_path, mon
             for sample in range(3):
                 store.append(ok(i, sample, domain="mock"))
     reads = []
-    real = run.peek_settled
-    monkeypatch.setattr(run, "peek_settled", lambda d: reads.append(d) or real(d))
-    monkeypatch.setattr(run, "_init_ray", lambda cfg: pytest.fail("Ray started for a complete sweep"))
+    real = run.latest
+    monkeypatch.setattr(run, "latest", lambda path: reads.append(path) or real(path))
+    monkeypatch.setattr(rollout.pool.pool, "connect", lambda r: pytest.fail("Ray started for a complete sweep"))
     cfg, _ = run.prepare(
         [
             "domains=[mock]",
@@ -96,6 +100,6 @@ def test_resume_of_a_complete_log_reads_it_once_and_starts_nothing(tmp_path, mon
         ]
     )
     out = io.StringIO()
-    summary = run.run_sweep(cfg, out=out)
-    assert len(reads) == 1 and summary["run"]["episodes_run"] == 0
-    assert summary["all"]["episodes"] == 3 * len(ids) and f"{3 * len(ids)} already done in" in out.getvalue()
+    result = run.run_sweep(cfg, on_start=lambda start: print_start(start, out))
+    assert len(reads) == 1 and result.summary["run"]["episodes_run"] == 0 and result.all_scored
+    assert result.summary["all"]["episodes"] == 3 * len(ids) and f"{3 * len(ids)} already done in" in out.getvalue()

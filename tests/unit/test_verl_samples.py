@@ -5,7 +5,7 @@ import pytest
 from rollout.core.failures import Failure, FailureClass
 from rollout.core.results import EpisodeResult
 from rollout.core.tokens import TurnRecord
-from rollout.pool.requests import derive_seed
+from rollout.pool import derive_seed
 from rollout.trainers.verl_samples import Budget, episode_seed, plan, sample_of, served_versions
 from rollout.trajectory import Trajectory
 

@@ -306,6 +306,9 @@ class RolloutConfig:
 
 
 SCRIPTED_POLICIES = choices_of(AgentLLMConfig, "scripted")
+# The model names the scripted server (`llm.scripted`) answers to, as the agent and as the user simulator.
+SCRIPTED_AGENT_MODEL = "scripted-agent"
+SCRIPTED_USER_MODEL = "scripted-user"
 ENGINES = choices_of(AgentLLMConfig, "engine")
 TOOL_CALL_PARSERS = choices_of(AgentLLMConfig, "tool_call_parser")
 REASONING_PARSERS = choices_of(AgentLLMConfig, "reasoning_parser")
