@@ -27,6 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "bench": {"core", "env", "trajectory", "scripted", "agent", "areal", "pool", "sweep"},
 }
 ALLOWED["commands"] = set(ALLOWED)  # the top floor: the CLI's commands may import any layer
+# what ships to trainers and sweeps: none of it stands on the test double (scripted/), which the commands and the bench start
+PRODUCT = ("core", "env", "trajectory", "agent", "areal", "pool", "sweep", "trainers")
 ENTRY_POINTS = {"__init__", "__main__", "cli"}  # top-level modules; cli.py may import any package
 RESOURCES = {"defaults"}  # package data, no code
 
@@ -82,6 +84,11 @@ def violations(root: Path = ROLLOUT) -> list[str]:
 
 def test_every_package_imports_only_the_layers_below_it():
     assert not violations(), "\n".join(violations())
+
+
+def test_no_product_layer_stands_on_the_test_double_or_a_command():
+    assert [p for p in PRODUCT if ALLOWED[p] & {"scripted", "commands"}] == []
+    assert [p for p in ALLOWED if p != "commands" and "commands" in ALLOWED[p]] == []
 
 
 def test_the_rule_catches_upward_relative_and_in_function_imports_and_stray_modules(tmp_path):
