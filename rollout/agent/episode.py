@@ -194,6 +194,7 @@ async def _play(
         invalid_tool_args=ep.invalid_tool_args,
         empty_reply_retries=ep.empty_reply_retries,
     )
+    result.episode_id = request.episode_id
     opening = await session.reset(request)
     result.durations["start_s"] = round(time.perf_counter() - requested, 4)
     agent_usage = {}

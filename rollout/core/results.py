@@ -50,6 +50,7 @@ class EpisodeResult:
     turns: list[Optional[TurnRecord]] = field(default_factory=list)  # token capture: one per policy call
     capture_errors: list[str] = field(default_factory=list)  # why a call's tokens are absent (turns[i] None)
     budget_reached: Optional[str] = None  # the token budget ended the episode (termination max_steps): which bound
+    episode_id: Optional[str] = None  # sent as X-Rollout-Episode with its LLM requests (servers' logs join on it)
 
     @property
     def ok(self) -> bool:

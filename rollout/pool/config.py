@@ -8,6 +8,8 @@ cluster's CPUs. Each problem is one line naming the key, the value and what is v
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
@@ -67,3 +69,20 @@ def check_fits(r: RayConfig, cpus: float, where: str) -> None:
             f"ray.num_workers={r.num_workers} x ray.cpus_per_worker={r.cpus_per_worker} needs {need:g} CPUs, but {where}: "
             f"valid: num_workers x cpus_per_worker <= {cpus:g} (e.g. ray.cpus_per_worker={cpus / workers:g})"
         )
+
+
+def typed_section(cls, value, name: str):
+    """`value` as a `cls` (None: the defaults; a dict: its fields). Raises InvalidInput naming the valid keys."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    valid = ", ".join(f.name for f in dataclasses.fields(cls))
+    if isinstance(value, Mapping) and not isinstance(value, dict):  # e.g. an OmegaConf DictConfig (verl's YAML)
+        value = {str(k): value[k] for k in value}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{name}= is {type(value).__name__}: valid: a dict with keys {valid}, or a {cls.__name__}")
+    unknown = sorted(str(k) for k in value if k not in {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise InvalidInput(f"{name}= has unknown keys {', '.join(unknown)}: valid: {valid}")
+    return cls(**value)

@@ -7,9 +7,10 @@ submits what `to_submit` returns, tells `ended` each end, cancels what `to_cance
   k groups ahead of the trainer. `requests` may then be any iterable, even an endless
   generator: groups are read from it as they are started (a group's requests come together);
   a list is still checked whole before anything starts, a generator's groups as they are read.
-- With `max_staleness` (and `groups_per_step`) the staleness bound's two rules apply
-  (rollout/pool/staleness.py): admission, and at hand-over a group too old is dropped whole and
-  regenerated.
+- With `max_staleness` (and `groups_per_step`) the staleness bound's rules apply
+  (rollout/pool/staleness.py): admission, groups handed back in the order they started (a
+  group that completes early waits for those started before it), and at hand-over a group
+  too old all the same is dropped whole and regenerated.
 
 When nothing is running and the bound admits no group until the weight version moves, the call
 raises instead of waiting forever (the trainer takes fewer groups per step than it said).
@@ -17,6 +18,7 @@ raises instead of waiting forever (the trainer takes fewer groups per step than 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import groupby
 from typing import Optional
@@ -65,6 +67,10 @@ class GroupFlow:
         self._eager = self.ahead is None and self.bound is None
         self._regenerate: list[str] = []
         self._cancel: list[int] = []
+        self._in_start_order = self.bound is not None
+        self._order: list[str] = []  # groups started and not yet released, in the order they started
+        self._complete: dict[str, list[Trajectory]] = {}
+        self._released: deque[tuple[str, list[Trajectory]]] = deque()
         self.started = 0  # groups started (regenerations not counted)
         self.open = 0  # groups started and not yet handed back
         self.stale_groups = 0  # dropped at hand-over and regenerated
@@ -78,13 +84,16 @@ class GroupFlow:
         out: list[ValidRequest] = []
         for g in self._regenerate:
             out += self.groups.restart(g)
+            self._order.append(g)  # behind the groups started before it was run again
         self._regenerate = []
         while self._source is not None and self._admits():
             group = next(self._source, None)
             if group is None:
                 self._source = None
                 break
-            out += self.groups.extend(self._check(group))
+            group = self._check(group)
+            out += self.groups.extend(group)
+            self._order.append(group[0].group)
             self.started += 1
             self.open += 1
         return out
@@ -105,20 +114,35 @@ class GroupFlow:
             return False
         return self.bound is None or self.bound.may_start(self.started, self._version(), self._first_version)
 
-    def ended(self, position: int, trajectory: Trajectory) -> Optional[list[Trajectory]]:
-        """The group to hand back, if this end completes one that is within the bound."""
+    def ended(self, position: int, trajectory: Trajectory) -> None:
+        """Take one end; a group it completes is released (`next_group`): at once, or under a
+        staleness bound once every group started before it is released too."""
         group = self.groups.add(trajectory, position)
         if group is None:
-            return None
+            return
         g = trajectory.group_id
         if self.groups.stragglers(g):
             self._cancel += self.groups.positions[g]
-        if self.bound is not None and self.bound.too_old(group, self._version()):
-            self.stale_groups += 1
-            self._regenerate.append(g)
-            return None
-        self.open -= 1
-        return group
+        self._complete[g] = group
+        if not self._in_start_order:
+            self._order.remove(g)
+            self._released.append((g, self._complete.pop(g)))
+        while self._order and self._order[0] in self._complete:
+            head = self._order.pop(0)
+            self._released.append((head, self._complete.pop(head)))
+
+    def next_group(self) -> Optional[list[Trajectory]]:
+        """The next released group to hand back (None: none now). A group older than the bound
+        at this moment is dropped and run again instead (`stale_groups`)."""
+        while self._released:
+            g, group = self._released.popleft()
+            if self.bound is not None and self.bound.too_old(group, self._version()):
+                self.stale_groups += 1
+                self._regenerate.append(g)
+                continue
+            self.open -= 1
+            return group
+        return None
 
     def to_cancel(self) -> list[int]:
         """Positions to cancel now (stragglers of complete groups; ended ones are ignored by the pool)."""

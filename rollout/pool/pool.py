@@ -7,92 +7,54 @@
         train_on(group)
     pool.close()
 
-Created on the Ray this process is connected to (the caller's, e.g. a trainer's)
-or, when none is, on the cluster at `ray.address` or a local Ray it starts (and shuts down on
-`close`); the pool is the one place that joins or starts Ray, fits its workers on the cluster's
-CPUs and counts them (rollout/pool/cluster.py). Its workers start on
-the first call and stay warm across calls; one thread of the pool feeds them and collects
-what they return, so calls may overlap (a trainer's concurrent agent loops each asking for one
-episode). Each call has an async twin for trainers' event loops (`arun`, `astream`,
-`astream_groups`):
-
-- `run(requests)`: the trajectories in request order;
-- `stream(requests)`: each trajectory as it finishes;
-- `stream_groups(requests, extra_samples=k)`: each complete group (all samples of one
-  `group_id`) as soon as it is; with `k` > 0 the pool runs k extra samples of every group and
-  yields the first n scored ones (n: the samples asked for), cancelling the rest. Faster
-  episodes are then somewhat over-represented in a group, the usual price of redundancy;
-- `cancel(group_id)`: the group's queued requests (in every call) end at once, its running
-  ones are cancelled (they end as `cancelled`, never as samples);
-- `stats()`: live counters (ended, failures by class, retries, in flight, workers, the
-  token-capture clean/split rates, aborted calls continued or restarted);
-- `weight_update(version)` (a context manager: `pause()`, the body swaps the engine's weights,
-  `set_weight_version(version)`, `resume()`): episodes run on through a trainer's weight swap;
-  calls the engine aborts are continued (token-in) or sent again (chat), and each completion
-  token records the weight version that produced it.
-
-A call whose caller stops listening (an exception, Ctrl-C, a generator closed early) cancels
-its requests that have not ended; a call's own cancels (that, and `stream_groups`' stragglers)
-touch only its own requests. Requests are checked when submitted (rollout/pool/checks.py, then
-their episode against its domain and the config, once: `check(requests)` does it ahead of a
-call and returns `ValidRequest`s, which the calls take as they are): a bad one raises
-InvalidInput naming the field, before any of the call's episodes runs. A request's seed is derived from (the pool's seed, domain,
-task id, sample) unless given: requests that repeat all four repeat the seed (a warning says
-so); give each sample of a group its own `sample`. The pool's first call asks its workers
-whether they can read the keys the config names (and each new `Endpoint.api_key_env`), and
-refuses the call once if one cannot. After `close()` the pool refuses calls. Every request ends as a `Trajectory`: tau2's outcome (or a
-classified failure after the retries of `retry.max_attempts`) and, with `llm.capture` on, the
-tokens of each policy call and the stitched view (rollout/trajectory/).
+Created on the Ray this process is connected to (a trainer's), else on `ray.address` or a
+local Ray it starts and stops (rollout/pool/cluster.py: the one place that joins or starts Ray,
+fits the workers on the cluster's CPUs and counts them). Workers start on the first call and
+stay warm; one thread of the pool feeds them and collects their ends, so calls may overlap.
+The calls (each with an async twin: `arun`, `astream`, `astream_groups`): `run` (trajectories
+in request order), `stream` (each as it finishes), `stream_groups` (each complete group; extra
+samples against stragglers; a buffer of groups ahead of the trainer and a staleness bound:
+rollout/pool/group_flow.py), `cancel(group_id)`, `stats()`, and the weight calls (`pause`,
+`resume`, `set_weight_version`, `weight_update`): episodes run on through a trainer's weight
+swap. A call whose caller stops listening cancels its requests that have not ended; a call's
+own cancels touch only its own requests. Requests are checked once, when submitted or ahead
+with `check(requests)` (rollout/pool/checks.py, then against their domain and the config): a
+bad one raises InvalidInput naming the field before any of the call's episodes runs. The first
+call asks the workers whether they can read the keys the config and each new
+`Endpoint.api_key_env` name. Every request ends as a `Trajectory`: tau2's outcome, or a
+classified failure after `retry.max_attempts`, with the tokens of each policy call when
+`llm.capture` is on. docs/pool.md is the manual.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import dataclasses
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Optional, Union
 
 from rollout.core.config import RolloutConfig, load_config, validate
 from rollout.core.failures import InvalidInput
 from rollout.env.task_sets import register_task_sets
+from rollout.pool.async_calls import AsyncCalls, Requests
 from rollout.pool.checks import check_requests
 from rollout.pool.cluster import check_local_fit, cluster_cpus, connect, disconnect, worker_count
-from rollout.pool.config import RayConfig, RetryConfig, check_pool
+from rollout.pool.config import RayConfig, RetryConfig, check_pool, typed_section
 from rollout.pool.dispatch import Dispatcher, NoWorkersLeft
 from rollout.pool.group_flow import GroupFlow
-from rollout.pool.requests import Endpoint, RolloutRequest, ValidRequest
+from rollout.pool.requests import Endpoint, ValidRequest
 from rollout.pool.stats import PoolStats
 from rollout.pool.weights import WeightState
 from rollout.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1
-Requests = Iterable[Union[RolloutRequest, ValidRequest]]  # ValidRequest: checked by this pool's `check` already
 __all__ = ["NoWorkersLeft", "RolloutPool"]
 
 
-def _typed(cls, value, name: str):
-    """`value` as a `cls` (None: the defaults; a dict: its fields). Raises InvalidInput naming the valid keys."""
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    valid = ", ".join(f.name for f in dataclasses.fields(cls))
-    if isinstance(value, Mapping) and not isinstance(value, dict):  # e.g. an OmegaConf DictConfig (verl's YAML)
-        value = {str(k): value[k] for k in value}
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{name}= is {type(value).__name__}: valid: a dict with keys {valid}, or a {cls.__name__}")
-    unknown = sorted(str(k) for k in value if k not in {f.name for f in dataclasses.fields(cls)})
-    if unknown:
-        raise InvalidInput(f"{name}= has unknown keys {', '.join(unknown)}: valid: {valid}")
-    return cls(**value)
-
-
-class RolloutPool:
+class RolloutPool(AsyncCalls):
     """See the module doc. `config`: a RolloutConfig, or its overrides (a dict or `key=value` list)."""
 
     def __init__(
@@ -110,7 +72,7 @@ class RolloutPool:
             self.cfg = config
         else:
             self.cfg = load_config(config)
-        self.ray_cfg, self.retry = _typed(RayConfig, ray, "ray"), _typed(RetryConfig, retry, "retry")
+        self.ray_cfg, self.retry = typed_section(RayConfig, ray, "ray"), typed_section(RetryConfig, retry, "retry")
         problems = check_pool(self.ray_cfg, self.retry)
         if problems:
             raise InvalidInput("; ".join(problems))
@@ -326,10 +288,11 @@ class RolloutPool:
                     except queue.Empty:
                         continue
                 received += 1
-                group = self._ended(flow, ids, position, item)
-                if group is not None:
+                self._ended(flow, ids, position, item)
+                while (group := self._next_group(flow)) is not None:
                     yield group
                     self._feed(flow, ids, lambda i, item: inbox.put((i, item)))  # the trainer may have moved the version
+                self._feed(flow, ids, lambda i, item: inbox.put((i, item)))  # groups run again
         finally:
             self._cancel_unfinished(ids)
 
@@ -354,18 +317,21 @@ class RolloutPool:
             first = len(ids)
             ids += self._submit(requests, lambda i, item: deliver(first + i, item))
 
-    def _ended(self, flow: GroupFlow, ids: list[int], position: int, item: Any) -> Optional[list[Trajectory]]:
-        """One end of a stream_groups call: the group it completes (if any), stragglers cancelled,
-        stale groups counted and regenerated."""
+    def _ended(self, flow: GroupFlow, ids: list[int], position: int, item: Any) -> None:
+        """One end of a stream_groups call: to the flow, and its stragglers cancelled."""
         if isinstance(item, BaseException):
             raise item
-        stale = flow.stale_groups
-        group = flow.ended(position, item)
-        if flow.stale_groups > stale:
-            self.counters.stale_group()
+        flow.ended(position, item)
         cancel = [ids[p] for p in flow.to_cancel()]
         if cancel and self.dispatcher is not None:
             self.dispatcher.cancel_jobs(cancel)
+
+    def _next_group(self, flow: GroupFlow) -> Optional[list[Trajectory]]:
+        """The flow's next group to hand back (stale ones it drops are counted)."""
+        stale = flow.stale_groups
+        group = flow.next_group()
+        for _ in range(flow.stale_groups - stale):
+            self.counters.stale_group()
         return group
 
     def cancel(self, group_id: str) -> None:
@@ -435,71 +401,6 @@ class RolloutPool:
                 self._weights.policy = policy or self._weights.policy
             if self.dispatcher is not None:
                 self.dispatcher.broadcast(self._weights.calls(started=True))
-
-    # ---- async twins -----------------------------------------------------------------------
-    async def _astream(self, requests: Requests, ids_out: Optional[list] = None) -> AsyncIterator[tuple[int, Trajectory]]:
-        requests = self.check(requests)
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue = asyncio.Queue()
-        if self.dispatcher is None:  # in this thread: starting Ray wants the main thread (its signal handlers)
-            self.start({r.episode.domain for r in requests})
-        ids = self._submit(requests, lambda i, item: loop.call_soon_threadsafe(inbox.put_nowait, (i, item)))
-        if ids_out is not None:
-            ids_out += ids
-        try:
-            for _ in range(len(ids)):
-                i, item = await inbox.get()
-                if isinstance(item, BaseException):
-                    raise item
-                yield i, item
-        finally:
-            self._cancel_unfinished(ids)
-
-    async def astream(self, requests: Requests) -> AsyncIterator[Trajectory]:
-        """`stream` for an event loop (nothing blocks the loop)."""
-        async with contextlib.aclosing(self._astream(requests)) as items:
-            async for _, trajectory in items:
-                yield trajectory
-
-    async def arun(self, requests: Requests) -> list[Trajectory]:
-        requests = list(requests)
-        out: list[Optional[Trajectory]] = [None] * len(requests)
-        async with contextlib.aclosing(self._astream(requests)) as items:
-            async for i, trajectory in items:
-                out[i] = trajectory
-        return out
-
-    async def astream_groups(
-        self,
-        requests: Requests,
-        *,
-        extra_samples: int = 0,
-        ahead: Optional[int] = None,
-        max_staleness: Optional[int] = None,
-        groups_per_step: Optional[int] = None,
-    ) -> AsyncIterator[list[Trajectory]]:
-        flow = self._group_flow(requests, extra_samples, ahead, max_staleness, groups_per_step)
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue = asyncio.Queue()
-        ids: list[int] = []
-
-        def deliver(i: int, item: Any) -> None:
-            loop.call_soon_threadsafe(inbox.put_nowait, (i, item))
-
-        if self.dispatcher is None:  # in this thread: starting Ray wants the main thread (its signal handlers)
-            self.start()
-        try:
-            self._feed(flow, ids, deliver)
-            received = 0
-            while not flow.done or received < len(ids):  # then the call's cancelled stragglers' ends
-                flow.check_waiting()
-                received += 1
-                group = self._ended(flow, ids, *(await inbox.get()))
-                if group is not None:
-                    yield group
-                    self._feed(flow, ids, deliver)
-        finally:
-            self._cancel_unfinished(ids)
 
 
 def _ignore(item: Any) -> None:

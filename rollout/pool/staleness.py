@@ -6,18 +6,21 @@ oldest token's version. `max_staleness` = η bounds that age (AReaL's η, SkyRL'
 `max_staleness_steps`, prime-rl's `max_off_policy_steps`): η = 0 trains only on tokens of the
 weights being trained.
 
-Two rules keep a `stream_groups` call inside the bound:
+Three rules keep a `stream_groups` call inside the bound:
 
 - **Admission** (the rule of AReaL and SkyRL): with `groups_per_step` = B groups per training
   step, the call starts its n-th group (counting from 0) only while
-  `n < (V - V0 + η + 1) * B`, V the current version and V0 the version when the call began. A
-  group started at version v is then, when groups come back in the order they started, taken
-  by the trainer at version v + η at the latest: the pool does not start an episode that could
-  not finish within the bound.
-- **At hand-over**: a group that finished out of order and would still be older than the bound
-  (its oldest token older than V - η) is not handed to the trainer: the whole group is dropped
-  (a group's samples are only comparable together) and its requests run again from the start
-  (regenerated); both are counted in `stats()["staleness"]`.
+  `n < (V - V0 + η + 1) * B`, V the current version and V0 the version when the call began.
+- **Hand-over in start order**: groups are handed back in the order they started; a group that
+  completes early waits for those started before it (the pool keeps running others meanwhile).
+  With the trainer taking B groups per step, the n-th group is then taken at version
+  V0 + n // B, and admission makes that at most its start version + η: the bound holds
+  exactly, nothing is dropped for having been overtaken, and long tasks are not starved by
+  short ones (out-of-order hand-over would drop slow groups again and again).
+- **At hand-over**, a group older than the bound all the same (a trainer that takes more or
+  fewer groups per step than it said) is not handed to the trainer: the whole group is dropped
+  (a group's samples are only comparable together) and its requests run again from the start,
+  behind the groups already started; both are counted in `stats()["stale_groups"]`.
 
 Without a weight version (none set on the pool and none on the tokens) nothing is bounded.
 """

@@ -191,7 +191,7 @@ def test_ray_and_retry_sections_may_be_any_mapping():
     from omegaconf import OmegaConf
 
     from rollout.pool.config import RayConfig, RetryConfig
-    from rollout.pool.pool import _typed
+    from rollout.pool.config import typed_section as _typed
 
     assert _typed(RayConfig, OmegaConf.create({"num_workers": 3}), "ray").num_workers == 3
     assert _typed(RetryConfig, OmegaConf.create({"max_attempts": 1}), "retry").max_attempts == 1

@@ -50,9 +50,16 @@ def finish(flow: GroupFlow, started: list[RolloutRequest], first: int, oldest=No
     """End the requests started at positions first.. (as the pool would), returning the groups handed back."""
     out = []
     for position in range(first, first + len(started)):
-        g = flow.ended(position, ended(flow.groups.requests[position], oldest=oldest))
-        if g is not None:
-            out.append(g)
+        out += end(flow, position, ended(flow.groups.requests[position], oldest=oldest))
+    return out
+
+
+def end(flow: GroupFlow, position: int, trajectory) -> list:
+    """One end, and the groups it lets the flow hand back."""
+    flow.ended(position, trajectory)
+    out = []
+    while (group := flow.next_group()) is not None:
+        out.append(group)
     return out
 
 
@@ -103,9 +110,9 @@ def test_a_group_older_than_the_bound_is_dropped_whole_and_regenerated():
     assert flow.stale_groups == 1 and not flow.done
     again = flow.to_submit()
     assert [(r.request.task_id, r.request.sample) for r in again] == [("a", 0), ("a", 1)]
-    assert flow.ended(1, ended(started[1], oldest=0)) is None  # a straggler of the earlier run: ignored
-    assert flow.ended(2, ended(again[0], oldest=2)) is None
-    handed = flow.ended(3, ended(again[1], oldest=2))
+    assert end(flow, 1, ended(started[1], oldest=0)) == []  # a straggler of the earlier run: ignored
+    assert end(flow, 2, ended(again[0], oldest=2)) == []
+    (handed,) = end(flow, 3, ended(again[1], oldest=2))
     assert [t.oldest_version for t in handed] == [2, 2] and flow.done
 
 
@@ -130,8 +137,8 @@ def test_extra_samples_and_stragglers_are_cancelled_once_a_group_is_complete():
     flow = flow_of(group("a"), ahead=1, extra_samples=2)
     started = flow.to_submit()
     assert len(started) == 4
-    assert flow.ended(0, ended(started[0])) is None
-    assert len(flow.ended(1, ended(started[1]))) == 2
+    assert end(flow, 0, ended(started[0])) == []
+    assert [len(g) for g in end(flow, 1, ended(started[1]))] == [2]
     assert flow.to_cancel() == [0, 1, 2, 3] and flow.to_cancel() == []
 
 
@@ -160,3 +167,22 @@ def test_bad_arguments_name_what_is_valid(kw, match):
 def test_the_bound_is_none_without_max_staleness():
     assert StalenessBound.of(None, None) is None
     assert StalenessBound.of(0, 4) == StalenessBound(0, 4)
+
+
+def test_under_a_bound_groups_are_handed_back_in_the_order_they_started():
+    """A group that completes early waits for those started before it: the bound then holds by
+    admission alone, and a slow group is never overtaken into staleness and dropped."""
+    version = Clock(0)
+    flow = flow_of(iter(group("slow") + group("fast")), version, max_staleness=0, groups_per_step=2)
+    started = flow.to_submit()
+    slow, fast = started[:2], started[2:4]
+    assert finish(flow, fast, 2, oldest=0) == []  # complete, but the slow group started first
+    handed = finish(flow, slow, 0, oldest=0)
+    assert [g[0].group_id for g in handed] == ["mock/slow", "mock/fast"] and flow.stale_groups == 0
+
+
+def test_without_a_bound_groups_are_handed_back_as_they_complete():
+    flow = flow_of(group("slow") + group("fast"))
+    flow.to_submit()
+    handed = finish(flow, flow.groups.requests[2:4], 2)
+    assert [g[0].group_id for g in handed] == ["mock/fast"]
