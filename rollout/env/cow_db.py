@@ -15,8 +15,10 @@ gold and no-op episode of every domain).
 `fast_db_hash(db, template_json(template))` computes exactly tau2's DB hash
 (`sha256(json.dumps(db.model_dump(), sort_keys=True, default=str))`): the template's
 tables are serialised once, and a copy's hash streams the template's bytes between the
-records the episode changed, added or removed, serialising only those. Tests check it
-against tau2's hash after every kind of change.
+records the episode changed, added or removed, serialising only those (a record taken by key
+but left as it was counts as unchanged). The template's own hash state is saved along its
+tables, so a copy's hash starts at its first changed record, and a copy with no change has the
+template's hash. Tests check it against tau2's hash after every kind of change.
 """
 
 from __future__ import annotations
@@ -146,20 +148,59 @@ class TableJson:
         """Entries a..b-1 (a < b) with their inner separators."""
         return memoryview(self.body)[self.bounds[a] : self.bounds[b] - 2]
 
+    def entry(self, i: int) -> memoryview:
+        return self.span(i, i + 1)
+
+    def end(self, i: int) -> int:
+        """Offset in `body` where entries 0..i-1 end (0 for none)."""
+        return self.bounds[i] - 2 if i else 0
+
+
+Piece = Union[bytes, tuple[TableJson, int, int]]  # literal bytes, or the template's entries a..b-1
+
+CHECKPOINT_BYTES = 1 << 16  # a saved hash state at least every this many bytes of a table
+
 
 class TemplateJson:
-    """A template database's record tables serialised once (`tables`), and a small memo of
-    hashes already computed, keyed by a digest of everything that differs from the template
-    (the evaluator hashes its gold and predicted databases, which usually end up equal).
-    Thread-safe."""
+    """A template database's record tables serialised once (`tables`), its own serialisation
+    as pieces (`stream`) and hash, the hash's state saved along the tables (`states`: every
+    CHECKPOINT_BYTES, at entry boundaries, so a copy's hash resumes at its first change), and
+    a small memo of hashes already computed, keyed by a digest of everything that differs from
+    the template (the evaluator hashes its gold and predicted databases, which usually end up
+    equal). Thread-safe."""
 
     MEMO_SIZE = 256
 
-    def __init__(self, tables: dict[str, TableJson]):
+    def __init__(self, tables: dict[str, TableJson], stream: list[Piece] = ()):
         self.tables = tables
         self.record_fields = frozenset(tables)  # the fields `cow_copy` shares copy-on-write
+        self.stream = list(stream)
+        self.states: dict[int, tuple[list[int], list[Any]]] = {}  # id(table) -> (entry indices, states there)
+        h = hashlib.sha256()
+        for piece in self.stream:
+            if isinstance(piece, bytes):
+                h.update(piece)
+                continue
+            t, indices, states = piece[0], [0], [h.copy()]
+            for i in range(1, len(t.keys) + 1):
+                if t.end(i) - t.end(indices[-1]) >= CHECKPOINT_BYTES or i == len(t.keys):
+                    h.update(memoryview(t.body)[t.end(indices[-1]) : t.end(i)])
+                    indices.append(i)
+                    states.append(h.copy())
+            self.states[id(t)] = (indices, states)
+        self.digest = h.hexdigest()
         self._memo: OrderedDict[bytes, str] = OrderedDict()
         self._lock = threading.Lock()
+
+    def resumed(self, t: TableJson, x: int):
+        """A hash that has taken the template's serialisation up to the end of entry x-1 of `t`
+        (up to the table's opening brace for x = 0)."""
+        indices, states = self.states[id(t)]
+        k = bisect.bisect_right(indices, x) - 1
+        h = states[k].copy()
+        if indices[k] < x:
+            h.update(memoryview(t.body)[t.end(indices[k]) : t.end(x)])
+        return h
 
     def lookup(self, key: bytes) -> str | None:
         with self._lock:
@@ -183,41 +224,62 @@ def template_json(template: BaseModel) -> TemplateJson:
         for e in entries:
             bounds.append(bounds[-1] + len(e) + 2)
         out[name] = TableJson(keys, {k: i for i, k in enumerate(keys)}, b", ".join(entries), bounds)
-    return TemplateJson(out)
+    return TemplateJson(out, _pieces(cow_copy(template, frozenset(out)), out))
 
 
 def _entry(key, record: BaseModel) -> bytes:
     return f"{json.dumps(key)}: {json.dumps(record.model_dump(), sort_keys=True, default=str)}".encode()
 
 
-Piece = Union[bytes, tuple[TableJson, int, int]]  # literal bytes, or the template's entries a..b-1
-
-
 def fast_db_hash(db: BaseModel, template: TemplateJson) -> str:
     """tau2's hash of `db` (see module doc). Fields that are not copy-on-write tables of the
     template are serialised in full, as tau2 does."""
-    pieces: list[Piece] = [b"{"]
-    for i, name in enumerate(sorted(type(db).model_fields)):
-        pieces.append(f"{', ' if i else ''}{json.dumps(name)}: ".encode())
-        value = getattr(db, name)
-        if isinstance(value, CowDict) and name in template.tables:
-            pieces.append(b"{")
-            _table_pieces(pieces, value, template.tables[name])
-            pieces.append(b"}")
-        else:
-            pieces.append(json.dumps(db.model_dump(include={name})[name], sort_keys=True, default=str).encode())
-    pieces.append(b"}")
+    pieces = _pieces(db, template.tables)
     if not template.tables:  # nothing shared with the template: the pieces are the whole text
         return hashlib.sha256(b"".join(pieces)).hexdigest()  # type: ignore[arg-type]
     key = _describe(pieces)
     digest = template.lookup(key)
     if digest is None:
-        h = hashlib.sha256()
-        for piece in pieces:
-            h.update(piece if isinstance(piece, bytes) else piece[0].span(piece[1], piece[2]))
-        digest = h.hexdigest()
+        digest = _hash(pieces, template)
         template.remember(key, digest)
     return digest
+
+
+def _pieces(db: BaseModel, tables: dict[str, TableJson]) -> list[Piece]:
+    """`db` serialised as tau2's hash does: literal bytes, and spans of the template's tables
+    where the copy's records are still the template's."""
+    pieces: list[Piece] = [b"{"]
+    for i, name in enumerate(sorted(type(db).model_fields)):
+        pieces.append(f"{', ' if i else ''}{json.dumps(name)}: ".encode())
+        value = getattr(db, name)
+        if isinstance(value, CowDict) and name in tables:
+            pieces.append(b"{")
+            _table_pieces(pieces, value, tables[name])
+            pieces.append(b"}")
+        else:
+            pieces.append(json.dumps(db.model_dump(include={name})[name], sort_keys=True, default=str).encode())
+    pieces.append(b"}")
+    return pieces
+
+
+def _hash(pieces: list[Piece], template: TemplateJson) -> str:
+    """The sha256 of the pieces, resumed from the template's saved state at the first byte
+    where they differ from the template's own serialisation."""
+    stream = template.stream
+    for i, (piece, ours) in enumerate(zip(pieces, stream)):
+        if piece is ours or piece == ours:
+            continue
+        if isinstance(ours, tuple):  # the first table that differs: resume at its first change
+            if isinstance(piece, tuple) and piece[0] is ours[0] and piece[1] == 0:
+                h, rest = template.resumed(ours[0], piece[2]), pieces[i + 1 :]
+            else:
+                h, rest = template.resumed(ours[0], 0), pieces[i:]
+        else:  # a field outside the tables differs: from the start
+            h, rest = hashlib.sha256(), pieces
+        for p in rest:
+            h.update(p if isinstance(p, bytes) else p[0].span(p[1], p[2]))
+        return h.hexdigest()
+    return template.digest
 
 
 def _describe(pieces: list[Piece]) -> bytes:
@@ -232,18 +294,24 @@ def _describe(pieces: list[Piece]) -> bytes:
 
 
 def _table_pieces(pieces: list[Piece], table: CowDict, t: TableJson) -> None:
-    """Append `table`'s serialisation: template entries between the changed keys."""
+    """Append `table`'s serialisation: template entries between the records that differ from
+    the template's (a record taken by key but left as it was serialises to the template's
+    bytes and stays inside the span)."""
     added = [k for k in table.fresh if k not in t.index]
     removed = [k for k in t.keys if not dict.__contains__(table, k)] if len(table) != len(t.keys) + len(added) else []
     parts: list[Piece] = []
     pos = 0  # next template entry not yet emitted
     for key in sorted({*table.fresh, *removed}):
         j = t.index.get(key)
+        present = dict.__contains__(table, key)
+        entry = _entry(key, dict.__getitem__(table, key)) if present else None
+        if j is not None and entry is not None and entry == t.entry(j):
+            continue  # unchanged: the template's entry stays in the span
         stop, pos_after = (j, j + 1) if j is not None else (bisect.bisect_left(t.keys, key),) * 2
         if pos < stop:
             parts.append((t, pos, stop))
-        if dict.__contains__(table, key):
-            parts.append(_entry(key, dict.__getitem__(table, key)))
+        if entry is not None:
+            parts.append(entry)
         pos = pos_after
     if pos < len(t.keys):
         parts.append((t, pos, len(t.keys)))

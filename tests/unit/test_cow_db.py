@@ -115,3 +115,32 @@ def _shared_mutables(a, b) -> list:
         inner = zip(a.values(), b.values()) if isinstance(a, dict) else zip(a, b)
         return ([a] if a is b else []) + [s for x, y in inner for s in _shared_mutables(x, y)]
     return []
+
+
+@pytest.mark.parametrize("domain", ["airline", "retail"])
+def test_hash_resumed_at_the_first_change_equals_tau2s(domain):
+    """A copy's hash resumes from the template's saved state at its first changed record: one
+    record replaced at every kind of position (first, next to a saved state, middle, last) of
+    every table, and two changes in two tables, hash as tau2's."""
+    from rollout.env.cow_db import _pieces
+
+    assets = load_domain(domain)
+    template = assets._db_json
+    for name, t in sorted(template.tables.items()):
+        saved = template.states[id(t)][0]
+        n = len(t.keys)
+        for i in sorted({0, 1, saved[1] - 1, saved[1], saved[1] + 1, n // 2, n - 1} & set(range(n))):
+            env = assets.new_environment(False)
+            table = getattr(env.tools.db, name)
+            table[t.keys[i]] = dict.__getitem__(table, t.keys[(i + 1) % n]).model_copy(deep=True)
+            assert env.get_db_hash() == get_dict_hash(env.tools.db.model_dump()), (domain, name, i)
+    env = assets.new_environment(False)
+    for name in sorted(template.tables)[-2:]:
+        table, keys = getattr(env.tools.db, name), template.tables[name].keys
+        table[keys[len(keys) // 3]] = dict.__getitem__(table, keys[0]).model_copy(deep=True)
+    assert env.get_db_hash() == get_dict_hash(env.tools.db.model_dump())
+    read_only = assets.new_environment(False)
+    for name, t in template.tables.items():
+        getattr(read_only.tools.db, name)[t.keys[len(t.keys) // 2]]  # taken by key, left as it was
+    assert _pieces(read_only.tools.db, template.tables) == template.stream  # no change: the template's own text
+    assert read_only.get_db_hash() == template.digest == get_dict_hash(assets._db.model_dump())
