@@ -27,6 +27,7 @@ from rollout.bench.pool_training import bench_p10
 from rollout.bench.scale import DEFAULT_SIZES, bench_p6
 from rollout.bench.token_in import bench_p11
 from rollout.bench.training import bench_p8
+from rollout.core.process_env import settle_heap
 from rollout.env.domains import load_domain
 
 DOMAINS = ("airline", "retail", "telecom")
@@ -90,6 +91,7 @@ async def _throughput(cfg, specs, in_flight: int) -> tuple[float, int]:
     episodes = [check_episode(s, cfg) for s in specs]
     async with EpisodeRunner(cfg, slots=in_flight) as runner:
         await runner.run(episodes[0])  # warm up the clients and the domain
+        settle_heap()  # as the pool's workers do once warm
         start = time.perf_counter()
         results = await runner.run_many(episodes)
         elapsed = time.perf_counter() - start
@@ -171,6 +173,7 @@ def bench_p3(episodes: int, latency: float, reps: int) -> dict:
                 episodes = [check_episode(s, cfg) for s in specs]
                 async with EpisodeRunner(cfg, slots=32) as runner:
                     await runner.run(episodes[0])
+                    settle_heap()  # as the pool's workers do once warm
                     start = time.perf_counter()
                     await runner.run_many(episodes)
                     return time.perf_counter() - start

@@ -9,6 +9,9 @@ its own process) at a few in-flight levels, in one rollout process (EpisodeRunne
 - `server_ms`: the scripted server's own CPU per completion (its process, /proc/<pid>/stat),
   reported apart: on a real deployment the model is not on the rollout machine.
 
+After its warm-up episode the process settles its heap (`settle_heap`), as the pool's workers
+do after theirs.
+
 Then one cProfile run per domain splits the rollout process's CPU into components
 (`COMPONENTS`). Each profiled function's own time goes to the component of its file; a
 function that belongs to none (builtins, pydantic, copy, typing, ...) is charged to its
@@ -34,6 +37,7 @@ from typing import Optional
 from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner
 from rollout.bench.common import episode_config, scripted_process
+from rollout.core.process_env import settle_heap
 from rollout.env.domains import BENCHMARK_DOMAINS, load_domain
 
 DOMAINS = BENCHMARK_DOMAINS
@@ -170,6 +174,7 @@ async def _measure(
     episodes = [check_episode(s, cfg) for s in specs]
     async with EpisodeRunner(cfg, slots=in_flight) as runner:
         await runner.run(episodes[0])  # warm: clients, domain, caches
+        settle_heap()  # as the pool's workers do once warm
         served0, server0, cpu0 = server.completions(), server.cpu_s(), time.process_time()
         if profile:
             profile.enable()

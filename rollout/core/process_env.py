@@ -7,12 +7,15 @@ step). Importing `rollout` changes nothing in the process: the entry points (the
 `tau2-rollout` command, the pool's Ray workers, the aenv environment module, the scripted
 server, the bench, launch/areal_train.py) call `apply_defaults()` first thing, and so should a
 program that uses the library (before it imports tau2). `child_env()` is the environment for a
-process this project starts (Ray workers, aenv servers).
+process this project starts (Ray workers, aenv servers). `settle_heap()` keeps a warm
+long-lived process's objects out of the garbage collector's full collections; `frozen_heap()`
+does it for the length of one build.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from types import MappingProxyType
@@ -93,3 +96,29 @@ def ray_shutdown() -> None:
 
     with held_signals():
         ray.shutdown()
+
+
+def settle_heap() -> None:
+    """Leave every object alive now out of the garbage collector's later full collections
+    (`gc.collect()`, then `gc.freeze()`). For a long-lived process of this project (a pool
+    worker) once it holds what it keeps for its life (the libraries, the domains' tasks and
+    databases): otherwise each full collection walks those ~600,000 objects again, ~0.3 s that
+    stalls every episode in flight, about a tenth of the process's CPU while it runs episodes."""
+    gc.collect()
+    gc.freeze()
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Within the block, the objects alive at its start are left out of garbage collections
+    (`gc.freeze`), so a collection during a long build walks what the build allocates, not the
+    whole process; undone at the end (`gc.unfreeze`). A process that froze its heap already
+    (`settle_heap`) is left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -27,7 +27,7 @@ from rollout.agent.runner import EpisodeRunner
 from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, described, frames
-from rollout.core.process_env import apply_defaults, child_env
+from rollout.core.process_env import apply_defaults, child_env, settle_heap
 from rollout.pool.jobs import Job
 from rollout.pool.requests import Endpoint
 from rollout.trajectory import Trajectory
@@ -59,13 +59,15 @@ class RolloutWorker:
         return os.getpid()
 
     async def warmup(self, domains: list[str]) -> int:
-        """Load the domains' tasks and databases now; returns the actor's pid."""
+        """Load the domains' tasks and databases now, then settle the heap (what is loaded is
+        kept for the actor's life: `settle_heap`); returns the actor's pid."""
         from rollout.env.domains import load_domain
         from rollout.env.task_sets import register_task_sets
 
         await asyncio.to_thread(register_task_sets, self.cfg.task_sets)
         for domain in domains:
             await asyncio.to_thread(load_domain, domain)
+        settle_heap()
         return os.getpid()
 
     async def run(self, job: Job) -> Trajectory:

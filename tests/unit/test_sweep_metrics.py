@@ -55,3 +55,30 @@ def test_pass_hat_k_is_the_mean_of_tau2s_per_task_values():
     for k in range(1, 10):
         values = [pass_hat_k(len(v), sum(x == 1.0 for x in v), k) for v in by_task.values() if len(v) >= k]
         assert got[str(k)] == pytest.approx(sum(values) / len(values), rel=1e-12)
+
+
+def test_summary_is_built_with_the_heap_frozen_and_leaves_it_as_it_was():
+    """The records are read while the process's earlier objects are out of garbage collection
+    (a full collection during a 20,000-record build then walks only what the build allocates),
+    and the heap is unfrozen afterwards; a process that settled its heap stays settled."""
+    import gc
+
+    from rollout.core.process_env import settle_heap
+
+    frozen_while_reading = []
+
+    def records():
+        for i in range(3):
+            frozen_while_reading.append(gc.get_freeze_count())
+            yield ok("a", i)
+
+    assert gc.get_freeze_count() == 0
+    assert summarize(records(), num_samples=3)["all"]["episodes"] == 3
+    assert min(frozen_while_reading) > 0 and gc.get_freeze_count() == 0
+    settle_heap()
+    try:
+        settled = gc.get_freeze_count()
+        summarize(records(), num_samples=3)
+        assert gc.get_freeze_count() >= settled > 0
+    finally:
+        gc.unfreeze()
