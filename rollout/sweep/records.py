@@ -125,6 +125,7 @@ class SweepRecord(EpisodeResult):
             turns=[TurnRecord.from_dict(t) if t else None for t in line.turns or []],
             capture_errors=line.capture_errors or [],
             budget_reached=line.budget_reached,
+            episode_id=line.episode_id,
             attempts=line.attempts or 1,
             earlier_failures=[f.failure() for f in line.earlier_failures or []],
             worker=line.worker,
@@ -176,6 +177,7 @@ class _Line(BaseModel):
     turns: Optional[list[Optional[dict]]] = None  # token lists as written (TurnRecord.from_dict)
     capture_errors: Optional[list] = None
     budget_reached: Optional[StrictStr] = None
+    episode_id: Optional[StrictStr] = None
     attempts: Optional[StrictInt] = None
     earlier_failures: Optional[list[_Failure]] = None
     worker: Optional[StrictInt] = None

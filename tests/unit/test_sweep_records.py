@@ -132,6 +132,7 @@ def test_every_field_of_a_record_survives_the_log(tmp_path):
         turns=[TurnRecord([1, 2], [3], [-0.5], "stop", weight_version=4, message_index=1), None],
         capture_errors=["call 1: no tokens"],
         budget_reached="max_prompt_tokens",
+        episode_id="4f2a",
         attempts=2,
         earlier_failures=[Failure(FailureClass.ENV_ERROR, "gone")],
         worker=3,
