@@ -20,7 +20,7 @@ def test_docs_table_is_generated_from_bench_json(doc):
     assert in_docs == generated(bench), f"regenerate: python -m rollout.bench.table bench.json --write {doc}"
 
 
-ROW_IDS = [f"P{i}" for i in range(1, 12)]
+ROW_IDS = [f"P{i}" for i in range(1, 13)]
 
 
 def cells(line: str) -> list[str]:
