@@ -20,7 +20,7 @@ from collections import defaultdict
 
 import pytest
 
-from rollout.agent.episode import EpisodeSpec
+from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner, PolicyEndpoint
 from rollout.core.failures import InvalidInput
 from rollout.env.domains import load_domain
@@ -74,7 +74,7 @@ def run_through_swaps(
     async def main():
         async with EpisodeRunner(cfg) as runner:
             runner.weights.set(0)
-            task = asyncio.ensure_future(runner.run_many(episodes, concurrency=len(episodes)))
+            task = asyncio.ensure_future(runner.run_many([check_episode(e, cfg) for e in episodes], concurrency=len(episodes)))
             version = 0
             while True:
                 await asyncio.wait({task}, timeout=every_s)
@@ -221,7 +221,7 @@ def test_a_paused_runner_sends_no_policy_call():
         async def main():
             async with EpisodeRunner(cfg) as runner:
                 runner.weights.pause()
-                task = asyncio.ensure_future(runner.run_many(specs(), concurrency=4))
+                task = asyncio.ensure_future(runner.run_many([check_episode(e, cfg) for e in specs()], concurrency=4))
                 await asyncio.sleep(2.0)
                 held_at_start = sent()
                 runner.weights.resume()
@@ -256,7 +256,7 @@ def test_a_new_policy_endpoint_takes_every_call_sent_after_it():
 
         async def main():
             async with EpisodeRunner(cfg) as runner:
-                task = asyncio.ensure_future(runner.run_many(specs(), concurrency=4))
+                task = asyncio.ensure_future(runner.run_many([check_episode(e, cfg) for e in specs()], concurrency=4))
                 while sent(old) < 4:
                     await asyncio.sleep(0.01)
                 runner.weights.pause()
