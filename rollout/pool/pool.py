@@ -238,12 +238,7 @@ class RolloutPool(AsyncCalls):
             ids_out += ids
         try:
             for _ in range(len(ids)):
-                while True:
-                    try:
-                        i, item = inbox.get(timeout=0.5)  # a timeout keeps Ctrl-C / SIGTERM deliverable
-                        break
-                    except queue.Empty:
-                        continue
+                i, item = _next_end(inbox)
                 if isinstance(item, BaseException):
                     raise item
                 yield i, item
@@ -281,12 +276,7 @@ class RolloutPool(AsyncCalls):
             received = 0
             while not flow.done or received < len(ids):  # then the call's cancelled stragglers' ends
                 flow.check_waiting()
-                while True:
-                    try:
-                        position, item = inbox.get(timeout=0.5)  # a timeout keeps Ctrl-C / SIGTERM deliverable
-                        break
-                    except queue.Empty:
-                        continue
+                position, item = _next_end(inbox)
                 received += 1
                 self._ended(flow, ids, position, item)
                 while (group := self._next_group(flow)) is not None:
@@ -405,3 +395,13 @@ class RolloutPool(AsyncCalls):
 
 def _ignore(item: Any) -> None:
     """Where the end of a job whose caller stopped listening goes."""
+
+
+def _next_end(inbox: queue.Queue) -> tuple[int, Any]:
+    """The next (position, end) a call's inbox gets; waits in short slices, so that Ctrl-C and
+    SIGTERM stay deliverable to the waiting thread."""
+    while True:
+        try:
+            return inbox.get(timeout=0.5)
+        except queue.Empty:
+            continue
