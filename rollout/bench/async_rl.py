@@ -27,7 +27,7 @@ import time
 import urllib.request
 
 from rollout.bench.common import episode_config, scripted_process
-from rollout.bench.pool_training import DOMAINS, _local_ray, _medians
+from rollout.bench.pool_training import DOMAINS, LOCAL_RAY, _medians
 from rollout.env.domains import load_domain
 
 GOAL = 2.0
@@ -143,10 +143,10 @@ def bench_p12(
     ahead = 2 * groups_per_step
     runs: dict[str, list[dict]] = {"sync": [], "async": []}
     server_kw = {"model": "qwen3", "reasoning_parser": "qwen3", "token_latency_ms": token_latency_ms}
-    with scripted_process(latency, **server_kw) as server, _local_ray():
+    with scripted_process(latency, **server_kw) as server:
         extra = ["sampling=train", "llm.capture=token_in", f"llm.tokenizer={model_dir('qwen3')}", "llm.reasoning_parser=qwen3"]
         cfg = episode_config(server.url, *extra)
-        with RolloutPool(cfg, ray={"num_workers": 2, "slots_per_worker": max(1, slots // 2)}) as pool:
+        with RolloutPool(cfg, ray={"num_workers": 2, "slots_per_worker": max(1, slots // 2), **LOCAL_RAY}) as pool:
             pool.start(DOMAINS)
             pool.set_weight_version(0)
             kw = {"steps": steps, "group": group, "per_step": groups_per_step, "train_s": train_s}
