@@ -7,6 +7,7 @@ the machine it ran on.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import os
 import statistics
@@ -17,6 +18,7 @@ from typing import Optional
 
 from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner
+from rollout.bench.aiohttp_transport import TRANSPORTS, http_transport, ray_transport
 from rollout.bench.async_rl import bench_p12
 from rollout.bench.baselines import gold_script, play_in_gym, run_tau2_runner
 from rollout.bench.common import episode_config, scripted_server
@@ -86,8 +88,8 @@ def bench_p1(url: str, tasks: int, reps: int) -> dict:
 P2_DOMAIN = "telecom"
 
 
-async def _throughput(cfg, specs, in_flight: int) -> tuple[float, int]:
-    """(episodes per second, completions) with at most `in_flight` episodes at once."""
+async def _throughput(cfg, specs, in_flight: int) -> tuple[float, list[int]]:
+    """(episodes per second, each episode's completions) with at most `in_flight` episodes at once."""
     episodes = [check_episode(s, cfg) for s in specs]
     async with EpisodeRunner(cfg, slots=in_flight) as runner:
         await runner.run(episodes[0])  # warm up the clients and the domain
@@ -96,17 +98,27 @@ async def _throughput(cfg, specs, in_flight: int) -> tuple[float, int]:
         results = await runner.run_many(episodes)
         elapsed = time.perf_counter() - start
     assert all(r.reward == 1.0 for r in results), [r.failure for r in results if r.reward != 1.0][:3]
-    completions = sum(r.usage["agent"]["requests"] + r.usage["user"].get("requests", 0) for r in results)
-    return len(results) / elapsed, completions
+    return len(results) / elapsed, [r.usage["agent"]["requests"] + r.usage["user"].get("requests", 0) for r in results]
 
 
-def _ray_throughput(cfg, specs, in_flight: int, workers: int = 2) -> float:
+def packing_bound(completions: list[int], in_flight: int, latency: float) -> float:
+    """Episodes per second of a system with no overhead at all (every completion exactly
+    `latency`) that starts the episodes in order, each as soon as one of `in_flight` slots is
+    free: what the episodes' unequal lengths allow (the ideal assumes every slot busy to the end)."""
+    slots = [0.0] * in_flight
+    for c in completions:
+        heapq.heapreplace(slots, slots[0] + c * latency)
+    return len(completions) / max(slots)
+
+
+def _ray_throughput(cfg, specs, in_flight: int, workers: int = 2, transport: str = "fast_http") -> float:
     """Episodes per second of the same episodes on Ray (the rollout pool, `workers` actors on a
-    local Ray of `workers` CPUs, which the pool starts and stops)."""
+    local Ray of `workers` CPUs, which the pool starts and stops), the workers' clients over
+    `transport` (aiohttp_transport.TRANSPORTS)."""
     from rollout.pool import RolloutPool
 
     ray = {"num_workers": workers, "slots_per_worker": max(1, in_flight // workers), "num_cpus": workers, "object_store_mb": 256}
-    with RolloutPool(cfg, ray=ray) as pool:
+    with ray_transport(transport), RolloutPool(cfg, ray=ray) as pool:
         pool.start([P2_DOMAIN])
         pool.run(_requests(specs[:workers]))  # warm: clients, caches
         start = time.perf_counter()
@@ -122,25 +134,51 @@ def _requests(specs):
     return [RolloutRequest(s.domain, s.task_id, s.sample, seed=s.seed, solo=s.solo) for s in specs]
 
 
-def bench_p2(sizes: list[int], latency: float, episodes_per_slot: int, with_tau2: bool, with_ray: bool = True) -> dict:
+def bench_p2(
+    sizes: list[int],
+    latency: float,
+    episodes_per_slot: int,
+    with_tau2: bool,
+    with_ray: bool = True,
+    transports: tuple[str, ...] = ("fast_http",),
+) -> dict:
+    """The P2 rows. Each transport of `transports` after the first (the product's, fast_http)
+    runs the same episodes again with the clients over it, in one process and on Ray, in turn
+    with the first (`row[transport]`, rollout/bench/aiohttp_transport.py)."""
     out = {}
     ids = load_domain(P2_DOMAIN).task_ids()
     with scripted_server(latency) as url:
-        for n in sizes:  # n tasks x episodes_per_slot samples, the same episodes for both systems
+        for level, n in enumerate(sizes):  # n tasks x episodes_per_slot samples, the same episodes for both systems
             specs = [EpisodeSpec(P2_DOMAIN, ids[i], sample=k) for k in range(episodes_per_slot) for i in range(n)]
             count = len(specs)
-            eps, completions = asyncio.run(_throughput(episode_config(url), specs, n))
+            runs = {}
+            for transport in transports if level % 2 == 0 else transports[::-1]:  # in turn: drift hits both
+                with http_transport(transport):
+                    runs[transport] = asyncio.run(_throughput(episode_config(url), specs, n))
+            eps, per_episode = runs[transports[0]]
+            completions = sum(per_episode)
             ideal = n / (completions / count * latency)
+            bound = packing_bound(per_episode, n, latency)
             row = {
                 "eps_per_s": round(eps, 3),
                 "ideal_eps_per_s": round(ideal, 3),
                 "fraction_of_ideal": round(eps / ideal, 3),
                 "completions_per_episode": round(completions / count, 2),
+                "packing_bound_eps_per_s": round(bound, 3),
+                "packing_bound_of_ideal": round(bound / ideal, 3),
+                **{
+                    t: {"eps_per_s": round(runs[t][0], 3), "fraction_of_ideal": round(runs[t][0] / ideal, 3)}
+                    for t in transports[1:]
+                },
             }
             if with_ray:  # the same episodes fanned out to 2 worker processes
-                ray_eps = _ray_throughput(episode_config(url), specs, n)
-                row["ray_eps_per_s"] = round(ray_eps, 3)
-                row["ray_fraction_of_ideal"] = round(ray_eps / ideal, 3)
+                ray_eps = {}
+                for transport in transports if level % 2 else transports[::-1]:
+                    ray_eps[transport] = _ray_throughput(episode_config(url), specs, n, transport=transport)
+                row["ray_eps_per_s"] = round(ray_eps[transports[0]], 3)
+                row["ray_fraction_of_ideal"] = round(ray_eps[transports[0]] / ideal, 3)
+                for t in transports[1:]:
+                    row[t].update(ray_eps_per_s=round(ray_eps[t], 3), ray_fraction_of_ideal=round(ray_eps[t] / ideal, 3))
             if with_tau2:
                 tau2 = run_tau2_runner(P2_DOMAIN, ids[:n], url=url, concurrency=n, trials=episodes_per_slot)
                 row["tau2_runner_eps_per_s"] = round(tau2["eps_per_s"], 3) if tau2["eps_per_s"] else None
@@ -216,9 +254,12 @@ def run_rows(
     quick: bool = False,
     p6_sizes: Optional[list[int]] = None,
     on_row: Optional[Callable[[str, dict], None]] = None,
+    transports: tuple[str, ...] = TRANSPORTS,
 ) -> dict:
     """The report of the selected rows (`ROWS`), with `machine()`; `quick`: tiny sizes, a smoke
-    run. `on_row(row, figures)` is called as each row finishes."""
+    run. `on_row(row, figures)` is called as each row finishes. P2 (in one process and on Ray)
+    and P7 run with each of `transports` as the clients' HTTP transport (fast_http first, the
+    product's)."""
     q = quick
     report: dict = {"machine": machine(), "quick": q}
 
@@ -231,7 +272,8 @@ def run_rows(
         if "P1" in rows:
             done("P1", bench_p1(url, tasks=1 if q else 4, reps=1 if q else 3))
     if "P2" in rows:
-        done("P2", bench_p2([2] if q else [8, 32, 64], latency=0.2, episodes_per_slot=1 if q else 3, with_tau2=True))
+        sizes = [2] if q else [8, 32, 64]
+        done("P2", bench_p2(sizes, latency=0.2, episodes_per_slot=1 if q else 3, with_tau2=True, transports=transports))
     if "P3" in rows:
         done("P3", bench_p3(episodes=8 if q else 128, latency=0.05, reps=1 if q else 3))
     if "P4" in rows:
@@ -241,7 +283,8 @@ def run_rows(
     if "P6" in rows:
         done("P6", bench_p6(p6_sizes or list(QUICK_P6_SIZES if q else DEFAULT_SIZES), tasks=4 if q else 50))
     if "P7" in rows:
-        done("P7", bench_p7(in_flight=(2,), min_episodes=2, profile_in_flight=2, profile_episodes=2) if q else bench_p7())
+        quick_p7 = {"in_flight": (2,), "min_episodes": 2, "profile_in_flight": 2, "profile_episodes": 2} if q else {}
+        done("P7", bench_p7(transports=transports, **quick_p7))
     if "P8" in rows:
         done("P8", bench_p8(quick=q))
     if "P9" in rows:

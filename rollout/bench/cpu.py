@@ -10,7 +10,8 @@ its own process) at a few in-flight levels, in one rollout process (EpisodeRunne
   reported apart: on a real deployment the model is not on the rollout machine.
 
 After its warm-up episode the process settles its heap (`settle_heap`), as the pool's workers
-do after theirs.
+do after theirs. With `transports=("fast_http", "aiohttp")` every cell is measured again with
+aiohttp as the clients' HTTP transport (rollout/bench/aiohttp_transport.py), in turn with fast_http.
 
 Then one cProfile run per domain splits the rollout process's CPU into components
 (`COMPONENTS`). Each profiled function's own time goes to the component of its file; a
@@ -36,6 +37,7 @@ from typing import Optional
 
 from rollout.agent.episode import EpisodeSpec, check_episode
 from rollout.agent.runner import EpisodeRunner
+from rollout.bench.aiohttp_transport import http_transport
 from rollout.bench.common import episode_config, scripted_process
 from rollout.core.process_env import settle_heap
 from rollout.env.domains import BENCHMARK_DOMAINS, load_domain
@@ -199,16 +201,23 @@ def bench_p7(
     min_episodes: int = 16,
     profile_in_flight: int = 8,
     profile_episodes: int = 24,
+    transports: tuple[str, ...] = ("fast_http",),
 ) -> dict:
-    """The P7 row of bench.json (see module doc)."""
+    """The P7 row of bench.json (see module doc). Each transport of `transports` after the
+    first (the product's, fast_http) measures every cell again with the clients over it, in
+    turn with the first (`cell[transport]`)."""
     out: dict = {"goal_ms": GOAL_MS, "domains": {}, "profile": {}}
     with scripted_process() as server:
         cfg = episode_config(server.url)
         for domain in domains:
             row = {}
-            for n in in_flight:
+            for i, n in enumerate(in_flight):
                 specs = _specs(domain, max(min_episodes, episodes_per_slot * n))
-                row[str(n)] = asyncio.run(_measure(cfg, server, specs, n))
+                by_transport = {}
+                for transport in transports if i % 2 == 0 else transports[::-1]:  # in turn: drift hits both
+                    with http_transport(transport):
+                        by_transport[transport] = asyncio.run(_measure(cfg, server, specs, n))
+                row[str(n)] = {**by_transport[transports[0]], **{t: by_transport[t] for t in transports[1:]}}
             out["domains"][domain] = row
             profile, executor = cProfile.Profile(), ProfilingExecutor()
             asyncio.run(_measure(cfg, server, _specs(domain, profile_episodes), profile_in_flight, profile, executor))
@@ -226,5 +235,9 @@ def bench_p7(
     out["rollout_ms_max"] = max(c["rollout_ms"] for c in cells)
     out["rollout_ms_median"] = statistics.median(c["rollout_ms"] for c in cells)
     out["server_ms_median"] = statistics.median(c["server_ms"] for c in cells)
+    for transport in transports[1:]:  # its CPU per completion over fast_http's, cell by cell
+        out[f"{transport}_ratio_median"] = round(
+            statistics.median(c[transport]["rollout_ms"] / c["rollout_ms"] for c in cells), 3
+        )
     out["components"] = COMPONENTS
     return out

@@ -1,4 +1,4 @@
-"""`tau2-rollout bench [out=bench.json] [quick=true] [rows=[P1,P7]] [p6_sizes=[1000,5000]]`: the rollout system against its baselines.
+"""`tau2-rollout bench [out=bench.json] [quick=true] [rows=[P1,P7]] [p6_sizes=[1000,5000]] [aiohttp=false]`: the rollout system against its baselines.
 
 Each row runs the baseline side by side in the same run and reports the median of
 several repetitions; the scripted model server runs in a separate process.
@@ -7,7 +7,7 @@ several repetitions; the scripted model server runs in a separate process.
       (LocalSession) vs tau2's AgentGymEnv driven with the same actions
   P2  LLM-bound throughput (200 ms per completion; 8/32/64 episodes in flight): ours (one
       process, and on Ray with 2 workers) vs the ideal N / (completions per episode x
-      latency) and vs `tau2 run --max-concurrency N`
+      latency), the same episodes' packing bound, and `tau2 run --max-concurrency N`
   P3  Ray fan-out (2 workers) vs the same episodes in one process with plain asyncio
   P4  memory per in-flight airline episode vs the airline DB's in-memory size (rollout/bench/memory.py)
   P5  aenv backend: starting an episode on a reused instance vs on a fresh server
@@ -27,7 +27,9 @@ several repetitions; the scripted model server runs in a separate process.
 
 Keys: `out` (default bench.json), `quick` (true: tiny sizes, a smoke run, not a measurement),
 `rows` (a subset, e.g. `rows=[P1,P3]`; CPU is P7; default: all), `p6_sizes` (P6's sweep sizes
-in episodes; default [1000,5000,20000], quick: [4,8]).
+in episodes; default [1000,5000,20000], quick: [4,8]), `aiohttp` (default true: P2 (in one
+process and on Ray) and P7 also run with aiohttp as the clients' HTTP transport in place of
+fast_http, in turn with it; the rows get both; rollout/bench/aiohttp_transport.py).
 
 `python -m rollout.bench.table bench.json` prints the performance table of docs/performance.md.
 Exit status: 0 written; 2 bad input.
@@ -41,6 +43,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Optional
 
+from rollout.bench.aiohttp_transport import TRANSPORTS
 from rollout.bench.bench import ROWS, run_rows
 from rollout.core.command import CommandArgs, parse_args
 from rollout.core.failures import InvalidInput
@@ -56,6 +59,7 @@ class BenchArgs(CommandArgs):
     quick: bool = False
     rows: list[str] = field(default_factory=lambda: list(ROWS))
     p6_sizes: Optional[list[int]] = None
+    aiohttp: bool = True
 
 
 def selected_rows(args: BenchArgs) -> set[str]:
@@ -72,7 +76,8 @@ def selected_rows(args: BenchArgs) -> set[str]:
 def run(argv: list[str]) -> int:
     """The command (see module doc): its exit status; bad input raises InvalidInput."""
     args = parse_args(argv, BenchArgs)
-    report = run_rows(selected_rows(args), quick=args.quick, p6_sizes=args.p6_sizes, on_row=_print)
+    transports = TRANSPORTS if args.aiohttp else TRANSPORTS[:1]
+    report = run_rows(selected_rows(args), quick=args.quick, p6_sizes=args.p6_sizes, on_row=_print, transports=transports)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

@@ -23,6 +23,8 @@ def test_bench_quick_writes_its_json(tmp_path):
         assert set(report["P1"][domain]) == {"ours_s", "baseline_s", "speedup"}
     for row in report["P2"].values():
         assert {"eps_per_s", "ideal_eps_per_s", "fraction_of_ideal", "tau2_runner_eps_per_s"} <= set(row)
+        assert 0 < row["packing_bound_eps_per_s"] <= row["ideal_eps_per_s"]
+        assert row["aiohttp"]["eps_per_s"] > 0 and row["aiohttp"]["ray_eps_per_s"] > 0  # the same episodes over aiohttp
     assert {"ray_s", "inprocess_s", "overhead"} <= set(report["P3"])
     assert {"mib_per_episode", "db_mib", "ratio"} <= set(report["P4"])
     assert {"reused_s", "fresh_s"} <= set(report["P5"])
@@ -34,6 +36,7 @@ def test_bench_quick_writes_its_json(tmp_path):
     for domain in ("airline", "retail", "telecom"):
         for cell in report["P7"]["domains"][domain].values():
             assert cell["rollout_ms"] > 0 and cell["server_ms"] > 0 and cell["completions"] > 0
+            assert cell["aiohttp"]["rollout_ms"] > 0 and cell["aiohttp"]["completions"] == cell["completions"]
         assert abs(sum(report["P7"]["profile"][domain]["share"].values()) - 1) < 0.02
     p8 = report["P8"]
     assert p8["cpu"]["domains"]["telecom"]["training"]["rollout_ms_per_completion"] > 0
