@@ -14,7 +14,9 @@ aiohttp (1.5x / 1.6x) and 5.5 / 5.6 ms through openai's `AsyncOpenAI.chat.comple
 (33x / 31x). That is the HTTP A/B row, `python -m rollout.bench.http_ab` (one run, the
 clients interleaved, medians of 3), measured on a 2-core machine with Python 3.11.7, httpx
 0.28.1, aiohttp 3.14.5 and openai 3.57.0 (over httpx2 2.16.2), while other jobs kept the load
-average near 5.
+average near 5. End to end, aiohttp in its place (rollout/bench/aiohttp_transport.py) costs
+1.04-1.19x the rollout CPU per completion and 0.91-0.93x the pool's throughput at 64 episodes in
+flight (docs/performance.md, P2 and P7; the bench measures both on every run).
 
 Connections: an idle pooled connection the server has closed is dropped before use; one
 the server closes while the request is in flight, before any byte of answer, gets the
