@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import described
-from rollout.pool.cluster import worker_config
+from rollout.pool.cluster import cluster_cpus, worker_config
 from rollout.pool.worker import start_workers
 
 log = logging.getLogger(__name__)
@@ -247,10 +247,9 @@ def _kill(slot: Slot) -> None:
 
 
 def _cluster_cpus() -> float:
-    import ray
-
+    """`cluster_cpus()`, or infinity when Ray cannot say (a replacement is then tried)."""
     try:
-        return float(ray.cluster_resources().get("CPU", 0))
+        return cluster_cpus()
     except Exception as e:
         log.debug("Ray's cluster resources unknown (%s): trying anyway", described(e))
         return float("inf")  # unknown: try, the start deadline bounds the wait
