@@ -45,21 +45,35 @@ def server():
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
+def _ray_session():
+    """Shuts down, at the end of the session, the local Ray `ray_cluster` started."""
+    yield
+    import ray
+
+    from rollout.core.process_env import ray_shutdown
+
+    if ray.is_initialized():
+        ray_shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(_ray_session):
+    """A local Ray of 2 CPUs for the module, started when this process is connected to none
+    (an earlier module's is kept; tests/unit/conftest.py shuts it down before unit tests)."""
     import ray
 
     from rollout.core.process_env import child_env
 
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=256 * 2**20,
-        runtime_env={"env_vars": child_env()},
-        log_to_driver=False,
-    )
+    if not ray.is_initialized():
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=256 * 2**20,
+            runtime_env={"env_vars": child_env()},
+            log_to_driver=False,
+        )
     yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
 
 
 _LAYER_MARKS = {"unit": "unit", "integration": "integration", "ray": "ray"}

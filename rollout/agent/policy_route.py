@@ -60,8 +60,7 @@ class PolicyRoute:
         if self.weights is None:
             self.sent_version = None
             return
-        await self.weights.wait_open()
-        self.sent_version = self.weights.version
+        self.sent_version = await self.weights.open_to_send()
 
 
 @dataclass(frozen=True)

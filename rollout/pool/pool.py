@@ -28,7 +28,6 @@ classified failure after `retry.max_attempts`, with the tokens of each policy ca
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -44,8 +43,9 @@ from rollout.pool.cluster import check_local_fit, cluster_cpus, connect, disconn
 from rollout.pool.config import RayConfig, RetryConfig, check_pool, typed_section
 from rollout.pool.dispatch import Dispatcher, NoWorkersLeft
 from rollout.pool.group_flow import GroupFlow
-from rollout.pool.requests import Endpoint, ValidRequest
+from rollout.pool.requests import ValidRequest
 from rollout.pool.stats import PoolStats
+from rollout.pool.weight_calls import WeightCalls
 from rollout.pool.weights import WeightState
 from rollout.trajectory import Trajectory
 
@@ -54,7 +54,7 @@ POLL_S = 0.1
 __all__ = ["NoWorkersLeft", "RolloutPool"]
 
 
-class RolloutPool(AsyncCalls):
+class RolloutPool(AsyncCalls, WeightCalls):
     """See the module doc. `config`: a RolloutConfig, or its overrides (a dict or `key=value` list)."""
 
     def __init__(
@@ -333,64 +333,6 @@ class RolloutPool(AsyncCalls):
         """Live counters (see PoolStats), and the weight state (`weight_version`, `paused`)."""
         state = {"weight_version": self._weights.version, "paused": self._weights.paused}
         return {**self.counters.snapshot(self.dispatcher), **state}
-
-    # ---- the policy's weights ----------------------------------------------------------------
-    @property
-    def weight_version(self) -> Optional[int]:
-        """The weight version the workers were last told is served (None until one is set)."""
-        return self._weights.version
-
-    def pause(self) -> None:
-        """Hold every policy call not yet sent, in every worker, until `resume` (see
-        `weight_update`); returns once every placed worker holds them. Calls in flight run on."""
-        self._weights_changed(paused=True)
-
-    def resume(self) -> None:
-        """Let held and new policy calls go again."""
-        self._weights_changed(paused=False)
-
-    def set_weight_version(self, version: int, *, policy: Optional[Endpoint] = None) -> None:
-        """The weight version served from now on: tokens of policy calls sent from now on are
-        recorded with it (where the engine reports none). `policy`: the endpoint every policy call
-        sent from now on goes to, in running and new episodes (None keeps the one in force).
-        Raises InvalidInput naming a bad `version` (an integer, not below the current one) or
-        `policy` (an Endpoint)."""
-        self._check_weights(version, policy)
-        self._weights_changed(version=version, policy=policy)
-
-    @contextlib.contextmanager
-    def weight_update(self, version: int, *, policy: Optional[Endpoint] = None) -> Iterator[None]:
-        """`with pool.weight_update(v): <swap the engine's weights>`: pause, the body, then
-        `set_weight_version(v, policy=policy)` and resume. An exception in the body resumes
-        without setting the version. Bad input raises InvalidInput before anything is paused."""
-        self._check_weights(version, policy)
-        self.pause()
-        try:
-            yield
-            self.set_weight_version(version, policy=policy)
-        finally:
-            self.resume()
-
-    def _check_weights(self, version: Any, policy: Any) -> None:
-        if self._closed:
-            raise RuntimeError("this RolloutPool is closed: create a new one")
-        self._weights.check(version, policy)
-
-    def _weights_changed(self, *, paused: Optional[bool] = None, version: Optional[int] = None, policy=None) -> None:
-        """Record the weight state and tell the workers (once started; those started later are
-        told when they start)."""
-        if self._closed:
-            raise RuntimeError("this RolloutPool is closed: create a new one")
-        with self._start_lock:  # not while workers start: they are told the state the pool has then
-            if policy is not None and self.dispatcher is not None and policy.api_key_env not in (None, *self._keys_read):
-                self._check_keys(self.dispatcher, [policy.api_key_env])
-            if paused is not None:
-                self._weights.paused = paused
-            if version is not None:
-                self._weights.version = version
-                self._weights.policy = policy or self._weights.policy
-            if self.dispatcher is not None:
-                self.dispatcher.broadcast(self._weights.calls(started=True))
 
 
 def _ignore(item: Any) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from rollout.core.failures import InvalidInput
+from rollout.core.weights import PAUSE_GRACE_S
 from rollout.pool.requests import Endpoint
 
 
@@ -20,6 +21,7 @@ class WeightState:
     version: Optional[int] = None  # None until the trainer sets one
     paused: bool = False
     policy: Optional[Endpoint] = None  # None: each request's own endpoint
+    grace_s: float = PAUSE_GRACE_S  # the pause's: for the request a worker sent last to reach the engine
 
     def check(self, version: Any, policy: Any) -> None:
         """InvalidInput naming a bad `version` (an integer, not below the current one) or `policy`."""
@@ -30,6 +32,12 @@ class WeightState:
         if policy is not None and not isinstance(policy, Endpoint):
             raise InvalidInput(f"policy= is {type(policy).__name__}: valid: an Endpoint(base_url, ...) or None")
 
+    @staticmethod
+    def check_grace(grace_s: Any) -> None:
+        """InvalidInput naming a bad pause `grace_s` (seconds from 0 to 60)."""
+        if isinstance(grace_s, bool) or not isinstance(grace_s, (int, float)) or not 0 <= grace_s <= 60:
+            raise InvalidInput(f"grace_s={grace_s!r}: valid: seconds from 0 to 60")
+
     def calls(self, started: bool) -> list[tuple[str, tuple]]:
         """The worker calls that put a worker in this state (none while it is the initial one;
         `started`: workers exist that may have been paused)."""
@@ -37,7 +45,7 @@ class WeightState:
         if self.version is not None:
             calls.append(("set_weights", (self.version, self.policy)))
         if self.paused:
-            calls.append(("pause", ()))
+            calls.append(("pause", (self.grace_s,)))
         elif calls or started:
             calls.append(("resume", ()))
         return calls

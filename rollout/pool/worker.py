@@ -28,6 +28,7 @@ from rollout.core.clock import EpisodeClock
 from rollout.core.config import RolloutConfig
 from rollout.core.failures import EpisodeFailure, Failure, FailureClass, InvalidInput, described, frames
 from rollout.core.process_env import apply_defaults, child_env, settle_heap
+from rollout.core.weights import PAUSE_GRACE_S
 from rollout.pool.jobs import Job
 from rollout.pool.requests import Endpoint
 from rollout.trajectory import Trajectory
@@ -88,9 +89,11 @@ class RolloutWorker:
             self._clocks.pop(job.id, None)
         return job.trajectory(result, worker=self.worker_id)
 
-    async def pause(self) -> None:
-        """Hold this worker's policy calls not yet sent (rollout/core/weights.py)."""
+    async def pause(self, grace_s: float = PAUSE_GRACE_S) -> None:
+        """Hold this worker's policy calls not yet sent; return once the one it sent last has had
+        `grace_s` to reach the engine (rollout/core/weights.py)."""
         self.runner.weights.pause()
+        await self.runner.weights.settle(grace_s)
 
     async def resume(self) -> None:
         """Let this worker's held and new policy calls go."""

@@ -34,8 +34,8 @@ pytestmark = pytest.mark.integration
 TOKEN_LATENCY_S = 0.004  # a 50-token completion is in flight for 0.2 s
 SWAP_EVERY_S = 0.15  # token-in: a call continued after each swap finishes however long it is
 # chat: a call sent again from scratch needs a whole generation between two swaps (the longest
-# completion here, 105 tokens, takes 0.21 s)
-CHAT_TOKEN_LATENCY_S, CHAT_SWAP_EVERY_S = 0.002, 0.35
+# completion here, 105 tokens, takes 0.42 s)
+CHAT_TOKEN_LATENCY_S, CHAT_SWAP_EVERY_S = 0.004, 0.5
 
 
 def specs() -> list[EpisodeSpec]:
@@ -65,11 +65,11 @@ def swap_over_http(server, version: int) -> dict:
 
 
 def run_through_swaps(
-    server, cfg, episodes: list[EpisodeSpec], every_s: float = SWAP_EVERY_S, tell_runner: bool = True
+    server, cfg, episodes: list[EpisodeSpec], every_s: float = SWAP_EVERY_S, tell_runner: bool = True, grace_s: float = 0.05
 ) -> tuple[list, int]:
-    """Run the episodes while the weights are swapped every `every_s`: pause, swap the server's
-    weights, set the new version, resume (`tell_runner` False: the server's swap alone).
-    (results, the last version)."""
+    """Run the episodes while the weights are swapped every `every_s`: pause, give the request
+    sent last `grace_s` to reach the server, swap the server's weights, set the new version,
+    resume (`tell_runner` False: the server's swap alone). (results, the last version)."""
 
     async def main():
         async with EpisodeRunner(cfg) as runner:
@@ -83,6 +83,7 @@ def run_through_swaps(
                 version += 1
                 if tell_runner:
                     runner.weights.pause()
+                    await runner.weights.settle(grace_s)
                 assert (await asyncio.to_thread(swap_over_http, server, version))["version"] == str(version)
                 if tell_runner:
                     runner.weights.set(version)
@@ -167,6 +168,23 @@ def test_token_in_calls_are_continued_token_for_token(name, engine, model, parse
         assert None not in versions and max(versions) <= last
     assert continued_with_tokens >= 1, "no call was aborted with tokens generated: nothing was continued"
     assert any(len({v for t in r.turns for v in t.completion_versions}) > 1 for r in results)
+
+
+def test_a_call_sent_just_before_a_pause_is_generated_by_the_weights_it_was_sent_under():
+    """Requests take 30 ms to reach the engine (vLLM reports no version): the runner's pause
+    gives the request sent last 0.1 s to arrive before the swap, so every token's version, the
+    one current when its request was sent, is the one the server generated it under. With no
+    grace a request sent just before the pause arrives after the swap and is stamped a version
+    too old."""
+    with ScriptedServer("oracle", weight_version="0", token_latency_s=TOKEN_LATENCY_S) as server:
+        server.weights.arrival_s = 0.03
+        results, last = run_through_swaps(server, config(server, "token_in"), specs(), grace_s=0.1)
+        episodes, log = episode_ids(server), log_by_episode(server)
+    assert last >= 3
+    for r in results:
+        assert r.ok and r.reward == 1.0, (r.task_id, r.failure)
+        served = [int(v) for g in log[episodes[(r.domain, r.task_id)]] for v in g["versions"]]
+        assert [v for t in r.turns for v in t.completion_versions] == served, r.task_id
 
 
 def test_the_version_sglang_reports_is_each_tokens():
@@ -285,6 +303,8 @@ def test_a_new_policy_endpoint_takes_every_call_sent_after_it():
         (lambda p: p.set_weight_version(-1), "version=-1"),
         (lambda p: p.set_weight_version(2, policy="http://127.0.0.1:9/v1"), "policy= is str"),
         (lambda p: p.weight_update(1.5).__enter__(), "version=1.5"),
+        (lambda p: p.pause(grace_s=-1), "grace_s=-1"),
+        (lambda p: p.weight_update(1, grace_s="0.1").__enter__(), "grace_s='0.1'"),
     ],
 )
 def test_bad_weight_calls_are_refused_naming_the_field(call, named):

@@ -79,6 +79,7 @@ def test_summary_is_built_with_the_heap_frozen_and_leaves_it_as_it_was():
     try:
         settled = gc.get_freeze_count()
         summarize(records(), num_samples=3)
-        assert gc.get_freeze_count() >= settled > 0
+        # still frozen (an unfreeze leaves 0); frozen objects other threads free lower the count a little
+        assert gc.get_freeze_count() > 0.9 * settled > 0
     finally:
         gc.unfreeze()
