@@ -27,8 +27,8 @@ def agent_requests(server) -> int:
 
 def test_pool_runs_episodes_through_two_weight_updates(ray_cluster):
     with (
-        ScriptedServer("oracle", weight_version="0", token_latency_s=0.004) as old,
-        ScriptedServer("oracle", weight_version="2", token_latency_s=0.004) as new,
+        ScriptedServer("oracle", weight_version="0", token_latency_s=0.01) as old,
+        ScriptedServer("oracle", weight_version="2", token_latency_s=0.01) as new,
     ):
         config = [
             f"llm.base_url={old.url}",
