@@ -23,7 +23,6 @@ import os
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Optional, Union
-from urllib.parse import quote, urlsplit
 
 import aiohttp
 import yarl
@@ -31,9 +30,9 @@ import yarl
 from rollout.core import clients
 from rollout.core.clock import current as episode_clock
 from rollout.core.fast_http import EndpointError, JsonHttpClient, with_retries
-from rollout.core.fast_http.client import _ssl_context
+from rollout.core.fast_http.client import _ssl_context, split_base_url
 from rollout.core.fast_http.proxy import env_proxy
-from rollout.core.fast_http.wire import PATH_SAFE, merge_headers, quoted_path
+from rollout.core.fast_http.wire import merge_headers, quoted_path
 
 TRANSPORTS = ("fast_http", "aiohttp")
 RAY_HOOK_VARIABLE = "RAY_RUNTIME_ENV_HOOK"
@@ -55,13 +54,9 @@ class AiohttpJsonClient:
         verify: Union[bool, str, os.PathLike, ssl.SSLContext] = True,
         trust_env: bool = True,
     ):
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"base_url must be http(s)://..., got {base_url!r}")
-        self._host = parts.hostname or "localhost"
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        parts, self._host, port, path = split_base_url(base_url)
         self._ssl = _ssl_context(verify) if parts.scheme == "https" else False
-        self._base = f"{parts.scheme}://{parts.netloc}{quote(parts.path.rstrip('/'), safe=PATH_SAFE)}"
+        self._base = f"{parts.scheme}://{parts.netloc}{path}"
         proxy, _ = env_proxy(parts.scheme, self._host, port) if trust_env else (None, "")
         self._proxy = f"http://{proxy[0]}:{proxy[1]}" if proxy else None
         self._proxy_headers = {"Proxy-Authorization": proxy[2]} if proxy and proxy[2] else None

@@ -52,7 +52,6 @@ class WeightCalls:
         in the body resumes without setting the version. Bad input raises InvalidInput before
         anything is paused."""
         self._check_weights(version, policy)
-        WeightState.check_grace(grace_s)
         self.pause(grace_s=grace_s)
         try:
             yield

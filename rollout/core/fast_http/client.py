@@ -9,7 +9,7 @@ import os
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Optional, Union
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from rollout.core.clock import current as episode_clock
 from rollout.core.fast_http.proxy import env_proxy
@@ -18,6 +18,19 @@ from rollout.core.fast_http.wire import PATH_SAFE, ProtocolError, head_bytes, me
 
 # an exchange that fails with one of these is retried like a broken connection
 CONNECTION_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ProtocolError)
+
+
+def split_base_url(base_url: str) -> tuple[SplitResult, str, int, str]:
+    """An endpoint's base URL as a client reads it: (its parts, the host (IDNA for a non-ASCII
+    name), the port (the scheme's default when none is given), the path quoted, without a
+    trailing slash). ValueError unless it is http(s)."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"base_url must be http(s)://..., got {base_url!r}")
+    host = parts.hostname or "localhost"
+    host = host if host.isascii() else host.encode("idna").decode("ascii")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts, host, port, quote(parts.path.rstrip("/"), safe=PATH_SAFE)
 
 
 class JsonHttpClient:
@@ -34,14 +47,8 @@ class JsonHttpClient:
         verify: Union[bool, str, os.PathLike, ssl.SSLContext] = True,
         trust_env: bool = True,
     ):
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"base_url must be http(s)://..., got {base_url!r}")
-        host = parts.hostname or "localhost"
-        self._host = host if host.isascii() else host.encode("idna").decode("ascii")
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        parts, self._host, self._port, self._path = split_base_url(base_url)
         self._ssl = _ssl_context(verify) if parts.scheme == "https" else None
-        self._path = quote(parts.path.rstrip("/"), safe=PATH_SAFE)
         bracketed = f"[{self._host}]" if ":" in self._host else self._host
         self._authority = f"{bracketed}:{self._port}"  # CONNECT's target, absolute-form requests
         default_port = self._port == (443 if parts.scheme == "https" else 80)
